@@ -1,0 +1,95 @@
+// v4flash: one executable, many subcommands (serve, inspect, synth, logits, generate, tokenize, ...).
+#include <cstdio>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+
+#include "cli/command.h"
+
+namespace v4::cli {
+
+std::map<std::string, Command>& registry() {
+  static std::map<std::string, Command> commands;
+  return commands;
+}
+
+std::optional<std::string> ArgParser::value(const std::string& name) const {
+  const std::string flag = "--" + name;
+  for (size_t i = 0; i < args_.size(); ++i) {
+    if (args_[i] == flag) {
+      if (i + 1 >= args_.size()) throw std::invalid_argument(flag + " needs a value");
+      return args_[i + 1];
+    }
+    if (args_[i].rfind(flag + "=", 0) == 0) return args_[i].substr(flag.size() + 1);
+  }
+  return std::nullopt;
+}
+
+std::string ArgParser::value_or(const std::string& name, const std::string& fallback) const {
+  auto v = value(name);
+  return v ? *v : fallback;
+}
+
+bool ArgParser::flag(const std::string& name) const {
+  for (const auto& a : args_)
+    if (a == "--" + name) return true;
+  return false;
+}
+
+std::vector<std::string> ArgParser::positional() const {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < args_.size(); ++i) {
+    if (args_[i].rfind("--", 0) == 0) {
+      // "--name value" consumes the value unless the option is known to be a bare flag; callers
+      // that mix flags and positionals put positionals first.
+      if (args_[i].find('=') == std::string::npos && i + 1 < args_.size() &&
+          args_[i + 1].rfind("--", 0) != 0)
+        ++i;
+      continue;
+    }
+    out.push_back(args_[i]);
+  }
+  return out;
+}
+
+void ArgParser::check_known(const std::vector<std::string>& known, const std::vector<std::string>& flags) const {
+  for (size_t i = 0; i < args_.size(); ++i) {
+    const auto& a = args_[i];
+    if (a.rfind("--", 0) != 0) continue;
+    std::string name = a.substr(2, a.find('=') == std::string::npos ? std::string::npos : a.find('=') - 2);
+    bool is_flag = false, ok = false;
+    for (const auto& f : flags) if (f == name) is_flag = ok = true;
+    for (const auto& k : known) if (k == name) ok = true;
+    if (!ok) throw std::invalid_argument("unknown option --" + name);
+    if (!is_flag && a.find('=') == std::string::npos) ++i;
+  }
+}
+
+}  // namespace v4::cli
+
+static void usage() {
+  std::fprintf(stderr, "usage: v4flash <command> [options]\n\ncommands:\n");
+  for (const auto& [name, cmd] : v4::cli::registry())
+    std::fprintf(stderr, "  %-14s %s\n", name.c_str(), cmd.summary.c_str());
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "help") {
+    usage();
+    return argc < 2 ? 2 : 0;
+  }
+  auto& commands = v4::cli::registry();
+  auto it = commands.find(argv[1]);
+  if (it == commands.end()) {
+    std::fprintf(stderr, "v4flash: unknown command '%s'\n\n", argv[1]);
+    usage();
+    return 2;
+  }
+  v4::cli::Args args(argv + 2, argv + argc);
+  try {
+    return it->second.run(args);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "v4flash %s: %s\n", argv[1], e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,33 @@
+#pragma once
+// A checkpoint directory: config.json + one safetensors file or shards listed in
+// model.safetensors.index.json. Tensors are looked up by their official names.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/safetensors.h"
+
+namespace v4::core {
+
+class Checkpoint {
+ public:
+  // Opens and validates: every tensor the config implies must be present with the right dtype and
+  // shape, and nothing unexpected may be there (one CheckpointError listing the problems).
+  static std::unique_ptr<Checkpoint> open(const std::string& dir);
+
+  const ModelConfig& config() const { return config_; }
+  const std::string& dir() const { return dir_; }
+  const TensorView* find(const std::string& name) const;  // nullptr if absent
+  const TensorView& get(const std::string& name) const;   // throws CheckpointError if absent
+  const std::map<std::string, const TensorView*>& tensors() const { return index_; }
+
+ private:
+  std::string dir_;
+  ModelConfig config_;
+  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::map<std::string, const TensorView*> index_;
+};
+
+}  // namespace v4::core

@@ -1,0 +1,101 @@
+#pragma once
+// The serving runtime's interface, as the API layer uses it. One Engine owns the model, the
+// scheduler thread (continuous batching, chunked prefill), the sequence states and the prefix cache.
+// Requests arrive as token ids; results leave as tokens plus stop-string-safe UTF-8 text deltas.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+
+namespace v4::runtime {
+
+struct SamplingParams {
+  double temperature = 0.7;
+  double top_p = 0.9;
+  int top_k = 0;                      // 0 = off
+  std::optional<uint64_t> seed;       // reproducible sampling when set
+  int max_tokens = 4096;              // generated tokens, reasoning included
+  int top_logprobs = -1;              // -1: no logprobs; 0..20: chosen token's logprob + N alternatives
+  std::vector<std::string> stop;      // up to 4 stop strings, matched on the text across tokens
+  bool thinking = false;              // prompt ended with <think>: output starts in reasoning
+  int thinking_budget = 32768;        // reasoning tokens before </think> is forced
+  std::vector<int32_t> forced_tokens; // test hook: emit these tokens instead of sampling (still runs the model)
+};
+
+struct GenerationRequest {
+  std::string id;
+  std::vector<int32_t> prompt;
+  SamplingParams params;
+  int priority = 0;
+};
+
+struct TokenLogprob {
+  int32_t token;
+  float logprob;
+};
+
+struct GeneratedToken {
+  int32_t token = -1;
+  std::string text;                  // new text safe to show (complete UTF-8, stop strings withheld)
+  bool reasoning = false;            // produced while in the reasoning section
+  std::optional<TokenLogprob> logprob;
+  std::vector<TokenLogprob> top;     // top_logprobs alternatives
+};
+
+enum class FinishReason { Stop, Length, StopString, Cancelled, Error };
+
+struct FinishInfo {
+  FinishReason reason = FinishReason::Stop;
+  std::string matched_stop;          // for StopString
+  std::string error;                 // for Error
+  std::string tail_text;             // text withheld for a stop-string candidate that turned out not to be one
+  int prompt_tokens = 0;
+  int cached_prompt_tokens = 0;      // served from the prefix cache (billed as cache reads)
+  int completion_tokens = 0;
+  int reasoning_tokens = 0;
+  double queue_seconds = 0, ttft_seconds = 0, total_seconds = 0;
+};
+
+struct RequestCallbacks {
+  // Both are called on the engine's thread; they must not block.
+  std::function<void(const GeneratedToken&)> on_token;
+  std::function<void(const FinishInfo&)> on_finish;  // exactly once per accepted request
+};
+
+// Admission control refused the request (queue or memory full); the API maps it to 429/503/529.
+struct OverloadedError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class RequestHandle {
+ public:
+  virtual ~RequestHandle() = default;
+  virtual void cancel() = 0;  // safe from any thread, any time; on_finish(Cancelled) follows
+};
+
+struct EngineMetrics {
+  int64_t running = 0, waiting = 0;
+  int64_t prompt_tokens_total = 0, generation_tokens_total = 0;
+  int64_t prefix_cache_queries_total = 0, prefix_cache_hits_total = 0;
+  int64_t state_bytes = 0;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual const core::ModelConfig& config() const = 0;
+  // Throws OverloadedError when refused; otherwise callbacks fire as the request runs.
+  virtual std::shared_ptr<RequestHandle> submit(GenerationRequest req, RequestCallbacks cb) = 0;
+  virtual EngineMetrics metrics() const = 0;
+  // Prometheus text for GET /metrics (the v4flash: names of the runtime issue).
+  virtual std::string prometheus_text() const = 0;
+  // Stop accepting, finish or cancel what runs, join the scheduler thread.
+  virtual void shutdown() = 0;
+};
+
+}  // namespace v4::runtime

@@ -99,3 +99,21 @@ class Engine {
 };
 
 }  // namespace v4::runtime
+
+namespace v4::model { class Model; }
+
+namespace v4::runtime {
+
+struct EngineOptions {
+  int max_running = 16;                 // sequences decoded together
+  int max_waiting = 256;                // queued requests before OverloadedError
+  int step_token_budget = 512;          // new tokens per step (decode tokens + prefill chunk)
+  int64_t state_memory_budget = int64_t(8) << 30;   // bytes for running sequence states
+  int64_t prefix_cache_budget = int64_t(2) << 30;   // bytes for cached prefix snapshots
+  int threads = 0;
+};
+
+// Starts the scheduler thread on a loaded model.
+std::unique_ptr<Engine> create_engine(std::shared_ptr<model::Model> model, const EngineOptions& opts);
+
+}  // namespace v4::runtime

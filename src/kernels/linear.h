@@ -1,0 +1,34 @@
+#pragma once
+// Matrix kernels behind one small interface. Every fast path has a scalar reference in the same
+// layer and is tested against it.
+//
+// Design rule (batch invariance): the value of out[i, r] depends only on x[i, :] and row r of the
+// weight, computed in one fixed order, never on n (the number of rows of x), on which other rows
+// are in the batch, or on the thread count. Work is split across threads by output rows (r) only.
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace v4::kernels {
+
+// A weight matrix [rows, cols] as stored in the checkpoint (no dequantised copy is ever made).
+//  F8_E4M3: data rows*cols bytes, scale E8M0 [ceil(rows/128), ceil(cols/128)] (block 128x128)
+//  I8 (packed FP4 e2m1, low nibble = even column): data rows*cols/2 bytes, scale E8M0 [rows, cols/32]
+//  BF16 / F32: data only, scale == nullptr
+struct Weight {
+  core::DType dtype = core::DType::F32;
+  const void* data = nullptr;
+  const uint8_t* scale = nullptr;
+  int64_t rows = 0, cols = 0;
+};
+
+class ThreadPool;  // kernels/thread_pool.h
+
+// out[n, rows] = x[n, cols] . W^T with fp32 accumulation. x is fp32 (callers apply the reference's
+// activation quantisation before, when it is on). `pool` may be null (single thread).
+void linear(const Weight& w, const float* x, int64_t n, float* out, ThreadPool* pool);
+
+// The scalar reference every fast path is tested against.
+void linear_reference(const Weight& w, const float* x, int64_t n, float* out);
+
+}  // namespace v4::kernels

@@ -11,6 +11,19 @@
 
 namespace v4::core {
 
+// One tensor the config implies: its official name, the dtypes accepted (the first is the
+// official one) and its shape as stored (packed FP4: [out, in/2]).
+struct TensorSpec {
+  std::string name;
+  std::vector<DType> dtypes;
+  std::vector<int64_t> shape;
+};
+
+// "layers.N." for N < num_hidden_layers, "mtp.K." (K = N - num_hidden_layers) for the MTP layers.
+std::string layer_prefix(const ModelConfig& config, int64_t layer);
+// Every tensor the config implies (spec §2), model-level first, then layers 0.., then MTP.
+std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
+
 class Checkpoint {
  public:
   // Opens and validates: every tensor the config implies must be present with the right dtype and

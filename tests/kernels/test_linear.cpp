@@ -1,0 +1,250 @@
+// linear(): the scalar reference against hand-computed values, and the fast path against the
+// reference, batch invariance and thread-count independence.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <ostream>
+#include <random>
+#include <vector>
+
+#include "kernels/formats.h"
+#include "kernels/linear.h"
+#include "kernels/thread_pool.h"
+
+namespace v4::kernels {
+namespace {
+
+using core::DType;
+
+TEST(Formats, DecodersMatchFormatDefinitions) {
+  EXPECT_EQ(e4m3_value(0x00), 0.0f);
+  EXPECT_EQ(e4m3_value(0x38), 1.0f);          // exponent 7 = bias
+  EXPECT_EQ(e4m3_value(0xB8), -1.0f);
+  EXPECT_EQ(e4m3_value(0x7E), 448.0f);        // largest finite
+  EXPECT_EQ(e4m3_value(0x01), 0.001953125f);  // smallest subnormal 2^-9
+  EXPECT_EQ(e4m3_value(0x08), 0.015625f);     // smallest normal 2^-6
+  EXPECT_EQ(e4m3_value(0x3C), 1.5f);
+  EXPECT_TRUE(std::isnan(e4m3_value(0x7F)));
+  EXPECT_TRUE(std::isnan(e4m3_value(0xFF)));
+  const float e2m1[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_EQ(e2m1_value(uint8_t(i)), e2m1[i]);
+    EXPECT_EQ(e2m1_value(uint8_t(i | 8)), -e2m1[i]);
+  }
+  EXPECT_EQ(e8m0_value(127), 1.0f);
+  EXPECT_EQ(e8m0_value(130), 8.0f);
+  EXPECT_EQ(e8m0_value(120), 0.0078125f);
+  EXPECT_TRUE(std::isnan(e8m0_value(255)));
+}
+
+TEST(LinearReference, HandComputedF32AndBF16) {
+  const float w[2 * 3] = {1, 2, 3, -1, 0.5f, 4};
+  const float x[2 * 3] = {1, 1, 1, 2, -1, 0.25f};
+  float out[4];
+  linear_reference({DType::F32, w, nullptr, 2, 3}, x, 2, out);
+  EXPECT_EQ(out[0], 6.0f);     // x0 . w0
+  EXPECT_EQ(out[1], 3.5f);     // x0 . w1
+  EXPECT_EQ(out[2], 0.75f);    // 2 - 2 + 0.75
+  EXPECT_EQ(out[3], -1.5f);    // -2 - 0.5 + 1
+  const uint16_t wb[3] = {0x3F80, 0x4000, 0xBFC0};  // 1, 2, -1.5
+  linear_reference({DType::BF16, wb, nullptr, 1, 3}, x, 1, out);
+  EXPECT_EQ(out[0], 1.5f);
+}
+
+TEST(LinearReference, HandComputedFp8BlockScales) {
+  // 130 x 130: four 128x128 blocks, scale 2^(e-127) per block; edge blocks are 2 wide/tall.
+  const int64_t R = 130, C = 130;
+  std::vector<uint8_t> w(R * C, 0x38);  // every weight 1.0 before scaling
+  const uint8_t scale[4] = {127, 128, 126, 130};  // 1, 2 (cols 128..129), 0.5 (rows 128..), 8
+  std::vector<float> x(C, 1.0f);
+  std::vector<float> out(R);
+  linear_reference({DType::F8_E4M3, w.data(), scale, R, C}, x.data(), 1, out.data());
+  EXPECT_EQ(out[0], 128.0f * 1 + 2 * 2);
+  EXPECT_EQ(out[127], 132.0f);
+  EXPECT_EQ(out[128], 128.0f * 0.5f + 2 * 8);
+  EXPECT_EQ(out[129], 80.0f);
+}
+
+TEST(LinearReference, HandComputedFp4Nibbles) {
+  // One row, 64 columns: byte 0x2F = low nibble 0xF (-6, column 0), high nibble 0x2 (1, column 1).
+  std::vector<uint8_t> w(32, 0);
+  w[0] = 0x2F;
+  w[16] = 0x71;  // column 32: 0.5, column 33: 6 (second group, scale 4)
+  const uint8_t scale[2] = {127, 129};
+  std::vector<float> x(64, 0.0f);
+  x[0] = 1.0f;
+  x[1] = 10.0f;
+  x[32] = 2.0f;
+  x[33] = 1.0f;
+  float out;
+  linear_reference({DType::I8, w.data(), scale, 1, 64}, x.data(), 1, &out);
+  EXPECT_EQ(out, -6.0f + 10.0f + 4 * (1.0f + 6.0f));
+}
+
+// Random weights of a dtype with their scales; FP8 bytes avoid the NaN codes.
+struct RandomWeight {
+  std::vector<uint8_t> bytes;
+  std::vector<uint8_t> scale;
+  Weight w;
+  RandomWeight(DType t, int64_t rows, int64_t cols, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int> byte(0, 255), exponent(118, 132);
+    std::normal_distribution<float> normal(0.0f, 0.5f);
+    w.dtype = t;
+    w.rows = rows;
+    w.cols = cols;
+    switch (t) {
+      case DType::F32: {
+        bytes.resize(size_t(rows * cols * 4));
+        for (int64_t i = 0; i < rows * cols; ++i) {
+          const float v = normal(rng);
+          std::memcpy(&bytes[size_t(i * 4)], &v, 4);
+        }
+        break;
+      }
+      case DType::BF16: {
+        bytes.resize(size_t(rows * cols * 2));
+        for (int64_t i = 0; i < rows * cols; ++i) {
+          const float v = normal(rng);
+          uint32_t u;
+          std::memcpy(&u, &v, 4);
+          const uint16_t h = uint16_t(u >> 16);
+          std::memcpy(&bytes[size_t(i * 2)], &h, 2);
+        }
+        break;
+      }
+      case DType::F8_E4M3: {
+        bytes.resize(size_t(rows * cols));
+        for (auto& b : bytes) {
+          do b = uint8_t(byte(rng));
+          while ((b & 0x7F) == 0x7F);
+        }
+        scale.resize(size_t(((rows + 127) / 128) * ((cols + 127) / 128)));
+        break;
+      }
+      case DType::I8: {
+        bytes.resize(size_t(rows * cols / 2));
+        for (auto& b : bytes) b = uint8_t(byte(rng));
+        scale.resize(size_t(rows * (cols / 32)));
+        break;
+      }
+      default:
+        break;
+    }
+    for (auto& s : scale) s = uint8_t(exponent(rng));
+    w.data = bytes.data();
+    w.scale = scale.empty() ? nullptr : scale.data();
+  }
+};
+
+std::vector<float> random_x(int64_t n, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(size_t(n * cols));
+  for (auto& v : x) v = normal(rng);
+  return x;
+}
+
+// Bound on the difference of two fp32 summation orders of x . w: a few ulps of sum |x_k w_k|,
+// computed by the reference on |x| and the weight with its sign bits cleared.
+std::vector<float> abs_dot(const RandomWeight& rw, const std::vector<float>& x, int64_t n) {
+  std::vector<uint8_t> abs_bytes = rw.bytes;
+  const size_t step = rw.w.dtype == DType::F32 ? 4 : rw.w.dtype == DType::BF16 ? 2 : 1;
+  const uint8_t sign_bits = rw.w.dtype == DType::I8 ? 0x88 : 0x80;
+  for (size_t i = step - 1; i < abs_bytes.size(); i += step) abs_bytes[i] &= uint8_t(~sign_bits);
+  Weight abs_w = rw.w;
+  abs_w.data = abs_bytes.data();
+  std::vector<float> abs_x(x.size());
+  for (size_t i = 0; i < x.size(); ++i) abs_x[i] = std::fabs(x[i]);
+  std::vector<float> bound(size_t(n * rw.w.rows));
+  linear_reference(abs_w, abs_x.data(), n, bound.data());
+  return bound;
+}
+
+struct Shape {
+  DType dtype;
+  int64_t rows, cols;
+};
+void PrintTo(const Shape& s, std::ostream* os) {
+  *os << core::dtype_name(s.dtype) << " [" << s.rows << ", " << s.cols << "]";
+}
+
+class LinearFast : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(LinearFast, MatchesReferenceBatchInvariantAndThreadIndependent) {
+  const Shape s = GetParam();
+  RandomWeight rw(s.dtype, s.rows, s.cols, 1234u + uint32_t(s.rows));
+  const int64_t n_max = 21;
+  const auto x = random_x(n_max, s.cols, 99);
+  std::vector<float> ref(size_t(n_max * s.rows));
+  linear_reference(rw.w, x.data(), n_max, ref.data());
+  const auto bound = abs_dot(rw, x, n_max);
+
+  std::vector<float> fast(size_t(n_max * s.rows));
+  linear(rw.w, x.data(), n_max, fast.data(), nullptr);
+  const float eps = std::ldexp(1.0f, -23);
+  for (size_t i = 0; i < fast.size(); ++i)
+    ASSERT_NEAR(fast[i], ref[i], 2.0f * float(s.cols) * eps * bound[i] + 1e-30f) << "element " << i;
+
+  // Batch invariance: every n computes row i bitwise as in the n_max batch.
+  for (int64_t n : {1, 2, 3, 4, 5, 7, 8, 16}) {
+    for (int64_t start : {int64_t(0), n_max - n}) {
+      std::vector<float> part(size_t(n * s.rows));
+      linear(rw.w, x.data() + start * s.cols, n, part.data(), nullptr);
+      ASSERT_EQ(0, std::memcmp(part.data(), fast.data() + start * s.rows, part.size() * 4)) << "n=" << n;
+    }
+  }
+  // Thread-count independence.
+  for (int threads : {2, 3, 5}) {
+    ThreadPool pool(threads);
+    std::vector<float> par(fast.size());
+    linear(rw.w, x.data(), n_max, par.data(), &pool);
+    ASSERT_EQ(0, std::memcmp(par.data(), fast.data(), par.size() * 4)) << threads << " threads";
+    std::vector<float> one(size_t(s.rows));
+    linear(rw.w, x.data(), 1, one.data(), &pool);
+    ASSERT_EQ(0, std::memcmp(one.data(), fast.data(), one.size() * 4)) << threads << " threads, n=1";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(OddShapes, LinearFast,
+                         ::testing::Values(Shape{DType::F8_E4M3, 200, 300}, Shape{DType::F8_E4M3, 129, 128},
+                                           Shape{DType::F8_E4M3, 3, 77}, Shape{DType::F8_E4M3, 64, 256}, Shape{DType::F8_E4M3, 20, 4100},
+                                           Shape{DType::I8, 37, 96}, Shape{DType::I8, 5, 32},
+                                           Shape{DType::I8, 40, 256}, Shape{DType::I8, 9, 4096}, Shape{DType::BF16, 33, 77},
+                                           Shape{DType::BF16, 16, 128}, Shape{DType::F32, 19, 45},
+                                           Shape{DType::F32, 17, 64}),
+                         [](const ::testing::TestParamInfo<Shape>& info) {
+                           return std::string(core::dtype_name(info.param.dtype)) + "_" +
+                                  std::to_string(info.param.rows) + "x" + std::to_string(info.param.cols);
+                         });
+
+TEST(LinearFast, LargeScaleExponentsDecodeExactly) {
+  // Scales near the top of the E8M0 range take the two-step decode; the result must still be the
+  // reference's e4m3 * scale products.
+  std::vector<uint8_t> w(16, 0x38);  // 1.0
+  w[3] = 0x01;                       // subnormal 2^-9
+  const uint8_t scale[1] = {140};    // 2^13
+  std::vector<float> x(16, 0.0f);
+  x[0] = 1.0f;
+  x[3] = 1.0f;
+  float out_fast, out_ref;
+  const Weight wt{DType::F8_E4M3, w.data(), scale, 1, 16};
+  linear(wt, x.data(), 1, &out_fast, nullptr);
+  linear_reference(wt, x.data(), 1, &out_ref);
+  EXPECT_EQ(out_ref, 8192.0f + 16.0f);
+  EXPECT_EQ(out_fast, out_ref);
+}
+
+TEST(Linear, BadInputThrows) {
+  float x[64] = {}, out[4];
+  uint8_t data[64] = {};
+  EXPECT_THROW(linear({DType::F8_E4M3, data, nullptr, 1, 64}, x, 1, out, nullptr), std::invalid_argument);
+  EXPECT_THROW(linear({DType::I8, data, data, 1, 48}, x, 1, out, nullptr), std::invalid_argument);
+  EXPECT_THROW(linear({DType::I64, data, nullptr, 1, 4}, x, 1, out, nullptr), std::invalid_argument);
+  EXPECT_THROW(linear({DType::F32, nullptr, nullptr, 1, 4}, x, 1, out, nullptr), std::invalid_argument);
+  EXPECT_THROW(linear_reference({DType::F32, data, nullptr, 0, 4}, x, 1, out), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace v4::kernels

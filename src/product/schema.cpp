@@ -1,0 +1,111 @@
+// Schema migrations. Each step is SQL common to both backends plus optional per-dialect SQL
+// (triggers differ). Never edit a released step: add a new one.
+#include "product/schema.h"
+
+#include <string>
+#include <vector>
+
+namespace v4::product {
+namespace {
+
+struct Migration {
+  int version;
+  const char* common;
+  const char* sqlite_only;
+  const char* postgres_only;
+};
+
+const std::vector<Migration>& migrations() {
+  static const std::vector<Migration> steps = {
+      {1,
+       R"sql(
+CREATE TABLE api_keys (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  secret_sha256 TEXT NOT NULL,
+  created_at_ms BIGINT NOT NULL,
+  revoked_at_ms BIGINT,
+  credit_nano BIGINT,
+  spent_nano BIGINT NOT NULL DEFAULT 0,
+  rpm_limit BIGINT NOT NULL DEFAULT 0,
+  tpm_limit BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE ledger (
+  request_id TEXT PRIMARY KEY,
+  key_id TEXT NOT NULL REFERENCES api_keys(id),
+  model TEXT NOT NULL,
+  day TEXT NOT NULL,
+  prompt_cached_tokens BIGINT NOT NULL,
+  prompt_uncached_tokens BIGINT NOT NULL,
+  output_tokens BIGINT NOT NULL,
+  reasoning_tokens BIGINT NOT NULL,
+  web_search_calls BIGINT NOT NULL,
+  input_rate_nano BIGINT NOT NULL,
+  cached_input_rate_nano BIGINT NOT NULL,
+  output_rate_nano BIGINT NOT NULL,
+  web_search_rate_nano BIGINT NOT NULL,
+  cost_nano BIGINT NOT NULL,
+  status TEXT NOT NULL,
+  started_at_ms BIGINT NOT NULL,
+  first_token_at_ms BIGINT NOT NULL,
+  ended_at_ms BIGINT NOT NULL,
+  recorded_at_ms BIGINT NOT NULL
+);
+CREATE INDEX ledger_key_day ON ledger (key_id, day);
+CREATE TABLE admissions (
+  request_id TEXT PRIMARY KEY,
+  key_id TEXT NOT NULL,
+  admitted_at_ms BIGINT NOT NULL,
+  tokens BIGINT NOT NULL,
+  hold_nano BIGINT NOT NULL,
+  settled INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX admissions_key_time ON admissions (key_id, admitted_at_ms);
+)sql",
+       nullptr, nullptr},
+      // Ledger rows are immutable: the database itself refuses UPDATE and DELETE.
+      {2, nullptr,
+       R"sql(
+CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+BEGIN SELECT RAISE(ABORT, 'ledger rows are immutable'); END;
+CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+BEGIN SELECT RAISE(ABORT, 'ledger rows are immutable'); END;
+)sql",
+       R"sql(
+CREATE FUNCTION ledger_immutable() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'ledger rows are immutable'; END; $$;
+CREATE TRIGGER ledger_no_update BEFORE UPDATE OR DELETE ON ledger
+FOR EACH ROW EXECUTE FUNCTION ledger_immutable();
+)sql"},
+  };
+  return steps;
+}
+
+}  // namespace
+
+int latest_schema_version() { return migrations().back().version; }
+
+int migrate(Store& store) {
+  return run_transaction(store, [&] {
+    if (store.dialect() == Dialect::postgresql)
+      store.query("SELECT pg_advisory_xact_lock(?)", {int64_t(0x76346601)});  // one migrator at a time
+    store.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+    auto rows = store.query("SELECT version FROM schema_version");
+    int found = 0;
+    if (rows.empty()) store.exec("INSERT INTO schema_version (version) VALUES (0)");
+    else found = int(rows.at(0).integer(0));
+    if (found > latest_schema_version())
+      throw std::runtime_error("database schema version " + std::to_string(found) +
+                               " is newer than this binary's " + std::to_string(latest_schema_version()));
+    for (const auto& m : migrations()) {
+      if (m.version <= found) continue;
+      if (m.common) store.exec_script(m.common);
+      const char* extra = store.dialect() == Dialect::sqlite ? m.sqlite_only : m.postgres_only;
+      if (extra) store.exec_script(extra);
+      store.exec("UPDATE schema_version SET version = ?", {int64_t(m.version)});
+    }
+    return found;
+  });
+}
+
+}  // namespace v4::product

@@ -1,8 +1,9 @@
 #pragma once
 // Incremental detokenizer for streaming: push generated ids one at a time and receive only complete
-// UTF-8 text. Bytes of a character split across tokens are held back until it completes. Special
-// tokens produce no text unless listed in `pass_through` (the completion parser needs <think>,
-// </think> and the DSML marker as text) or `emit_all_special` is set.
+// UTF-8 text. Bytes of a character split across tokens are held back until it completes. Added
+// tokens (special or not: <｜User｜>, EOS, ...) produce no text unless listed in `pass_through`
+// (the completion parser needs <think>, </think> and the DSML marker as text) or
+// `emit_all_special` is set. The caller detects EOS by id.
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -7,6 +7,7 @@
 //    prefill chunk, continuing from the state's position), and returns each item's logits.
 //    A sequence's result never depends on what else is in the batch or on the thread count.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <vector>
@@ -20,6 +21,20 @@ struct ModelOptions {
   // the window KV, Hadamard + FP4 in the indexer) are on, as the model was trained. true: all off.
   bool exact = false;
   int threads = 0;  // 0 = hardware concurrency
+  // Keep each forward's final hidden streams in the state so mtp_logits() can run on them
+  // (costs hc_mult * hidden_size floats per new token until the next forward).
+  bool enable_mtp = false;
+};
+
+// Test/debug hook: what forward_traced() records, for the LAST item of the batch.
+struct ForwardTrace {
+  bool capture_layers = false, capture_indexer = false, capture_routes = false;
+  // per layer: the hc_mult x hidden_size streams leaving the layer at the last new token
+  std::vector<std::vector<float>> layer_out_last;
+  // layer -> [new tokens, index_topk] selected compressed-entry ids (unordered; -1 = none)
+  std::map<int64_t, std::vector<int32_t>> indexer_topk;
+  // layer -> [new tokens, num_experts_per_tok] routed expert ids
+  std::map<int64_t, std::vector<int32_t>> routes;
 };
 
 class SequenceState {
@@ -46,6 +61,16 @@ class Model {
   // Returns, per item, logits rows of vocab_size floats (one row, or one per new token when
   // all_logits), concatenated in item order.
   virtual std::vector<float> forward(std::span<const BatchItem> batch) = 0;
+  // forward() that also fills `trace` (may be null) for the batch's last item.
+  virtual std::vector<float> forward_traced(std::span<const BatchItem> batch, ForwardTrace* trace) = 0;
+
+  // The MTP block (needs ModelOptions::enable_mtp): logits for the token after next. Row i of the
+  // state's last forward() (position p) is combined with next_tokens[i], the token at p + 1; the
+  // MTP block's own window state advances. The MTP block must see every position once, in order
+  // (call it after every forward, with as many next tokens as that forward had new tokens).
+  // Returns one vocab row (the last), or one per row when all_logits.
+  virtual std::vector<float> mtp_logits(SequenceState& state, std::span<const int32_t> next_tokens,
+                                        bool all_logits = false) = 0;
 };
 
 }  // namespace v4::model

@@ -1,0 +1,95 @@
+// KV compressor: gated pooling of `ratio` consecutive tokens into one entry (ratio 4 overlaps
+// with the previous block), then RMSNorm, RoPE at the block's first position and the QAT rounding
+// (FP8 per 64 on the non-rope dims) or, for the indexer's keys, Hadamard + FP4 per 32.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "model/layers.h"
+
+namespace v4::model {
+
+namespace {
+
+// Softmax over the candidates, then the weighted sum of their values; one channel.
+struct PoolAccumulator {
+  float logits[512];
+  float values[512];
+  int count = 0;
+  void add(float logit, float value) {
+    logits[count] = logit;
+    values[count] = value;
+    ++count;
+  }
+  float result() const {
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int k = 0; k < count; ++k) mx = std::max(mx, logits[k]);
+    float sum = 0;
+    float e[512];
+    for (int k = 0; k < count; ++k) {
+      e[k] = std::exp(logits[k] - mx);
+      sum += e[k];
+    }
+    float acc = 0;
+    for (int k = 0; k < count; ++k) acc += values[k] * (e[k] / sum);
+    return acc;
+  }
+};
+
+void pool_entry(const CompressorWeights& w, const CompressorState& st, float* entry) {
+  const int64_t r = w.ratio, d = w.dim, width = st.width;
+  PoolAccumulator acc;
+  for (int64_t c = 0; c < d; ++c) {
+    acc.count = 0;
+    if (st.overlap) {
+      if (st.has_prev)
+        for (int64_t j = 0; j < r; ++j) acc.add(st.prev_score[size_t(j * width + c)], st.prev_kv[size_t(j * width + c)]);
+      for (int64_t j = 0; j < r; ++j)
+        acc.add(st.cur_score[size_t(j * width + d + c)], st.cur_kv[size_t(j * width + d + c)]);
+    } else {
+      for (int64_t j = 0; j < r; ++j) acc.add(st.cur_score[size_t(j * width + c)], st.cur_kv[size_t(j * width + c)]);
+    }
+    entry[c] = acc.result();
+  }
+}
+
+}  // namespace
+
+void compressor_forward(const ForwardContext& ctx, const CompressorWeights& w, CompressorState& st, const RopeTable& rope,
+                        const float* x, int64_t n, int64_t p0, bool for_indexer, std::vector<float>& entries,
+                        int64_t& n_entries) {
+  if (w.ratio > 256) throw std::runtime_error("compressor: ratio above 256 is not supported");
+  const int64_t r = w.ratio, d = w.dim, width = st.width, rd = rope.dim();
+  // The reference computes these projections in fp32 with fp32-held weights (no activation quant).
+  std::vector<float> kv(size_t(n * width)), score(size_t(n * width));
+  ctx.matmul(w.wkv, x, n, kv.data(), false);
+  ctx.matmul(w.wgate, x, n, score.data(), false);
+  std::vector<float> entry(static_cast<size_t>(d));
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t t = p0 + i, j = t % r;
+    std::copy_n(kv.data() + i * width, width, st.cur_kv.data() + j * width);
+    for (int64_t c = 0; c < width; ++c)
+      st.cur_score[size_t(j * width + c)] = score[size_t(i * width + c)] + w.ape[size_t(j * width + c)];
+    if (j != r - 1) continue;
+    const int64_t block = t / r;
+    pool_entry(w, st, entry.data());
+    if (st.overlap) {
+      st.prev_kv.swap(st.cur_kv);
+      st.prev_score.swap(st.cur_score);
+      st.has_prev = true;
+    }
+    rms_norm(entry.data(), w.norm.data(), d, float(ctx.cfg->rms_norm_eps), entry.data());
+    rope.apply(entry.data() + d - rd, block * r);
+    if (for_indexer) {
+      hadamard_rotate(entry.data(), d);
+      if (ctx.quantize) fp4_quant_dequant(entry.data(), d, 32);
+    } else if (ctx.quantize) {
+      fp8_quant_dequant(entry.data(), d - rd, 64);
+    }
+    if (block != n_entries) throw std::logic_error("compressor: entries out of order");
+    entries.insert(entries.end(), entry.begin(), entry.end());
+    ++n_entries;
+  }
+}
+
+}  // namespace v4::model

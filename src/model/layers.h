@@ -1,0 +1,73 @@
+#pragma once
+// The pieces of one forward step (internal to the model layer). Every function handles a chunk of
+// n consecutive new tokens of ONE sequence starting at absolute position p0, with the sequence's
+// state; nothing depends on other sequences or on the thread count.
+#include <cstdint>
+#include <vector>
+
+#include "core/config.h"
+#include "kernels/linear.h"
+#include "kernels/thread_pool.h"
+#include "model/model.h"
+#include "model/numerics.h"
+#include "model/state.h"
+#include "model/weights.h"
+
+namespace v4::model {
+
+struct ForwardContext {
+  const core::ModelConfig* cfg = nullptr;
+  bool quantize = true;  // the reference's activation quantisers
+  kernels::ThreadPool* pool = nullptr;
+  ForwardTrace* trace = nullptr;
+  const RopeTable* rope_dense = nullptr;       // ratio-0 layers: rope_theta, no YaRN
+  const RopeTable* rope_compressed = nullptr;  // compressed layers: compress_rope_theta with YaRN
+
+  // out[n, w.rows] = x . W^T; with quantize_input (and quantisation on) x is first rounded to
+  // FP8 per 128-element block, as the reference does before its FP8/FP4 GEMMs.
+  void matmul(const kernels::Weight& w, const float* x, int64_t n, float* out, bool quantize_input) const;
+  // Runs fn(i) for i in [0, n) on the pool (each i computed entirely by one thread).
+  template <class Fn>
+  void parallel(int64_t n, const Fn& fn) const {
+    if (!pool || n <= 1) {
+      for (int64_t i = 0; i < n; ++i) fn(i);
+      return;
+    }
+    pool->parallel_for(n, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) fn(i);
+    });
+  }
+};
+
+// ---- mHC (hyper-connections) ----
+struct HcMix {
+  std::vector<float> pre, post, comb;  // [n, hc], [n, hc], [n, hc, hc] (comb[j*hc + k] = C[j, k])
+};
+// y[n, D] = sum_j pre_j X_j with the Sinkhorn-normalised mixing for hc_post.
+HcMix hc_pre(const ForwardContext& ctx, const HyperConnectionWeights& w, const float* X, int64_t n, float* y);
+// X'[k] = post_k * h + sum_j C[j, k] * R[j]   (X' may not alias R)
+void hc_post(const core::ModelConfig& cfg, const HcMix& mix, const float* h, const float* R, int64_t n, float* out);
+// The final collapse of the streams: y[n, D].
+void hc_head(const ForwardContext& ctx, const HyperConnectionWeights& w, const float* X, int64_t n, float* y);
+
+// ---- attention with compressor and indexer ----
+const RopeTable& rope_for_layer(const ForwardContext& ctx, int64_t ratio);
+void init_layer_state(const core::ModelConfig& cfg, int64_t layer, LayerState& st);
+
+// Feeds n tokens to a compressor; appends each completed entry ([dim] floats) to `entries`.
+void compressor_forward(const ForwardContext& ctx, const CompressorWeights& w, CompressorState& st, const RopeTable& rope,
+                        const float* x, int64_t n, int64_t p0, bool for_indexer, std::vector<float>& entries,
+                        int64_t& n_entries);
+
+// Indexer selection per new token: sel[n, topk] compressed-entry ids, -1 padded (unordered set).
+void indexer_select(const ForwardContext& ctx, const IndexerWeights& w, LayerState& st, const RopeTable& rope,
+                    const float* x, const float* qr, int64_t n, int64_t p0, std::vector<int32_t>& sel);
+
+void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int64_t layer, LayerState& st,
+                       const float* x, int64_t n, int64_t p0, float* out);
+
+// ---- MoE ----
+void moe_forward(const ForwardContext& ctx, const MoeWeights& w, int64_t layer, const float* x,
+                 const int32_t* tokens, int64_t n, float* out);
+
+}  // namespace v4::model

@@ -1,0 +1,34 @@
+#include "model/state.h"
+
+namespace v4::model {
+
+void CompressorState::init(int64_t r, int64_t dim) {
+  ratio = r;
+  overlap = r == 4;
+  width = (overlap ? 2 : 1) * dim;
+  has_prev = false;
+  cur_kv.assign(size_t(r * width), 0.0f);
+  cur_score.assign(size_t(r * width), 0.0f);
+  if (overlap) {
+    prev_kv.assign(size_t(r * width), 0.0f);
+    prev_score.assign(size_t(r * width), 0.0f);
+  }
+}
+
+size_t CompressorState::bytes() const {
+  return (cur_kv.capacity() + cur_score.capacity() + prev_kv.capacity() + prev_score.capacity()) * sizeof(float);
+}
+
+size_t LayerState::bytes() const {
+  return sizeof(LayerState) + (ring.capacity() + compressed.capacity() + index_keys.capacity()) * sizeof(float) +
+         compressor.bytes() + index_compressor.bytes();
+}
+
+size_t SequenceStateImpl::bytes() const {
+  size_t b = sizeof(*this) + last_streams.capacity() * sizeof(float);
+  for (const LayerState& l : layers) b += l.bytes();
+  for (const LayerState& l : mtp_layers) b += l.bytes();
+  return b;
+}
+
+}  // namespace v4::model

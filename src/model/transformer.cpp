@@ -1,0 +1,182 @@
+// The model: embedding into hc streams, the blocks (hc_pre -> norm -> attention -> hc_post,
+// hc_pre -> norm -> MoE -> hc_post), hc_head, final norm and LM head; plus the MTP block.
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "model/layers.h"
+
+namespace v4::model {
+
+namespace {
+
+void block_forward(const ForwardContext& ctx, const BlockWeights& b, LayerState& st, std::vector<float>& X,
+                   const int32_t* tokens, int64_t n, int64_t p0) {
+  const core::ModelConfig& c = *ctx.cfg;
+  const int64_t D = c.hidden_size, hcD = c.hc_mult * D;
+  const float eps = float(c.rms_norm_eps);
+  std::vector<float> y(size_t(n * D)), h(size_t(n * D)), next(size_t(n * hcD));
+
+  HcMix mix = hc_pre(ctx, b.hc_attn, X.data(), n, y.data());
+  for (int64_t i = 0; i < n; ++i) rms_norm(y.data() + i * D, b.attn_norm.data(), D, eps, y.data() + i * D);
+  attention_forward(ctx, b.attn, b.layer, st, y.data(), n, p0, h.data());
+  hc_post(c, mix, h.data(), X.data(), n, next.data());
+  X.swap(next);
+
+  mix = hc_pre(ctx, b.hc_ffn, X.data(), n, y.data());
+  for (int64_t i = 0; i < n; ++i) rms_norm(y.data() + i * D, b.ffn_norm.data(), D, eps, y.data() + i * D);
+  moe_forward(ctx, b.ffn, b.layer, y.data(), tokens, n, h.data());
+  hc_post(c, mix, h.data(), X.data(), n, next.data());
+  X.swap(next);
+}
+
+class ModelImpl final : public Model {
+ public:
+  ModelImpl(const core::Checkpoint& ckpt, const ModelOptions& opts)
+      : cfg_(ckpt.config()), opts_(opts), weights_(load_weights(ckpt)) {
+    const auto& rs = cfg_.rope_scaling;
+    rope_dense_ = RopeTable(cfg_.qk_rope_head_dim, cfg_.rope_theta, 0, rs.factor, rs.beta_fast, rs.beta_slow);
+    rope_compressed_ = RopeTable(cfg_.qk_rope_head_dim, cfg_.compress_rope_theta, rs.original_max_position_embeddings,
+                                 rs.factor, rs.beta_fast, rs.beta_slow);
+    int threads = opts.threads > 0 ? opts.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+    if (threads > 1) pool_ = std::make_unique<kernels::ThreadPool>(threads);
+  }
+
+  const core::ModelConfig& config() const override { return cfg_; }
+
+  std::unique_ptr<SequenceState> new_state() const override {
+    auto s = std::make_unique<SequenceStateImpl>();
+    s->layers.resize(size_t(cfg_.num_hidden_layers));
+    for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) init_layer_state(cfg_, l, s->layers[size_t(l)]);
+    s->mtp_layers.resize(weights_.mtp.size());
+    for (size_t k = 0; k < weights_.mtp.size(); ++k)
+      init_layer_state(cfg_, cfg_.num_hidden_layers + int64_t(k), s->mtp_layers[k]);
+    return s;
+  }
+
+  std::vector<float> forward(std::span<const BatchItem> batch) override { return forward_traced(batch, nullptr); }
+
+  std::vector<float> forward_traced(std::span<const BatchItem> batch, ForwardTrace* trace) override {
+    std::vector<float> logits;
+    for (size_t b = 0; b < batch.size(); ++b) {
+      const BatchItem& item = batch[b];
+      auto* st = dynamic_cast<SequenceStateImpl*>(item.state);
+      if (!st) throw std::invalid_argument("forward: batch item without a state of this model");
+      if (item.tokens.empty()) throw std::invalid_argument("forward: batch item with no new tokens");
+      for (int32_t t : item.tokens)
+        if (t < 0 || t >= cfg_.vocab_size)
+          throw std::out_of_range("forward: token id " + std::to_string(t) + " outside the vocabulary");
+      std::vector<float> rows = run_sequence(*st, item.tokens, item.all_logits, b + 1 == batch.size() ? trace : nullptr);
+      logits.insert(logits.end(), rows.begin(), rows.end());
+    }
+    return logits;
+  }
+
+  std::vector<float> mtp_logits(SequenceState& state, std::span<const int32_t> next_tokens, bool all_logits) override {
+    auto* st = dynamic_cast<SequenceStateImpl*>(&state);
+    if (!st) throw std::invalid_argument("mtp_logits: state of another model");
+    if (weights_.mtp.empty()) throw std::logic_error("mtp_logits: the checkpoint has no MTP block");
+    if (!opts_.enable_mtp) throw std::logic_error("mtp_logits: ModelOptions::enable_mtp is off");
+    const int64_t hc = cfg_.hc_mult, D = cfg_.hidden_size, hcD = hc * D;
+    const int64_t n = int64_t(next_tokens.size());
+    if (n == 0 || int64_t(st->last_streams.size()) != n * hcD)
+      throw std::invalid_argument("mtp_logits: need one next token per new token of the last forward");
+    if (st->mtp_pos != st->last_streams_first_pos)
+      throw std::logic_error("mtp_logits: the MTP block must see every position in order");
+    for (int32_t t : next_tokens)
+      if (t < 0 || t >= cfg_.vocab_size) throw std::out_of_range("mtp_logits: token id outside the vocabulary");
+    const MtpWeights& m = weights_.mtp[0];
+    const ForwardContext ctx = context(nullptr);
+    const float eps = float(cfg_.rms_norm_eps);
+    std::vector<float> e(size_t(n * D)), xh(size_t(n * hcD)), pe(size_t(n * D)), ph(size_t(n * hcD));
+    for (int64_t i = 0; i < n; ++i) {
+      embed_row(*weights_.embed, D, next_tokens[size_t(i)], e.data() + i * D);
+      rms_norm(e.data() + i * D, m.enorm.data(), D, eps, e.data() + i * D);
+      for (int64_t j = 0; j < hc; ++j)
+        rms_norm(st->last_streams.data() + (i * hc + j) * D, m.hnorm.data(), D, eps, xh.data() + (i * hc + j) * D);
+    }
+    ctx.matmul(m.e_proj, e.data(), n, pe.data(), true);
+    ctx.matmul(m.h_proj, xh.data(), n * hc, ph.data(), true);
+    std::vector<float> X(size_t(n * hcD));
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < hc; ++j)
+        for (int64_t d = 0; d < D; ++d)
+          X[size_t((i * hc + j) * D + d)] = pe[size_t(i * D + d)] + ph[size_t((i * hc + j) * D + d)];
+    block_forward(ctx, m.block, st->mtp_layers[0], X, next_tokens.data(), n, st->mtp_pos);
+    st->mtp_pos += n;
+    return head_rows(ctx, m.hc_head, m.norm, X, n, all_logits);
+  }
+
+ private:
+  ForwardContext context(ForwardTrace* trace) const {
+    ForwardContext ctx;
+    ctx.cfg = &cfg_;
+    ctx.quantize = !opts_.exact;
+    ctx.pool = pool_.get();
+    ctx.trace = trace;
+    ctx.rope_dense = &rope_dense_;
+    ctx.rope_compressed = &rope_compressed_;
+    return ctx;
+  }
+
+  // hc_head -> RMSNorm -> LM head, for the last row or every row.
+  std::vector<float> head_rows(const ForwardContext& ctx, const HyperConnectionWeights& hcw, const std::vector<float>& norm,
+                               const std::vector<float>& X, int64_t n, bool all) const {
+    const int64_t D = cfg_.hidden_size, hcD = cfg_.hc_mult * D, V = cfg_.vocab_size;
+    const int64_t first = all ? 0 : n - 1, rows = n - first;
+    std::vector<float> y(size_t(rows * D)), logits(size_t(rows * V));
+    hc_head(ctx, hcw, X.data() + first * hcD, rows, y.data());
+    for (int64_t i = 0; i < rows; ++i) rms_norm(y.data() + i * D, norm.data(), D, float(cfg_.rms_norm_eps), y.data() + i * D);
+    ctx.matmul(weights_.head, y.data(), rows, logits.data(), false);
+    return logits;
+  }
+
+  std::vector<float> run_sequence(SequenceStateImpl& st, std::span<const int32_t> tokens, bool all, ForwardTrace* trace) {
+    const ForwardContext ctx = context(trace);
+    const int64_t n = int64_t(tokens.size()), p0 = st.pos_;
+    const int64_t hc = cfg_.hc_mult, D = cfg_.hidden_size, hcD = hc * D;
+    std::vector<float> X(size_t(n * hcD));
+    for (int64_t i = 0; i < n; ++i) {
+      embed_row(*weights_.embed, D, tokens[size_t(i)], X.data() + i * hcD);
+      for (int64_t j = 1; j < hc; ++j) std::copy_n(X.data() + i * hcD, D, X.data() + i * hcD + j * D);
+    }
+    if (trace && trace->capture_layers) trace->layer_out_last.clear();
+    for (size_t l = 0; l < weights_.blocks.size(); ++l) {
+      block_forward(ctx, weights_.blocks[l], st.layers[l], X, tokens.data(), n, p0);
+      if (trace && trace->capture_layers)
+        trace->layer_out_last.emplace_back(X.end() - hcD, X.end());
+    }
+    st.pos_ += n;
+    if (opts_.enable_mtp) {
+      st.last_streams = X;
+      st.last_streams_first_pos = p0;
+    }
+    return head_rows(ctx, weights_.hc_head, weights_.norm, X, n, all);
+  }
+
+  core::ModelConfig cfg_;
+  ModelOptions opts_;
+  ModelWeights weights_;
+  RopeTable rope_dense_, rope_compressed_;
+  std::unique_ptr<kernels::ThreadPool> pool_;
+};
+
+}  // namespace
+
+void ForwardContext::matmul(const kernels::Weight& w, const float* x, int64_t n, float* out, bool quantize_input) const {
+  if (n == 0) return;
+  if (quantize && quantize_input) {
+    std::vector<float> q(x, x + n * w.cols);
+    for (int64_t i = 0; i < n; ++i) fp8_quant_dequant(q.data() + i * w.cols, w.cols, 128);
+    kernels::linear(w, q.data(), n, out, pool);
+  } else {
+    kernels::linear(w, x, n, out, pool);
+  }
+}
+
+std::unique_ptr<Model> Model::load(const core::Checkpoint& ckpt, const ModelOptions& opts) {
+  return std::make_unique<ModelImpl>(ckpt, opts);
+}
+
+}  // namespace v4::model

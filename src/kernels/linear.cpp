@@ -10,6 +10,8 @@
 #include "kernels/linear.h"
 
 #include <algorithm>
+#include <array>
+#include <type_traits>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -119,40 +121,56 @@ constexpr int64_t kChunk = 16;  // columns per vector
 constexpr int kAccs = 4;        // accumulators per output element (chunk c -> c % 4)
 constexpr int kTile = 4;        // x rows per register tile
 
-inline __mmask16 chunk_mask(int64_t cols, int64_t c) {
+#define V4_INLINE inline __attribute__((always_inline))
+
+// Namespace-scope copies of the tables (no initialisation guard on the hot path).
+const std::array<float, 256> kE8m0 = e8m0_table();
+const std::array<float, 16> kE2m1 = e2m1_table();
+
+V4_INLINE __mmask16 chunk_mask(int64_t cols, int64_t c) {
   const int64_t rem = cols - c * kChunk;
   return rem >= kChunk ? __mmask16(0xFFFF) : __mmask16((1u << rem) - 1);
 }
 
-// Row decoders: select(r) picks a weight row; quad(c0, w) decodes full chunks c0..c0+3 (c0 % 4 == 0);
-// single(c, mask) decodes chunk c with the lanes outside `mask` zero.
+// Row decoders. select(r) picks a weight row; chunk(c, m) is chunk c of that row as fp32 (lanes
+// outside m zero); quad(c0, w) decodes the four full chunks c0..c0+3 (c0 % 4 == 0).
 struct F32Rows {
   const float* data;
   int64_t cols;
   const float* row = nullptr;
-  void select(int64_t r) { row = data + r * cols; }
-  void quad(int64_t c0, __m512 w[4]) const {
-    for (int j = 0; j < 4; ++j) w[j] = _mm512_loadu_ps(row + (c0 + j) * kChunk);
+  V4_INLINE void select(int64_t r) { row = data + r * cols; }
+  V4_INLINE __m512 chunk(int64_t c, __mmask16 m) const { return _mm512_maskz_loadu_ps(m, row + c * kChunk); }
+  V4_INLINE void quad(int64_t c0, __m512& w0, __m512& w1, __m512& w2, __m512& w3) const {
+    const float* p = row + c0 * kChunk;
+    w0 = _mm512_loadu_ps(p);
+    w1 = _mm512_loadu_ps(p + 16);
+    w2 = _mm512_loadu_ps(p + 32);
+    w3 = _mm512_loadu_ps(p + 48);
   }
-  __m512 single(int64_t c, __mmask16 m) const { return _mm512_maskz_loadu_ps(m, row + c * kChunk); }
 };
 
 struct BF16Rows {
   const uint16_t* data;
   int64_t cols;
   const uint16_t* row = nullptr;
-  void select(int64_t r) { row = data + r * cols; }
-  static __m512 widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
-  void quad(int64_t c0, __m512 w[4]) const {
-    for (int j = 0; j < 4; ++j)
-      w[j] = widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + (c0 + j) * kChunk)));
+  V4_INLINE void select(int64_t r) { row = data + r * cols; }
+  static V4_INLINE __m512 widen(__m256i h) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
   }
-  __m512 single(int64_t c, __mmask16 m) const { return widen(_mm256_maskz_loadu_epi16(m, row + c * kChunk)); }
+  V4_INLINE __m512 chunk(int64_t c, __mmask16 m) const { return widen(_mm256_maskz_loadu_epi16(m, row + c * kChunk)); }
+  V4_INLINE void quad(int64_t c0, __m512& w0, __m512& w1, __m512& w2, __m512& w3) const {
+    const __m256i* p = reinterpret_cast<const __m256i*>(row + c0 * kChunk);
+    w0 = widen(_mm256_loadu_si256(p));
+    w1 = widen(_mm256_loadu_si256(p + 1));
+    w2 = widen(_mm256_loadu_si256(p + 2));
+    w3 = widen(_mm256_loadu_si256(p + 3));
+  }
 };
 
-// e4m3 -> fp32 by bit placement: the sign-extended byte shifted left by 20 puts exponent and
-// mantissa in fp32's fields (and the sign in bit 31), which reads as value * 2^-120 (subnormals
-// included); one multiply by scale * 2^120 restores the value and applies the block scale.
+// e4m3 -> fp32 through fp16: the sign-extended byte shifted left by 7 and masked is an fp16 whose
+// exponent and mantissa fields hold e4m3's (value * 2^-8, subnormals included, no fp32 denormals
+// on the way); vcvtph2ps widens it exactly and one multiply by scale * 2^8 restores the value and
+// applies the block scale: a single rounding of the same product the reference computes.
 struct F8Rows {
   const uint8_t* data;
   const uint8_t* scale;
@@ -160,32 +178,35 @@ struct F8Rows {
   int64_t scale_cols;
   const uint8_t* row = nullptr;
   const uint8_t* scale_row = nullptr;
-  void select(int64_t r) {
+  V4_INLINE void select(int64_t r) {
     row = data + r * cols;
     scale_row = scale + (r / kFp8Block) * scale_cols;
   }
-  static __m512 placed(__m128i bytes) {
-    const __m512i v = _mm512_slli_epi32(_mm512_cvtepi8_epi32(bytes), 20);
-    return _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(int32_t(0x87F00000u))));
+  // True when every block scale of the row keeps scale * 2^8 finite (E8M0 < 247); otherwise the
+  // row is decoded by the scalar definition (never the case for real checkpoints).
+  bool row_is_regular() const {
+    for (int64_t b = 0; b < scale_cols; ++b)
+      if (scale_row[b] >= 247) return false;
+    return true;
   }
-  // Returns the multiplier for chunk c's block, or 0 when scale * 2^120 would overflow (then the
-  // caller uses the two-step decode below).
-  float multiplier(int64_t c) const {
-    const uint8_t e = scale_row[(c * kChunk) / kFp8Block];
-    return e < 135 ? e8m0_value(uint8_t(e + 120)) : 0.0f;
+  static V4_INLINE __m512 placed(__m128i bytes) {
+    const __m256i h = _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(bytes), 7),
+                                       _mm256_set1_epi16(int16_t(0xBF80)));
+    return _mm512_cvtph_ps(h);
   }
-  __m512 scaled(__m512 p, int64_t c, float mult) const {
-    if (mult != 0.0f) return _mm512_mul_ps(p, _mm512_set1_ps(mult));
-    const __m512 exact = _mm512_mul_ps(p, _mm512_set1_ps(0x1p120f));
-    return _mm512_mul_ps(exact, _mm512_set1_ps(e8m0_value(scale_row[(c * kChunk) / kFp8Block])));
+  V4_INLINE __m512 multiplier(int64_t c) const {
+    return _mm512_set1_ps(kE8m0[scale_row[(c * kChunk) / kFp8Block]] * 256.0f);
   }
-  void quad(int64_t c0, __m512 w[4]) const {
-    const float mult = multiplier(c0);  // chunks c0..c0+3 share one 128-column block
-    for (int j = 0; j < 4; ++j)
-      w[j] = scaled(placed(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + (c0 + j) * kChunk))), c0, mult);
+  V4_INLINE __m512 chunk(int64_t c, __mmask16 m) const {
+    return _mm512_mul_ps(placed(_mm_maskz_loadu_epi8(m, row + c * kChunk)), multiplier(c));
   }
-  __m512 single(int64_t c, __mmask16 m) const {
-    return scaled(placed(_mm_maskz_loadu_epi8(m, row + c * kChunk)), c, multiplier(c));
+  V4_INLINE void quad(int64_t c0, __m512& w0, __m512& w1, __m512& w2, __m512& w3) const {
+    const __m512 mult = multiplier(c0);  // chunks c0..c0+3 share one 128-column block
+    const __m128i* p = reinterpret_cast<const __m128i*>(row + c0 * kChunk);
+    w0 = _mm512_mul_ps(placed(_mm_loadu_si128(p)), mult);
+    w1 = _mm512_mul_ps(placed(_mm_loadu_si128(p + 1)), mult);
+    w2 = _mm512_mul_ps(placed(_mm_loadu_si128(p + 2)), mult);
+    w3 = _mm512_mul_ps(placed(_mm_loadu_si128(p + 3)), mult);
   }
 };
 
@@ -196,62 +217,92 @@ struct F4Rows {
   const uint8_t* data;
   const uint8_t* scale;
   int64_t cols;
-  __m512 table;
   const uint8_t* row = nullptr;
   const uint8_t* scale_row = nullptr;
-  F4Rows(const uint8_t* d, const uint8_t* s, int64_t c) : data(d), scale(s), cols(c) {
-    table = _mm512_loadu_ps(e2m1_table().data());
-  }
-  void select(int64_t r) {
+  V4_INLINE void select(int64_t r) {
     row = data + r * (cols / 2);
     scale_row = scale + r * (cols / kFp4Group);
   }
-  void group(int64_t g, __m512* even, __m512* odd) const {
-    const __m512 t = _mm512_mul_ps(table, _mm512_set1_ps(e8m0_value(scale_row[g])));
+  V4_INLINE void group(int64_t g, __m512& even, __m512& odd) const {
+    const __m512 t = _mm512_mul_ps(_mm512_loadu_ps(kE2m1.data()), _mm512_set1_ps(kE8m0[scale_row[g]]));
     const __m512i z = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + g * 16)));
-    *even = _mm512_permutexvar_ps(_mm512_and_si512(z, _mm512_set1_epi32(0xF)), t);
-    *odd = _mm512_permutexvar_ps(_mm512_srli_epi32(z, 4), t);
+    even = _mm512_permutexvar_ps(_mm512_and_si512(z, _mm512_set1_epi32(0xF)), t);
+    odd = _mm512_permutexvar_ps(_mm512_srli_epi32(z, 4), t);
   }
-  void quad(int64_t c0, __m512 w[4]) const {
-    group(c0 / 2, &w[0], &w[1]);
-    group(c0 / 2 + 1, &w[2], &w[3]);
-  }
-  __m512 single(int64_t c, __mmask16) const {  // cols % 32 == 0: chunks are always full
+  V4_INLINE __m512 chunk(int64_t c, __mmask16) const {  // cols % 32 == 0: chunks are always full
     __m512 even, odd;
-    group(c / 2, &even, &odd);
+    group(c / 2, even, odd);
     return (c & 1) ? odd : even;
+  }
+  V4_INLINE void quad(int64_t c0, __m512& w0, __m512& w1, __m512& w2, __m512& w3) const {
+    group(c0 / 2, w0, w1);
+    group(c0 / 2 + 1, w2, w3);
   }
 };
 
-inline float reduce_accumulators(const __m512 acc[kAccs]) {
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+V4_INLINE float reduce4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
-// T rows of x (stride ldx) against the selected weight row; results to out[i * ldo].
+// T (1..4) rows of x (stride ldx) against the selected weight row; results to out[i * ldo].
 template <int T, class Rows>
 void dot_tile(const Rows& w, int64_t cols, const float* x, int64_t ldx, float* out, int64_t ldo) {
-  __m512 acc[T][kAccs];
-  for (int i = 0; i < T; ++i)
-    for (int j = 0; j < kAccs; ++j) acc[i][j] = _mm512_setzero_ps();
+  const float* x0 = x;
+  const float* x1 = x + (T > 1 ? ldx : 0);
+  const float* x2 = x + (T > 2 ? 2 * ldx : 0);
+  const float* x3 = x + (T > 3 ? 3 * ldx : 0);
+  __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
+  __m512 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+  __m512 a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+  __m512 a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+#define V4_FMA_ROWS(wv, off, J, LOAD)                                      \
+  do {                                                                     \
+    a0##J = _mm512_fmadd_ps(wv, LOAD(x0 + (off)), a0##J);                  \
+    if constexpr (T > 1) a1##J = _mm512_fmadd_ps(wv, LOAD(x1 + (off)), a1##J); \
+    if constexpr (T > 2) a2##J = _mm512_fmadd_ps(wv, LOAD(x2 + (off)), a2##J); \
+    if constexpr (T > 3) a3##J = _mm512_fmadd_ps(wv, LOAD(x3 + (off)), a3##J); \
+  } while (0)
   const int64_t chunks = ceil_div(cols, kChunk);
   const int64_t quad_end = (cols / kChunk) / 4 * 4;
   for (int64_t c0 = 0; c0 < quad_end; c0 += 4) {
-    __m512 wv[4];
-    w.quad(c0, wv);
-    for (int j = 0; j < 4; ++j)
-      for (int i = 0; i < T; ++i)
-        acc[i][j] = _mm512_fmadd_ps(wv[j], _mm512_loadu_ps(x + i * ldx + (c0 + j) * kChunk), acc[i][j]);
+    __m512 w0, w1, w2, w3;
+    w.quad(c0, w0, w1, w2, w3);
+    const int64_t off = c0 * kChunk;
+    V4_FMA_ROWS(w0, off, 0, _mm512_loadu_ps);
+    V4_FMA_ROWS(w1, off + 16, 1, _mm512_loadu_ps);
+    V4_FMA_ROWS(w2, off + 32, 2, _mm512_loadu_ps);
+    V4_FMA_ROWS(w3, off + 48, 3, _mm512_loadu_ps);
   }
-#pragma GCC unroll 4
-  for (int j = 0; j < 4; ++j) {
-    const int64_t c = quad_end + j;
-    if (c >= chunks) break;
-    const __mmask16 m = chunk_mask(cols, c);
-    const __m512 wv = w.single(c, m);
-    for (int i = 0; i < T; ++i)
-      acc[i][j] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + i * ldx + c * kChunk), acc[i][j]);
+  // Up to four remaining chunks (the last may be partial), in the same chunk -> accumulator map.
+  const int64_t rest = chunks - quad_end;
+  __mmask16 m;
+#define V4_MASKED_LOAD(p) _mm512_maskz_loadu_ps(m, p)
+  if (rest > 0) {
+    m = chunk_mask(cols, quad_end);
+    const __m512 wv = w.chunk(quad_end, m);
+    V4_FMA_ROWS(wv, quad_end * kChunk, 0, V4_MASKED_LOAD);
   }
-  for (int i = 0; i < T; ++i) out[i * ldo] = reduce_accumulators(acc[i]);
+  if (rest > 1) {
+    m = chunk_mask(cols, quad_end + 1);
+    const __m512 wv = w.chunk(quad_end + 1, m);
+    V4_FMA_ROWS(wv, (quad_end + 1) * kChunk, 1, V4_MASKED_LOAD);
+  }
+  if (rest > 2) {
+    m = chunk_mask(cols, quad_end + 2);
+    const __m512 wv = w.chunk(quad_end + 2, m);
+    V4_FMA_ROWS(wv, (quad_end + 2) * kChunk, 2, V4_MASKED_LOAD);
+  }
+  if (rest > 3) {
+    m = chunk_mask(cols, quad_end + 3);
+    const __m512 wv = w.chunk(quad_end + 3, m);
+    V4_FMA_ROWS(wv, (quad_end + 3) * kChunk, 3, V4_MASKED_LOAD);
+  }
+#undef V4_MASKED_LOAD
+#undef V4_FMA_ROWS
+  out[0] = reduce4(a00, a01, a02, a03);
+  if constexpr (T > 1) out[ldo] = reduce4(a10, a11, a12, a13);
+  if constexpr (T > 2) out[2 * ldo] = reduce4(a20, a21, a22, a23);
+  if constexpr (T > 3) out[3 * ldo] = reduce4(a30, a31, a32, a33);
 }
 
 template <class Rows>
@@ -272,51 +323,60 @@ void decode_row(const Rows& w, int64_t cols, float* dst) {
   const int64_t chunks = ceil_div(cols, kChunk);
   const int64_t quad_end = (cols / kChunk) / 4 * 4;
   for (int64_t c0 = 0; c0 < quad_end; c0 += 4) {
-    __m512 wv[4];
-    w.quad(c0, wv);
-    for (int j = 0; j < 4; ++j) _mm512_storeu_ps(dst + (c0 + j) * kChunk, wv[j]);
+    __m512 w0, w1, w2, w3;
+    w.quad(c0, w0, w1, w2, w3);
+    _mm512_storeu_ps(dst + c0 * kChunk, w0);
+    _mm512_storeu_ps(dst + c0 * kChunk + 16, w1);
+    _mm512_storeu_ps(dst + c0 * kChunk + 32, w2);
+    _mm512_storeu_ps(dst + c0 * kChunk + 48, w3);
   }
-  for (int64_t c = quad_end; c < chunks; ++c) _mm512_storeu_ps(dst + c * kChunk, w.single(c, chunk_mask(cols, c)));
+  for (int64_t c = quad_end; c < chunks; ++c) _mm512_storeu_ps(dst + c * kChunk, w.chunk(c, chunk_mask(cols, c)));
 }
 
-// Rows [row_begin, row_end) of the output for all n rows of x. Each weight row is read from
-// memory once per block of x rows; with more than one register tile of x rows it is decoded once
-// into an L1-resident scratch row and the tiles read that.
+// FP8 rows with an extreme block scale: the scalar definition, same values as the reference.
+void decode_row_scalar(const Weight& weight, int64_t r, float* dst) {
+  const int64_t chunks = ceil_div(weight.cols, kChunk);
+  for (int64_t k = 0; k < chunks * kChunk; ++k) dst[k] = k < weight.cols ? reference_weight(weight, r, k) : 0.0f;
+}
+
 template <class Rows>
-void fast_rows(Rows w, int64_t rows, int64_t cols, const float* x, int64_t n, float* out, int64_t row_begin,
+bool row_is_regular(const Rows&) {
+  return true;
+}
+template <>
+bool row_is_regular<F8Rows>(const F8Rows& w) {
+  return w.row_is_regular();
+}
+
+// Rows [row_begin, row_end) of the output for all n rows of x. With at most one register tile
+// of x rows the weight row is decoded straight into the multiply-adds; with more it is decoded
+// once into an L1-resident scratch row that every tile reads. x is taken in blocks that stay in
+// L2 while the weight rows stream. Both ways feed identical values in the identical order.
+template <class Rows>
+void fast_rows(Rows w, const Weight& weight, const float* x, int64_t n, float* out, int64_t row_begin,
                int64_t row_end) {
-  if (n <= kTile) {
-    for (int64_t r = row_begin; r < row_end; ++r) {
-      w.select(r);
-      dot_rows(w, cols, x, cols, n, out + r, rows);
-    }
-    return;
-  }
+  const int64_t rows = weight.rows, cols = weight.cols;
   thread_local std::vector<float> scratch;
   scratch.resize(size_t(ceil_div(cols, kChunk) * kChunk));
   F32Rows decoded{scratch.data(), 0};
   decoded.row = scratch.data();
-  // Keep a block of x rows within about 256 KiB so it stays in L2 while the weight rows stream.
+  constexpr bool kIsF32 = std::is_same_v<Rows, F32Rows>;
   const int64_t block = std::max<int64_t>(kTile, (int64_t(256 * 1024) / (cols * 4)) / kTile * kTile);
   for (int64_t i0 = 0; i0 < n; i0 += block) {
     const int64_t nb = std::min(block, n - i0);
+    const float* xb = x + i0 * cols;
+    float* ob = out + i0 * rows;
     for (int64_t r = row_begin; r < row_end; ++r) {
       w.select(r);
-      decode_row(w, cols, scratch.data());
-      dot_rows(decoded, cols, x + i0 * cols, cols, nb, out + i0 * rows + r, rows);
-    }
-  }
-}
-
-template <>
-void fast_rows<F32Rows>(F32Rows w, int64_t rows, int64_t cols, const float* x, int64_t n, float* out,
-                        int64_t row_begin, int64_t row_end) {
-  const int64_t block = std::max<int64_t>(kTile, (int64_t(256 * 1024) / (cols * 4)) / kTile * kTile);
-  for (int64_t i0 = 0; i0 < n; i0 += block) {
-    const int64_t nb = std::min(block, n - i0);
-    for (int64_t r = row_begin; r < row_end; ++r) {
-      w.select(r);
-      dot_rows(w, cols, x + i0 * cols, cols, nb, out + i0 * rows + r, rows);
+      if (!row_is_regular(w)) {
+        decode_row_scalar(weight, r, scratch.data());
+        dot_rows(decoded, cols, xb, cols, nb, ob + r, rows);
+      } else if (kIsF32 || nb <= kTile) {
+        dot_rows(w, cols, xb, cols, nb, ob + r, rows);
+      } else {
+        decode_row(w, cols, scratch.data());
+        dot_rows(decoded, cols, xb, cols, nb, ob + r, rows);
+      }
     }
   }
 }
@@ -350,24 +410,24 @@ void linear(const Weight& w, const float* x, int64_t n, float* out, ThreadPool* 
   const int64_t rows = w.rows, cols = w.cols;
   switch (w.dtype) {
     case DType::F32: {
-      F32Rows rw{static_cast<const float*>(w.data), cols};
-      for_row_ranges(rows, pool, [&](int64_t b, int64_t e) { fast_rows(rw, rows, cols, x, n, out, b, e); });
+      const F32Rows rw{static_cast<const float*>(w.data), cols};
+      for_row_ranges(rows, pool, [&](int64_t b, int64_t e) { fast_rows(rw, w, x, n, out, b, e); });
       return;
     }
     case DType::BF16: {
-      BF16Rows rw{static_cast<const uint16_t*>(w.data), cols};
-      for_row_ranges(rows, pool, [&](int64_t b, int64_t e) { fast_rows(rw, rows, cols, x, n, out, b, e); });
+      const BF16Rows rw{static_cast<const uint16_t*>(w.data), cols};
+      for_row_ranges(rows, pool, [&](int64_t b, int64_t e) { fast_rows(rw, w, x, n, out, b, e); });
       return;
     }
     case DType::F8_E4M3: {
-      F8Rows rw{static_cast<const uint8_t*>(w.data), w.scale, cols, ceil_div(cols, kFp8Block)};
-      for_row_ranges(rows, pool, [&](int64_t b, int64_t e) { fast_rows(rw, rows, cols, x, n, out, b, e); });
+      const F8Rows rw{static_cast<const uint8_t*>(w.data), w.scale, cols, ceil_div(cols, kFp8Block)};
+      for_row_ranges(rows, pool, [&](int64_t b, int64_t e) { fast_rows(rw, w, x, n, out, b, e); });
       return;
     }
     case DType::I8: {
       const std::vector<float> xd = deinterleave_pairs(x, n, cols);
-      F4Rows rw(static_cast<const uint8_t*>(w.data), w.scale, cols);
-      for_row_ranges(rows, pool, [&](int64_t b, int64_t e) { fast_rows(rw, rows, cols, xd.data(), n, out, b, e); });
+      const F4Rows rw{static_cast<const uint8_t*>(w.data), w.scale, cols};
+      for_row_ranges(rows, pool, [&](int64_t b, int64_t e) { fast_rows(rw, w, xd.data(), n, out, b, e); });
       return;
     }
     default:

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <ostream>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "kernels/formats.h"
@@ -219,21 +220,31 @@ INSTANTIATE_TEST_SUITE_P(OddShapes, LinearFast,
                                   std::to_string(info.param.rows) + "x" + std::to_string(info.param.cols);
                          });
 
-TEST(LinearFast, LargeScaleExponentsDecodeExactly) {
-  // Scales near the top of the E8M0 range take the two-step decode; the result must still be the
-  // reference's e4m3 * scale products.
-  std::vector<uint8_t> w(16, 0x38);  // 1.0
-  w[3] = 0x01;                       // subnormal 2^-9
-  const uint8_t scale[1] = {140};    // 2^13
-  std::vector<float> x(16, 0.0f);
-  x[0] = 1.0f;
-  x[3] = 1.0f;
-  float out_fast, out_ref;
-  const Weight wt{DType::F8_E4M3, w.data(), scale, 1, 16};
-  linear(wt, x.data(), 1, &out_fast, nullptr);
-  linear_reference(wt, x.data(), 1, &out_ref);
-  EXPECT_EQ(out_ref, 8192.0f + 16.0f);
-  EXPECT_EQ(out_fast, out_ref);
+TEST(LinearFast, ExtremeScaleExponentsDecodeExactly) {
+  // A large scale (E8M0 140 = 2^13) takes the vector decode, an extreme one (250 = 2^123, where
+  // scale * 2^8 overflows) the scalar decode; both must give the reference's products, including
+  // for a subnormal e4m3 weight.
+  for (const auto& [e, expected] : {std::pair<uint8_t, float>{140, 0x1p13f + 0x1p4f},
+                                    std::pair<uint8_t, float>{250, 0x1p123f + 0x1p114f}}) {
+    std::vector<uint8_t> w(16 * 3, 0x38);  // 1.0; three rows, all with the same single block
+    w[3] = 0x01;                           // subnormal 2^-9
+    const uint8_t scale[1] = {e};
+    std::vector<float> x(16 * 5, 0.0f);
+    for (int i = 0; i < 5; ++i) {
+      x[size_t(i * 16)] = 1.0f;
+      x[size_t(i * 16 + 3)] = 1.0f;
+    }
+    const Weight wt{DType::F8_E4M3, w.data(), scale, 1, 16};
+    for (int64_t n : {1, 5}) {  // fused and scratch paths
+      std::vector<float> out_fast(static_cast<size_t>(n)), out_ref(static_cast<size_t>(n));
+      linear(wt, x.data(), n, out_fast.data(), nullptr);
+      linear_reference(wt, x.data(), n, out_ref.data());
+      for (int64_t i = 0; i < n; ++i) {
+        EXPECT_EQ(out_ref[size_t(i)], expected) << int(e);
+        EXPECT_EQ(out_fast[size_t(i)], expected) << int(e) << " n=" << n;
+      }
+    }
+  }
 }
 
 TEST(Linear, BadInputThrows) {

@@ -1,0 +1,319 @@
+// `v4flash bench ...`: performance measurements against the machine's own limits.
+//   bench kernels   read bandwidth (streaming kernel over a buffer >> L3) and linear() GB/s per
+//                   weight format, with the ratio to that bandwidth (alias: bench linear)
+//   bench tokenize  provided by the text layer (src/cli/bench_tokenize.cpp)
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "core/dtype.h"
+#include "kernels/linear.h"
+#include "kernels/thread_pool.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+// GCC 12's AVX-512 headers trip this at inlined intrinsics (_mm512_undefined_*).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+namespace v4::cli {
+
+// Defined by the text layer's src/cli/bench_tokenize.cpp; this weak default keeps the binary
+// linking until that file lands.
+__attribute__((weak)) int run_bench_tokenize(const Args&) {
+  std::fprintf(stderr, "bench tokenize: not built into this binary\n");
+  return 2;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using kernels::ThreadPool;
+using kernels::Weight;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+struct Stats {
+  double min = 0, median = 0;
+};
+Stats stats_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return {v.front(), v[v.size() / 2]};
+}
+
+std::vector<int> parse_int_list(const std::string& s, const char* what) {
+  std::vector<int> out;
+  size_t pos = 0;
+  while (pos <= s.size()) {
+    const size_t comma = std::min(s.find(',', pos), s.size());
+    const std::string item = s.substr(pos, comma - pos);
+    try {
+      size_t used = 0;
+      const int v = std::stoi(item, &used);
+      if (used != item.size() || v < 1) throw std::invalid_argument(item);
+      out.push_back(v);
+    } catch (const std::exception&) {
+      throw std::invalid_argument(std::string("--") + what + ": expected positive integers separated by commas, got '" + s + "'");
+    }
+    pos = comma + 1;
+  }
+  return out;
+}
+
+// Sum of a float range; the result is used so the loads cannot be removed.
+float stream_sum(const float* p, int64_t n) {
+#if defined(__AVX512F__)
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    a0 = _mm512_add_ps(a0, _mm512_loadu_ps(p + i));
+    a1 = _mm512_add_ps(a1, _mm512_loadu_ps(p + i + 16));
+    a2 = _mm512_add_ps(a2, _mm512_loadu_ps(p + i + 32));
+    a3 = _mm512_add_ps(a3, _mm512_loadu_ps(p + i + 48));
+  }
+  float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+  for (; i < n; ++i) s += p[i];
+  return s;
+#else
+  float s[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) s[j] += p[i + j];
+  for (; i < n; ++i) s[0] += p[i];
+  return std::accumulate(s, s + 8, 0.0f);
+#endif
+}
+
+// Read bandwidth in GB/s (1e9 bytes/s) of `threads` threads streaming over `buffer`.
+Stats measure_read_bandwidth(const std::vector<float>& buffer, ThreadPool& pool, int repeats) {
+  const int64_t n = int64_t(buffer.size());
+  const int64_t pieces = 64 * pool.size();  // contiguous slices per thread, static split
+  std::vector<double> gbs;
+  volatile float sink = 0;
+  for (int rep = 0; rep < repeats; ++rep) {
+    std::vector<float> partial(size_t(pieces), 0.0f);
+    const auto t0 = Clock::now();
+    pool.parallel_for(pieces, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) {
+        const int64_t lo = n * k / pieces, hi = n * (k + 1) / pieces;
+        partial[size_t(k)] = stream_sum(buffer.data() + lo, hi - lo);
+      }
+    });
+    const double s = seconds_since(t0);
+    sink = sink + partial[0];
+    gbs.push_back(double(n) * 4 / s / 1e9);
+  }
+  (void)sink;
+  std::sort(gbs.begin(), gbs.end());
+  return {gbs.back(), gbs[gbs.size() / 2]};  // best (highest) and median
+}
+
+// One weight format at one shape, replicated so the working set is far larger than L3 and every
+// call streams its weight from memory.
+struct WeightSet {
+  core::DType dtype;
+  int64_t rows, cols;
+  std::vector<std::vector<uint8_t>> data, scale;
+  uint64_t bytes_per_weight = 0;
+
+  WeightSet(core::DType t, int64_t r, int64_t c, uint64_t working_set_bytes, uint32_t seed)
+      : dtype(t), rows(r), cols(c) {
+    uint64_t data_bytes = 0, scale_bytes = 0;
+    switch (t) {
+      case core::DType::F8_E4M3:
+        data_bytes = uint64_t(r * c);
+        scale_bytes = uint64_t(((r + 127) / 128) * ((c + 127) / 128));
+        break;
+      case core::DType::I8:
+        data_bytes = uint64_t(r * c / 2);
+        scale_bytes = uint64_t(r * (c / 32));
+        break;
+      case core::DType::BF16:
+        data_bytes = uint64_t(r * c * 2);
+        break;
+      default:
+        data_bytes = uint64_t(r * c * 4);
+        break;
+    }
+    bytes_per_weight = data_bytes + scale_bytes;
+    const uint64_t copies = std::max<uint64_t>(2, (working_set_bytes + bytes_per_weight - 1) / bytes_per_weight);
+    std::mt19937 rng(seed);
+    for (uint64_t k = 0; k < copies; ++k) {
+      std::vector<uint8_t> d(data_bytes), s(scale_bytes);
+      // Bytes in [0x00, 0x3F] as FP8 / FP4 pairs and as the low bytes of BF16 / F32 keep every
+      // value finite and small; the speed does not depend on the values.
+      uint32_t state = rng();
+      for (auto& b : d) {
+        state = state * 1664525u + 1013904223u;
+        b = uint8_t((state >> 24) & 0x3F);
+      }
+      for (auto& b : s) b = uint8_t(120 + (rng() % 8));
+      data.push_back(std::move(d));
+      scale.push_back(std::move(s));
+    }
+  }
+  size_t copies() const { return data.size(); }
+  Weight weight(size_t k) const {
+    return Weight{dtype, data[k].data(), scale[k].empty() ? nullptr : scale[k].data(), rows, cols};
+  }
+};
+
+struct LinearResult {
+  std::string dtype;
+  int64_t rows, cols, n;
+  int threads;
+  uint64_t bytes;
+  Stats ms;  // per call
+  double gbs_best, gbs_median, bw_ratio_best, bw_ratio_median;
+};
+
+LinearResult measure_linear(const WeightSet& ws, int64_t n, ThreadPool& pool, int repeats, double read_bw_best) {
+  std::vector<float> x(size_t(n * ws.cols)), out(size_t(n * ws.rows));
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (auto& v : x) v = normal(rng);
+  kernels::linear(ws.weight(0), x.data(), n, out.data(), &pool);  // warm-up (pool, page tables)
+  std::vector<double> per_call;
+  for (int rep = 0; rep < repeats; ++rep) {
+    const auto t0 = Clock::now();
+    for (size_t k = 0; k < ws.copies(); ++k) kernels::linear(ws.weight(k), x.data(), n, out.data(), &pool);
+    per_call.push_back(seconds_since(t0) / double(ws.copies()));
+  }
+  const Stats s = stats_of(per_call);
+  LinearResult r;
+  r.dtype = std::string(core::dtype_name(ws.dtype));
+  r.rows = ws.rows;
+  r.cols = ws.cols;
+  r.n = n;
+  r.threads = pool.size();
+  r.bytes = ws.bytes_per_weight;
+  r.ms = {s.min * 1e3, s.median * 1e3};
+  r.gbs_best = double(ws.bytes_per_weight) / s.min / 1e9;
+  r.gbs_median = double(ws.bytes_per_weight) / s.median / 1e9;
+  r.bw_ratio_best = r.gbs_best / read_bw_best;
+  r.bw_ratio_median = r.gbs_median / read_bw_best;
+  return r;
+}
+
+const char* kKernelsUsage =
+    "usage: v4flash bench kernels [--threads 1,2] [--repeats 3] [--batch 1,16] [--buffer-mib 1024]\n"
+    "                             [--working-set-mib 512] [--json]\n"
+    "Measures the read bandwidth of this machine (a streaming sum over --buffer-mib) and linear()\n"
+    "throughput for FP8 e4m3 [4096x4096] (128x128 block scales), packed FP4 [2048x4096] (one MoE\n"
+    "expert matrix), BF16 and F32 [4096x4096]. Each weight is replicated to --working-set-mib so it\n"
+    "streams from memory. GB/s = weight bytes (data + scales) / time per call; ratio = that over the\n"
+    "read bandwidth measured with the same thread count (best of --repeats runs; median also shown).\n";
+
+int bench_kernels(const Args& args) {
+  ArgParser p(args);
+  p.check_known({"threads", "repeats", "batch", "buffer-mib", "working-set-mib"}, {"json", "help"});
+  if (p.flag("help")) {
+    std::fputs(kKernelsUsage, stdout);
+    return 0;
+  }
+  const auto threads_list = parse_int_list(p.value_or("threads", "1,2"), "threads");
+  const auto batch_list = parse_int_list(p.value_or("batch", "1,16"), "batch");
+  const int repeats = parse_int_list(p.value_or("repeats", "3"), "repeats").at(0);
+  const uint64_t buffer_mib = uint64_t(parse_int_list(p.value_or("buffer-mib", "1024"), "buffer-mib").at(0));
+  const uint64_t ws_mib = uint64_t(parse_int_list(p.value_or("working-set-mib", "512"), "working-set-mib").at(0));
+  const bool json = p.flag("json");
+
+  struct Case {
+    core::DType dtype;
+    int64_t rows, cols;
+  };
+  const std::vector<Case> cases = {{core::DType::F8_E4M3, 4096, 4096},
+                                   {core::DType::I8, 2048, 4096},
+                                   {core::DType::BF16, 4096, 4096},
+                                   {core::DType::F32, 4096, 4096}};
+
+  struct BwRow {
+    int threads;
+    Stats gbs;  // min = best here
+  };
+  std::vector<BwRow> bw_rows;
+  std::vector<LinearResult> results;
+  {
+    std::vector<float> buffer(size_t(buffer_mib << 20) / 4, 1.0f);  // touched: pages are resident
+    for (int t : threads_list) {
+      ThreadPool pool(t);
+      measure_read_bandwidth(buffer, pool, 1);  // warm-up
+      bw_rows.push_back({t, measure_read_bandwidth(buffer, pool, repeats)});
+    }
+  }
+  for (const Case& c : cases) {
+    const WeightSet ws(c.dtype, c.rows, c.cols, ws_mib << 20, 42);
+    for (size_t ti = 0; ti < threads_list.size(); ++ti) {
+      ThreadPool pool(threads_list[ti]);
+      for (int n : batch_list) results.push_back(measure_linear(ws, n, pool, repeats, bw_rows[ti].gbs.min));
+    }
+  }
+
+  if (json) {
+    std::printf("{\"read_bw\":[");
+    for (size_t i = 0; i < bw_rows.size(); ++i)
+      std::printf("%s{\"threads\":%d,\"gbs_best\":%.3f,\"gbs_median\":%.3f}", i ? "," : "", bw_rows[i].threads,
+                  bw_rows[i].gbs.min, bw_rows[i].gbs.median);
+    std::printf("],\"repeats\":%d,\"linear\":[", repeats);
+    for (size_t i = 0; i < results.size(); ++i) {
+      const auto& r = results[i];
+      std::printf("%s{\"dtype\":\"%s\",\"rows\":%lld,\"cols\":%lld,\"n\":%lld,\"threads\":%d,\"bytes\":%llu,"
+                  "\"ms_min\":%.4f,\"ms_median\":%.4f,\"gbs_best\":%.3f,\"gbs_median\":%.3f,"
+                  "\"bw_ratio\":%.3f,\"bw_ratio_median\":%.3f}",
+                  i ? "," : "", r.dtype.c_str(), (long long)r.rows, (long long)r.cols, (long long)r.n, r.threads,
+                  (unsigned long long)r.bytes, r.ms.min, r.ms.median, r.gbs_best, r.gbs_median, r.bw_ratio_best,
+                  r.bw_ratio_median);
+    }
+    std::printf("]}\n");
+    return 0;
+  }
+  std::printf("read bandwidth (streaming sum over %llu MiB, %d repeats):\n", (unsigned long long)buffer_mib, repeats);
+  for (const auto& b : bw_rows)
+    std::printf("  %d thread%s: best %.2f GB/s, median %.2f GB/s\n", b.threads, b.threads > 1 ? "s" : "", b.gbs.min,
+                b.gbs.median);
+  std::printf("\nlinear() (weights streamed from a %llu MiB working set; ratio = GB/s / read bandwidth):\n",
+              (unsigned long long)ws_mib);
+  std::printf("  %-8s %-11s %4s %3s %9s %9s %9s %8s %8s\n", "dtype", "shape", "n", "thr", "ms min", "ms med",
+              "GB/s", "ratio", "ratio md");
+  for (const auto& r : results) {
+    char shape[32];
+    std::snprintf(shape, sizeof shape, "%lldx%lld", (long long)r.rows, (long long)r.cols);
+    std::printf("  %-8s %-11s %4lld %3d %9.3f %9.3f %9.2f %8.3f %8.3f\n", r.dtype.c_str(), shape, (long long)r.n,
+                r.threads, r.ms.min, r.ms.median, r.gbs_best, r.bw_ratio_best, r.bw_ratio_median);
+  }
+  return 0;
+}
+
+const char* kUsage =
+    "usage: v4flash bench <what> [options]\n"
+    "  kernels   read bandwidth and linear() GB/s per weight format (alias: linear)\n"
+    "  tokenize  tokenizer throughput\n"
+    "Run `v4flash bench <what> --help` for the options.\n";
+
+int bench_main(const Args& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  const std::string what = args[0];
+  const Args rest(args.begin() + 1, args.end());
+  if (what == "kernels" || what == "linear") return bench_kernels(rest);
+  if (what == "tokenize") return run_bench_tokenize(rest);
+  std::fprintf(stderr, "bench: unknown benchmark '%s'\n%s", what.c_str(), kUsage);
+  return 2;
+}
+
+}  // namespace
+
+V4_COMMAND("bench", "performance benchmarks (kernels, tokenize, ...)", bench_main);
+
+}  // namespace v4::cli

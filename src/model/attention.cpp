@@ -72,7 +72,7 @@ void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int
   };
   const float scale = 1.0f / std::sqrt(float(dh));
   std::vector<float> o(size_t(n * H * dh));
-  ctx.parallel(n * H, [&](int64_t ih) {
+  ctx.parallel(n * H, (std::min(p0 + n, W) + (ratio ? (p0 + n) / ratio : 0)) * dh * 2, [&](int64_t ih) {
     const int64_t i = ih / H, h = ih % H, t = p0 + i;
     const float* qh = q.data() + (i * H + h) * dh;
     // candidate rows: window positions, then compressed entries

@@ -32,7 +32,7 @@ void indexer_select(const ForwardContext& ctx, const IndexerWeights& w, LayerSta
   for (float& v : weights) v *= wscale;
 
   sel.assign(size_t(n * topk), -1);
-  ctx.parallel(n, [&](int64_t i) {
+  ctx.parallel(n, ((p0 + n) / ratio + 1) * IH * Id, [&](int64_t i) {
     const int64_t t = p0 + i;
     const int64_t visible = std::min((t + 1) / ratio, st.n_index_keys);
     if (visible <= 0) return;

@@ -27,9 +27,10 @@ struct ForwardContext {
   // FP8 per 128-element block, as the reference does before its FP8/FP4 GEMMs.
   void matmul(const kernels::Weight& w, const float* x, int64_t n, float* out, bool quantize_input) const;
   // Runs fn(i) for i in [0, n) on the pool (each i computed entirely by one thread).
+  // `cost` is a rough per-item work estimate; cheap loops stay on the calling thread.
   template <class Fn>
-  void parallel(int64_t n, const Fn& fn) const {
-    if (!pool || n <= 1) {
+  void parallel(int64_t n, int64_t cost, const Fn& fn) const {
+    if (!pool || n <= 1 || n * cost < (int64_t(1) << 20)) {
       for (int64_t i = 0; i < n; ++i) fn(i);
       return;
     }

@@ -166,6 +166,8 @@ class ModelImpl final : public Model {
 
 void ForwardContext::matmul(const kernels::Weight& w, const float* x, int64_t n, float* out, bool quantize_input) const {
   if (n == 0) return;
+  // Small products are not worth waking the pool (results are identical either way).
+  kernels::ThreadPool* pool = n * w.rows * w.cols >= (int64_t(1) << 21) ? this->pool : nullptr;
   if (quantize && quantize_input) {
     std::vector<float> q(x, x + n * w.cols);
     for (int64_t i = 0; i < n; ++i) fp8_quant_dequant(q.data() + i * w.cols, w.cols, 128);

@@ -81,8 +81,14 @@ class RequestHandle {
 struct EngineMetrics {
   int64_t running = 0, waiting = 0;
   int64_t prompt_tokens_total = 0, generation_tokens_total = 0;
+  // In tokens, as vLLM counts them: prompt tokens looked up / prompt tokens served from the cache.
   int64_t prefix_cache_queries_total = 0, prefix_cache_hits_total = 0;
-  int64_t state_bytes = 0;
+  int64_t state_bytes = 0;               // sequence states of running requests (0 when idle)
+  int64_t prefix_cache_bytes = 0;        // snapshots held by the prefix cache
+  int64_t prefix_cache_entries = 0;
+  int64_t requests_finished_total = 0;
+  int64_t steps_total = 0;               // scheduler steps (model forward calls)
+  int64_t max_batch_sequences = 0;       // most sequences seen in one forward call
 };
 
 class Engine {
@@ -101,8 +107,23 @@ class Engine {
 }  // namespace v4::runtime
 
 namespace v4::model { class Model; }
+namespace v4::text { class Tokenizer; }
 
 namespace v4::runtime {
+
+// What the engine needs of a tokenizer to produce text and match stop strings. create_engine wraps
+// a text::Tokenizer in one (special tokens give no text except <think>, </think> and ｜DSML｜, as
+// text::IncrementalDetokenizer does); tests may pass their own.
+class TokenVocabulary {
+ public:
+  virtual ~TokenVocabulary() = default;
+  virtual bool is_valid(int32_t id) const = 0;
+  // The bytes the token adds to the text (may be part of a UTF-8 character; empty for a
+  // special token that shows no text).
+  virtual std::string token_text_bytes(int32_t id) const = 0;
+  virtual std::optional<int32_t> token_id(const std::string& token) const = 0;
+};
+std::shared_ptr<const TokenVocabulary> vocabulary_from_tokenizer(std::shared_ptr<const text::Tokenizer> tokenizer);
 
 struct EngineOptions {
   int max_running = 16;                 // sequences decoded together
@@ -111,9 +132,27 @@ struct EngineOptions {
   int64_t state_memory_budget = int64_t(8) << 30;   // bytes for running sequence states
   int64_t prefix_cache_budget = int64_t(2) << 30;   // bytes for cached prefix snapshots
   int threads = 0;
+  // Token ids -> text. Without one (both null), text deltas are empty, stop strings are refused
+  // (std::invalid_argument) and the thinking budget cannot force </think>.
+  std::shared_ptr<const text::Tokenizer> tokenizer;
+  std::shared_ptr<const TokenVocabulary> vocabulary;  // used instead of `tokenizer` when set
+  // Prefill chunks end at multiples of this many positions and prefix-cache snapshots are taken
+  // there, so a sequence is always fed in the same chunks (with or without a cache hit, alone or
+  // in a batch) and its results are bitwise reproducible.
+  int prefix_block_tokens = 128;
+  // Bytes of state per context token used to reserve memory at admission; 0 = learned from the
+  // states seen so far.
+  int64_t state_bytes_per_token = 0;
 };
 
-// Starts the scheduler thread on a loaded model.
+// Starts the scheduler thread on a loaded model. submit() throws OverloadedError (queue/memory
+// full, shutting down) or std::invalid_argument (empty prompt, id out of vocabulary, prompt beyond
+// the context, more than 4 stop strings, top_logprobs > 20, stop strings without a tokenizer).
+// Generated tokens: the EOS token ends the request (FinishReason::Stop) without an on_token call
+// but counts in completion_tokens; the token that completes a stop string is delivered (its text
+// cut before the stop) and the request ends with StopString. With params.thinking, once
+// thinking_budget reasoning tokens were generated the next token is forced to </think> (itself
+// counted as a reasoning token, marked reasoning).
 std::unique_ptr<Engine> create_engine(std::shared_ptr<model::Model> model, const EngineOptions& opts);
 
 }  // namespace v4::runtime

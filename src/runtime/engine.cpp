@@ -1,0 +1,611 @@
+// The engine: one scheduler thread runs steps; each step feeds the model one batch made of every
+// running sequence's decode token plus prefill chunks, then samples and delivers tokens.
+//
+// Reproducibility rule: a sequence's model inputs never depend on other requests. Prefill chunks
+// always end at multiples of prefix_block_tokens (absolute positions), decode feeds one token per
+// step, sampling uses the request's own random stream, and the model contract makes each item's
+// logits independent of the rest of the batch. So a request gets the same tokens and logprobs
+// alone, beside others, and resumed from a prefix-cache snapshot (which is taken at a chunk end).
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "model/model.h"
+#include "runtime/engine.h"
+#include "runtime/metrics.h"
+#include "runtime/prefix_cache.h"
+#include "runtime/sampler.h"
+#include "runtime/text_stream.h"
+#include "text/tokenizer.h"
+
+namespace v4::runtime {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int kMaxStopStrings = 4;
+
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// Shared by the engine and its handles, which may outlive it.
+struct Wakeup {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool cancel_pending = false;
+};
+
+class Handle final : public RequestHandle {
+ public:
+  explicit Handle(std::shared_ptr<Wakeup> wakeup) : wakeup_(std::move(wakeup)) {}
+  void cancel() override {
+    cancelled_.store(true);
+    {
+      std::lock_guard lock(wakeup_->mutex);
+      wakeup_->cancel_pending = true;
+    }
+    wakeup_->cv.notify_all();
+  }
+  bool cancelled() const { return cancelled_.load(); }
+
+ private:
+  std::shared_ptr<Wakeup> wakeup_;
+  std::atomic<bool> cancelled_{false};
+};
+
+class TokenizerVocabulary final : public TokenVocabulary {
+ public:
+  explicit TokenizerVocabulary(std::shared_ptr<const text::Tokenizer> tokenizer)
+      : tokenizer_(std::move(tokenizer)) {
+    for (const char* marker : {"<think>", "</think>", "｜DSML｜"})
+      if (auto id = tokenizer_->token_id(marker)) pass_through_.push_back(*id);
+  }
+  bool is_valid(int32_t id) const override { return tokenizer_->is_valid(id); }
+  std::string token_text_bytes(int32_t id) const override {
+    if (!tokenizer_->is_valid(id)) return {};
+    if (tokenizer_->is_special(id) &&
+        std::find(pass_through_.begin(), pass_through_.end(), id) == pass_through_.end())
+      return {};
+    return tokenizer_->token_bytes(id);
+  }
+  std::optional<int32_t> token_id(const std::string& token) const override {
+    return tokenizer_->token_id(token);
+  }
+
+ private:
+  std::shared_ptr<const text::Tokenizer> tokenizer_;
+  std::vector<int32_t> pass_through_;
+};
+
+struct Sequence {
+  GenerationRequest request;
+  RequestCallbacks callbacks;
+  std::shared_ptr<Handle> handle;
+  uint64_t arrival = 0;
+  Clock::time_point submitted, admitted, last_token;
+  bool first_token_sent = false;
+  double first_token_seconds = 0;
+  bool done = false;
+
+  std::unique_ptr<model::SequenceState> state;
+  int64_t prompt_done = 0;  // prompt tokens the state has consumed
+  int cached_tokens = 0;
+  int64_t reserved_bytes = 0;
+  int32_t next_input = -1;  // the last generated token, fed at the next step
+
+  int generated = 0, reasoning = 0;
+  bool in_reasoning = false;
+  size_t forced_index = 0;
+  StopTextStream text;
+  RequestRng rng{0};
+
+  bool prefilling() const { return prompt_done < int64_t(request.prompt.size()); }
+};
+
+class EngineImpl final : public Engine {
+ public:
+  EngineImpl(std::shared_ptr<model::Model> model, const EngineOptions& options)
+      : model_(std::move(model)),
+        options_(options),
+        config_(model_->config()),
+        cache_(options.prefix_block_tokens > 0 ? options.prefix_block_tokens : 128,
+               std::max<int64_t>(0, options.prefix_cache_budget)),
+        wakeup_(std::make_shared<Wakeup>()),
+        ttft_(ttft_buckets()),
+        inter_token_(inter_token_buckets()),
+        e2e_(request_latency_buckets()),
+        queue_time_(request_latency_buckets()) {
+    if (options_.max_running < 1) options_.max_running = 1;
+    if (options_.step_token_budget < 1) options_.step_token_budget = 1;
+    block_ = cache_.block_tokens();
+    vocabulary_ = options_.vocabulary;
+    if (!vocabulary_ && options_.tokenizer) vocabulary_ = vocabulary_from_tokenizer(options_.tokenizer);
+    if (vocabulary_) think_end_ = vocabulary_->token_id("</think>").value_or(-1);
+    base_state_bytes_ = int64_t(model_->new_state()->bytes());
+    bytes_per_token_ = options_.state_bytes_per_token > 0 ? double(options_.state_bytes_per_token)
+                                                          : architecture_bytes_per_token();
+    thread_ = std::thread([this] { run(); });
+  }
+
+  ~EngineImpl() override { shutdown(); }
+
+  const core::ModelConfig& config() const override { return config_; }
+
+  std::shared_ptr<RequestHandle> submit(GenerationRequest request, RequestCallbacks callbacks) override {
+    validate(request);
+    auto seq = std::make_unique<Sequence>();
+    auto& params = request.params;
+    // Never generate past the context.
+    params.max_tokens = int(std::min<int64_t>(params.max_tokens,
+                                              config_.max_position_embeddings - int64_t(request.prompt.size())));
+    seq->reserved_bytes = projected_bytes(int64_t(request.prompt.size()) + params.max_tokens);
+    if (seq->reserved_bytes > options_.state_memory_budget)
+      throw OverloadedError("request needs more state memory than the engine's budget");
+    seq->rng = RequestRng(params.seed ? *params.seed : std::random_device{}() * 0x100000001ull ^ std::random_device{}());
+    seq->text = StopTextStream(params.stop);
+    seq->in_reasoning = params.thinking;
+    seq->request = std::move(request);
+    seq->callbacks = std::move(callbacks);
+    seq->handle = std::make_shared<Handle>(wakeup_);
+    seq->submitted = Clock::now();
+    auto handle = seq->handle;
+    {
+      std::lock_guard lock(wakeup_->mutex);
+      if (stopping_) throw OverloadedError("engine is shutting down");
+      if (queued_.load() >= options_.max_waiting) throw OverloadedError("request queue is full");
+      seq->arrival = next_arrival_++;
+      incoming_.push_back(std::move(seq));
+      queued_++;
+    }
+    wakeup_->cv.notify_all();
+    return handle;
+  }
+
+  EngineMetrics metrics() const override {
+    std::lock_guard lock(stats_mutex_);
+    EngineMetrics m = stats_;
+    m.waiting = queued_.load();
+    return m;
+  }
+
+  std::string prometheus_text() const override {
+    std::lock_guard lock(stats_mutex_);
+    std::string out;
+    const std::string p = "v4flash:";
+    write_metric(out, p + "num_requests_running", "gauge", "Requests in the running batch.", double(stats_.running));
+    write_metric(out, p + "num_requests_waiting", "gauge", "Requests waiting to be scheduled.", double(queued_.load()));
+    write_metric(out, p + "prompt_tokens_total", "counter", "Prompt tokens of admitted requests.",
+                 double(stats_.prompt_tokens_total));
+    write_metric(out, p + "generation_tokens_total", "counter", "Generated tokens.",
+                 double(stats_.generation_tokens_total));
+    write_metric(out, p + "prefix_cache_queries_total", "counter", "Prompt tokens looked up in the prefix cache.",
+                 double(stats_.prefix_cache_queries_total));
+    write_metric(out, p + "prefix_cache_hits_total", "counter", "Prompt tokens served from the prefix cache.",
+                 double(stats_.prefix_cache_hits_total));
+    write_metric(out, p + "state_memory_bytes", "gauge", "Bytes of sequence state held by running requests.",
+                 double(stats_.state_bytes));
+    write_metric(out, p + "prefix_cache_memory_bytes", "gauge", "Bytes held by prefix-cache snapshots.",
+                 double(stats_.prefix_cache_bytes));
+    write_metric(out, p + "request_success_total", "counter", "Requests finished (any reason).",
+                 double(stats_.requests_finished_total));
+    ttft_.write(out, p + "time_to_first_token_seconds", "Time from arrival to the first generated token.");
+    inter_token_.write(out, p + "inter_token_latency_seconds", "Time between consecutive generated tokens.");
+    e2e_.write(out, p + "e2e_request_latency_seconds", "Time from arrival to finish.");
+    queue_time_.write(out, p + "request_queue_time_seconds", "Time from arrival to admission into the batch.");
+    return out;
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard lock(wakeup_->mutex);
+      stopping_ = true;
+    }
+    wakeup_->cv.notify_all();
+    std::lock_guard join_lock(join_mutex_);
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  // Estimated state bytes per context token from the architecture (fp32 values): per compressed
+  // layer, one head_dim entry per `ratio` tokens, plus the indexer's keys on ratio-4 layers.
+  double architecture_bytes_per_token() const {
+    double floats = 0;
+    for (int64_t l = 0; l < config_.num_hidden_layers && size_t(l) < config_.compress_ratios.size(); ++l) {
+      const int64_t ratio = config_.compress_ratios[size_t(l)];
+      if (ratio <= 0) continue;
+      floats += double(config_.head_dim) / double(ratio);
+      if (ratio == 4) floats += double(config_.index_head_dim) / 4.0;
+    }
+    return floats * 4.0;
+  }
+
+  int64_t projected_bytes(int64_t tokens) const {
+    const int64_t window_bytes = config_.num_hidden_layers * config_.sliding_window * config_.head_dim * 4;
+    return std::max(base_state_bytes_, window_bytes) + int64_t(std::ceil(bytes_per_token_ * double(tokens)));
+  }
+
+  void validate(const GenerationRequest& request) const {
+    const auto& p = request.params;
+    if (request.prompt.empty()) throw std::invalid_argument("prompt is empty");
+    if (int64_t(request.prompt.size()) >= config_.max_position_embeddings)
+      throw std::invalid_argument("prompt of " + std::to_string(request.prompt.size()) +
+                                  " tokens leaves no room in the context of " +
+                                  std::to_string(config_.max_position_embeddings));
+    for (int32_t t : request.prompt)
+      if (t < 0 || t >= config_.vocab_size)
+        throw std::invalid_argument("prompt token id " + std::to_string(t) + " is outside the vocabulary");
+    for (int32_t t : p.forced_tokens)
+      if (t < 0 || t >= config_.vocab_size)
+        throw std::invalid_argument("forced token id " + std::to_string(t) + " is outside the vocabulary");
+    if (p.max_tokens < 1) throw std::invalid_argument("max_tokens must be at least 1");
+    if (!(p.temperature >= 0) || !std::isfinite(p.temperature)) throw std::invalid_argument("temperature must be >= 0");
+    if (!(p.top_p > 0 && p.top_p <= 1)) throw std::invalid_argument("top_p must be in (0, 1]");
+    if (p.top_k < 0) throw std::invalid_argument("top_k must be >= 0");
+    if (p.top_logprobs < -1 || p.top_logprobs > kMaxTopLogprobs)
+      throw std::invalid_argument("top_logprobs must be between 0 and 20");
+    if (p.stop.size() > size_t(kMaxStopStrings)) throw std::invalid_argument("at most 4 stop strings");
+    if (!vocabulary_)
+      for (const auto& s : p.stop)
+        if (!s.empty()) throw std::invalid_argument("stop strings need the engine to have a tokenizer");
+    if (p.thinking_budget < 0) throw std::invalid_argument("thinking_budget must be >= 0");
+  }
+
+  // ---- scheduler thread ----
+
+  void run() {
+    for (;;) {
+      bool stop_now = false;
+      {
+        std::unique_lock lock(wakeup_->mutex);
+        wakeup_->cv.wait(lock, [&] {
+          return stopping_ || wakeup_->cancel_pending || !incoming_.empty() || !running_.empty() ||
+                 !waiting_.empty();
+        });
+        wakeup_->cancel_pending = false;
+        while (!incoming_.empty()) {
+          enqueue(std::move(incoming_.front()));
+          incoming_.pop_front();
+        }
+        stop_now = stopping_;
+      }
+      if (stop_now) {
+        for (auto& s : running_) finish(*s, FinishReason::Cancelled);
+        for (auto& s : waiting_) finish(*s, FinishReason::Cancelled);
+        running_.clear();
+        waiting_.clear();
+        publish();
+        return;
+      }
+      reap_cancelled();
+      admit();
+      if (!running_.empty()) step();
+      publish();
+    }
+  }
+
+  // Waiting order: higher priority first, then arrival.
+  void enqueue(std::unique_ptr<Sequence> seq) {
+    auto pos = std::upper_bound(waiting_.begin(), waiting_.end(), seq, [](const auto& a, const auto& b) {
+      if (a->request.priority != b->request.priority) return a->request.priority > b->request.priority;
+      return a->arrival < b->arrival;
+    });
+    waiting_.insert(pos, std::move(seq));
+  }
+
+  void reap_cancelled() {
+    for (auto& s : waiting_)
+      if (s->handle->cancelled()) finish(*s, FinishReason::Cancelled);
+    for (auto& s : running_)
+      if (s->handle->cancelled()) finish(*s, FinishReason::Cancelled);
+    remove_done();
+  }
+
+  void remove_done() {
+    auto gone = [](const std::unique_ptr<Sequence>& s) { return s->done; };
+    size_t before = waiting_.size();
+    std::erase_if(waiting_, gone);
+    queued_ -= int64_t(before - waiting_.size());
+    std::erase_if(running_, gone);
+  }
+
+  int64_t running_state_bytes() const {
+    int64_t total = 0;
+    for (const auto& s : running_)
+      if (s->state) total += int64_t(s->state->bytes());
+    return total;
+  }
+
+  void admit() {
+    while (!waiting_.empty() && int(running_.size()) < options_.max_running) {
+      Sequence& s = *waiting_.front();
+      if (!running_.empty()) {
+        int64_t reserved = 0;
+        for (const auto& r : running_) reserved += r->reserved_bytes;
+        if (reserved + s.reserved_bytes > options_.state_memory_budget) break;
+        if (running_state_bytes() + base_state_bytes_ > options_.state_memory_budget) break;
+      }
+      std::unique_ptr<Sequence> seq = std::move(waiting_.front());
+      waiting_.erase(waiting_.begin());
+      queued_--;
+      start(std::move(seq));
+    }
+  }
+
+  void start(std::unique_ptr<Sequence> seq) {
+    Sequence& s = *seq;
+    s.admitted = Clock::now();
+    const auto& prompt = s.request.prompt;
+    PrefixCache::Hit hit;
+    // At least the last prompt token is always run: its logits give the first generated token.
+    if (cache_.entries() > 0) hit = cache_.lookup(prompt, int64_t(prompt.size()) - 1);
+    try {
+      s.state = hit.state ? std::move(hit.state) : model_->new_state();
+    } catch (const std::exception& e) {
+      finish(s, FinishReason::Error, e.what());
+      return;
+    }
+    s.prompt_done = hit.tokens;
+    s.cached_tokens = int(hit.tokens);
+    {
+      std::lock_guard lock(stats_mutex_);
+      stats_.prompt_tokens_total += int64_t(prompt.size());
+      stats_.prefix_cache_queries_total += int64_t(prompt.size());
+      stats_.prefix_cache_hits_total += hit.tokens;
+      queue_time_.observe(seconds_between(s.submitted, s.admitted));
+    }
+    running_.push_back(std::move(seq));
+  }
+
+  // Whether to keep a snapshot after `blocks` whole blocks of a prompt: the last boundary of the
+  // prompt (continuations and repeats reuse it), the first 8 blocks, then ~8 per doubling of
+  // length, so snapshots cost O(log n) copies per prompt.
+  static bool worth_snapshot(int64_t blocks, bool last_boundary) {
+    if (last_boundary || blocks <= 8) return true;
+    int log2 = 63 - std::countl_zero(uint64_t(blocks));
+    int64_t stride = int64_t(1) << std::max(0, log2 - 3);
+    return blocks % stride == 0;
+  }
+
+  void step() {
+    struct Planned {
+      Sequence* seq;
+      int64_t chunk_end;  // prompt position after this item (prefill only)
+    };
+    std::vector<model::BatchItem> items;
+    std::vector<Planned> planned;
+    int64_t budget = options_.step_token_budget;
+    // Running decodes first: a prefill never delays them by more than one chunk.
+    for (auto& s : running_) {
+      if (s->prefilling()) continue;
+      items.push_back({s->state.get(), std::span<const int32_t>(&s->next_input, 1), false});
+      planned.push_back({s.get(), 0});
+      budget -= 1;
+    }
+    bool any_prefill = false;
+    for (auto& s : running_) {
+      if (!s->prefilling()) continue;
+      const int64_t prompt_len = int64_t(s->request.prompt.size());
+      const int64_t end = std::min(prompt_len, (s->prompt_done / block_ + 1) * block_);
+      const int64_t n = end - s->prompt_done;
+      if (any_prefill && n > budget) break;  // FCFS: later prompts wait for their turn
+      items.push_back({s->state.get(),
+                       std::span<const int32_t>(s->request.prompt.data() + s->prompt_done, size_t(n)), false});
+      planned.push_back({s.get(), end});
+      budget -= n;
+      any_prefill = true;
+    }
+
+    std::vector<float> logits;
+    try {
+      logits = model_->forward(items);
+      if (logits.size() != items.size() * size_t(config_.vocab_size))
+        throw std::runtime_error("model returned " + std::to_string(logits.size()) + " logits for " +
+                                 std::to_string(items.size()) + " rows");
+    } catch (const std::exception& e) {
+      spdlog::error("engine: forward failed: {}", e.what());
+      for (auto& p : planned) finish(*p.seq, FinishReason::Error, std::string("model forward failed: ") + e.what());
+      remove_done();
+      return;
+    }
+    {
+      std::lock_guard lock(stats_mutex_);
+      stats_.steps_total++;
+      stats_.max_batch_sequences = std::max<int64_t>(stats_.max_batch_sequences, int64_t(items.size()));
+    }
+
+    const size_t vocab = size_t(config_.vocab_size);
+    for (size_t i = 0; i < planned.size(); ++i) {
+      Sequence& s = *planned[i].seq;
+      std::span<const float> row(logits.data() + i * vocab, vocab);
+      if (s.prefilling()) {
+        s.prompt_done = planned[i].chunk_end;
+        maybe_snapshot(s);
+        if (s.prefilling()) continue;
+      }
+      if (s.handle->cancelled()) {
+        finish(s, FinishReason::Cancelled);
+        continue;
+      }
+      try {
+        deliver(s, choose(s, row), row);
+      } catch (const std::exception& e) {
+        finish(s, FinishReason::Error, e.what());
+      }
+    }
+    remove_done();
+  }
+
+  void maybe_snapshot(Sequence& s) {
+    if (options_.prefix_cache_budget <= 0 || s.prompt_done % block_ != 0) return;
+    const int64_t prompt_len = int64_t(s.request.prompt.size());
+    const bool last_boundary = s.prompt_done + block_ > prompt_len;
+    if (!worth_snapshot(s.prompt_done / block_, last_boundary)) return;
+    std::span<const int32_t> prefix(s.request.prompt.data(), size_t(s.prompt_done));
+    try {
+      cache_.insert(prefix, *s.state);
+    } catch (const std::exception& e) {
+      spdlog::warn("engine: prefix snapshot failed: {}", e.what());
+    }
+  }
+
+  int32_t choose(Sequence& s, std::span<const float> logits) {
+    const auto& p = s.request.params;
+    if (s.forced_index < p.forced_tokens.size()) return p.forced_tokens[s.forced_index++];
+    if (p.thinking && s.in_reasoning && think_end_ >= 0 && s.reasoning >= p.thinking_budget) return think_end_;
+    return sample_token(logits, p, s.rng);
+  }
+
+  void deliver(Sequence& s, int32_t token, std::span<const float> logits) {
+    const auto& p = s.request.params;
+    const auto now = Clock::now();
+    s.generated++;
+    {
+      std::lock_guard lock(stats_mutex_);
+      stats_.generation_tokens_total++;
+      if (!s.first_token_sent) ttft_.observe(seconds_between(s.submitted, now));
+      else inter_token_.observe(seconds_between(s.last_token, now));
+    }
+    if (!s.first_token_sent) s.first_token_seconds = seconds_between(s.submitted, now);
+    s.first_token_sent = true;
+    s.last_token = now;
+    if (token == config_.eos_token_id) {
+      finish(s, FinishReason::Stop);
+      return;
+    }
+    GeneratedToken out;
+    out.token = token;
+    out.reasoning = s.in_reasoning;
+    if (s.in_reasoning) {
+      s.reasoning++;
+      if (token == think_end_) s.in_reasoning = false;
+    }
+    if (p.top_logprobs >= 0) {
+      auto lp = compute_logprobs(logits, token, p.top_logprobs);
+      out.logprob = lp.chosen;
+      out.top = std::move(lp.top);
+    }
+    if (vocabulary_) {
+      out.text = s.text.push(vocabulary_->token_text_bytes(token));
+      // The reasoning section's text is all released with its closing tag, so no delta mixes
+      // reasoning and answer text.
+      if (token == think_end_ && !s.text.stopped()) out.text += s.text.flush();
+    }
+    if (!call_on_token(s, out)) return;
+    if (s.text.stopped()) {
+      finish(s, FinishReason::StopString, "", s.text.matched_stop());
+      return;
+    }
+    if (s.generated >= p.max_tokens) {
+      finish(s, FinishReason::Length);
+      return;
+    }
+    s.next_input = token;
+  }
+
+  bool call_on_token(Sequence& s, const GeneratedToken& token) {
+    if (!s.callbacks.on_token) return true;
+    try {
+      s.callbacks.on_token(token);
+      return true;
+    } catch (const std::exception& e) {
+      finish(s, FinishReason::Error, std::string("on_token callback failed: ") + e.what());
+    } catch (...) {
+      finish(s, FinishReason::Error, "on_token callback failed");
+    }
+    return false;
+  }
+
+  void finish(Sequence& s, FinishReason reason, const std::string& error = {}, const std::string& matched = {}) {
+    if (s.done) return;
+    s.done = true;
+    const auto now = Clock::now();
+    FinishInfo info;
+    info.reason = reason;
+    info.error = error;
+    info.matched_stop = matched;
+    if (reason != FinishReason::StopString && reason != FinishReason::Error) info.tail_text = s.text.flush();
+    info.prompt_tokens = int(s.request.prompt.size());
+    info.cached_prompt_tokens = s.cached_tokens;
+    info.completion_tokens = s.generated;
+    info.reasoning_tokens = s.reasoning;
+    const bool was_admitted = s.admitted != Clock::time_point{};
+    info.queue_seconds = seconds_between(s.submitted, was_admitted ? s.admitted : now);
+    info.ttft_seconds = s.first_token_seconds;
+    info.total_seconds = seconds_between(s.submitted, now);
+    s.state.reset();  // free the memory before telling anyone, and show it in the metrics
+    {
+      std::lock_guard lock(stats_mutex_);
+      stats_.requests_finished_total++;
+      e2e_.observe(info.total_seconds);
+    }
+    publish();
+    if (s.callbacks.on_finish) {
+      try {
+        s.callbacks.on_finish(info);
+      } catch (const std::exception& e) {
+        spdlog::error("engine: on_finish callback of {} threw: {}", s.request.id, e.what());
+      } catch (...) {
+        spdlog::error("engine: on_finish callback of {} threw", s.request.id);
+      }
+    }
+  }
+
+  void publish() {
+    std::lock_guard lock(stats_mutex_);
+    stats_.running = std::count_if(running_.begin(), running_.end(), [](const auto& s) { return !s->done; });
+    stats_.state_bytes = running_state_bytes();
+    stats_.prefix_cache_bytes = cache_.bytes();
+    stats_.prefix_cache_entries = int64_t(cache_.entries());
+  }
+
+  std::shared_ptr<model::Model> model_;
+  EngineOptions options_;
+  core::ModelConfig config_;
+  std::shared_ptr<const TokenVocabulary> vocabulary_;
+  int32_t think_end_ = -1;
+  int64_t block_ = 128;
+  int64_t base_state_bytes_ = 0;
+  double bytes_per_token_ = 0;
+  PrefixCache cache_;
+
+  std::shared_ptr<Wakeup> wakeup_;
+  // Guarded by wakeup_->mutex.
+  std::deque<std::unique_ptr<Sequence>> incoming_;
+  bool stopping_ = false;
+  uint64_t next_arrival_ = 0;
+  std::atomic<int64_t> queued_{0};  // accepted, not yet admitted (incoming + waiting)
+
+  // Scheduler thread only.
+  std::vector<std::unique_ptr<Sequence>> waiting_;
+  std::vector<std::unique_ptr<Sequence>> running_;
+
+  mutable std::mutex stats_mutex_;
+  EngineMetrics stats_;
+  Histogram ttft_, inter_token_, e2e_, queue_time_;
+
+  std::mutex join_mutex_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+std::shared_ptr<const TokenVocabulary> vocabulary_from_tokenizer(std::shared_ptr<const text::Tokenizer> tokenizer) {
+  if (!tokenizer) return nullptr;
+  return std::make_shared<TokenizerVocabulary>(std::move(tokenizer));
+}
+
+std::unique_ptr<Engine> create_engine(std::shared_ptr<model::Model> model, const EngineOptions& opts) {
+  if (!model) throw std::invalid_argument("create_engine: no model");
+  return std::make_unique<EngineImpl>(std::move(model), opts);
+}
+
+}  // namespace v4::runtime

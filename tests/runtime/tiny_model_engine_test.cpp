@@ -1,0 +1,178 @@
+// The engine on the real forward pass (the tiny-v4 fixture checkpoint): batch invariance, prefix
+// cache exactness, and state memory per token against the architecture's formula.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "core/checkpoint.h"
+#include "fake_model.h"
+#include "model/model.h"
+
+using namespace v4::runtime;
+using namespace v4::runtime::testing;
+
+namespace {
+
+const v4::core::Checkpoint& tiny_checkpoint() {
+  static std::unique_ptr<v4::core::Checkpoint> ckpt =
+      v4::core::Checkpoint::open(std::string(V4_SHARED_DIR) + "/fixtures/tiny-v4");
+  return *ckpt;
+}
+
+std::shared_ptr<v4::model::Model> tiny_model(int threads = 2) {
+  v4::model::ModelOptions o;
+  o.threads = threads;
+  return std::shared_ptr<v4::model::Model>(v4::model::Model::load(tiny_checkpoint(), o));
+}
+
+// Passes calls through and keeps every logits row the model returned, in order.
+class RecordingModel final : public v4::model::Model {
+ public:
+  explicit RecordingModel(std::shared_ptr<v4::model::Model> inner) : inner_(std::move(inner)) {}
+  const v4::core::ModelConfig& config() const override { return inner_->config(); }
+  std::unique_ptr<v4::model::SequenceState> new_state() const override { return inner_->new_state(); }
+  std::vector<float> forward(std::span<const v4::model::BatchItem> batch) override {
+    auto out = inner_->forward(batch);
+    rows.push_back(out);
+    return out;
+  }
+  std::vector<float> forward_traced(std::span<const v4::model::BatchItem> batch, v4::model::ForwardTrace* t) override {
+    return inner_->forward_traced(batch, t);
+  }
+  std::vector<float> mtp_logits(v4::model::SequenceState& s, std::span<const int32_t> next, bool all) override {
+    return inner_->mtp_logits(s, next, all);
+  }
+  std::vector<std::vector<float>> rows;  // one entry per forward call (single-request runs)
+
+ private:
+  std::shared_ptr<v4::model::Model> inner_;
+};
+
+std::vector<int32_t> prompt_of(size_t n, uint64_t salt, int64_t vocab) {
+  std::vector<int32_t> p(n);
+  uint64_t h = salt;
+  for (auto& t : p) {
+    h = fake_mix(h, 5);
+    t = int32_t(2 + h % uint64_t(vocab - 2));
+  }
+  return p;
+}
+
+GenerationRequest request(std::vector<int32_t> prompt, int max_tokens, double temperature, uint64_t seed) {
+  GenerationRequest r;
+  r.prompt = std::move(prompt);
+  r.params.temperature = temperature;
+  r.params.top_p = 0.95;
+  r.params.seed = seed;
+  r.params.max_tokens = max_tokens;
+  r.params.top_logprobs = 3;
+  return r;
+}
+
+bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+void expect_identical(const std::vector<GeneratedToken>& a, const std::vector<GeneratedToken>& b, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (size_t k = 0; k < a.size(); ++k) {
+    EXPECT_EQ(a[k].token, b[k].token) << what << " token " << k;
+    ASSERT_TRUE(a[k].logprob && b[k].logprob);
+    EXPECT_TRUE(same_bits(a[k].logprob->logprob, b[k].logprob->logprob)) << what << " token " << k;
+    ASSERT_EQ(a[k].top.size(), b[k].top.size());
+    for (size_t j = 0; j < a[k].top.size(); ++j) {
+      EXPECT_EQ(a[k].top[j].token, b[k].top[j].token);
+      EXPECT_TRUE(same_bits(a[k].top[j].logprob, b[k].top[j].logprob));
+    }
+  }
+}
+
+std::shared_ptr<Collector> run_one(Engine& engine, GenerationRequest r) {
+  auto c = std::make_shared<Collector>();
+  engine.submit(std::move(r), c->callbacks());
+  EXPECT_TRUE(c->wait(std::chrono::minutes(2)));
+  return c;
+}
+
+}  // namespace
+
+TEST(TinyModelEngine, SixteenConcurrentEqualOneByOneBitForBit) {
+  auto model = tiny_model();
+  const int64_t vocab = model->config().vocab_size;
+  auto make = [&](int i) {
+    // Greedy and seeded sampling; prompts from 9 to 204 tokens, so several cross a 64-token block.
+    return request(prompt_of(size_t(9 + 13 * i), uint64_t(i), vocab), 8, i % 2 ? 0.8 : 0.0, uint64_t(50 + i));
+  };
+  EngineOptions opts;
+  opts.prefix_block_tokens = 64;
+  opts.step_token_budget = 256;
+  std::vector<std::vector<GeneratedToken>> alone;
+  {
+    auto engine = create_engine(model, opts);
+    for (int i = 0; i < 16; ++i) alone.push_back(run_one(*engine, make(i))->tokens);
+  }
+  auto engine = create_engine(model, opts);
+  std::vector<std::shared_ptr<Collector>> together;
+  for (int i = 0; i < 16; ++i) {
+    together.push_back(std::make_shared<Collector>());
+    engine->submit(make(i), together.back()->callbacks());
+  }
+  for (auto& c : together) ASSERT_TRUE(c->wait(std::chrono::minutes(2)));
+  EXPECT_GE(engine->metrics().max_batch_sequences, 8);
+  for (int i = 0; i < 16; ++i) expect_identical(alone[size_t(i)], together[size_t(i)]->tokens, "request " + std::to_string(i));
+}
+
+TEST(TinyModelEngine, ThousandTokenSharedPrefixHitGivesIdenticalLogits) {
+  auto inner = tiny_model();
+  const int64_t vocab = inner->config().vocab_size;
+  auto shared = prompt_of(1000, 99, vocab);
+  auto second = shared;
+  for (int32_t t : prompt_of(40, 100, vocab)) second.push_back(t);
+  const int generated = 6;
+
+  auto run_second = [&](bool warm_cache) {
+    auto recorder = std::make_shared<RecordingModel>(inner);
+    EngineOptions opts;
+    if (!warm_cache) opts.prefix_cache_budget = 0;
+    auto engine = create_engine(recorder, opts);
+    if (warm_cache) run_one(*engine, request(shared, 1, 0, 0));
+    recorder->rows.clear();
+    auto t0 = std::chrono::steady_clock::now();
+    auto c = run_one(*engine, request(second, generated, 0, 0));
+    std::printf("[prefix cache %s] 1040-token prompt: ttft %.3f s, cached %d\n", warm_cache ? "hit " : "miss",
+                c->finish->ttft_seconds, c->finish->cached_prompt_tokens);
+    (void)t0;
+    return std::make_pair(c, recorder->rows);
+  };
+  auto [cold, cold_rows] = run_second(false);
+  auto [warm, warm_rows] = run_second(true);
+  EXPECT_EQ(cold->finish->cached_prompt_tokens, 0);
+  EXPECT_EQ(warm->finish->cached_prompt_tokens, 896);  // 7 whole 128-token blocks of the 1000
+  expect_identical(cold->tokens, warm->tokens, "second request");
+  // The raw logits: the last prompt chunk's row and every decode row, bit for bit.
+  ASSERT_GE(cold_rows.size(), size_t(generated));
+  ASSERT_GE(warm_rows.size(), size_t(generated));
+  EXPECT_LT(warm_rows.size(), cold_rows.size());  // fewer prefill chunks
+  for (size_t k = 1; k <= size_t(generated); ++k) {
+    const auto& a = cold_rows[cold_rows.size() - k];
+    const auto& b = warm_rows[warm_rows.size() - k];
+    ASSERT_EQ(a.size(), size_t(vocab));
+    ASSERT_EQ(b.size(), size_t(vocab));
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << "row " << k << " from the end";
+  }
+}
+
+TEST(TinyModelEngine, CancellationReturnsStateMemoryToBaseline) {
+  auto engine = create_engine(tiny_model(), {});
+  EXPECT_EQ(engine->metrics().state_bytes, 0);
+  auto c = std::make_shared<Collector>();
+  auto handle = engine->submit(request(prompt_of(300, 3, 4096), 100000, 0, 0), c->callbacks());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (c->ids().size() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_GT(engine->metrics().state_bytes, 300 * 520);
+  handle->cancel();
+  ASSERT_TRUE(c->wait());
+  EXPECT_EQ(c->finish->reason, FinishReason::Cancelled);
+  EXPECT_EQ(engine->metrics().state_bytes, 0);
+  EXPECT_EQ(engine->metrics().running, 0);
+}

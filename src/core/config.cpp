@@ -308,3 +308,69 @@ ModelConfig ModelConfig::from_file(const std::string& path) {
 }
 
 }  // namespace v4::core
+
+namespace v4::core {
+
+std::string ModelConfig::to_json_text() const {
+  json::object o;
+  o["architectures"] = json::array{"DeepseekV4ForCausalLM"};
+  o["model_type"] = "deepseek_v4";
+  o["attention_bias"] = false;
+  o["attention_dropout"] = 0.0;
+  o["bos_token_id"] = bos_token_id;
+  o["eos_token_id"] = eos_token_id;
+  o["expert_dtype"] = expert_dtype;
+  o["hc_eps"] = hc_eps;
+  o["hc_mult"] = hc_mult;
+  o["hc_sinkhorn_iters"] = hc_sinkhorn_iters;
+  o["head_dim"] = head_dim;
+  o["hidden_act"] = "silu";
+  o["hidden_size"] = hidden_size;
+  o["index_head_dim"] = index_head_dim;
+  o["index_n_heads"] = index_n_heads;
+  o["index_topk"] = index_topk;
+  o["initializer_range"] = 0.02;
+  o["max_position_embeddings"] = max_position_embeddings;
+  o["moe_intermediate_size"] = moe_intermediate_size;
+  o["n_routed_experts"] = n_routed_experts;
+  o["n_shared_experts"] = n_shared_experts;
+  o["norm_topk_prob"] = norm_topk_prob;
+  o["num_attention_heads"] = num_attention_heads;
+  o["num_experts_per_tok"] = num_experts_per_tok;
+  o["num_hidden_layers"] = num_hidden_layers;
+  o["num_hash_layers"] = num_hash_layers;
+  o["num_key_value_heads"] = num_key_value_heads;
+  o["num_nextn_predict_layers"] = num_nextn_predict_layers;
+  o["o_groups"] = o_groups;
+  o["o_lora_rank"] = o_lora_rank;
+  o["q_lora_rank"] = q_lora_rank;
+  o["qk_rope_head_dim"] = qk_rope_head_dim;
+  o["quantization_config"] = json::object{{"activation_scheme", "dynamic"},
+                                          {"fmt", quant_fmt},
+                                          {"quant_method", quant_method},
+                                          {"scale_fmt", scale_fmt},
+                                          {"weight_block_size", json::array{weight_block_size[0], weight_block_size[1]}}};
+  o["rms_norm_eps"] = rms_norm_eps;
+  o["rope_scaling"] = json::object{{"beta_fast", rope_scaling.beta_fast},
+                                   {"beta_slow", rope_scaling.beta_slow},
+                                   {"factor", rope_scaling.factor},
+                                   {"original_max_position_embeddings", rope_scaling.original_max_position_embeddings},
+                                   {"type", rope_scaling.type}};
+  o["rope_theta"] = rope_theta;
+  o["routed_scaling_factor"] = routed_scaling_factor;
+  o["scoring_func"] = scoring_func;
+  o["sliding_window"] = sliding_window;
+  o["swiglu_limit"] = swiglu_limit;
+  o["tie_word_embeddings"] = tie_word_embeddings;
+  o["topk_method"] = "noaux_tc";
+  o["torch_dtype"] = "bfloat16";
+  o["use_cache"] = true;
+  o["vocab_size"] = vocab_size;
+  o["compress_rope_theta"] = compress_rope_theta;
+  json::array ratios;
+  for (int64_t r : compress_ratios) ratios.push_back(r);
+  o["compress_ratios"] = std::move(ratios);
+  return json::serialize(o) + "\n";
+}
+
+}  // namespace v4::core

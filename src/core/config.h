@@ -61,6 +61,8 @@ struct ModelConfig {
   // Throws CheckpointError naming the field for missing/inconsistent values.
   static ModelConfig from_json_text(const std::string& text, const std::string& label = "config.json");
   static ModelConfig from_file(const std::string& path);
+  // config.json text in the official layout (every field above; from_json_text reads it back).
+  std::string to_json_text() const;
 };
 
 }  // namespace v4::core

@@ -1,0 +1,603 @@
+// The three dialects' response objects and SSE streams (wire shapes of api.md section 2).
+#include "api/output.h"
+
+#include <random>
+
+namespace v4::api {
+
+namespace json = boost::json;
+
+void Turn::add(const Delta& d) {
+  switch (d.kind) {
+    case Delta::Kind::reasoning: reasoning += d.text; break;
+    case Delta::Kind::content: content += d.text; break;
+    case Delta::Kind::tool_call: tool_calls.push_back(d.call); break;
+  }
+  logprobs.insert(logprobs.end(), d.logprobs.begin(), d.logprobs.end());
+}
+
+std::string random_id(size_t n) {
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string s(n, 'x');
+  for (auto& c : s) c = alphabet[rng() % (sizeof(alphabet) - 1)];
+  return s;
+}
+
+std::string sse_data(const json::value& v) { return "data: " + json::serialize(v) + "\n\n"; }
+std::string sse_event(const std::string& event, const json::value& v) {
+  return "event: " + event + "\ndata: " + json::serialize(v) + "\n\n";
+}
+
+json::object chat_usage(const Usage& u) {
+  return json::object{
+      {"prompt_tokens", u.prompt_tokens},
+      {"completion_tokens", u.completion_tokens},
+      {"total_tokens", u.prompt_tokens + u.completion_tokens},
+      {"prompt_tokens_details", json::object{{"cached_tokens", u.cached_tokens}}},
+      {"completion_tokens_details", json::object{{"reasoning_tokens", u.reasoning_tokens}}},
+      {"prompt_cache_hit_tokens", u.cached_tokens},
+      {"prompt_cache_miss_tokens", u.prompt_tokens - u.cached_tokens},
+  };
+}
+
+json::object responses_usage(const Usage& u) {
+  return json::object{
+      {"input_tokens", u.prompt_tokens},
+      {"input_tokens_details", json::object{{"cached_tokens", u.cached_tokens}}},
+      {"output_tokens", u.completion_tokens},
+      {"output_tokens_details", json::object{{"reasoning_tokens", u.reasoning_tokens}}},
+      {"total_tokens", u.prompt_tokens + u.completion_tokens},
+  };
+}
+
+// Anthropic's input_tokens counts only the uncached part of the prompt.
+json::object anthropic_usage(const Usage& u) {
+  return json::object{
+      {"input_tokens", u.prompt_tokens - u.cached_tokens},
+      {"output_tokens", u.completion_tokens},
+      {"cache_creation_input_tokens", 0},
+      {"cache_read_input_tokens", u.cached_tokens},
+      {"server_tool_use", json::object{{"web_search_requests", 0}, {"web_fetch_requests", 0}}},
+      {"service_tier", "standard"},
+  };
+}
+
+namespace {
+
+// Anthropic thinking blocks carry a signature clients send back; ours is a fixed opaque marker.
+constexpr const char* kThinkingSignature = "djRmbGFzaC1sb2NhbA==";
+
+json::array byte_array(const std::string& bytes) {
+  json::array a;
+  for (unsigned char c : bytes) a.push_back(int(c));
+  return a;
+}
+
+json::object chat_logprob(const TokenLogprobOut& lp) {
+  json::array top;
+  for (auto& t : lp.top)
+    top.push_back(json::object{{"token", t.token}, {"logprob", t.logprob}, {"bytes", byte_array(t.bytes)}});
+  return json::object{{"token", lp.chosen.token},
+                      {"logprob", lp.chosen.logprob},
+                      {"bytes", byte_array(lp.chosen.bytes)},
+                      {"top_logprobs", std::move(top)}};
+}
+
+json::array responses_logprobs(const std::vector<TokenLogprobOut>& lps) {
+  json::array out;
+  for (auto& lp : lps) {
+    json::array top;
+    for (auto& t : lp.top)
+      top.push_back(json::object{{"token", t.token}, {"logprob", t.logprob}, {"bytes", byte_array(t.bytes)}});
+    out.push_back(json::object{{"token", lp.chosen.token},
+                               {"logprob", lp.chosen.logprob},
+                               {"bytes", byte_array(lp.chosen.bytes)},
+                               {"top_logprobs", std::move(top)}});
+  }
+  return out;
+}
+
+const char* chat_finish_reason(const Outcome& o, bool has_tool_calls) {
+  switch (o.stop) {
+    case StopKind::length: return "length";
+    case StopKind::tool_calls: return "tool_calls";
+    default: return has_tool_calls ? "tool_calls" : "stop";
+  }
+}
+
+const char* anthropic_stop_reason(const Outcome& o, bool has_tool_calls) {
+  switch (o.stop) {
+    case StopKind::length: return "max_tokens";
+    case StopKind::stop_string: return "stop_sequence";
+    case StopKind::tool_calls: return "tool_use";
+    default: return has_tool_calls ? "tool_use" : "end_turn";
+  }
+}
+
+json::value tool_input_object(const std::string& arguments) {
+  boost::system::error_code ec;
+  json::value v = json::parse(arguments, ec);
+  if (ec || !v.is_object()) return json::object{{"arguments", arguments}};
+  return v;
+}
+
+json::object chat_tool_call(const text::ToolCall& c) {
+  return json::object{{"id", c.id},
+                      {"type", "function"},
+                      {"function", json::object{{"name", c.name}, {"arguments", c.arguments}}}};
+}
+
+// ---- Responses helpers shared by the object and the stream
+std::string reasoning_item_id(const ResponseMeta& m) { return "rs_" + m.item_id; }
+std::string message_item_id(const ResponseMeta& m) { return "msg_" + m.item_id; }
+std::string call_item_id(const ResponseMeta& m, size_t i) { return "fc_" + m.item_id + "_" + std::to_string(i); }
+
+json::object reasoning_item(const ResponseMeta& m, const std::string& text, const char* status) {
+  json::array content;
+  if (!text.empty() || std::string(status) == "completed")
+    content.push_back(json::object{{"type", "reasoning_text"}, {"text", text}});
+  return json::object{{"type", "reasoning"}, {"id", reasoning_item_id(m)}, {"summary", json::array{}},
+                      {"content", std::move(content)}, {"encrypted_content", nullptr}, {"status", status}};
+}
+
+json::object output_text_part(const std::string& text, const std::vector<TokenLogprobOut>& lps) {
+  return json::object{{"type", "output_text"}, {"text", text}, {"annotations", json::array{}},
+                      {"logprobs", responses_logprobs(lps)}};
+}
+
+json::object message_item(const ResponseMeta& m, json::array content, const char* status) {
+  return json::object{{"type", "message"}, {"id", message_item_id(m)}, {"role", "assistant"},
+                      {"status", status}, {"content", std::move(content)}};
+}
+
+json::object call_item(const ResponseMeta& m, const text::ToolCall& c, const std::string& arguments, const char* status) {
+  return json::object{{"type", "function_call"}, {"id", call_item_id(m, c.index)}, {"call_id", c.id},
+                      {"name", c.name}, {"arguments", arguments}, {"status", status}};
+}
+
+json::array responses_tools(const ChatRequest& req) {
+  json::array out;
+  for (auto& t : req.tools) {
+    auto& fn = t.at("function").as_object();
+    json::object o{{"type", "function"}, {"name", fn.at("name")}, {"parameters", fn.at("parameters")}, {"strict", false}};
+    o["description"] = fn.contains("description") ? fn.at("description") : json::value(nullptr);
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+json::value responses_tool_choice(const ChatRequest& req) {
+  if (req.tool_choice == "auto" || req.tool_choice == "none" || req.tool_choice == "required")
+    return json::value(req.tool_choice);
+  return json::object{{"type", "function"}, {"name", req.tool_choice}};
+}
+
+// The Response object in any state; `output` and `usage` filled by the caller.
+json::object response_object(const ChatRequest& req, const ResponseMeta& m, const char* status) {
+  json::object text_format{{"type", "text"}};
+  if (req.response_format) {
+    auto& rf = req.response_format->as_object();
+    if (rf.at("type") == "json_object") text_format = json::object{{"type", "json_object"}};
+    else text_format = json::object{{"type", "json_schema"}, {"name", "response"}, {"schema", rf.at("schema")}, {"strict", false}};
+  }
+  return json::object{
+      {"id", m.id},
+      {"object", "response"},
+      {"created_at", m.created},
+      {"status", status},
+      {"background", false},
+      {"error", nullptr},
+      {"incomplete_details", nullptr},
+      {"instructions", req.instructions.empty() ? json::value(nullptr) : json::value(req.instructions)},
+      {"max_output_tokens", req.max_tokens_given ? json::value(req.max_tokens) : json::value(nullptr)},
+      {"model", m.model},
+      {"output", json::array{}},
+      {"parallel_tool_calls", true},
+      {"previous_response_id", nullptr},
+      {"reasoning", json::object{{"effort", req.thinking ? json::value(req.effort) : json::value("none")}, {"summary", nullptr}}},
+      {"service_tier", "default"},
+      {"store", false},
+      {"temperature", req.temperature},
+      {"text", json::object{{"format", std::move(text_format)}}},
+      {"tool_choice", responses_tool_choice(req)},
+      {"tools", responses_tools(req)},
+      {"top_p", req.top_p},
+      {"truncation", "disabled"},
+      {"usage", nullptr},
+      {"metadata", req.metadata},
+  };
+}
+
+void set_response_outcome(json::object& r, const Outcome& o) {
+  if (o.stop == StopKind::length) {
+    r["status"] = "incomplete";
+    r["incomplete_details"] = json::object{{"reason", "max_output_tokens"}};
+  } else if (o.stop == StopKind::error) {
+    r["status"] = "failed";
+    r["error"] = json::object{{"code", "server_error"}, {"message", o.error}};
+  } else {
+    r["status"] = "completed";
+  }
+  r["usage"] = responses_usage(o.usage);
+}
+
+const char* anthropic_error_type(int status) {
+  switch (status) {
+    case 400: case 422: return "invalid_request_error";
+    case 401: return "authentication_error";
+    case 402: return "billing_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 413: return "request_too_large";
+    case 429: return "rate_limit_error";
+    case 504: return "timeout_error";
+    case 503: case 529: return "overloaded_error";
+    default: return "api_error";
+  }
+}
+
+json::object openai_error_body(const ApiError& e) {
+  return json::object{{"error", json::object{{"message", e.what()},
+                                            {"type", e.type},
+                                            {"param", e.param.empty() ? json::value(nullptr) : json::value(e.param)},
+                                            {"code", e.code.empty() ? json::value(nullptr) : json::value(e.code)}}}};
+}
+
+// ------------------------------------------------------------------- Chat stream
+class ChatStream final : public StreamRenderer {
+ public:
+  ChatStream(const ChatRequest& req, const ResponseMeta& meta) : req_(req), meta_(meta) {}
+  std::string start() override {
+    return chunk(json::object{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr);
+  }
+  std::string delta(const Delta& d) override {
+    switch (d.kind) {
+      case Delta::Kind::reasoning:
+        return chunk(json::object{{"reasoning_content", d.text}}, nullptr, nullptr);
+      case Delta::Kind::content: {
+        json::value lp = nullptr;
+        if (req_.logprobs) {
+          json::array content;
+          for (auto& l : d.logprobs) content.push_back(chat_logprob(l));
+          lp = json::object{{"content", std::move(content)}, {"refusal", nullptr}};
+        }
+        return chunk(json::object{{"content", d.text}}, nullptr, std::move(lp));
+      }
+      case Delta::Kind::tool_call:
+        has_tool_calls_ = true;
+        return chunk(json::object{{"tool_calls", json::array{json::object{
+                                       {"index", d.call.index},
+                                       {"id", d.call.id},
+                                       {"type", "function"},
+                                       {"function", json::object{{"name", d.call.name}, {"arguments", d.call.arguments}}}}}}},
+                     nullptr, nullptr);
+    }
+    return {};
+  }
+  std::string finish(const Outcome& o) override {
+    std::string out = chunk(json::object{}, chat_finish_reason(o, has_tool_calls_), nullptr);
+    if (req_.include_usage) {
+      json::object c = base();
+      c["choices"] = json::array{};
+      c["usage"] = chat_usage(o.usage);
+      out += sse_data(c);
+    }
+    return out + "data: [DONE]\n\n";
+  }
+  std::string error(const ApiError& e) override { return sse_data(openai_error_body(e)); }
+
+ private:
+  json::object base() const {
+    json::object c{{"id", meta_.id}, {"object", "chat.completion.chunk"}, {"created", meta_.created},
+                   {"model", meta_.model}, {"system_fingerprint", "fp_v4flash"}};
+    return c;
+  }
+  std::string chunk(json::object delta, const char* finish, json::value logprobs) {
+    json::object c = base();
+    c["choices"] = json::array{json::object{{"index", 0},
+                                            {"delta", std::move(delta)},
+                                            {"logprobs", std::move(logprobs)},
+                                            {"finish_reason", finish ? json::value(finish) : json::value(nullptr)}}};
+    if (req_.include_usage) c["usage"] = nullptr;
+    return sse_data(c);
+  }
+  const ChatRequest& req_;
+  ResponseMeta meta_;
+  bool has_tool_calls_ = false;
+};
+
+// ------------------------------------------------------------------- Responses stream
+class ResponsesStream final : public StreamRenderer {
+ public:
+  ResponsesStream(const ChatRequest& req, const ResponseMeta& meta) : req_(req), meta_(meta) {}
+  std::string start() override {
+    json::object r = response_object(req_, meta_, "in_progress");
+    return event("response.created", json::object{{"response", r}}) +
+           event("response.in_progress", json::object{{"response", r}});
+  }
+  std::string delta(const Delta& d) override {
+    std::string out;
+    turn_.add(d);
+    if (d.kind == Delta::Kind::reasoning) {
+      if (open_ != Open::reasoning) {
+        out += close();
+        open_ = Open::reasoning;
+        index_ = next_index_++;
+        out += event("response.output_item.added",
+                     json::object{{"output_index", index_}, {"item", reasoning_item(meta_, "", "in_progress")}});
+        out += event("response.content_part.added",
+                     json::object{{"item_id", reasoning_item_id(meta_)}, {"output_index", index_}, {"content_index", 0},
+                                  {"part", json::object{{"type", "reasoning_text"}, {"text", ""}}}});
+      }
+      out += event("response.reasoning_text.delta", json::object{{"item_id", reasoning_item_id(meta_)},
+                                                                  {"output_index", index_},
+                                                                  {"content_index", 0},
+                                                                  {"delta", d.text}});
+    } else if (d.kind == Delta::Kind::content) {
+      out += open_message();
+      out += event("response.output_text.delta",
+                   json::object{{"item_id", message_item_id(meta_)}, {"output_index", index_}, {"content_index", 0},
+                                {"delta", d.text}, {"logprobs", responses_logprobs(d.logprobs)}});
+    } else {
+      out += close();
+      int idx = next_index_++;
+      const auto& c = d.call;
+      out += event("response.output_item.added", json::object{{"output_index", idx}, {"item", call_item(meta_, c, "", "in_progress")}});
+      out += event("response.function_call_arguments.delta",
+                   json::object{{"item_id", call_item_id(meta_, c.index)}, {"output_index", idx}, {"delta", c.arguments}});
+      out += event("response.function_call_arguments.done",
+                   json::object{{"item_id", call_item_id(meta_, c.index)}, {"output_index", idx}, {"name", c.name},
+                                {"arguments", c.arguments}});
+      out += event("response.output_item.done", json::object{{"output_index", idx}, {"item", call_item(meta_, c, c.arguments, "completed")}});
+    }
+    return out;
+  }
+  std::string finish(const Outcome& o) override {
+    std::string out;
+    // A turn without any visible answer still has its (empty) message item, as the object does.
+    if (turn_.content.empty() && turn_.tool_calls.empty() && open_ != Open::message) out += open_message();
+    out += close();
+    json::object r = render_response(req_, meta_, turn_, o);
+    const char* type = o.stop == StopKind::length ? "response.incomplete"
+                       : o.stop == StopKind::error ? "response.failed" : "response.completed";
+    out += event(type, json::object{{"response", std::move(r)}});
+    return out;
+  }
+  std::string error(const ApiError& e) override {
+    std::string out = event("error", json::object{{"code", e.code.empty() ? json::value(e.type) : json::value(e.code)},
+                                                   {"message", e.what()},
+                                                   {"param", e.param.empty() ? json::value(nullptr) : json::value(e.param)}});
+    json::object r = response_object(req_, meta_, "failed");
+    r["error"] = json::object{{"code", "server_error"}, {"message", e.what()}};
+    return out + event("response.failed", json::object{{"response", std::move(r)}});
+  }
+
+ private:
+  enum class Open { none, reasoning, message };
+  std::string event(const std::string& type, json::object body) {
+    body["type"] = type;
+    body["sequence_number"] = seq_++;
+    return sse_event(type, body);
+  }
+  std::string open_message() {
+    if (open_ == Open::message) return {};
+    std::string out = close();
+    open_ = Open::message;
+    index_ = next_index_++;
+    out += event("response.output_item.added",
+                 json::object{{"output_index", index_}, {"item", message_item(meta_, json::array{}, "in_progress")}});
+    out += event("response.content_part.added",
+                 json::object{{"item_id", message_item_id(meta_)}, {"output_index", index_}, {"content_index", 0},
+                              {"part", output_text_part("", {})}});
+    return out;
+  }
+  std::string close() {
+    std::string out;
+    if (open_ == Open::reasoning) {
+      out += event("response.reasoning_text.done", json::object{{"item_id", reasoning_item_id(meta_)},
+                                                                 {"output_index", index_},
+                                                                 {"content_index", 0},
+                                                                 {"text", turn_.reasoning}});
+      out += event("response.content_part.done",
+                   json::object{{"item_id", reasoning_item_id(meta_)}, {"output_index", index_}, {"content_index", 0},
+                                {"part", json::object{{"type", "reasoning_text"}, {"text", turn_.reasoning}}}});
+      out += event("response.output_item.done",
+                   json::object{{"output_index", index_}, {"item", reasoning_item(meta_, turn_.reasoning, "completed")}});
+    } else if (open_ == Open::message) {
+      out += event("response.output_text.done",
+                   json::object{{"item_id", message_item_id(meta_)}, {"output_index", index_}, {"content_index", 0},
+                                {"text", turn_.content}, {"logprobs", responses_logprobs(turn_.logprobs)}});
+      json::object part = output_text_part(turn_.content, turn_.logprobs);
+      out += event("response.content_part.done", json::object{{"item_id", message_item_id(meta_)},
+                                                               {"output_index", index_},
+                                                               {"content_index", 0},
+                                                               {"part", part}});
+      out += event("response.output_item.done",
+                   json::object{{"output_index", index_}, {"item", message_item(meta_, json::array{part}, "completed")}});
+    }
+    open_ = Open::none;
+    return out;
+  }
+  const ChatRequest& req_;
+  ResponseMeta meta_;
+  Turn turn_;
+  Open open_ = Open::none;
+  int index_ = -1, next_index_ = 0;
+  int64_t seq_ = 0;
+};
+
+// ------------------------------------------------------------------- Anthropic stream
+class AnthropicStream final : public StreamRenderer {
+ public:
+  AnthropicStream(const ChatRequest& req, const ResponseMeta& meta, int prompt_tokens)
+      : req_(req), meta_(meta), prompt_tokens_(prompt_tokens) {}
+  std::string start() override {
+    json::object usage{{"input_tokens", prompt_tokens_}, {"cache_creation_input_tokens", 0},
+                       {"cache_read_input_tokens", 0}, {"output_tokens", 1}};
+    json::object msg{{"id", meta_.id}, {"type", "message"}, {"role", "assistant"}, {"content", json::array{}},
+                     {"model", meta_.model}, {"stop_reason", nullptr}, {"stop_sequence", nullptr}, {"usage", usage}};
+    return sse_event("message_start", json::object{{"type", "message_start"}, {"message", msg}}) + ping();
+  }
+  std::string delta(const Delta& d) override {
+    std::string out;
+    if (d.kind == Delta::Kind::reasoning) {
+      if (open_ != Open::thinking) {
+        out += close();
+        open_ = Open::thinking;
+        out += block_start(json::object{{"type", "thinking"}, {"thinking", ""}, {"signature", ""}});
+      }
+      if (req_.show_thinking)
+        out += block_delta(json::object{{"type", "thinking_delta"}, {"thinking", d.text}});
+    } else if (d.kind == Delta::Kind::content) {
+      if (open_ != Open::text) {
+        out += close();
+        open_ = Open::text;
+        out += block_start(json::object{{"type", "text"}, {"text", ""}});
+      }
+      out += block_delta(json::object{{"type", "text_delta"}, {"text", d.text}});
+    } else {
+      out += close();
+      has_tool_calls_ = true;
+      out += block_start(json::object{{"type", "tool_use"}, {"id", d.call.id}, {"name", d.call.name}, {"input", json::object{}}});
+      out += block_delta(json::object{{"type", "input_json_delta"}, {"partial_json", d.call.arguments}});
+      out += block_stop();
+    }
+    return out;
+  }
+  std::string finish(const Outcome& o) override {
+    std::string out = close();
+    json::object usage = anthropic_usage(o.usage);
+    out += sse_event("message_delta",
+                     json::object{{"type", "message_delta"},
+                                  {"delta", json::object{{"stop_reason", anthropic_stop_reason(o, has_tool_calls_)},
+                                                         {"stop_sequence", o.stop == StopKind::stop_string
+                                                                               ? json::value(o.matched_stop)
+                                                                               : json::value(nullptr)}}},
+                                  {"usage", usage}});
+    out += sse_event("message_stop", json::object{{"type", "message_stop"}});
+    return out;
+  }
+  std::string error(const ApiError& e) override {
+    return sse_event("error", json::object{{"type", "error"},
+                                           {"error", json::object{{"type", anthropic_error_type(e.status)}, {"message", e.what()}}}});
+  }
+  std::string ping() override { return sse_event("ping", json::object{{"type", "ping"}}); }
+
+ private:
+  enum class Open { none, thinking, text };
+  std::string block_start(json::object block) {
+    return sse_event("content_block_start",
+                     json::object{{"type", "content_block_start"}, {"index", index_}, {"content_block", std::move(block)}});
+  }
+  std::string block_delta(json::object delta) {
+    return sse_event("content_block_delta",
+                     json::object{{"type", "content_block_delta"}, {"index", index_}, {"delta", std::move(delta)}});
+  }
+  std::string block_stop() {
+    std::string out = sse_event("content_block_stop", json::object{{"type", "content_block_stop"}, {"index", index_}});
+    ++index_;
+    return out;
+  }
+  std::string close() {
+    std::string out;
+    if (open_ == Open::thinking)
+      out += block_delta(json::object{{"type", "signature_delta"}, {"signature", kThinkingSignature}});
+    if (open_ != Open::none) out += block_stop();
+    open_ = Open::none;
+    return out;
+  }
+  const ChatRequest& req_;
+  ResponseMeta meta_;
+  int prompt_tokens_;
+  Open open_ = Open::none;
+  int index_ = 0;
+  bool has_tool_calls_ = false;
+};
+
+}  // namespace
+
+json::object render_error(Dialect dialect, const ApiError& e, const std::string& request_id) {
+  if (dialect == Dialect::anthropic)
+    return json::object{{"type", "error"},
+                        {"error", json::object{{"type", anthropic_error_type(e.status)}, {"message", e.what()}}},
+                        {"request_id", request_id}};
+  return openai_error_body(e);
+}
+
+json::object render_response(const ChatRequest& req, const ResponseMeta& m, const Turn& turn, const Outcome& o) {
+  const bool has_calls = !turn.tool_calls.empty();
+  switch (req.dialect) {
+    case Dialect::chat: {
+      json::object msg{{"role", "assistant"},
+                       {"content", turn.content.empty() && has_calls ? json::value(nullptr) : json::value(turn.content)},
+                       {"refusal", nullptr},
+                       {"reasoning_content", req.thinking ? json::value(turn.reasoning) : json::value(nullptr)},
+                       {"annotations", json::array{}}};
+      if (has_calls) {
+        json::array calls;
+        for (auto& c : turn.tool_calls) calls.push_back(chat_tool_call(c));
+        msg["tool_calls"] = std::move(calls);
+      }
+      json::value logprobs = nullptr;
+      if (req.logprobs) {
+        json::array content;
+        for (auto& l : turn.logprobs) content.push_back(chat_logprob(l));
+        logprobs = json::object{{"content", std::move(content)}, {"refusal", nullptr}};
+      }
+      return json::object{{"id", m.id},
+                          {"object", "chat.completion"},
+                          {"created", m.created},
+                          {"model", m.model},
+                          {"system_fingerprint", "fp_v4flash"},
+                          {"service_tier", "default"},
+                          {"choices", json::array{json::object{{"index", 0},
+                                                               {"finish_reason", chat_finish_reason(o, has_calls)},
+                                                               {"logprobs", std::move(logprobs)},
+                                                               {"message", std::move(msg)}}}},
+                          {"usage", chat_usage(o.usage)}};
+    }
+    case Dialect::responses: {
+      json::object r = response_object(req, m, "completed");
+      json::array output;
+      if (!turn.reasoning.empty()) output.push_back(reasoning_item(m, turn.reasoning, "completed"));
+      if (!turn.content.empty() || !has_calls)
+        output.push_back(message_item(m, json::array{output_text_part(turn.content, turn.logprobs)}, "completed"));
+      for (auto& c : turn.tool_calls) output.push_back(call_item(m, c, c.arguments, "completed"));
+      r["output"] = std::move(output);
+      set_response_outcome(r, o);
+      return r;
+    }
+    case Dialect::anthropic: {
+      json::array content;
+      if (req.thinking && !turn.reasoning.empty())
+        content.push_back(json::object{{"type", "thinking"},
+                                       {"thinking", req.show_thinking ? turn.reasoning : std::string()},
+                                       {"signature", kThinkingSignature}});
+      if (!turn.content.empty() || !has_calls)
+        content.push_back(json::object{{"type", "text"}, {"text", turn.content}, {"citations", nullptr}});
+      for (auto& c : turn.tool_calls)
+        content.push_back(json::object{{"type", "tool_use"}, {"id", c.id}, {"name", c.name}, {"input", tool_input_object(c.arguments)}});
+      return json::object{{"id", m.id},
+                          {"type", "message"},
+                          {"role", "assistant"},
+                          {"model", m.model},
+                          {"content", std::move(content)},
+                          {"stop_reason", anthropic_stop_reason(o, has_calls)},
+                          {"stop_sequence", o.stop == StopKind::stop_string ? json::value(o.matched_stop) : json::value(nullptr)},
+                          {"usage", anthropic_usage(o.usage)}};
+    }
+  }
+  return {};
+}
+
+std::unique_ptr<StreamRenderer> make_stream_renderer(const ChatRequest& req, const ResponseMeta& meta, int prompt_tokens) {
+  switch (req.dialect) {
+    case Dialect::chat: return std::make_unique<ChatStream>(req, meta);
+    case Dialect::responses: return std::make_unique<ResponsesStream>(req, meta);
+    case Dialect::anthropic: return std::make_unique<AnthropicStream>(req, meta, prompt_tokens);
+  }
+  return nullptr;
+}
+
+}  // namespace v4::api

@@ -1,0 +1,665 @@
+// Parsing and validation of the three dialects into one ChatRequest.
+#include "api/request.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace v4::api {
+
+namespace json = boost::json;
+
+ApiError bad_request(const std::string& param, const std::string& message) {
+  return ApiError(400, "invalid_request_error", message, param, param.empty() ? "invalid_request" : "invalid_parameter");
+}
+
+ApiError invalid_value(Dialect dialect, const std::string& param, const std::string& message) {
+  return ApiError(dialect == Dialect::anthropic ? 400 : 422, "invalid_request_error", message, param,
+                  "invalid_parameter");
+}
+
+bool ModelCatalog::serves(const std::string& id) const {
+  return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+
+json::value parse_json_body(const std::string& body) {
+  if (body.empty()) throw bad_request("", "request body is empty; expected a JSON object");
+  boost::system::error_code ec;
+  json::parse_options opts;
+  opts.max_depth = 64;
+  json::value v = json::parse(body, ec, {}, opts);
+  if (ec) throw bad_request("", "request body is not valid JSON: " + ec.message());
+  if (!v.is_object()) throw bad_request("", "request body must be a JSON object");
+  return v;
+}
+
+namespace {
+
+constexpr int kMaxOutput = 393216;
+
+const char* kind_name(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::null: return "null";
+    case json::kind::bool_: return "a boolean";
+    case json::kind::int64:
+    case json::kind::uint64:
+    case json::kind::double_: return "a number";
+    case json::kind::string: return "a string";
+    case json::kind::array: return "an array";
+    case json::kind::object: return "an object";
+  }
+  return "?";
+}
+
+// Reads the fields of one JSON object, naming the parameter path in every error.
+class Fields {
+ public:
+  Fields(const json::object& obj, Dialect dialect, std::string prefix = {})
+      : obj_(obj), dialect_(dialect), prefix_(std::move(prefix)) {}
+
+  std::string path(std::string_view key) const { return prefix_ + std::string(key); }
+  // Present and not null.
+  const json::value* find(std::string_view key) const {
+    auto it = obj_.find(key);
+    if (it == obj_.end() || it->value().is_null()) return nullptr;
+    return &it->value();
+  }
+  const json::value& require(std::string_view key) const {
+    auto* v = find(key);
+    if (!v) throw bad_request(path(key), "missing required parameter '" + path(key) + "'");
+    return *v;
+  }
+  ApiError type_error(std::string_view key, const char* want, const json::value& got) const {
+    return bad_request(path(key), "invalid type for '" + path(key) + "': expected " + want + ", got " + kind_name(got));
+  }
+  std::optional<std::string> str(std::string_view key) const {
+    auto* v = find(key);
+    if (!v) return std::nullopt;
+    if (!v->is_string()) throw type_error(key, "a string", *v);
+    return std::string(v->get_string());
+  }
+  std::string req_str(std::string_view key) const {
+    require(key);
+    return *str(key);
+  }
+  std::optional<bool> boolean(std::string_view key) const {
+    auto* v = find(key);
+    if (!v) return std::nullopt;
+    if (!v->is_bool()) throw type_error(key, "a boolean", *v);
+    return v->get_bool();
+  }
+  std::optional<double> number(std::string_view key, double lo, double hi) const {
+    auto* v = find(key);
+    if (!v) return std::nullopt;
+    if (!v->is_number()) throw type_error(key, "a number", *v);
+    double d = v->to_number<double>();
+    if (!(d >= lo && d <= hi))
+      throw invalid_value(dialect_, path(key), "'" + path(key) + "' must be between " + fmt_num(lo) + " and " +
+                                                   fmt_num(hi) + ", got " + fmt_num(d));
+    return d;
+  }
+  std::optional<int64_t> integer(std::string_view key, int64_t lo, int64_t hi) const {
+    auto* v = find(key);
+    if (!v) return std::nullopt;
+    int64_t n = 0;
+    if (v->is_int64()) {
+      n = v->get_int64();
+    } else if (v->is_uint64()) {
+      n = v->get_uint64() > uint64_t(INT64_MAX) ? INT64_MAX : int64_t(v->get_uint64());
+    } else if (v->is_double() && std::floor(v->get_double()) == v->get_double() && std::fabs(v->get_double()) < 9e15) {
+      n = int64_t(v->get_double());
+    } else {
+      throw type_error(key, "an integer", *v);
+    }
+    if (n < lo || n > hi)
+      throw invalid_value(dialect_, path(key), "'" + path(key) + "' must be between " + std::to_string(lo) + " and " +
+                                                   std::to_string(hi) + ", got " + std::to_string(n));
+    return n;
+  }
+  const json::array* array(std::string_view key) const {
+    auto* v = find(key);
+    if (!v) return nullptr;
+    if (!v->is_array()) throw type_error(key, "an array", *v);
+    return &v->get_array();
+  }
+  const json::object* object(std::string_view key) const {
+    auto* v = find(key);
+    if (!v) return nullptr;
+    if (!v->is_object()) throw type_error(key, "an object", *v);
+    return &v->get_object();
+  }
+  Fields sub(const json::object& o, const std::string& name) const { return Fields(o, dialect_, name + "."); }
+
+  static std::string fmt_num(double d) {
+    if (std::floor(d) == d && std::fabs(d) < 1e15) return std::to_string(int64_t(d));
+    std::string s = std::to_string(d);
+    while (!s.empty() && s.back() == '0') s.pop_back();
+    return s;
+  }
+
+ private:
+  const json::object& obj_;
+  Dialect dialect_;
+  std::string prefix_;
+};
+
+const json::object& as_object(const json::value& v, const std::string& path, Dialect) {
+  if (!v.is_object()) throw bad_request(path, "invalid type for '" + path + "': expected an object, got " + kind_name(v));
+  return v.get_object();
+}
+
+// reasoning_effort (and its aliases) -> none | low | medium | high | max.
+std::string normalise_effort(Dialect dialect, const std::string& param, const std::string& e) {
+  if (e == "none") return "none";
+  if (e == "minimal" || e == "low") return "low";
+  if (e == "medium") return "medium";
+  if (e == "high" || e == "xhigh") return "high";
+  if (e == "max" || e == "ultra") return "max";
+  throw invalid_value(dialect, param,
+                      "'" + param + "' must be one of none, minimal, low, medium, high, xhigh, max; got '" + e + "'");
+}
+
+void apply_effort(ChatRequest& req, const std::string& effort) {
+  req.effort = effort;
+  if (effort == "none") req.thinking = false;
+}
+
+void read_stop(ChatRequest& req, const Fields& f, std::string_view key) {
+  auto* v = f.find(key);
+  if (!v) return;
+  if (v->is_string()) {
+    req.stop.push_back(std::string(v->get_string()));
+  } else if (v->is_array()) {
+    for (auto& s : v->get_array()) {
+      if (!s.is_string()) throw bad_request(f.path(key), "'" + f.path(key) + "' must hold strings only");
+      req.stop.push_back(std::string(s.get_string()));
+    }
+  } else {
+    throw f.type_error(key, "a string or an array of strings", *v);
+  }
+  if (req.stop.size() > 4)
+    throw invalid_value(req.dialect, f.path(key), "'" + f.path(key) + "' takes at most 4 strings, got " +
+                                                      std::to_string(req.stop.size()));
+  for (auto& s : req.stop)
+    if (s.empty()) throw invalid_value(req.dialect, f.path(key), "'" + f.path(key) + "' must not contain empty strings");
+}
+
+void read_common_sampling(ChatRequest& req, const Fields& f) {
+  if (auto t = f.number("temperature", 0, 2)) req.temperature = *t;
+  if (auto p = f.number("top_p", 0, 1)) req.top_p = *p;
+  if (auto s = f.integer("seed", INT64_MIN, INT64_MAX)) req.seed = uint64_t(*s);
+  if (auto b = f.integer("thinking_budget", 1, kMaxOutput)) {
+    req.thinking_budget = int(*b);
+    req.thinking_budget_given = true;
+  }
+  if (auto e = f.boolean("enable_thinking")) req.thinking = *e && req.thinking;
+  if (auto w = f.boolean("web_search_linkup"); w && *w)
+    throw bad_request("web_search_linkup", "web_search_linkup is not available on this server");
+  f.boolean("disable_formatting");
+  if (auto h = f.str("x_forced_completion")) req.forced_completion = *h;
+}
+
+// DeepSeek's thinking: {"type": "enabled"|"disabled"} (Anthropic adds budget_tokens, display, adaptive).
+void read_thinking_object(ChatRequest& req, const Fields& f) {
+  auto* t = f.object("thinking");
+  if (!t) return;
+  Fields tf = f.sub(*t, "thinking");
+  std::string type = tf.req_str("type");
+  if (type == "disabled") {
+    req.thinking = false;
+  } else if (type == "enabled" || type == "adaptive") {
+    if (auto b = tf.integer("budget_tokens", 1, kMaxOutput)) {
+      req.thinking_budget = int(*b);
+      req.thinking_budget_given = true;
+    }
+    if (auto d = tf.str("display")) {
+      if (*d != "summarized" && *d != "omitted")
+        throw invalid_value(req.dialect, "thinking.display", "'thinking.display' must be summarized or omitted");
+      req.show_thinking = *d != "omitted";
+    }
+  } else {
+    throw invalid_value(req.dialect, "thinking.type", "'thinking.type' must be enabled, disabled or adaptive; got '" + type + "'");
+  }
+}
+
+std::string text_of_parts(const json::value& content, const std::string& path, Dialect dialect) {
+  if (content.is_string()) return std::string(content.get_string());
+  if (content.is_null()) return {};
+  if (!content.is_array())
+    throw bad_request(path, "invalid type for '" + path + "': expected a string or an array of content parts");
+  std::string out;
+  size_t i = 0;
+  for (auto& part : content.get_array()) {
+    std::string ppath = path + "[" + std::to_string(i++) + "]";
+    auto& po = as_object(part, ppath, dialect);
+    Fields pf(po, dialect, ppath + ".");
+    std::string type = pf.req_str("type");
+    if (type == "text" || type == "input_text" || type == "output_text") {
+      out += pf.req_str("text");
+    } else if (type == "refusal") {
+      out += pf.req_str("refusal");
+    } else {
+      throw bad_request(ppath + ".type", "content part type '" + type + "' is not supported (text only)");
+    }
+  }
+  return out;
+}
+
+// Function tool in the Chat shape, validated.
+json::object chat_tool(const std::string& name, const std::string& description, const json::value* parameters) {
+  json::object fn;
+  fn["name"] = name;
+  if (!description.empty()) fn["description"] = description;
+  fn["parameters"] = parameters ? *parameters : json::value(json::object{{"type", "object"}, {"properties", json::object{}}});
+  return json::object{{"type", "function"}, {"function", std::move(fn)}};
+}
+
+void check_tool_choice_name(const ChatRequest& req, const std::string& name, const std::string& param) {
+  for (auto& t : req.tools)
+    if (t.at("function").at("name").as_string() == name) return;
+  throw invalid_value(req.dialect, param, "tool_choice names '" + name + "', which is not among the tools");
+}
+
+void read_response_format(ChatRequest& req, const Fields& f, const json::object& rf, const std::string& param) {
+  Fields rff = f.sub(rf, param);
+  std::string type = rff.req_str("type");
+  if (type == "text") return;
+  if (type == "json_object") {
+    req.json_object = true;
+    req.response_format = json::object{{"type", "json_object"}};
+    return;
+  }
+  if (type == "json_schema") {
+    // Chat nests {json_schema: {name, schema}}; Responses text.format is flat {name, schema}.
+    const json::object* holder = &rf;
+    if (auto* js = rff.object("json_schema")) holder = js;
+    Fields hf = f.sub(*holder, param);
+    const json::value* schema = hf.find("schema");
+    if (!schema || !schema->is_object()) throw bad_request(param + ".schema", "json_schema needs a 'schema' object");
+    req.json_object = true;
+    req.response_format = json::object{{"type", "json_schema"}, {"schema", *schema}};
+    return;
+  }
+  throw invalid_value(req.dialect, param + ".type", "'" + param + ".type' must be text, json_object or json_schema");
+}
+
+void check_model(const ChatRequest& req, const Fields& f) {
+  (void)f;
+  if (req.model.empty()) throw bad_request("model", "'model' must not be empty");
+}
+
+void finish_thinking(ChatRequest& req) {
+  if (!req.thinking_budget_given) req.thinking_budget = effort_budget(req.effort == "none" ? "medium" : req.effort);
+}
+
+}  // namespace
+
+int effort_budget(const std::string& effort) {
+  // Sized to the model's 393,216-token output limit; medium is the product sheet's default 32768.
+  if (effort == "low") return 8192;
+  if (effort == "high") return 65536;
+  if (effort == "max") return 131072;
+  return 32768;
+}
+
+std::optional<std::string> encoder_effort(const std::string& effort) {
+  if (effort == "max") return std::string("max");
+  return std::nullopt;  // the V4 encoder renders "high" and None identically
+}
+
+// ---------------------------------------------------------------- OpenAI Chat Completions
+ChatRequest parse_chat_request(const json::value& body) {
+  ChatRequest req;
+  req.dialect = Dialect::chat;
+  Fields f(body.as_object(), req.dialect);
+  req.model = f.req_str("model");
+  check_model(req, f);
+
+  const json::array* messages = f.array("messages");
+  if (!messages) throw bad_request("messages", "missing required parameter 'messages'");
+  if (messages->empty()) throw bad_request("messages", "'messages' must contain at least one message");
+
+  // Thinking first: the reasoning_content rule below depends on it.
+  if (auto e = f.str("reasoning_effort")) apply_effort(req, normalise_effort(req.dialect, "reasoning_effort", *e));
+  read_thinking_object(req, f);
+  read_common_sampling(req, f);
+  if (auto* kw = f.object("chat_template_kwargs")) {
+    Fields kf = f.sub(*kw, "chat_template_kwargs");
+    if (auto t = kf.boolean("enable_thinking")) req.thinking = *t && req.thinking;
+    if (auto t = kf.boolean("thinking")) req.thinking = *t && req.thinking;
+  }
+
+  if (auto m = f.integer("max_tokens", 1, kMaxOutput)) req.max_tokens = int(*m), req.max_tokens_given = true;
+  if (auto m = f.integer("max_completion_tokens", 1, kMaxOutput)) req.max_tokens = int(*m), req.max_tokens_given = true;
+  if (auto n = f.integer("n", 1, 128); n && *n != 1) throw invalid_value(req.dialect, "n", "only n=1 is supported");
+  f.number("frequency_penalty", -2, 2);
+  f.number("presence_penalty", -2, 2);
+  read_stop(req, f, "stop");
+  if (auto s = f.boolean("stream")) req.stream = *s;
+  if (auto* so = f.object("stream_options")) {
+    Fields sf = f.sub(*so, "stream_options");
+    if (auto u = sf.boolean("include_usage")) req.include_usage = *u;
+  }
+  if (auto l = f.boolean("logprobs")) req.logprobs = *l;
+  if (auto t = f.integer("top_logprobs", 0, 20)) {
+    if (!req.logprobs) throw invalid_value(req.dialect, "top_logprobs", "'top_logprobs' requires 'logprobs': true");
+    req.top_logprobs = int(*t);
+  }
+  if (auto* rf = f.object("response_format")) read_response_format(req, f, *rf, "response_format");
+
+  if (auto* tools = f.array("tools")) {
+    size_t i = 0;
+    for (auto& t : *tools) {
+      std::string tp = "tools[" + std::to_string(i++) + "]";
+      Fields tf = f.sub(as_object(t, tp, req.dialect), tp);
+      if (tf.req_str("type") != "function") throw invalid_value(req.dialect, tp + ".type", "only function tools are supported");
+      const json::object* fn = tf.object("function");
+      if (!fn) throw bad_request(tp + ".function", "missing required parameter '" + tp + ".function'");
+      Fields ff = f.sub(*fn, tp + ".function");
+      std::string name = ff.req_str("name");
+      if (auto* p = ff.find("parameters"); p && !p->is_object()) throw ff.type_error("parameters", "an object", *p);
+      req.tools.push_back(chat_tool(name, ff.str("description").value_or(""), ff.find("parameters")));
+    }
+  }
+  if (auto* tc = f.find("tool_choice")) {
+    if (tc->is_string()) {
+      std::string s(tc->get_string());
+      if (s != "auto" && s != "none" && s != "required")
+        throw invalid_value(req.dialect, "tool_choice", "'tool_choice' must be none, auto, required or a function");
+      req.tool_choice = s;
+    } else if (tc->is_object()) {
+      Fields cf = f.sub(tc->get_object(), "tool_choice");
+      const json::object* fn = cf.object("function");
+      if (!fn) throw bad_request("tool_choice.function", "missing required parameter 'tool_choice.function'");
+      req.tool_choice = f.sub(*fn, "tool_choice.function").req_str("name");
+      check_tool_choice_name(req, req.tool_choice, "tool_choice");
+    } else {
+      throw f.type_error("tool_choice", "a string or an object", *tc);
+    }
+  }
+
+  size_t i = 0;
+  for (auto& mv : *messages) {
+    std::string mp = "messages[" + std::to_string(i++) + "]";
+    Fields mf = f.sub(as_object(mv, mp, req.dialect), mp);
+    Message m;
+    m.role = mf.req_str("role");
+    if (m.role != "system" && m.role != "developer" && m.role != "user" && m.role != "assistant" && m.role != "tool")
+      throw invalid_value(req.dialect, mp + ".role", "'" + mp + ".role' must be system, developer, user, assistant or tool; got '" + m.role + "'");
+    if (auto* c = mf.find("content")) m.content = text_of_parts(*c, mp + ".content", req.dialect);
+    if (auto r = mf.str("reasoning_content")) m.reasoning_content = *r;
+    else if (auto r2 = mf.str("reasoning")) m.reasoning_content = *r2;
+    if (m.role == "assistant") {
+      if (auto* calls = mf.array("tool_calls")) {
+        size_t k = 0;
+        for (auto& cv : *calls) {
+          std::string cp = mp + ".tool_calls[" + std::to_string(k++) + "]";
+          Fields cf = f.sub(as_object(cv, cp, req.dialect), cp);
+          const json::object* fn = cf.object("function");
+          if (!fn) throw bad_request(cp + ".function", "missing required parameter '" + cp + ".function'");
+          Fields ff = f.sub(*fn, cp + ".function");
+          m.tool_calls.push_back({cf.str("id").value_or(""), ff.req_str("name"), ff.str("arguments").value_or("{}")});
+        }
+      }
+      // DeepSeek: a tool-call turn's reasoning must come back in thinking mode.
+      if (req.thinking && !m.tool_calls.empty() && !m.reasoning_content)
+        throw bad_request(mp + ".reasoning_content",
+                          "the reasoning_content of an assistant message with tool_calls must be passed back in "
+                          "thinking mode ('" + mp + ".reasoning_content' is missing)");
+    }
+    if (m.role == "tool") m.tool_call_id = mf.req_str("tool_call_id");
+    req.messages.push_back(std::move(m));
+  }
+  finish_thinking(req);
+  return req;
+}
+
+// ---------------------------------------------------------------- OpenAI Responses
+ChatRequest parse_responses_request(const json::value& body) {
+  ChatRequest req;
+  req.dialect = Dialect::responses;
+  Fields f(body.as_object(), req.dialect);
+  req.model = f.req_str("model");
+  check_model(req, f);
+  if (auto* r = f.object("reasoning")) {
+    Fields rf = f.sub(*r, "reasoning");
+    if (auto e = rf.str("effort")) apply_effort(req, normalise_effort(req.dialect, "reasoning.effort", *e));
+  }
+  read_thinking_object(req, f);
+  read_common_sampling(req, f);
+  if (auto m = f.integer("max_output_tokens", 1, kMaxOutput)) req.max_tokens = int(*m), req.max_tokens_given = true;
+  if (auto s = f.boolean("stream")) req.stream = *s;
+  req.include_usage = true;
+  if (auto t = f.integer("top_logprobs", 0, 20)) req.logprobs = true, req.top_logprobs = int(*t);
+  if (auto* inc = f.array("include"))
+    for (auto& v : *inc)
+      if (v.is_string() && v.get_string() == "message.output_text.logprobs") req.logprobs = true;
+  if (auto p = f.str("previous_response_id"))
+    throw bad_request("previous_response_id", "previous_response_id is not supported: this server stores no responses; send the full input");
+  if (auto* md = f.object("metadata")) req.metadata = *md;
+  if (auto* text = f.object("text")) {
+    Fields tf = f.sub(*text, "text");
+    if (auto* fmt = tf.object("format")) read_response_format(req, f, *fmt, "text.format");
+  }
+  if (auto* tools = f.array("tools")) {
+    size_t i = 0;
+    for (auto& t : *tools) {
+      std::string tp = "tools[" + std::to_string(i++) + "]";
+      Fields tf = f.sub(as_object(t, tp, req.dialect), tp);
+      std::string type = tf.req_str("type");
+      if (type != "function") throw invalid_value(req.dialect, tp + ".type", "tool type '" + type + "' is not supported (function tools only)");
+      if (auto* p = tf.find("parameters"); p && !p->is_object()) throw tf.type_error("parameters", "an object", *p);
+      req.tools.push_back(chat_tool(tf.req_str("name"), tf.str("description").value_or(""), tf.find("parameters")));
+    }
+  }
+  if (auto* tc = f.find("tool_choice")) {
+    if (tc->is_string()) {
+      std::string s(tc->get_string());
+      if (s != "auto" && s != "none" && s != "required")
+        throw invalid_value(req.dialect, "tool_choice", "'tool_choice' must be none, auto, required or a function");
+      req.tool_choice = s;
+    } else if (tc->is_object()) {
+      req.tool_choice = f.sub(tc->get_object(), "tool_choice").req_str("name");
+      check_tool_choice_name(req, req.tool_choice, "tool_choice");
+    } else {
+      throw f.type_error("tool_choice", "a string or an object", *tc);
+    }
+  }
+  if (auto ins = f.str("instructions")) {
+    req.instructions = *ins;
+    if (!ins->empty()) req.messages.push_back(Message{"system", *ins, {}, {}, {}});
+  }
+
+  const json::value& input = f.require("input");
+  if (input.is_string()) {
+    req.messages.push_back(Message{"user", std::string(input.get_string()), {}, {}, {}});
+  } else if (input.is_array()) {
+    size_t i = 0;
+    // Consecutive reasoning / assistant message / function_call items form one assistant turn.
+    auto assistant_turn = [&]() -> Message& {
+      if (req.messages.empty() || req.messages.back().role != "assistant" || !req.messages.back().tool_calls.empty())
+        req.messages.push_back(Message{"assistant", "", {}, {}, {}});
+      return req.messages.back();
+    };
+    for (auto& item : input.get_array()) {
+      std::string ip = "input[" + std::to_string(i++) + "]";
+      Fields itf = f.sub(as_object(item, ip, req.dialect), ip);
+      std::string type = itf.str("type").value_or("message");
+      if (type == "message") {
+        std::string role = itf.req_str("role");
+        if (role != "system" && role != "developer" && role != "user" && role != "assistant")
+          throw invalid_value(req.dialect, ip + ".role", "'" + ip + ".role' must be system, developer, user or assistant");
+        std::string content = text_of_parts(itf.require("content"), ip + ".content", req.dialect);
+        if (role == "assistant") {
+          Message& a = assistant_turn();
+          a.content += content;
+        } else {
+          req.messages.push_back(Message{role, content, {}, {}, {}});
+        }
+      } else if (type == "reasoning") {
+        std::string text;
+        if (auto* c = itf.array("content"))
+          for (auto& p : *c)
+            if (p.is_object() && p.get_object().contains("text") && p.at("text").is_string()) text += p.at("text").get_string();
+        if (text.empty())
+          if (auto* s = itf.array("summary"))
+            for (auto& p : *s)
+              if (p.is_object() && p.get_object().contains("text") && p.at("text").is_string()) text += p.at("text").get_string();
+        Message& a = assistant_turn();
+        a.reasoning_content = a.reasoning_content.value_or("") + text;
+      } else if (type == "function_call") {
+        Message& a = assistant_turn();
+        a.tool_calls.push_back({itf.req_str("call_id"), itf.req_str("name"), itf.str("arguments").value_or("{}")});
+      } else if (type == "function_call_output") {
+        Message m{"tool", "", {}, {}, itf.req_str("call_id")};
+        const json::value& out = itf.require("output");
+        m.content = text_of_parts(out, ip + ".output", req.dialect);
+        req.messages.push_back(std::move(m));
+      } else {
+        throw bad_request(ip + ".type", "input item type '" + type + "' is not supported");
+      }
+    }
+  } else {
+    throw f.type_error("input", "a string or an array", input);
+  }
+  if (req.messages.empty() || (req.messages.size() == 1 && req.messages[0].role == "system"))
+    throw bad_request("input", "'input' must contain at least one message");
+  finish_thinking(req);
+  return req;
+}
+
+// ---------------------------------------------------------------- Anthropic Messages
+ChatRequest parse_anthropic_request(const json::value& body, bool count_tokens_only) {
+  ChatRequest req;
+  req.dialect = Dialect::anthropic;
+  Fields f(body.as_object(), req.dialect);
+  req.model = f.req_str("model");
+  check_model(req, f);
+  if (!count_tokens_only) f.require("max_tokens");
+  if (auto m = f.integer("max_tokens", 1, kMaxOutput)) req.max_tokens = int(*m), req.max_tokens_given = true;
+  if (auto* oc = f.object("output_config")) {
+    Fields of = f.sub(*oc, "output_config");
+    if (auto e = of.str("effort")) {
+      if (*e == "none") throw invalid_value(req.dialect, "output_config.effort", "'output_config.effort' must be low, medium, high, xhigh or max");
+      apply_effort(req, normalise_effort(req.dialect, "output_config.effort", *e));
+    }
+    if (auto* fmt = of.object("format")) {
+      Fields ff = f.sub(*fmt, "output_config.format");
+      std::string type = ff.req_str("type");
+      if (type != "json_schema") throw invalid_value(req.dialect, "output_config.format.type", "'output_config.format.type' must be json_schema");
+      const json::value* schema = ff.find("schema");
+      if (!schema || !schema->is_object()) throw bad_request("output_config.format.schema", "json_schema needs a 'schema' object");
+      req.json_object = true;
+      req.response_format = json::object{{"type", "json_schema"}, {"schema", *schema}};
+    }
+  }
+  read_thinking_object(req, f);
+  read_common_sampling(req, f);
+  if (auto k = f.integer("top_k", 0, 1 << 20)) req.top_k = int(*k);
+  read_stop(req, f, "stop_sequences");
+  if (auto s = f.boolean("stream")) req.stream = *s;
+  req.include_usage = true;
+  if (auto* md = f.object("metadata")) req.metadata = *md;
+
+  if (auto* sys = f.find("system")) {
+    std::string text = text_of_parts(*sys, "system", req.dialect);
+    if (!text.empty()) req.messages.push_back(Message{"system", text, {}, {}, {}});
+  }
+  if (auto* tools = f.array("tools")) {
+    size_t i = 0;
+    for (auto& t : *tools) {
+      std::string tp = "tools[" + std::to_string(i++) + "]";
+      Fields tf = f.sub(as_object(t, tp, req.dialect), tp);
+      if (auto type = tf.str("type"); type && *type != "custom")
+        throw invalid_value(req.dialect, tp + ".type", "tool type '" + *type + "' is not supported (client tools only)");
+      const json::value* schema = tf.find("input_schema");
+      if (!schema) throw bad_request(tp + ".input_schema", "missing required parameter '" + tp + ".input_schema'");
+      if (!schema->is_object()) throw tf.type_error("input_schema", "an object", *schema);
+      req.tools.push_back(chat_tool(tf.req_str("name"), tf.str("description").value_or(""), schema));
+    }
+  }
+  if (auto* tc = f.object("tool_choice")) {
+    Fields cf = f.sub(*tc, "tool_choice");
+    std::string type = cf.req_str("type");
+    if (type == "auto" || type == "none") req.tool_choice = type;
+    else if (type == "any") req.tool_choice = "required";
+    else if (type == "tool") {
+      req.tool_choice = cf.req_str("name");
+      check_tool_choice_name(req, req.tool_choice, "tool_choice.name");
+    } else {
+      throw invalid_value(req.dialect, "tool_choice.type", "'tool_choice.type' must be auto, any, tool or none");
+    }
+  }
+
+  const json::array* messages = f.array("messages");
+  if (!messages) throw bad_request("messages", "missing required parameter 'messages'");
+  if (messages->empty()) throw bad_request("messages", "'messages' must contain at least one message");
+  size_t i = 0;
+  for (auto& mv : *messages) {
+    std::string mp = "messages[" + std::to_string(i++) + "]";
+    Fields mf = f.sub(as_object(mv, mp, req.dialect), mp);
+    std::string role = mf.req_str("role");
+    if (role != "user" && role != "assistant")
+      throw bad_request(mp + ".role", "'" + mp + ".role' must be user or assistant; got '" + role + "'");
+    const json::value& content = mf.require("content");
+    if (content.is_string()) {
+      req.messages.push_back(Message{role, std::string(content.get_string()), {}, {}, {}});
+      continue;
+    }
+    if (!content.is_array()) throw mf.type_error("content", "a string or an array of content blocks", content);
+    Message turn{role, "", {}, {}, {}};
+    auto flush_user = [&]() {
+      if (!turn.content.empty()) req.messages.push_back(turn);
+      turn.content.clear();
+    };
+    size_t k = 0;
+    for (auto& bv : content.get_array()) {
+      std::string bp = mp + ".content[" + std::to_string(k++) + "]";
+      Fields bf = f.sub(as_object(bv, bp, req.dialect), bp);
+      std::string type = bf.req_str("type");
+      if (type == "text") {
+        turn.content += bf.req_str("text");
+      } else if (type == "thinking" && role == "assistant") {
+        turn.reasoning_content = turn.reasoning_content.value_or("") + bf.req_str("thinking");
+      } else if (type == "redacted_thinking" && role == "assistant") {
+        // opaque to us: nothing to render
+      } else if (type == "tool_use" && role == "assistant") {
+        const json::value& input = bf.require("input");
+        if (!input.is_object()) throw bf.type_error("input", "an object", input);
+        turn.tool_calls.push_back({bf.req_str("id"), bf.req_str("name"), json::serialize(input)});
+      } else if (type == "tool_result" && role == "user") {
+        flush_user();
+        Message tm{"tool", "", {}, {}, bf.req_str("tool_use_id")};
+        if (auto* c = bf.find("content")) tm.content = text_of_parts(*c, bp + ".content", req.dialect);
+        req.messages.push_back(std::move(tm));
+      } else {
+        throw bad_request(bp + ".type", "content block type '" + type + "' is not supported in a " + role + " message");
+      }
+    }
+    if (role == "user") flush_user();
+    else req.messages.push_back(std::move(turn));
+  }
+  finish_thinking(req);
+  return req;
+}
+
+json::array to_encoder_messages(const ChatRequest& req) {
+  json::array out;
+  for (auto& m : req.messages) {
+    json::object o;
+    o["role"] = m.role;
+    o["content"] = m.content;
+    if (m.reasoning_content) o["reasoning_content"] = *m.reasoning_content;
+    if (!m.tool_calls.empty()) {
+      json::array calls;
+      for (auto& c : m.tool_calls)
+        calls.push_back(json::object{{"id", c.id}, {"type", "function"},
+                                     {"function", json::object{{"name", c.name}, {"arguments", c.arguments}}}});
+      o["tool_calls"] = std::move(calls);
+    }
+    if (!m.tool_call_id.empty()) o["tool_call_id"] = m.tool_call_id;
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+}  // namespace v4::api

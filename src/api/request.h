@@ -1,0 +1,109 @@
+#pragma once
+// The one internal request model the three dialects (OpenAI Chat Completions, OpenAI Responses,
+// Anthropic Messages) parse into, and the error type every layer of the API throws.
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+namespace v4::api {
+
+enum class Dialect { chat, responses, anthropic };
+
+// An HTTP error with what each dialect needs to render it. `type` is the OpenAI error type
+// (invalid_request_error, authentication_error, not_found_error, rate_limit_error, server_error,
+// overloaded); the Anthropic renderer maps status codes to its own types.
+struct ApiError : std::runtime_error {
+  ApiError(int status, std::string type, std::string message, std::string param = {}, std::string code = {})
+      : std::runtime_error(message), status(status), type(std::move(type)), param(std::move(param)),
+        code(std::move(code)) {}
+  int status;
+  std::string type;
+  std::string param;
+  std::string code;
+};
+
+// 400: malformed body, wrong type, missing field. 422 (DeepSeek's "Invalid Parameters") for
+// out-of-range values on the OpenAI dialects; Anthropic always answers 400.
+ApiError bad_request(const std::string& param, const std::string& message);
+ApiError invalid_value(Dialect dialect, const std::string& param, const std::string& message);
+
+// The product sheet: model ids served, context and output limits.
+struct ModelCatalog {
+  std::vector<std::string> ids = {"deepseek-v4-flash", "deepseek-v4-flash:variant1", "deepseek-v4-flash:variant2"};
+  int64_t context_length = 1048576;
+  int64_t max_output_tokens = 393216;
+  bool serves(const std::string& id) const;
+};
+
+struct ToolCallIn {
+  std::string id, name, arguments;  // arguments: JSON text
+};
+
+struct Message {
+  std::string role;  // system | developer | user | assistant | tool
+  std::string content;
+  std::optional<std::string> reasoning_content;
+  std::vector<ToolCallIn> tool_calls;
+  std::string tool_call_id;
+};
+
+struct ChatRequest {
+  Dialect dialect = Dialect::chat;
+  std::string model;
+  std::vector<Message> messages;
+  boost::json::array tools;  // OpenAI chat shape: [{type:"function", function:{name, description, parameters}}]
+  std::string tool_choice = "auto";  // auto | none | required | <function name>
+
+  double temperature = 0.7;
+  double top_p = 0.9;
+  int top_k = 0;
+  std::optional<uint64_t> seed;
+  int max_tokens = 4096;
+  bool max_tokens_given = false;
+  std::vector<std::string> stop;
+
+  bool thinking = true;
+  std::string effort = "medium";  // none | low | medium | high | max (normalised)
+  int thinking_budget = 32768;
+  bool thinking_budget_given = false;
+  bool show_thinking = true;  // Anthropic thinking.display = "omitted" hides the deltas
+
+  bool logprobs = false;
+  int top_logprobs = 0;
+  bool json_object = false;  // response_format json_object (prompt form)
+  std::optional<boost::json::value> response_format;  // rendered into the system prompt
+
+  bool stream = false;
+  bool include_usage = false;
+
+  std::optional<std::string> forced_completion;  // test hook (server --test-hooks only)
+
+  // Responses: request fields the response object echoes.
+  std::string instructions;
+  std::optional<std::string> previous_response_id;
+  boost::json::object metadata;
+};
+
+// Dialect parsers: validate every parameter of the product sheet, normalise aliases, and throw
+// ApiError naming the offending parameter. They do not look at the model catalog or the prompt.
+ChatRequest parse_chat_request(const boost::json::value& body);
+ChatRequest parse_responses_request(const boost::json::value& body);
+ChatRequest parse_anthropic_request(const boost::json::value& body, bool count_tokens_only = false);
+
+// Parses a request body as JSON, throwing a 400 ApiError that says where it is malformed.
+boost::json::value parse_json_body(const std::string& body);
+
+// Budget of reasoning tokens that a reasoning effort maps to (explicit thinking_budget wins).
+int effort_budget(const std::string& effort);
+
+// The V4 encoder's effort (std::nullopt or "max") for a normalised effort.
+std::optional<std::string> encoder_effort(const std::string& effort);
+
+// OpenAI-style messages for text::encode_messages (tools/response_format attached by the caller).
+boost::json::array to_encoder_messages(const ChatRequest& req);
+
+}  // namespace v4::api

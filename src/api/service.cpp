@@ -1,0 +1,324 @@
+#include "api/service.h"
+
+#include <chrono>
+#include <ctime>
+
+#include "text/chat_encoder.h"
+#include "text/detokenizer.h"
+
+namespace v4::api {
+
+namespace json = boost::json;
+
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+const char* status_of(runtime::FinishReason r) {
+  switch (r) {
+    case runtime::FinishReason::Stop: return "completed";
+    case runtime::FinishReason::Length: return "length";
+    case runtime::FinishReason::StopString: return "stop";
+    case runtime::FinishReason::Cancelled: return "cancelled";
+    case runtime::FinishReason::Error: return "failed";
+  }
+  return "failed";
+}
+
+ApiError overloaded(Dialect dialect, const std::string& why) {
+  if (dialect == Dialect::anthropic) return ApiError(529, "overloaded_error", "Overloaded: " + why);
+  return ApiError(503, "overloaded_error", "the server is overloaded, retry later: " + why, "", "server_overloaded");
+}
+
+}  // namespace
+
+// ----------------------------------------------------------------------------- Generation
+Generation::~Generation() = default;
+
+void Generation::push(std::vector<text::CompletionEvent> events) {
+  for (auto& e : events) {
+    Delta d;
+    switch (e.kind) {
+      case text::CompletionEvent::Kind::reasoning_delta:
+        if (e.text.empty()) continue;
+        d.kind = Delta::Kind::reasoning;
+        d.text = std::move(e.text);
+        break;
+      case text::CompletionEvent::Kind::content_delta:
+        if (e.text.empty()) continue;
+        d.kind = Delta::Kind::content;
+        d.text = std::move(e.text);
+        d.logprobs = std::move(pending_logprobs_);
+        pending_logprobs_.clear();
+        break;
+      case text::CompletionEvent::Kind::tool_call:
+        d.kind = Delta::Kind::tool_call;
+        d.call = std::move(e.tool_call);
+        has_tool_calls_ = true;
+        break;
+      case text::CompletionEvent::Kind::end:
+        continue;
+    }
+    deltas_.push_back(std::move(d));
+  }
+}
+
+void Generation::on_token(const runtime::GeneratedToken& t) {
+  std::function<void()> notify;
+  {
+    std::lock_guard lock(mutex_);
+    if (record_.first_token_at_ms == 0) record_.first_token_at_ms = now_ms();
+    if (want_logprobs_ && !t.reasoning && t.logprob && tokenizer_->is_valid(t.token)) {
+      auto alt = [&](const runtime::TokenLogprob& lp) {
+        AltLogprob a;
+        a.bytes = tokenizer_->is_valid(lp.token) ? tokenizer_->token_bytes(lp.token) : std::string();
+        a.token = text::sanitize_utf8(a.bytes);
+        a.logprob = lp.logprob;
+        return a;
+      };
+      TokenLogprobOut out;
+      out.chosen = alt(*t.logprob);
+      for (auto& lp : t.top) out.top.push_back(alt(lp));
+      pending_logprobs_.push_back(std::move(out));
+    }
+    if (!t.text.empty()) push(parser_->feed(t.text));
+    notify = notify_;
+  }
+  if (notify) notify();
+}
+
+void Generation::on_finish(const runtime::FinishInfo& f) {
+  std::function<void()> notify;
+  UsageRecord rec;
+  {
+    std::lock_guard lock(mutex_);
+    if (!f.tail_text.empty()) push(parser_->feed(f.tail_text));
+    push(parser_->finish());
+    Outcome o;
+    switch (f.reason) {
+      case runtime::FinishReason::Length: o.stop = StopKind::length; break;
+      case runtime::FinishReason::StopString: o.stop = StopKind::stop_string; o.matched_stop = f.matched_stop; break;
+      case runtime::FinishReason::Error: o.stop = StopKind::error; o.error = f.error.empty() ? "generation failed" : f.error; break;
+      default: o.stop = has_tool_calls_ ? StopKind::tool_calls : StopKind::end_turn; break;
+    }
+    o.usage.prompt_tokens = f.prompt_tokens;
+    o.usage.cached_tokens = std::min(f.cached_prompt_tokens, f.prompt_tokens);
+    o.usage.completion_tokens = f.completion_tokens;
+    o.usage.reasoning_tokens = std::min(f.reasoning_tokens, f.completion_tokens);
+    outcome_ = o;
+    record_.usage = o.usage;
+    record_.status = status_of(f.reason);
+    record_.ended_at_ms = now_ms();
+    rec = record_;
+    notify = notify_;
+  }
+  if (usage_sink_) {
+    try {
+      usage_sink_->record(rec);
+    } catch (...) {
+      // Billing failures must not take the engine thread down; the sink logs its own errors.
+    }
+  }
+  if (notify) notify();
+}
+
+Generation::Batch Generation::take() {
+  std::lock_guard lock(mutex_);
+  Batch b;
+  b.deltas.swap(deltas_);
+  if (outcome_ && !outcome_taken_) {
+    b.outcome = outcome_;
+    outcome_taken_ = true;
+  }
+  return b;
+}
+
+bool Generation::finished() const {
+  std::lock_guard lock(mutex_);
+  return outcome_.has_value();
+}
+
+void Generation::cancel() {
+  std::shared_ptr<runtime::RequestHandle> h;
+  {
+    std::lock_guard lock(mutex_);
+    if (outcome_ || cancel_requested_) return;
+    cancel_requested_ = true;
+    h = handle_;
+  }
+  if (h) h->cancel();
+}
+
+// ----------------------------------------------------------------------------- ApiService
+ApiService::ApiService(runtime::Engine& engine, std::shared_ptr<const text::Tokenizer> tokenizer,
+                       std::shared_ptr<Authenticator> auth, std::shared_ptr<UsageSink> usage, ServiceOptions options)
+    : engine_(engine), tokenizer_(std::move(tokenizer)), auth_(std::move(auth)), usage_(std::move(usage)),
+      options_(std::move(options)) {
+  if (!auth_) auth_ = std::make_shared<OpenAuthenticator>();
+}
+
+int64_t ApiService::context_length() const {
+  return std::min<int64_t>(options_.catalog.context_length, engine_.config().max_position_embeddings);
+}
+
+namespace {
+
+ChatRequest parse_for(Dialect dialect, const json::value& body, bool count_only = false) {
+  switch (dialect) {
+    case Dialect::chat: return parse_chat_request(body);
+    case Dialect::responses: return parse_responses_request(body);
+    case Dialect::anthropic: return parse_anthropic_request(body, count_only);
+  }
+  throw std::logic_error("dialect");
+}
+
+std::vector<int32_t> encode_request(const ChatRequest& req, const text::Tokenizer& tokenizer) {
+  json::array msgs = to_encoder_messages(req);
+  const json::array* tools = (req.tools.empty() || req.tool_choice == "none") ? nullptr : &req.tools;
+  const json::value* rf = req.response_format ? &*req.response_format : nullptr;
+  if (tools || rf) msgs = text::attach_request_fields(std::move(msgs), tools, rf);
+  text::ChatEncodeOptions o;
+  o.mode = req.thinking ? text::ThinkingMode::thinking : text::ThinkingMode::chat;
+  o.reasoning_effort = req.thinking ? encoder_effort(req.effort) : std::nullopt;
+  try {
+    std::string prompt = text::encode_messages(msgs, o);
+    return text::encode_prompt_tokens(tokenizer, prompt);
+  } catch (const text::ChatEncodingError& e) {
+    throw bad_request("messages", std::string("the conversation cannot be encoded: ") + e.what());
+  }
+}
+
+void check_model(const ServiceOptions& options, const ChatRequest& req) {
+  if (!options.catalog.serves(req.model)) {
+    std::string list;
+    for (auto& id : options.catalog.ids) list += (list.empty() ? "" : ", ") + id;
+    throw ApiError(404, "not_found_error", "the model '" + req.model + "' does not exist; this server serves " + list,
+                   "model", "model_not_found");
+  }
+}
+
+}  // namespace
+
+PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body) const {
+  json::value v = parse_json_body(body);
+  PreparedRequest p;
+  p.req = parse_for(dialect, v);
+  check_model(options_, p.req);
+  if (p.req.forced_completion && !options_.test_hooks)
+    throw bad_request("x_forced_completion", "x_forced_completion is a test hook; start the server with --test-hooks");
+  p.prompt = encode_request(p.req, *tokenizer_);
+
+  const int64_t ctx = context_length();
+  const int64_t n = int64_t(p.prompt.size());
+  if (n >= ctx)
+    throw ApiError(400, "invalid_request_error",
+                   "the prompt is " + std::to_string(n) + " tokens, which exceeds the model's context window of " +
+                       std::to_string(ctx) + " tokens",
+                   "messages", "context_length_exceeded");
+  if (p.req.max_tokens_given && n + p.req.max_tokens > ctx)
+    throw ApiError(400, "invalid_request_error",
+                   "the prompt (" + std::to_string(n) + " tokens) plus max_tokens (" + std::to_string(p.req.max_tokens) +
+                       ") exceeds the model's context window of " + std::to_string(ctx) + " tokens",
+                   dialect == Dialect::responses ? "max_output_tokens" : "max_tokens", "context_length_exceeded");
+  int max_tokens = int(std::min<int64_t>(p.req.max_tokens, ctx - n));
+
+  auto& s = p.params;
+  s.temperature = p.req.temperature;
+  s.top_p = p.req.top_p;
+  s.top_k = p.req.top_k;
+  s.seed = p.req.seed;
+  s.max_tokens = max_tokens;
+  s.top_logprobs = p.req.logprobs ? p.req.top_logprobs : -1;
+  s.stop = p.req.stop;
+  s.thinking = p.req.thinking;
+  s.thinking_budget = p.req.thinking_budget;
+  if (p.req.forced_completion) s.forced_tokens = tokenizer_->encode(*p.req.forced_completion, /*allow_special=*/true);
+
+  p.meta.created = std::time(nullptr);
+  p.meta.model = p.req.model;
+  p.meta.item_id = random_id(24);
+  switch (dialect) {
+    case Dialect::chat: p.meta.id = "chatcmpl-" + random_id(29); break;
+    case Dialect::responses: p.meta.id = "resp_" + random_id(40); break;
+    case Dialect::anthropic: p.meta.id = "msg_" + random_id(24); break;
+  }
+  return p;
+}
+
+json::object ApiService::count_tokens(const std::string& body) const {
+  json::value v = parse_json_body(body);
+  ChatRequest req = parse_for(Dialect::anthropic, v, /*count_only=*/true);
+  check_model(options_, req);
+  return json::object{{"input_tokens", int64_t(encode_request(req, *tokenizer_).size())}};
+}
+
+json::object ApiService::list_models() const {
+  json::array data;
+  for (auto& id : options_.catalog.ids)
+    data.push_back(json::object{{"id", id},
+                                {"object", "model"},
+                                {"created", 1745366400},
+                                {"owned_by", "deepseek"},
+                                {"type", "model"},
+                                {"display_name", "DeepSeek V4 Flash" + (id.find(':') == std::string::npos ? std::string() : " (" + id.substr(id.find(':') + 1) + ")")},
+                                {"context_length", context_length()},
+                                {"max_model_len", context_length()},
+                                {"max_output_tokens", options_.catalog.max_output_tokens}});
+  return json::object{{"object", "list"}, {"data", std::move(data)}, {"has_more", false},
+                      {"first_id", options_.catalog.ids.front()}, {"last_id", options_.catalog.ids.back()}};
+}
+
+std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Principal& who, std::function<void()> notify) {
+  auth_->admit(who, AdmissionInfo{p.meta.id, p.req.model, int64_t(p.prompt.size()), p.params.max_tokens});
+
+  std::shared_ptr<Generation> g(new Generation());
+  g->notify_ = std::move(notify);
+  g->tokenizer_ = tokenizer_;
+  g->usage_sink_ = usage_;
+  g->want_logprobs_ = p.req.logprobs;
+  text::ParserOptions po;
+  po.start_in_reasoning = p.req.thinking;
+  po.parse_tool_calls = !p.req.tools.empty() && p.req.tool_choice != "none";
+  const std::string prefix = p.req.dialect == Dialect::anthropic ? "toolu_" : "call_";
+  po.make_tool_call_id = [prefix](size_t) { return prefix + random_id(24); };
+  g->parser_ = std::make_unique<text::CompletionParser>(po);
+  g->record_.request_id = p.meta.id;
+  g->record_.key_id = who.key_id;
+  g->record_.model = p.req.model;
+  g->record_.dialect = p.req.dialect;
+  g->record_.started_at_ms = now_ms();
+
+  runtime::GenerationRequest gr;
+  gr.id = p.meta.id;
+  gr.prompt = p.prompt;
+  gr.params = p.params;
+  runtime::RequestCallbacks cb;
+  cb.on_token = [g](const runtime::GeneratedToken& t) { g->on_token(t); };
+  cb.on_finish = [g](const runtime::FinishInfo& f) { g->on_finish(f); };
+  std::shared_ptr<runtime::RequestHandle> handle;
+  try {
+    handle = engine_.submit(std::move(gr), std::move(cb));
+  } catch (const runtime::OverloadedError& e) {
+    if (usage_) {
+      UsageRecord rec = g->record_;
+      rec.status = "overloaded";
+      rec.ended_at_ms = now_ms();
+      usage_->record(rec);
+    }
+    throw overloaded(p.req.dialect, e.what());
+  } catch (const std::invalid_argument& e) {
+    throw bad_request("", std::string("the engine refused the request: ") + e.what());
+  }
+  bool cancel_now = false;
+  {
+    std::lock_guard lock(g->mutex_);
+    g->handle_ = handle;
+    cancel_now = g->cancel_requested_;
+  }
+  if (cancel_now) handle->cancel();
+  return g;
+}
+
+}  // namespace v4::api

@@ -1,0 +1,104 @@
+#pragma once
+// The HTTP-independent core of the API: request body -> validated ChatRequest -> prompt tokens ->
+// engine request; engine tokens -> completion parser -> dialect-neutral deltas and an outcome.
+// The HTTP server (server.h) only moves bytes; everything a test needs to check lives here.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "api/auth.h"
+#include "api/output.h"
+#include "api/request.h"
+#include "runtime/engine.h"
+#include "text/completion_parser.h"
+#include "text/tokenizer.h"
+
+namespace v4::api {
+
+struct ServiceOptions {
+  ModelCatalog catalog;
+  bool test_hooks = false;  // honour x_forced_completion (forced tokens); tests only
+};
+
+struct PreparedRequest {
+  ChatRequest req;
+  std::vector<int32_t> prompt;
+  ResponseMeta meta;
+  runtime::SamplingParams params;
+};
+
+// One running generation. Engine callbacks fill it (engine thread); the HTTP side takes what is
+// ready whenever `notify` fires.
+class Generation {
+ public:
+  struct Batch {
+    std::vector<Delta> deltas;
+    std::optional<Outcome> outcome;  // set once, with the last batch
+  };
+  Batch take();
+  void cancel();
+  bool finished() const;
+  ~Generation();
+
+ private:
+  friend class ApiService;
+  Generation() = default;
+  void on_token(const runtime::GeneratedToken& t);
+  void on_finish(const runtime::FinishInfo& f);
+  void push(std::vector<text::CompletionEvent> events);
+
+  mutable std::mutex mutex_;
+  std::function<void()> notify_;
+  std::unique_ptr<text::CompletionParser> parser_;
+  std::shared_ptr<const text::Tokenizer> tokenizer_;
+  std::shared_ptr<runtime::RequestHandle> handle_;
+  std::shared_ptr<UsageSink> usage_sink_;
+  UsageRecord record_;
+  bool want_logprobs_ = false;
+  bool has_tool_calls_ = false;
+  std::vector<TokenLogprobOut> pending_logprobs_;
+  std::vector<Delta> deltas_;
+  std::optional<Outcome> outcome_;
+  bool outcome_taken_ = false;
+  bool cancel_requested_ = false;
+};
+
+class ApiService {
+ public:
+  ApiService(runtime::Engine& engine, std::shared_ptr<const text::Tokenizer> tokenizer,
+             std::shared_ptr<Authenticator> auth, std::shared_ptr<UsageSink> usage, ServiceOptions options);
+
+  Principal authenticate(const std::string& presented_secret) const { return auth_->authenticate(presented_secret); }
+
+  // Parses and validates the body, checks the model id, encodes the prompt, checks the context.
+  // Throws ApiError.
+  PreparedRequest prepare(Dialect dialect, const std::string& body) const;
+
+  // POST /v1/messages/count_tokens
+  boost::json::object count_tokens(const std::string& body) const;
+  // GET /v1/models
+  boost::json::object list_models() const;
+  int64_t context_length() const;
+
+  // Admits and submits. Throws ApiError (admission refusals; overload -> 503, Anthropic 529).
+  // `notify` is called from the engine thread whenever take() has something new.
+  std::shared_ptr<Generation> start(const PreparedRequest& prepared, const Principal& who, std::function<void()> notify);
+
+  runtime::Engine& engine() { return engine_; }
+  const ServiceOptions& options() const { return options_; }
+
+ private:
+  runtime::Engine& engine_;
+  std::shared_ptr<const text::Tokenizer> tokenizer_;
+  std::shared_ptr<Authenticator> auth_;
+  std::shared_ptr<UsageSink> usage_;
+  ServiceOptions options_;
+};
+
+}  // namespace v4::api

@@ -23,6 +23,7 @@
 #include "runtime/metrics.h"
 #include "runtime/prefix_cache.h"
 #include "runtime/sampler.h"
+#include "runtime/state_memory.h"
 #include "runtime/text_stream.h"
 #include "text/tokenizer.h"
 
@@ -131,8 +132,7 @@ class EngineImpl final : public Engine {
     if (!vocabulary_ && options_.tokenizer) vocabulary_ = vocabulary_from_tokenizer(options_.tokenizer);
     if (vocabulary_) think_end_ = vocabulary_->token_id("</think>").value_or(-1);
     base_state_bytes_ = int64_t(model_->new_state()->bytes());
-    bytes_per_token_ = options_.state_bytes_per_token > 0 ? double(options_.state_bytes_per_token)
-                                                          : architecture_bytes_per_token();
+    state_memory_ = state_memory(config_);
     thread_ = std::thread([this] { run(); });
   }
 
@@ -215,22 +215,13 @@ class EngineImpl final : public Engine {
   }
 
  private:
-  // Estimated state bytes per context token from the architecture (fp32 values): per compressed
-  // layer, one head_dim entry per `ratio` tokens, plus the indexer's keys on ratio-4 layers.
-  double architecture_bytes_per_token() const {
-    double floats = 0;
-    for (int64_t l = 0; l < config_.num_hidden_layers && size_t(l) < config_.compress_ratios.size(); ++l) {
-      const int64_t ratio = config_.compress_ratios[size_t(l)];
-      if (ratio <= 0) continue;
-      floats += double(config_.head_dim) / double(ratio);
-      if (ratio == 4) floats += double(config_.index_head_dim) / 4.0;
-    }
-    return floats * 4.0;
-  }
-
+  // What a sequence of `tokens` context tokens holds, from the architecture (state_memory.h), or
+  // from the configured per-token figure.
   int64_t projected_bytes(int64_t tokens) const {
-    const int64_t window_bytes = config_.num_hidden_layers * config_.sliding_window * config_.head_dim * 4;
-    return std::max(base_state_bytes_, window_bytes) + int64_t(std::ceil(bytes_per_token_ * double(tokens)));
+    if (options_.state_bytes_per_token > 0)
+      return std::max(base_state_bytes_, state_memory_.fixed_bytes) + options_.state_bytes_per_token * tokens;
+    return std::max(base_state_bytes_, state_memory_.fixed_bytes) +
+           (state_memory_.bytes_at(config_, tokens) - state_memory_.fixed_bytes);
   }
 
   void validate(const GenerationRequest& request) const {
@@ -574,7 +565,7 @@ class EngineImpl final : public Engine {
   int32_t think_end_ = -1;
   int64_t block_ = 128;
   int64_t base_state_bytes_ = 0;
-  double bytes_per_token_ = 0;
+  StateMemory state_memory_;
   PrefixCache cache_;
 
   std::shared_ptr<Wakeup> wakeup_;

@@ -3,11 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "core/checkpoint.h"
 #include "fake_model.h"
 #include "model/model.h"
+#include "runtime/state_memory.h"
 
 using namespace v4::runtime;
 using namespace v4::runtime::testing;
@@ -175,4 +178,52 @@ TEST(TinyModelEngine, CancellationReturnsStateMemoryToBaseline) {
   EXPECT_EQ(c->finish->reason, FinishReason::Cancelled);
   EXPECT_EQ(engine->metrics().state_bytes, 0);
   EXPECT_EQ(engine->metrics().running, 0);
+}
+
+namespace {
+// Feeds `to - state.position()` pseudo-random tokens in chunks.
+void feed_until(v4::model::Model& m, v4::model::SequenceState& state, int64_t to) {
+  const int64_t vocab = m.config().vocab_size;
+  while (state.position() < to) {
+    const int64_t n = std::min<int64_t>(512, to - state.position());
+    auto tokens = prompt_of(size_t(n), uint64_t(state.position()), vocab);
+    v4::model::BatchItem item{&state, tokens, false};
+    m.forward(std::span<const v4::model::BatchItem>(&item, 1));
+  }
+}
+
+void check_state_bytes_per_token(int64_t long_context) {
+  auto model = tiny_model();
+  const auto& config = model->config();
+  const StateMemory formula = state_memory(config);
+  // By hand for tiny-v4: layers 1 and 3 (ratio 4) keep 128/4 KV + 128/4 indexer-key floats per
+  // token, layers 2 and 4 (ratio 128) 128/128: 130 floats = 520 bytes per token.
+  EXPECT_EQ(formula.per_token_bytes, 520);
+  auto state = model->new_state();
+  // Positions where every growing buffer's size is a power of two, so allocation = content.
+  feed_until(*model, *state, 1024);
+  const int64_t at_short = int64_t(state->bytes());
+  feed_until(*model, *state, long_context);
+  const int64_t at_long = int64_t(state->bytes());
+  std::printf("[state memory] tiny-v4 state: %lld bytes at 1024 tokens, %lld at %lld: %.3f bytes/token "
+              "(formula %lld); formula at 1M tokens: %.1f MiB\n",
+              (long long)at_short, (long long)at_long, (long long)long_context,
+              double(at_long - at_short) / double(long_context - 1024), (long long)formula.per_token_bytes,
+              double(formula.bytes_at(config, 1 << 20)) / (1 << 20));
+  EXPECT_EQ(at_long - at_short, 520 * (long_context - 1024));
+  // The absolute figure: the formula plus only the state's own bookkeeping structs.
+  for (auto [tokens, bytes] : {std::pair{int64_t(1024), at_short}, std::pair{long_context, at_long}}) {
+    EXPECT_GE(bytes, formula.bytes_at(config, tokens));
+    EXPECT_LT(bytes, formula.bytes_at(config, tokens) + 8192);
+  }
+}
+}  // namespace
+
+TEST(TinyModelEngine, StateBytesPerTokenMatchTheArchitecture) { check_state_bytes_per_token(4096); }
+
+// The 128K-token proof; minutes of CPU (the indexer is quadratic), so opt-in:
+// V4_LONG_TESTS=1 ./test_runtime --gtest_filter='*128K*'
+TEST(TinyModelEngine, StateBytesPerTokenAt128K) {
+  if (!std::getenv("V4_LONG_TESTS")) GTEST_SKIP() << "set V4_LONG_TESTS=1 to run the 128K-token state test";
+  check_state_bytes_per_token(131072);
 }

@@ -1,6 +1,10 @@
 // `v4flash bench ...`: performance measurements against the machine's own limits.
 //   bench kernels   read bandwidth (streaming kernel over a buffer >> L3) and linear() GB/s per
 //                   weight format, with the ratio to that bandwidth (alias: bench linear)
+//   bench decode    tokens/s of batch decode on a checkpoint, bytes per token, ratio to the read
+//                   bandwidth measured in the same run
+//   bench prefill   tokens/s of one prefill chunk, FLOPs per token, ratio to the FMA peak
+//                   measured in the same run
 //   bench tokenize  provided by the text layer (src/cli/bench_tokenize.cpp)
 #include <algorithm>
 #include <chrono>
@@ -14,9 +18,11 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "core/checkpoint.h"
 #include "core/dtype.h"
 #include "kernels/linear.h"
 #include "kernels/thread_pool.h"
+#include "model/model.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -293,9 +299,260 @@ int bench_kernels(const Args& args) {
   return 0;
 }
 
+
+// --- model benchmarks -------------------------------------------------------------------------
+
+// FP32 fused multiply-add peak of `pool.size()` threads in GFLOP/s (2 FLOPs per lane), with
+// enough independent accumulators to cover the FMA latency. This machine has no AMX, so this is
+// the compute bound prefill is measured against.
+double measure_fma_peak_gflops(ThreadPool& pool) {
+#if defined(__AVX512F__)
+  constexpr int64_t kIters = 20'000'000;
+  std::vector<float> sink(size_t(pool.size()), 0.0f);
+  const auto t0 = Clock::now();
+  pool.parallel_for(pool.size(), [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      __m512 a0 = _mm512_set1_ps(1.0f), a1 = _mm512_set1_ps(1.1f), a2 = _mm512_set1_ps(1.2f),
+             a3 = _mm512_set1_ps(1.3f), a4 = _mm512_set1_ps(1.4f), a5 = _mm512_set1_ps(1.5f),
+             a6 = _mm512_set1_ps(1.6f), a7 = _mm512_set1_ps(1.7f), a8 = _mm512_set1_ps(1.8f),
+             a9 = _mm512_set1_ps(1.9f);
+      const __m512 m = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
+      for (int64_t i = 0; i < kIters; ++i) {
+        a0 = _mm512_fmadd_ps(a0, m, c); a1 = _mm512_fmadd_ps(a1, m, c); a2 = _mm512_fmadd_ps(a2, m, c);
+        a3 = _mm512_fmadd_ps(a3, m, c); a4 = _mm512_fmadd_ps(a4, m, c); a5 = _mm512_fmadd_ps(a5, m, c);
+        a6 = _mm512_fmadd_ps(a6, m, c); a7 = _mm512_fmadd_ps(a7, m, c); a8 = _mm512_fmadd_ps(a8, m, c);
+        a9 = _mm512_fmadd_ps(a9, m, c);
+      }
+      const __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                                     _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)),
+                                                   _mm512_add_ps(a8, a9)));
+      sink[size_t(t)] = _mm512_reduce_add_ps(s);
+    }
+  });
+  const double secs = seconds_since(t0);
+  volatile float keep = sink[0];
+  (void)keep;
+  return double(pool.size()) * double(kIters) * 10 * 16 * 2 / secs / 1e9;
+#else
+  (void)pool;
+  return 0.0;
+#endif
+}
+
+// What one token costs, from the checkpoint's tensors: every dense weight of the main layers and
+// the head is read once per step; the embedding contributes one row per token; routed experts
+// contribute the experts a step touches (num_experts_per_tok for one sequence; for B sequences
+// the expected number of distinct experts under uniform routing, E * (1 - (1 - k/E)^B)); the MTP
+// block is not run. FLOPs: 2 per weight element and token (attention over the state excluded).
+struct TokenCost {
+  double dense_bytes = 0, routed_bytes_per_expert = 0, embed_row_bytes = 0;
+  double dense_params = 0, routed_params_per_expert = 0;
+  int64_t routed_layers = 0;
+};
+
+TokenCost token_cost(const core::Checkpoint& ckpt) {
+  const auto& cfg = ckpt.config();
+  TokenCost c;
+  double routed_bytes = 0, routed_params = 0;
+  for (const auto& [name, view] : ckpt.tensors()) {
+    if (name.rfind("mtp.", 0) == 0) continue;
+    const double bytes = double(view->nbytes);
+    double params = double(view->numel());
+    if (view->dtype == core::DType::I8) params *= 2;  // packed FP4: two weights per byte
+    if (view->dtype == core::DType::F8_E8M0) params = 0;  // scales
+    if (name == "embed.weight") {
+      c.embed_row_bytes = bytes / double(cfg.vocab_size);
+    } else if (name.find(".ffn.gate.tid2eid") != std::string::npos) {
+      c.dense_bytes += bytes / double(cfg.vocab_size);  // one row looked up per token
+    } else if (name.find(".ffn.experts.") != std::string::npos) {
+      routed_bytes += bytes;
+      routed_params += params;
+    } else {
+      c.dense_bytes += bytes;
+      c.dense_params += params;
+    }
+  }
+  const double experts = double(cfg.n_routed_experts) * double(cfg.num_hidden_layers);
+  c.routed_bytes_per_expert = experts > 0 ? routed_bytes / experts : 0;
+  c.routed_params_per_expert = experts > 0 ? routed_params / experts : 0;
+  c.routed_layers = cfg.num_hidden_layers;
+  return c;
+}
+
+double expected_distinct_experts(const core::ModelConfig& cfg, int64_t batch) {
+  const double e = double(cfg.n_routed_experts), k = double(cfg.num_experts_per_tok);
+  if (batch <= 1) return k;
+  return e * (1.0 - std::pow(1.0 - k / e, double(batch)));
+}
+
+struct ModelBenchOptions {
+  std::string model_dir;
+  std::vector<int> threads;
+  int64_t batch = 1, tokens = 0, prompt = 0;
+  int repeats = 3;
+  bool exact = false, json = false;
+  uint64_t buffer_mib = 1024;
+};
+
+ModelBenchOptions parse_model_bench(const Args& args, bool decode) {
+  ArgParser p(args);
+  p.check_known({"model", "threads", "batch", "tokens", "prompt", "repeats", "buffer-mib"}, {"json", "exact"});
+  ModelBenchOptions o;
+  const auto dir = p.value("model");
+  if (!dir) throw std::invalid_argument("--model DIR is required");
+  o.model_dir = *dir;
+  o.threads = parse_int_list(p.value_or("threads", "1"), "threads");
+  o.batch = parse_int_list(p.value_or("batch", "1"), "batch").at(0);
+  o.tokens = parse_int_list(p.value_or("tokens", decode ? "16" : "512"), "tokens").at(0);
+  o.prompt = parse_int_list(p.value_or("prompt", "32"), "prompt").at(0);
+  o.repeats = parse_int_list(p.value_or("repeats", "3"), "repeats").at(0);
+  o.buffer_mib = uint64_t(parse_int_list(p.value_or("buffer-mib", "1024"), "buffer-mib").at(0));
+  o.exact = p.flag("exact");
+  o.json = p.flag("json");
+  return o;
+}
+
+std::vector<int32_t> random_tokens(int64_t count, int64_t vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> pick(2, int32_t(std::max<int64_t>(3, vocab) - 1));
+  std::vector<int32_t> t(static_cast<size_t>(count));
+  for (auto& v : t) v = pick(rng);
+  return t;
+}
+
+int bench_model(const Args& args, bool decode) {
+  const ModelBenchOptions o = parse_model_bench(args, decode);
+  const auto ckpt = core::Checkpoint::open(o.model_dir);
+  const auto& cfg = ckpt->config();
+  const TokenCost cost = token_cost(*ckpt);
+  std::vector<std::string> json_rows;
+  for (int threads : o.threads) {
+    ThreadPool probe(threads);
+    double bound = 0;  // GB/s (decode) or GFLOP/s (prefill), best of repeats
+    if (decode) {
+      std::vector<float> buffer(size_t(o.buffer_mib << 20) / 4, 1.0f);
+      measure_read_bandwidth(buffer, probe, 1);
+      bound = measure_read_bandwidth(buffer, probe, o.repeats).min;
+    } else {
+      for (int r = 0; r < o.repeats; ++r) bound = std::max(bound, measure_fma_peak_gflops(probe));
+    }
+    model::ModelOptions mo;
+    mo.exact = o.exact;
+    mo.threads = threads;
+    const auto m = model::Model::load(*ckpt, mo);
+
+    std::vector<double> secs;
+    double state_bytes = 0;
+    const int64_t batch = decode ? o.batch : 1;
+    // Prompts: decode starts after a prefilled prompt of --prompt tokens per sequence.
+    std::vector<std::unique_ptr<model::SequenceState>> base;
+    std::vector<std::vector<int32_t>> prompts;
+    for (int64_t b = 0; b < batch; ++b) {
+      base.push_back(m->new_state());
+      prompts.push_back(random_tokens(decode ? o.prompt : o.tokens, cfg.vocab_size, uint32_t(100 + b)));
+    }
+    if (decode) {
+      std::vector<model::BatchItem> items;
+      for (int64_t b = 0; b < batch; ++b) items.push_back({base[size_t(b)].get(), prompts[size_t(b)], false});
+      m->forward(items);
+    }
+    for (int rep = 0; rep < o.repeats + 1; ++rep) {  // the first run warms caches and is not counted
+      std::vector<std::unique_ptr<model::SequenceState>> states;
+      for (auto& s : base) states.push_back(s->clone());
+      double elapsed = 0;
+      if (decode) {
+        const auto next = random_tokens(o.tokens * batch, cfg.vocab_size, 7);
+        for (int64_t step = 0; step < o.tokens; ++step) {
+          std::vector<model::BatchItem> items;
+          for (int64_t b = 0; b < batch; ++b)
+            items.push_back({states[size_t(b)].get(), std::span<const int32_t>(&next[size_t(step * batch + b)], 1), false});
+          const auto t0 = Clock::now();
+          m->forward(items);
+          elapsed += seconds_since(t0);
+        }
+        state_bytes = 0;
+        for (auto& s : states) state_bytes += double(s->bytes());
+      } else {
+        const model::BatchItem item{states[0].get(), prompts[0], false};
+        const auto t0 = Clock::now();
+        m->forward(std::span<const model::BatchItem>(&item, 1));
+        elapsed = seconds_since(t0);
+        state_bytes = double(states[0]->bytes());
+      }
+      if (rep > 0) secs.push_back(elapsed);
+    }
+    const Stats t = stats_of(secs);
+    const int64_t tokens_per_run = decode ? o.tokens * batch : o.tokens;
+    const double experts_per_step = decode ? expected_distinct_experts(cfg, batch) : double(cfg.num_experts_per_tok);
+    const double bytes_per_step = cost.dense_bytes + double(cost.routed_layers) * experts_per_step * cost.routed_bytes_per_expert +
+                                  double(batch) * cost.embed_row_bytes + state_bytes;
+    const double bytes_per_token = bytes_per_step / double(batch);
+    const double flops_per_token =
+        2.0 * (cost.dense_params + double(cost.routed_layers) * double(cfg.num_experts_per_tok) * cost.routed_params_per_expert);
+    const double tps_best = double(tokens_per_run) / t.min, tps_median = double(tokens_per_run) / t.median;
+    char row[1024];
+    if (decode) {
+      const double gbs = bytes_per_token * tps_best / 1e9, gbs_med = bytes_per_token * tps_median / 1e9;
+      std::snprintf(row, sizeof row,
+                    "{\"mode\":\"decode\",\"threads\":%d,\"batch\":%lld,\"tokens\":%lld,\"prompt\":%lld,\"repeats\":%d,"
+                    "\"tokens_per_s\":%.3f,\"tokens_per_s_median\":%.3f,\"bytes_per_token\":%.0f,"
+                    "\"achieved_gbs\":%.3f,\"read_bw_gbs\":%.3f,\"bw_ratio\":%.3f,\"bw_ratio_median\":%.3f,"
+                    "\"flops_per_token\":%.0f}",
+                    threads, (long long)batch, (long long)o.tokens, (long long)o.prompt, o.repeats, tps_best, tps_median,
+                    bytes_per_token, gbs, bound, gbs / bound, gbs_med / bound, flops_per_token);
+    } else {
+      const double gf = flops_per_token * tps_best / 1e9, gf_med = flops_per_token * tps_median / 1e9;
+      std::snprintf(row, sizeof row,
+                    "{\"mode\":\"prefill\",\"threads\":%d,\"tokens\":%lld,\"repeats\":%d,\"tokens_per_s\":%.3f,"
+                    "\"tokens_per_s_median\":%.3f,\"bytes_per_token\":%.0f,\"flops_per_token\":%.0f,"
+                    "\"achieved_gflops\":%.3f,\"peak_gflops\":%.3f,\"flops_ratio\":%.4f,\"flops_ratio_median\":%.4f}",
+                    threads, (long long)o.tokens, o.repeats, tps_best, tps_median, bytes_per_step / double(o.tokens),
+                    flops_per_token, gf, bound, gf / bound, gf_med / bound);
+    }
+    json_rows.push_back(row);
+    if (!o.json) {
+      if (decode)
+        std::printf("decode  threads %d batch %lld: %.2f tokens/s (median %.2f), %.1f MB/token, %.2f GB/s of %.2f GB/s "
+                    "read bandwidth = %.3f (median %.3f)\n",
+                    threads, (long long)batch, tps_best, tps_median, bytes_per_token / 1e6, bytes_per_token * tps_best / 1e9,
+                    bound, bytes_per_token * tps_best / 1e9 / bound, bytes_per_token * tps_median / 1e9 / bound);
+      else
+        std::printf("prefill threads %d chunk %lld: %.2f tokens/s (median %.2f), %.2f GFLOP/token, %.1f GFLOP/s of %.1f "
+                    "GFLOP/s FMA peak = %.4f (median %.4f)\n",
+                    threads, (long long)o.tokens, tps_best, tps_median, flops_per_token / 1e9,
+                    flops_per_token * tps_best / 1e9, bound, flops_per_token * tps_best / 1e9 / bound,
+                    flops_per_token * tps_median / 1e9 / bound);
+    }
+  }
+  if (o.json) {
+    if (json_rows.size() == 1) {
+      std::printf("%s\n", json_rows[0].c_str());
+    } else {
+      std::printf("{\"runs\":[");
+      for (size_t i = 0; i < json_rows.size(); ++i) std::printf("%s%s", i ? "," : "", json_rows[i].c_str());
+      std::printf("]}\n");
+    }
+  }
+  return 0;
+}
+
+const char* kModelUsage =
+    "usage: v4flash bench decode  --model DIR [--threads 1,2] [--batch B] [--tokens N] [--prompt P]\n"
+    "                             [--repeats 3] [--exact] [--json]\n"
+    "       v4flash bench prefill --model DIR [--threads 1,2] [--tokens N] [--repeats 3] [--exact] [--json]\n"
+    "decode: N steps of B sequences after a P-token prompt; bytes/token counts the weights a step\n"
+    "reads (dense + the routed experts touched + one embedding row per token) plus the sequence\n"
+    "state, and bw_ratio compares bytes/token x tokens/s with the read bandwidth measured in the same\n"
+    "run. prefill: one N-token chunk (default 512); flops_ratio compares 2 x weights/token x tokens/s\n"
+    "with the FP32 FMA peak measured in the same run (no AMX on this machine). Best of --repeats runs\n"
+    "(after one warm-up), medians also shown. --json prints one object per thread count (or\n"
+    "{\"runs\":[...]} for several).\n";
+
 const char* kUsage =
     "usage: v4flash bench <what> [options]\n"
     "  kernels   read bandwidth and linear() GB/s per weight format (alias: linear)\n"
+    "  decode    model decode tokens/s and ratio to read bandwidth (--model DIR)\n"
+    "  prefill   model prefill tokens/s and ratio to the FMA peak (--model DIR)\n"
     "  tokenize  tokenizer throughput\n"
     "Run `v4flash bench <what> --help` for the options.\n";
 
@@ -308,6 +565,13 @@ int bench_main(const Args& args) {
   const Args rest(args.begin() + 1, args.end());
   if (what == "kernels" || what == "linear") return bench_kernels(rest);
   if (what == "tokenize") return run_bench_tokenize(rest);
+  if (what == "decode" || what == "prefill") {
+    if (!rest.empty() && (rest[0] == "--help" || rest[0] == "-h")) {
+      std::fputs(kModelUsage, stdout);
+      return 0;
+    }
+    return bench_model(rest, what == "decode");
+  }
   std::fprintf(stderr, "bench: unknown benchmark '%s'\n%s", what.c_str(), kUsage);
   return 2;
 }

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/codecs.h"
 #include "kernels/formats.h"
 #include "kernels/linear.h"
 #include "kernels/thread_pool.h"
@@ -37,6 +38,22 @@ TEST(Formats, DecodersMatchFormatDefinitions) {
   EXPECT_EQ(e8m0_value(130), 8.0f);
   EXPECT_EQ(e8m0_value(120), 0.0078125f);
   EXPECT_TRUE(std::isnan(e8m0_value(255)));
+}
+
+TEST(Formats, TablesAgreeWithCoreCodecs) {
+  for (int b = 0; b < 256; ++b) {
+    const float mine = e4m3_value(uint8_t(b)), core_value = core::e4m3_to_float(uint8_t(b));
+    if (std::isnan(core_value))
+      EXPECT_TRUE(std::isnan(mine)) << b;
+    else
+      EXPECT_EQ(mine, core_value) << b;
+    const float s = e8m0_value(uint8_t(b)), core_s = core::e8m0_to_float(uint8_t(b));
+    if (std::isnan(core_s))
+      EXPECT_TRUE(std::isnan(s)) << b;
+    else
+      EXPECT_EQ(s, core_s) << b;
+  }
+  for (int n = 0; n < 16; ++n) EXPECT_EQ(e2m1_value(uint8_t(n)), core::e2m1_to_float(uint8_t(n))) << n;
 }
 
 TEST(LinearReference, HandComputedF32AndBF16) {

@@ -106,7 +106,8 @@ struct Sequence {
   int generated = 0, reasoning = 0;
   bool in_reasoning = false;
   size_t forced_index = 0;
-  StopTextStream text;
+  StopTextStream reasoning_text;  // the reasoning section: complete UTF-8 only, no stop strings
+  StopTextStream text;            // the answer: stop strings apply here
   RequestRng rng{0};
 
   bool prefilling() const { return prompt_done < int64_t(request.prompt.size()); }
@@ -485,10 +486,14 @@ class EngineImpl final : public Engine {
       out.top = std::move(lp.top);
     }
     if (vocabulary_) {
-      out.text = s.text.push(vocabulary_->token_text_bytes(token));
-      // The reasoning section's text is all released with its closing tag, so no delta mixes
-      // reasoning and answer text.
-      if (token == think_end_ && !s.text.stopped()) out.text += s.text.flush();
+      // Stop strings apply to the answer, as in DeepSeek's API, not to the reasoning. The reasoning
+      // text is all released with its closing tag, so no delta mixes the two sections.
+      if (out.reasoning) {
+        out.text = s.reasoning_text.push(vocabulary_->token_text_bytes(token));
+        if (token == think_end_) out.text += s.reasoning_text.flush();
+      } else {
+        out.text = s.text.push(vocabulary_->token_text_bytes(token));
+      }
     }
     if (!call_on_token(s, out)) return;
     if (s.text.stopped()) {
@@ -523,7 +528,8 @@ class EngineImpl final : public Engine {
     info.reason = reason;
     info.error = error;
     info.matched_stop = matched;
-    if (reason != FinishReason::StopString && reason != FinishReason::Error) info.tail_text = s.text.flush();
+    if (reason != FinishReason::StopString && reason != FinishReason::Error)
+      info.tail_text = s.reasoning_text.flush() + s.text.flush();
     info.prompt_tokens = int(s.request.prompt.size());
     info.cached_prompt_tokens = s.cached_tokens;
     info.completion_tokens = s.generated;

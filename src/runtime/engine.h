@@ -21,7 +21,7 @@ struct SamplingParams {
   std::optional<uint64_t> seed;       // reproducible sampling when set
   int max_tokens = 4096;              // generated tokens, reasoning included
   int top_logprobs = -1;              // -1: no logprobs; 0..20: chosen token's logprob + N alternatives
-  std::vector<std::string> stop;      // up to 4 stop strings, matched on the text across tokens
+  std::vector<std::string> stop;      // up to 4 stop strings, matched on the answer text across tokens (not on reasoning)
   bool thinking = false;              // prompt ended with <think>: output starts in reasoning
   int thinking_budget = 32768;        // reasoning tokens before </think> is forced
   std::vector<int32_t> forced_tokens; // test hook: emit these tokens instead of sampling (still runs the model)

@@ -290,6 +290,21 @@ TEST(Engine, ThinkingWithoutBudgetPressureEndsOnGeneratedThinkEnd) {
   EXPECT_EQ(c->finish->reasoning_tokens, 2);
 }
 
+TEST(Engine, StopStringsApplyToTheAnswerNotTheReasoning) {
+  Fixture f;
+  auto r = request(prompt_of(6, 13), 20);
+  r.params.thinking = true;
+  r.params.stop = {"xy"};
+  r.params.forced_tokens = {letter('x'), letter('y'), FakeVocabulary::kThinkEnd, letter('a'), letter('x'), letter('y'), letter('b')};
+  auto c = f.run(r);
+  std::vector<std::string> deltas;
+  for (auto& t : c->tokens) deltas.push_back(t.text);
+  EXPECT_EQ(deltas, (std::vector<std::string>{"x", "y", "</think>", "a", "", ""}));
+  EXPECT_EQ(c->finish->reason, FinishReason::StopString);
+  EXPECT_EQ(c->finish->reasoning_tokens, 3);
+  EXPECT_EQ(c->finish->completion_tokens, 6);
+}
+
 TEST(Engine, CancellationFreesStateAndFinishesOnce) {
   Fixture f;
   f.model->delay = 3ms;

@@ -98,8 +98,10 @@ std::shared_ptr<Collector> run_one(Engine& engine, GenerationRequest r) {
 
 }  // namespace
 
-TEST(TinyModelEngine, SixteenConcurrentEqualOneByOneBitForBit) {
-  auto model = tiny_model();
+TEST(TinyModelEngine, SixteenConcurrentOnTwoThreadsEqualOneByOneOnOneThreadBitForBit) {
+  // Alone on a 1-thread model, together on a 2-thread one: neither may change a bit.
+  auto model = tiny_model(2);
+  auto single_thread_model = tiny_model(1);
   const int64_t vocab = model->config().vocab_size;
   auto make = [&](int i) {
     // Greedy and seeded sampling; prompts from 9 to 204 tokens, so several cross a 64-token block.
@@ -110,7 +112,7 @@ TEST(TinyModelEngine, SixteenConcurrentEqualOneByOneBitForBit) {
   opts.step_token_budget = 256;
   std::vector<std::vector<GeneratedToken>> alone;
   {
-    auto engine = create_engine(model, opts);
+    auto engine = create_engine(single_thread_model, opts);
     for (int i = 0; i < 16; ++i) alone.push_back(run_one(*engine, make(i))->tokens);
   }
   auto engine = create_engine(model, opts);

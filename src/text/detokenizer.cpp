@@ -11,35 +11,33 @@ size_t sequence_length(unsigned char c) {
   if (c >= 0xF0 && c <= 0xF4) return 4;
   return 0;
 }
-// Whether s[i..i+len) is a valid sequence (no overlongs, surrogates or > U+10FFFF). Checks the
-// available prefix only when the sequence is cut off by the end of s.
-bool valid_prefix(std::string_view s, size_t i, size_t len, size_t& available) {
-  available = std::min(len, s.size() - i);
-  for (size_t k = 1; k < available; ++k) {
-    unsigned char d = s[i + k];
-    if ((d & 0xC0) != 0x80) return false;
-    if (k == 1) {
-      unsigned char c = s[i];
-      if (c == 0xE0 && d < 0xA0) return false;
-      if (c == 0xED && d > 0x9F) return false;
-      if (c == 0xF0 && d < 0x90) return false;
-      if (c == 0xF4 && d > 0x8F) return false;
-    }
+// Number of bytes from s[i] that form a valid prefix of the sequence the lead byte announces
+// (no overlongs, surrogates or > U+10FFFF): equal to len for a complete character, less when the
+// sequence is cut off by the end of s or broken by an invalid byte.
+size_t valid_prefix(std::string_view s, size_t i, size_t len) {
+  size_t k = 1;
+  for (; k < len && i + k < s.size(); ++k) {
+    unsigned char c = s[i], d = s[i + k];
+    if ((d & 0xC0) != 0x80) break;
+    if (k == 1 && ((c == 0xE0 && d < 0xA0) || (c == 0xED && d > 0x9F) || (c == 0xF0 && d < 0x90) ||
+                   (c == 0xF4 && d > 0x8F)))
+      break;
   }
-  return true;
+  return k;
 }
 }  // namespace
 
 size_t complete_utf8_prefix(std::string_view bytes) {
   size_t i = 0;
   while (i < bytes.size()) {
-    size_t len = sequence_length((unsigned char)bytes[i]), available = 0;
-    if (len == 0 || !valid_prefix(bytes, i, len, available)) {
+    size_t len = sequence_length((unsigned char)bytes[i]);
+    if (len == 0) {
       ++i;  // an invalid byte is "complete": it will print as U+FFFD
       continue;
     }
-    if (available < len) return i;  // a character still being received
-    i += len;
+    size_t ok = valid_prefix(bytes, i, len);
+    if (ok < len && i + ok == bytes.size()) return i;  // a character still being received
+    i += ok;  // a complete character, or an invalid subpart (printed as one U+FFFD)
   }
   return i;
 }
@@ -49,16 +47,13 @@ std::string sanitize_utf8(std::string_view bytes) {
   out.reserve(bytes.size());
   size_t i = 0;
   while (i < bytes.size()) {
-    size_t len = sequence_length((unsigned char)bytes[i]), available = 0;
-    bool ok = len != 0 && valid_prefix(bytes, i, len, available);
-    if (ok && available == len) {
+    size_t len = sequence_length((unsigned char)bytes[i]);
+    size_t ok = len == 0 ? 1 : valid_prefix(bytes, i, len);
+    if (len != 0 && ok == len)
       out.append(bytes.substr(i, len));
-      i += len;
-    } else {
-      out += "\xEF\xBF\xBD";
-      // Skip the maximal invalid subpart (the lead byte plus the continuation bytes that fit).
-      i += ok ? std::max<size_t>(available, 1) : 1;
-    }
+    else
+      out += "\xEF\xBF\xBD";  // one U+FFFD per maximal invalid subpart, as Python and WHATWG do
+    i += ok;
   }
   return out;
 }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <climits>
 #include <fstream>
 #include <queue>
 #include <sstream>
@@ -225,6 +226,36 @@ void Tokenizer::Impl::bpe(std::string_view piece, std::vector<int32_t>& out) con
       return;
     }
   }
+  if (n <= 24) {
+    // Short pieces (almost all of them): rescan the pair ranks, no heap. Same order as below:
+    // lowest rank, leftmost first.
+    int32_t sym[24], rank[24], merged[24];
+    size_t m = n;
+    auto lookup = [&](size_t i) {
+      const PairTable::Entry* e = merges.find(sym[i], sym[i + 1]);
+      rank[i] = e ? e->rank : INT32_MAX;
+      merged[i] = e ? e->merged : -1;
+    };
+    for (size_t i = 0; i < n; ++i) sym[i] = byte_id[(unsigned char)piece[i]];
+    for (size_t i = 0; i + 1 < m; ++i) lookup(i);
+    while (m > 1) {
+      size_t best = 0;
+      for (size_t i = 1; i + 1 < m; ++i)
+        if (rank[i] < rank[best]) best = i;
+      if (rank[best] == INT32_MAX) break;
+      sym[best] = merged[best];
+      for (size_t i = best + 1; i + 1 < m; ++i) {
+        sym[i] = sym[i + 1];
+        rank[i] = rank[i + 1];
+        merged[i] = merged[i + 1];
+      }
+      --m;
+      if (best > 0) lookup(best - 1);
+      if (best + 1 < m) lookup(best);
+    }
+    out.insert(out.end(), sym, sym + m);
+    return;
+  }
   // Symbols are indexed by their starting byte; `next`/`prev` link the live ones. Merges are
   // applied lowest rank first, leftmost first among equal ranks (HF's priority queue order).
   thread_local std::vector<int32_t> ids, next, prev;
@@ -424,11 +455,16 @@ std::unique_ptr<Tokenizer> Tokenizer::from_json(std::string_view json_text) {
   surface_to_id.reserve(vocab_v->as_object().size() * 2);
   impl->bytes_to_id.reserve(vocab_v->as_object().size() * 2);
   std::string bytes;
+  std::vector<std::pair<std::string, int32_t>> not_byte_level;
   for (const auto& kv : vocab_v->as_object()) {
     if (!kv.value().is_int64()) fail("vocab id is not an integer");
     int64_t id = kv.value().as_int64();
     ensure_id(id);
-    if (!to_bytes(kv.key(), bytes)) fail("vocab entry is not in the byte-level alphabet: " + std::string(kv.key()));
+    if (!to_bytes(kv.key(), bytes)) {
+      // Only acceptable for an added token's entry (checked once added_tokens are read).
+      not_byte_level.emplace_back(std::string(kv.key()), int32_t(id));
+      continue;
+    }
     impl->id_to_bytes[id] = bytes;
     impl->kind[id] = 1;
     impl->bytes_to_id.emplace(bytes, int32_t(id));
@@ -492,6 +528,9 @@ std::unique_ptr<Tokenizer> Tokenizer::from_json(std::string_view json_text) {
       impl->has_added = true;
     }
   }
+  for (const auto& [content, id] : not_byte_level)
+    if (impl->kind[id] < 2 || impl->id_to_bytes[id] != content)
+      fail("vocab entry is not in the byte-level alphabet and not an added token: " + content);
   return std::unique_ptr<Tokenizer>(new Tokenizer(std::move(impl)));
 }
 

@@ -1,12 +1,12 @@
 // linear(): weight-stationary matrix kernels with fused dequantisation.
 //
 // Fixed accumulation order (the batch-invariance rule of linear.h): columns are read in chunks of
-// 16; chunk c is multiply-added into accumulator c % 4 (each a 16-lane fp32 vector); at the end
-// the four accumulators are summed as (a0 + a1) + (a2 + a3) and the 16 lanes reduced. That order
-// depends only on `cols`, so out[i, r] is the same whatever n, the tile of x rows it was computed
-// in, or the thread that computed it. Weights are decoded exactly (e4m3 * 2^k and e2m1 * 2^k are
-// single correctly rounded products, the same ones the reference computes), so fast and reference
-// results differ only by the summation order.
+// 16; each output element has one 16-lane fp32 accumulator into which chunk c is multiply-added in
+// order c = 0, 1, ...; the lanes are reduced at the end. That order depends only on `cols`, so
+// out[i, r] is the same whatever n, the tile it was computed in, or the thread that computed it.
+// Weights are decoded exactly (e4m3 * 2^k and e2m1 * 2^k are single correctly rounded products, the
+// same ones the reference computes), so fast and reference results differ only by the summation
+// order.
 #include "kernels/linear.h"
 
 #include <algorithm>
@@ -118,8 +118,6 @@ void for_row_ranges(int64_t rows, ThreadPool* pool, const Fn& fn) {
 #if V4_KERNELS_AVX512
 
 constexpr int64_t kChunk = 16;  // columns per vector
-constexpr int kAccs = 4;        // accumulators per output element (chunk c -> c % 4)
-constexpr int kTile = 4;        // x rows per register tile
 
 #define V4_INLINE inline __attribute__((always_inline))
 
@@ -133,19 +131,16 @@ V4_INLINE __mmask16 chunk_mask(int64_t cols, int64_t c) {
 }
 
 // Row decoders. select(r) picks a weight row; chunk(c, m) is chunk c of that row as fp32 (lanes
-// outside m zero); quad(c0, w) decodes the four full chunks c0..c0+3 (c0 % 4 == 0).
+// outside m zero); pair(c0, a, b) decodes the two full chunks c0, c0+1 (c0 even).
 struct F32Rows {
   const float* data;
   int64_t cols;
   const float* row = nullptr;
   V4_INLINE void select(int64_t r) { row = data + r * cols; }
   V4_INLINE __m512 chunk(int64_t c, __mmask16 m) const { return _mm512_maskz_loadu_ps(m, row + c * kChunk); }
-  V4_INLINE void quad(int64_t c0, __m512& w0, __m512& w1, __m512& w2, __m512& w3) const {
-    const float* p = row + c0 * kChunk;
-    w0 = _mm512_loadu_ps(p);
-    w1 = _mm512_loadu_ps(p + 16);
-    w2 = _mm512_loadu_ps(p + 32);
-    w3 = _mm512_loadu_ps(p + 48);
+  V4_INLINE void pair(int64_t c0, __m512& w0, __m512& w1) const {
+    w0 = _mm512_loadu_ps(row + c0 * kChunk);
+    w1 = _mm512_loadu_ps(row + c0 * kChunk + 16);
   }
 };
 
@@ -158,12 +153,10 @@ struct BF16Rows {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
   }
   V4_INLINE __m512 chunk(int64_t c, __mmask16 m) const { return widen(_mm256_maskz_loadu_epi16(m, row + c * kChunk)); }
-  V4_INLINE void quad(int64_t c0, __m512& w0, __m512& w1, __m512& w2, __m512& w3) const {
+  V4_INLINE void pair(int64_t c0, __m512& w0, __m512& w1) const {
     const __m256i* p = reinterpret_cast<const __m256i*>(row + c0 * kChunk);
     w0 = widen(_mm256_loadu_si256(p));
     w1 = widen(_mm256_loadu_si256(p + 1));
-    w2 = widen(_mm256_loadu_si256(p + 2));
-    w3 = widen(_mm256_loadu_si256(p + 3));
   }
 };
 
@@ -200,13 +193,11 @@ struct F8Rows {
   V4_INLINE __m512 chunk(int64_t c, __mmask16 m) const {
     return _mm512_mul_ps(placed(_mm_maskz_loadu_epi8(m, row + c * kChunk)), multiplier(c));
   }
-  V4_INLINE void quad(int64_t c0, __m512& w0, __m512& w1, __m512& w2, __m512& w3) const {
-    const __m512 mult = multiplier(c0);  // chunks c0..c0+3 share one 128-column block
+  V4_INLINE void pair(int64_t c0, __m512& w0, __m512& w1) const {
+    const __m512 mult = multiplier(c0);  // chunks c0, c0+1 (c0 even) share one 128-column block
     const __m128i* p = reinterpret_cast<const __m128i*>(row + c0 * kChunk);
     w0 = _mm512_mul_ps(placed(_mm_loadu_si128(p)), mult);
     w1 = _mm512_mul_ps(placed(_mm_loadu_si128(p + 1)), mult);
-    w2 = _mm512_mul_ps(placed(_mm_loadu_si128(p + 2)), mult);
-    w3 = _mm512_mul_ps(placed(_mm_loadu_si128(p + 3)), mult);
   }
 };
 
@@ -234,109 +225,151 @@ struct F4Rows {
     group(c / 2, even, odd);
     return (c & 1) ? odd : even;
   }
-  V4_INLINE void quad(int64_t c0, __m512& w0, __m512& w1, __m512& w2, __m512& w3) const {
-    group(c0 / 2, w0, w1);
-    group(c0 / 2 + 1, w2, w3);
+  V4_INLINE void pair(int64_t c0, __m512& w0, __m512& w1) const { group(c0 / 2, w0, w1); }
+};
+
+// ---- tiles -----------------------------------------------------------------------------------
+// One fp32 accumulator vector per output element; chunk c of the row is multiply-added in order
+// c = 0, 1, 2, ... and the 16 lanes are reduced at the end. Tiles of R weight rows x T rows of x
+// keep R*T accumulators in registers; the weight chunks are decoded once per tile and each x
+// chunk load is shared by the R weight rows.
+
+// Keeps a loaded vector in a register: without it GCC re-loads it from L1 for every use (as a
+// memory operand of each FMA), which makes the tile load-bound.
+V4_INLINE void pin_register(__m512& v) { asm volatile("" : "+v"(v)); }
+
+template <int R, class Rows>
+struct RowSet {
+  Rows rows[R];
+  RowSet(const Rows& proto, int64_t r0) {
+    for (int k = 0; k < R; ++k) {
+      rows[k] = proto;
+      rows[k].select(r0 + k);
+    }
   }
 };
 
-V4_INLINE float reduce4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-}
-
-// T (1..4) rows of x (stride ldx) against the selected weight row; results to out[i * ldo].
-template <int T, class Rows>
-void dot_tile(const Rows& w, int64_t cols, const float* x, int64_t ldx, float* out, int64_t ldo) {
-  const float* x0 = x;
-  const float* x1 = x + (T > 1 ? ldx : 0);
-  const float* x2 = x + (T > 2 ? 2 * ldx : 0);
-  const float* x3 = x + (T > 3 ? 3 * ldx : 0);
-  __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
-  __m512 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-  __m512 a20 = a00, a21 = a00, a22 = a00, a23 = a00;
-  __m512 a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-#define V4_FMA_ROWS(wv, off, J, LOAD)                                      \
-  do {                                                                     \
-    a0##J = _mm512_fmadd_ps(wv, LOAD(x0 + (off)), a0##J);                  \
-    if constexpr (T > 1) a1##J = _mm512_fmadd_ps(wv, LOAD(x1 + (off)), a1##J); \
-    if constexpr (T > 2) a2##J = _mm512_fmadd_ps(wv, LOAD(x2 + (off)), a2##J); \
-    if constexpr (T > 3) a3##J = _mm512_fmadd_ps(wv, LOAD(x3 + (off)), a3##J); \
-  } while (0)
+// T rows of x (stride ldx) x R weight rows, decoding straight into the multiply-adds.
+template <int R, int T, class Rows>
+void fused_tile(const Rows& proto, int64_t r0, int64_t cols, const float* x, int64_t ldx, float* out, int64_t ldo) {
+  const RowSet<R, Rows> set(proto, r0);
+  __m512 acc[R][T];
+#pragma GCC unroll 16
+  for (int k = 0; k < R; ++k)
+#pragma GCC unroll 16
+    for (int i = 0; i < T; ++i) acc[k][i] = _mm512_setzero_ps();
   const int64_t chunks = ceil_div(cols, kChunk);
-  const int64_t quad_end = (cols / kChunk) / 4 * 4;
-  for (int64_t c0 = 0; c0 < quad_end; c0 += 4) {
-    __m512 w0, w1, w2, w3;
-    w.quad(c0, w0, w1, w2, w3);
-    const int64_t off = c0 * kChunk;
-    V4_FMA_ROWS(w0, off, 0, _mm512_loadu_ps);
-    V4_FMA_ROWS(w1, off + 16, 1, _mm512_loadu_ps);
-    V4_FMA_ROWS(w2, off + 32, 2, _mm512_loadu_ps);
-    V4_FMA_ROWS(w3, off + 48, 3, _mm512_loadu_ps);
+  const int64_t pair_end = (cols / kChunk) / 2 * 2;
+  for (int64_t c0 = 0; c0 < pair_end; c0 += 2) {
+    __m512 w0[R], w1[R];
+#pragma GCC unroll 16
+    for (int k = 0; k < R; ++k) set.rows[k].pair(c0, w0[k], w1[k]);
+#pragma GCC unroll 16
+    for (int i = 0; i < T; ++i) {
+      __m512 xv = _mm512_loadu_ps(x + i * ldx + c0 * kChunk);
+      pin_register(xv);
+#pragma GCC unroll 16
+      for (int k = 0; k < R; ++k) acc[k][i] = _mm512_fmadd_ps(w0[k], xv, acc[k][i]);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < T; ++i) {
+      __m512 xv = _mm512_loadu_ps(x + i * ldx + (c0 + 1) * kChunk);
+      pin_register(xv);
+#pragma GCC unroll 16
+      for (int k = 0; k < R; ++k) acc[k][i] = _mm512_fmadd_ps(w1[k], xv, acc[k][i]);
+    }
   }
-  // Up to four remaining chunks (the last may be partial), in the same chunk -> accumulator map.
-  const int64_t rest = chunks - quad_end;
-  __mmask16 m;
-#define V4_MASKED_LOAD(p) _mm512_maskz_loadu_ps(m, p)
-  if (rest > 0) {
-    m = chunk_mask(cols, quad_end);
-    const __m512 wv = w.chunk(quad_end, m);
-    V4_FMA_ROWS(wv, quad_end * kChunk, 0, V4_MASKED_LOAD);
+  for (int64_t c = pair_end; c < chunks; ++c) {
+    const __mmask16 m = chunk_mask(cols, c);
+    __m512 wv[R];
+#pragma GCC unroll 16
+    for (int k = 0; k < R; ++k) wv[k] = set.rows[k].chunk(c, m);
+#pragma GCC unroll 16
+    for (int i = 0; i < T; ++i) {
+      const __m512 xv = _mm512_maskz_loadu_ps(m, x + i * ldx + c * kChunk);
+#pragma GCC unroll 16
+      for (int k = 0; k < R; ++k) acc[k][i] = _mm512_fmadd_ps(wv[k], xv, acc[k][i]);
+    }
   }
-  if (rest > 1) {
-    m = chunk_mask(cols, quad_end + 1);
-    const __m512 wv = w.chunk(quad_end + 1, m);
-    V4_FMA_ROWS(wv, (quad_end + 1) * kChunk, 1, V4_MASKED_LOAD);
-  }
-  if (rest > 2) {
-    m = chunk_mask(cols, quad_end + 2);
-    const __m512 wv = w.chunk(quad_end + 2, m);
-    V4_FMA_ROWS(wv, (quad_end + 2) * kChunk, 2, V4_MASKED_LOAD);
-  }
-  if (rest > 3) {
-    m = chunk_mask(cols, quad_end + 3);
-    const __m512 wv = w.chunk(quad_end + 3, m);
-    V4_FMA_ROWS(wv, (quad_end + 3) * kChunk, 3, V4_MASKED_LOAD);
-  }
-#undef V4_MASKED_LOAD
-#undef V4_FMA_ROWS
-  out[0] = reduce4(a00, a01, a02, a03);
-  if constexpr (T > 1) out[ldo] = reduce4(a10, a11, a12, a13);
-  if constexpr (T > 2) out[2 * ldo] = reduce4(a20, a21, a22, a23);
-  if constexpr (T > 3) out[3 * ldo] = reduce4(a30, a31, a32, a33);
+#pragma GCC unroll 16
+  for (int k = 0; k < R; ++k)
+#pragma GCC unroll 16
+    for (int i = 0; i < T; ++i) out[i * ldo + k] = _mm512_reduce_add_ps(acc[k][i]);
 }
 
-template <class Rows>
-void dot_rows(const Rows& w, int64_t cols, const float* x, int64_t ldx, int64_t n, float* out, int64_t ldo) {
-  int64_t i = 0;
-  for (; i + kTile <= n; i += kTile) dot_tile<kTile>(w, cols, x + i * ldx, ldx, out + i * ldo, ldo);
-  switch (n - i) {
-    case 1: dot_tile<1>(w, cols, x + i * ldx, ldx, out + i * ldo, ldo); break;
-    case 2: dot_tile<2>(w, cols, x + i * ldx, ldx, out + i * ldo, ldo); break;
-    case 3: dot_tile<3>(w, cols, x + i * ldx, ldx, out + i * ldo, ldo); break;
-    default: break;
+// The same order over a decoded panel: chunks [c_begin, c_end) of R weight rows in `w`
+// (row k at w + k * ldw, chunk c at (c - c_begin) * 16), accumulators carried in `acc_io`
+// ([T][R] vectors) across panels.
+template <int R, int T>
+void panel_tile(const float* w, int64_t ldw, int64_t c_begin, int64_t c_end, int64_t cols, const float* x, int64_t ldx,
+                float* acc_io) {
+  __m512 acc[R][T];
+#pragma GCC unroll 16
+  for (int k = 0; k < R; ++k)
+#pragma GCC unroll 16
+    for (int i = 0; i < T; ++i) acc[k][i] = _mm512_loadu_ps(acc_io + (i * R + k) * kChunk);
+  const int64_t full_end = std::min(c_end, cols / kChunk);
+  for (int64_t c = c_begin; c < full_end; ++c) {
+    const float* wc = w + (c - c_begin) * kChunk;
+    __m512 wv[R];
+#pragma GCC unroll 16
+    for (int k = 0; k < R; ++k) {
+      wv[k] = _mm512_loadu_ps(wc + k * ldw);
+      pin_register(wv[k]);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < T; ++i) {
+      __m512 xv = _mm512_loadu_ps(x + i * ldx + c * kChunk);
+      pin_register(xv);
+#pragma GCC unroll 16
+      for (int k = 0; k < R; ++k) acc[k][i] = _mm512_fmadd_ps(wv[k], xv, acc[k][i]);
+    }
+  }
+  for (int64_t c = full_end; c < c_end; ++c) {  // the partial last chunk
+    const __mmask16 m = chunk_mask(cols, c);
+    const float* wc = w + (c - c_begin) * kChunk;
+#pragma GCC unroll 16
+    for (int i = 0; i < T; ++i) {
+      const __m512 xv = _mm512_maskz_loadu_ps(m, x + i * ldx + c * kChunk);
+#pragma GCC unroll 16
+      for (int k = 0; k < R; ++k) acc[k][i] = _mm512_fmadd_ps(_mm512_loadu_ps(wc + k * ldw), xv, acc[k][i]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int k = 0; k < R; ++k)
+#pragma GCC unroll 16
+    for (int i = 0; i < T; ++i) _mm512_storeu_ps(acc_io + (i * R + k) * kChunk, acc[k][i]);
+}
+
+constexpr int kRowTile = 4;    // weight rows per tile
+constexpr int kXTile = 4;      // x rows per tile
+constexpr int64_t kPanelChunks = 32;  // 512 columns: R decoded panel rows = 8 KiB, L1-resident
+
+template <int R, class Rows>
+void fused_rows(const Rows& proto, int64_t r0, int64_t cols, const float* x, int64_t n, float* out, int64_t ldo) {
+  switch (n) {
+    case 1: fused_tile<R, 1>(proto, r0, cols, x, cols, out, ldo); break;
+    case 2: fused_tile<R, 2>(proto, r0, cols, x, cols, out, ldo); break;
+    case 3: fused_tile<R, 3>(proto, r0, cols, x, cols, out, ldo); break;
+    default: fused_tile<R, 4>(proto, r0, cols, x, cols, out, ldo); break;
   }
 }
 
-// Decodes the selected row into `dst` (whole chunks, zero beyond cols).
-template <class Rows>
-void decode_row(const Rows& w, int64_t cols, float* dst) {
-  const int64_t chunks = ceil_div(cols, kChunk);
-  const int64_t quad_end = (cols / kChunk) / 4 * 4;
-  for (int64_t c0 = 0; c0 < quad_end; c0 += 4) {
-    __m512 w0, w1, w2, w3;
-    w.quad(c0, w0, w1, w2, w3);
-    _mm512_storeu_ps(dst + c0 * kChunk, w0);
-    _mm512_storeu_ps(dst + c0 * kChunk + 16, w1);
-    _mm512_storeu_ps(dst + c0 * kChunk + 32, w2);
-    _mm512_storeu_ps(dst + c0 * kChunk + 48, w3);
+template <int R>
+void panel_rows(const float* w, int64_t ldw, int64_t c_begin, int64_t c_end, int64_t cols, const float* x, int64_t t,
+                float* acc) {
+  switch (t) {
+    case 1: panel_tile<R, 1>(w, ldw, c_begin, c_end, cols, x, cols, acc); break;
+    case 2: panel_tile<R, 2>(w, ldw, c_begin, c_end, cols, x, cols, acc); break;
+    case 3: panel_tile<R, 3>(w, ldw, c_begin, c_end, cols, x, cols, acc); break;
+    default: panel_tile<R, 4>(w, ldw, c_begin, c_end, cols, x, cols, acc); break;
   }
-  for (int64_t c = quad_end; c < chunks; ++c) _mm512_storeu_ps(dst + c * kChunk, w.chunk(c, chunk_mask(cols, c)));
 }
 
 // FP8 rows with an extreme block scale: the scalar definition, same values as the reference.
-void decode_row_scalar(const Weight& weight, int64_t r, float* dst) {
-  const int64_t chunks = ceil_div(weight.cols, kChunk);
-  for (int64_t k = 0; k < chunks * kChunk; ++k) dst[k] = k < weight.cols ? reference_weight(weight, r, k) : 0.0f;
+void decode_panel_scalar(const Weight& weight, int64_t r, int64_t c_begin, int64_t c_end, float* dst) {
+  for (int64_t k = c_begin * kChunk; k < c_end * kChunk; ++k)
+    dst[k - c_begin * kChunk] = k < weight.cols ? reference_weight(weight, r, k) : 0.0f;
 }
 
 template <class Rows>
@@ -348,34 +381,79 @@ bool row_is_regular<F8Rows>(const F8Rows& w) {
   return w.row_is_regular();
 }
 
-// Rows [row_begin, row_end) of the output for all n rows of x. With at most one register tile
-// of x rows the weight row is decoded straight into the multiply-adds; with more it is decoded
-// once into an L1-resident scratch row that every tile reads. x is taken in blocks that stay in
-// L2 while the weight rows stream. Both ways feed identical values in the identical order.
+// Rows [row_begin, row_end) of the output for all n rows of x. Up to one x tile (decode): tiles
+// decode the weights straight into the multiply-adds, every weight byte read once. More rows
+// (batched decode, prefill): R weight rows are decoded panel by panel into an L1-resident buffer
+// and every x tile of a block of x rows (sized to stay in L2) runs over the panel.
 template <class Rows>
-void fast_rows(Rows w, const Weight& weight, const float* x, int64_t n, float* out, int64_t row_begin,
+void fast_rows(const Rows& proto, const Weight& weight, const float* x, int64_t n, float* out, int64_t row_begin,
                int64_t row_end) {
   const int64_t rows = weight.rows, cols = weight.cols;
-  thread_local std::vector<float> scratch;
-  scratch.resize(size_t(ceil_div(cols, kChunk) * kChunk));
-  F32Rows decoded{scratch.data(), 0};
-  decoded.row = scratch.data();
-  constexpr bool kIsF32 = std::is_same_v<Rows, F32Rows>;
-  const int64_t block = std::max<int64_t>(kTile, (int64_t(256 * 1024) / (cols * 4)) / kTile * kTile);
+  const int64_t chunks = ceil_div(cols, kChunk);
+  bool all_regular = true;
+  for (int64_t r = row_begin; r < row_end && all_regular; r += kFp8Block) {
+    Rows probe = proto;
+    probe.select(r);
+    all_regular = row_is_regular(probe);
+  }
+  if (n <= kXTile && all_regular) {
+    int64_t r0 = row_begin;
+    for (; r0 + kRowTile <= row_end; r0 += kRowTile) fused_rows<kRowTile>(proto, r0, cols, x, n, out + r0, rows);
+    switch (row_end - r0) {
+      case 1: fused_rows<1>(proto, r0, cols, x, n, out + r0, rows); break;
+      case 2: fused_rows<2>(proto, r0, cols, x, n, out + r0, rows); break;
+      case 3: fused_rows<3>(proto, r0, cols, x, n, out + r0, rows); break;
+      default: break;
+    }
+    return;
+  }
+  thread_local std::vector<float> panel;
+  thread_local std::vector<float> accs;  // [x tile][R x T] accumulator vectors between panels
+  panel.resize(size_t(kRowTile * kPanelChunks * kChunk));
+  const int64_t ldw = kPanelChunks * kChunk;
+  const int64_t block = std::max<int64_t>(kXTile, (int64_t(256 * 1024) / (cols * 4)) / kXTile * kXTile);
+  accs.resize(size_t(block * kRowTile * kChunk));
   for (int64_t i0 = 0; i0 < n; i0 += block) {
     const int64_t nb = std::min(block, n - i0);
-    const float* xb = x + i0 * cols;
-    float* ob = out + i0 * rows;
-    for (int64_t r = row_begin; r < row_end; ++r) {
-      w.select(r);
-      if (!row_is_regular(w)) {
-        decode_row_scalar(weight, r, scratch.data());
-        dot_rows(decoded, cols, xb, cols, nb, ob + r, rows);
-      } else if (kIsF32 || nb <= kTile) {
-        dot_rows(w, cols, xb, cols, nb, ob + r, rows);
-      } else {
-        decode_row(w, cols, scratch.data());
-        dot_rows(decoded, cols, xb, cols, nb, ob + r, rows);
+    for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowTile) {
+      const int R = int(std::min<int64_t>(kRowTile, row_end - r0));
+      std::fill(accs.begin(), accs.end(), 0.0f);
+      for (int64_t p0 = 0; p0 < chunks; p0 += kPanelChunks) {
+        const int64_t p1 = std::min(chunks, p0 + kPanelChunks);
+        for (int k = 0; k < R; ++k) {
+          Rows rw = proto;
+          rw.select(r0 + k);
+          float* dst = panel.data() + k * ldw;
+          if (!row_is_regular(rw)) {
+            decode_panel_scalar(weight, r0 + k, p0, p1, dst);
+            continue;
+          }
+          int64_t c = p0;
+          for (; c + 2 <= p1 && c + 2 <= cols / kChunk; c += 2) {
+            __m512 a, b;
+            rw.pair(c, a, b);
+            _mm512_storeu_ps(dst + (c - p0) * kChunk, a);
+            _mm512_storeu_ps(dst + (c + 1 - p0) * kChunk, b);
+          }
+          for (; c < p1; ++c) _mm512_storeu_ps(dst + (c - p0) * kChunk, rw.chunk(c, chunk_mask(cols, c)));
+        }
+        for (int64_t i = 0; i < nb; i += kXTile) {
+          const int64_t t = std::min<int64_t>(kXTile, nb - i);
+          const float* xt = x + (i0 + i) * cols;
+          float* at = accs.data() + i * kRowTile * kChunk;
+          switch (R) {
+            case 1: panel_rows<1>(panel.data(), ldw, p0, p1, cols, xt, t, at); break;
+            case 2: panel_rows<2>(panel.data(), ldw, p0, p1, cols, xt, t, at); break;
+            case 3: panel_rows<3>(panel.data(), ldw, p0, p1, cols, xt, t, at); break;
+            default: panel_rows<4>(panel.data(), ldw, p0, p1, cols, xt, t, at); break;
+          }
+        }
+      }
+      for (int64_t i = 0; i < nb; ++i) {
+        const int64_t t_base = (i / kXTile) * kXTile, ti = i - t_base;
+        for (int k = 0; k < R; ++k)
+          out[(i0 + i) * rows + r0 + k] =
+              _mm512_reduce_add_ps(_mm512_loadu_ps(accs.data() + (t_base * kRowTile + ti * R + k) * kChunk));
       }
     }
   }

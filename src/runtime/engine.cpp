@@ -196,7 +196,7 @@ class EngineImpl final : public Engine {
                  double(stats_.state_bytes));
     write_metric(out, p + "prefix_cache_memory_bytes", "gauge", "Bytes held by prefix-cache snapshots.",
                  double(stats_.prefix_cache_bytes));
-    write_metric(out, p + "request_success_total", "counter", "Requests finished (any reason).",
+    write_metric(out, p + "requests_finished_total", "counter", "Requests finished (any reason).",
                  double(stats_.requests_finished_total));
     ttft_.write(out, p + "time_to_first_token_seconds", "Time from arrival to the first generated token.");
     inter_token_.write(out, p + "inter_token_latency_seconds", "Time between consecutive generated tokens.");
@@ -212,7 +212,8 @@ class EngineImpl final : public Engine {
     }
     wakeup_->cv.notify_all();
     std::lock_guard join_lock(join_mutex_);
-    if (thread_.joinable()) thread_.join();
+    // From a callback (the engine's own thread) the loop ends after this step; it cannot join itself.
+    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
   }
 
  private:

@@ -48,39 +48,59 @@ int32_t sample_token(std::span<const float> logits, const SamplingParams& params
   const size_t vocab = logits.size();
   const bool use_top_k = params.top_k > 0 && size_t(params.top_k) < vocab;
   const bool use_top_p = params.top_p > 0 && params.top_p < 1;
+  const ByLogitDesc order{logits};
+  float max_logit = -std::numeric_limits<float>::infinity();
+  for (float x : logits) max_logit = std::max(max_logit, clean(x));
+  if (std::isinf(max_logit) && max_logit < 0) return argmax(logits);  // nothing finite
+  auto weight_of = [&](int32_t id) {
+    return std::exp((double(clean(logits[size_t(id)])) - max_logit) / params.temperature);
+  };
 
+  // Candidates in the order they are accumulated: by probability when a top-k/top-p cut needs it,
+  // else by id. Weights in double, summed in that fixed order.
   std::vector<int32_t> ids(vocab);
   std::iota(ids.begin(), ids.end(), 0);
-  ByLogitDesc order{logits};
+  size_t kept = vocab;
   if (use_top_k) {
     std::partial_sort(ids.begin(), ids.begin() + params.top_k, ids.end(), order);
-    ids.resize(size_t(params.top_k));
-  } else if (use_top_p) {
-    std::sort(ids.begin(), ids.end(), order);
+    kept = size_t(params.top_k);
   }
-  float max_logit = -std::numeric_limits<float>::infinity();
-  for (int32_t id : ids) max_logit = std::max(max_logit, clean(logits[size_t(id)]));
-  if (std::isinf(max_logit) && max_logit < 0) return argmax(logits);  // nothing finite
-
-  // Weights in double, in a fixed order: the result depends only on this row.
-  std::vector<double> weight(ids.size());
+  std::vector<double> weight(kept);
   double total = 0;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    weight[i] = std::exp((double(clean(logits[size_t(ids[i])])) - max_logit) / params.temperature);
-    total += weight[i];
-  }
-  size_t kept = ids.size();
-  if (use_top_p) {  // ids are sorted by probability: keep the smallest head reaching top_p
-    double cumulative = 0, target = params.top_p * total;
-    for (size_t i = 0; i < ids.size(); ++i) {
-      cumulative += weight[i];
-      if (cumulative >= target) {
-        kept = i + 1;
-        break;
+  if (use_top_p && !use_top_k) {
+    // The mass of the whole vocabulary, then the sorted head only as far as top_p needs: sort the
+    // best 64, and widen (x8) only while they hold less than top_p of the mass. Same result as a
+    // full sort, since the order is strict.
+    for (size_t i = 0; i < vocab; ++i) total += weight_of(int32_t(i));
+    const double target = params.top_p * total;
+    for (size_t head = std::min<size_t>(64, vocab);; head = std::min(vocab, head * 8)) {
+      std::partial_sort(ids.begin(), ids.begin() + long(head), ids.end(), order);
+      double cumulative = 0;
+      kept = 0;
+      while (kept < head) {
+        weight[kept] = weight_of(ids[kept]);
+        cumulative += weight[kept++];
+        if (cumulative >= target) break;
       }
+      if (cumulative >= target || head == vocab) break;
     }
+    weight.resize(kept);
     total = 0;
     for (size_t i = 0; i < kept; ++i) total += weight[i];
+  } else {
+    for (size_t i = 0; i < kept; ++i) total += (weight[i] = weight_of(ids[i]));
+    if (use_top_p) {  // after top-k: ids are sorted, keep the smallest head reaching top_p
+      double cumulative = 0, target = params.top_p * total;
+      for (size_t i = 0; i < kept; ++i) {
+        cumulative += weight[i];
+        if (cumulative >= target) {
+          kept = i + 1;
+          break;
+        }
+      }
+      total = 0;
+      for (size_t i = 0; i < kept; ++i) total += weight[i];
+    }
   }
   double u = rng.next_unit() * total, cumulative = 0;
   for (size_t i = 0; i < kept; ++i) {

@@ -100,3 +100,20 @@ TEST(Sampler, TopLogprobsCappedAtTwentyAndTiesByLowestId) {
   for (int i = 1; i < 20; ++i) EXPECT_EQ(r.top[size_t(i)].token, i - 1);
   EXPECT_THROW(compute_logprobs(logits, 30, 1), std::invalid_argument);
 }
+
+TEST(Sampler, TopPOverAWideFlatHeadWidensBeyondTheFirstCandidates) {
+  // 1000 equal logits: top_p 0.5 keeps exactly the 500 lowest ids (ties by id), more than the
+  // sampler's first 64-candidate sort.
+  std::vector<float> logits(1000, 0.25f);
+  auto counts = histogram(logits, params(1.0, 0.5), 50000, 21);
+  EXPECT_EQ(counts.rbegin()->first, 499);
+  EXPECT_GT(counts.size(), 490u);
+  // A peaked row is cut inside the first candidates: 0.6 + 0.3 of the mass in two ids.
+  std::vector<float> peaked(5000, -30.0f);
+  peaked[4000] = float(std::log(0.6));
+  peaked[17] = float(std::log(0.3));
+  peaked[2] = float(std::log(0.1));
+  auto head = histogram(peaked, params(1.0, 0.85), 20000, 22);
+  ASSERT_EQ(head.size(), 2u);
+  EXPECT_NEAR(double(head[4000]) / 20000, 2.0 / 3.0, 0.015);
+}

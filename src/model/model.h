@@ -54,6 +54,8 @@ struct BatchItem {
 class Model {
  public:
   virtual ~Model() = default;
+  // The model re-maps ckpt.dir() itself, so `ckpt` need not outlive it. Throws
+  // core::CheckpointError when a tensor the config implies is missing or mis-shaped.
   static std::unique_ptr<Model> load(const core::Checkpoint& ckpt, const ModelOptions& opts);
 
   virtual const core::ModelConfig& config() const = 0;

@@ -33,8 +33,13 @@ void block_forward(const ForwardContext& ctx, const BlockWeights& b, LayerState&
 
 class ModelImpl final : public Model {
  public:
+  // The model maps the checkpoint's files itself (the page cache is shared, nothing is copied), so
+  // it stays valid after the caller's Checkpoint is gone.
   ModelImpl(const core::Checkpoint& ckpt, const ModelOptions& opts)
-      : cfg_(ckpt.config()), opts_(opts), weights_(load_weights(ckpt)) {
+      : checkpoint_(core::Checkpoint::open(ckpt.dir())),
+        cfg_(checkpoint_->config()),
+        opts_(opts),
+        weights_(load_weights(*checkpoint_)) {
     const auto& rs = cfg_.rope_scaling;
     rope_dense_ = RopeTable(cfg_.qk_rope_head_dim, cfg_.rope_theta, 0, rs.factor, rs.beta_fast, rs.beta_slow);
     rope_compressed_ = RopeTable(cfg_.qk_rope_head_dim, cfg_.compress_rope_theta, rs.original_max_position_embeddings,
@@ -155,6 +160,7 @@ class ModelImpl final : public Model {
     return head_rows(ctx, weights_.hc_head, weights_.norm, X, n, all);
   }
 
+  std::unique_ptr<core::Checkpoint> checkpoint_;
   core::ModelConfig cfg_;
   ModelOptions opts_;
   ModelWeights weights_;

@@ -183,3 +183,24 @@ TEST(Mtp, LogitsAreFiniteDependOnTheNextTokenAndChunkInvariant) {
 
 }  // namespace
 }  // namespace v4::model::testing
+
+namespace v4::model::testing {
+namespace {
+
+TEST(Lifetime, ModelOutlivesTheCallersCheckpoint) {
+  std::unique_ptr<Model> m;
+  {
+    auto ckpt = core::Checkpoint::open(tiny_dir());
+    ModelOptions o;
+    o.exact = true;
+    o.threads = 1;
+    m = Model::load(*ckpt, o);
+  }
+  auto s = m->new_state();
+  const std::vector<float> got = feed(*m, *s, std::span(tokens_a().data(), 16));
+  auto reference_model = load(true, 1);
+  EXPECT_TRUE(bitwise_equal(got, feed(*reference_model, *reference_model->new_state(), std::span(tokens_a().data(), 16))));
+}
+
+}  // namespace
+}  // namespace v4::model::testing

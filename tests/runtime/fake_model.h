@@ -63,7 +63,7 @@ class FakeModel final : public model::Model {
   }
 
   std::vector<float> forward(std::span<const model::BatchItem> batch) override {
-    if (delay.count() > 0) std::this_thread::sleep_for(delay);
+    if (auto d = delay.load(); d.count() > 0) std::this_thread::sleep_for(d);
     if (fail_next.exchange(false)) throw std::runtime_error("injected failure");
     std::vector<float> out;
     std::lock_guard lock(mutex);
@@ -79,7 +79,7 @@ class FakeModel final : public model::Model {
       out.insert(out.end(), row.begin(), row.end());
     }
     calls++;
-    max_batch = std::max<int64_t>(max_batch, int64_t(batch.size()));
+    max_batch = std::max<int64_t>(max_batch.load(), int64_t(batch.size()));
     return out;
   }
 
@@ -92,9 +92,9 @@ class FakeModel final : public model::Model {
 
   core::ModelConfig config_;
   std::mutex mutex;
-  int64_t tokens_fed = 0, calls = 0, max_batch = 0;
+  std::atomic<int64_t> tokens_fed{0}, calls{0}, max_batch{0};  // read by tests while the engine runs
   std::vector<int64_t> chunk_sizes;
-  std::chrono::milliseconds delay{0};
+  std::atomic<std::chrono::milliseconds> delay{std::chrono::milliseconds(0)};
   std::atomic<bool> fail_next{false};
 };
 

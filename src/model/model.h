@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <vector>
 
 #include "core/checkpoint.h"
@@ -63,16 +64,24 @@ class Model {
   // Returns, per item, logits rows of vocab_size floats (one row, or one per new token when
   // all_logits), concatenated in item order.
   virtual std::vector<float> forward(std::span<const BatchItem> batch) = 0;
-  // forward() that also fills `trace` (may be null) for the batch's last item.
-  virtual std::vector<float> forward_traced(std::span<const BatchItem> batch, ForwardTrace* trace) = 0;
+  // forward() that also fills `trace` (may be null) for the batch's last item. The default ignores
+  // the trace (for test doubles of Model).
+  virtual std::vector<float> forward_traced(std::span<const BatchItem> batch, ForwardTrace* trace) {
+    (void)trace;
+    return forward(batch);
+  }
 
   // The MTP block (needs ModelOptions::enable_mtp): logits for the token after next. Row i of the
   // state's last forward() (position p) is combined with next_tokens[i], the token at p + 1; the
   // MTP block's own window state advances. The MTP block must see every position once, in order
   // (call it after every forward, with as many next tokens as that forward had new tokens).
   // Returns one vocab row (the last), or one per row when all_logits.
+  // The default (test doubles) has no MTP block and throws std::logic_error.
   virtual std::vector<float> mtp_logits(SequenceState& state, std::span<const int32_t> next_tokens,
-                                        bool all_logits = false) = 0;
+                                        bool all_logits = false) {
+    (void)state, (void)next_tokens, (void)all_logits;
+    throw std::logic_error("this model has no MTP block");
+  }
 };
 
 }  // namespace v4::model

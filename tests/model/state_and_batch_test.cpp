@@ -127,7 +127,8 @@ TEST(State, CloneContinuesIdenticallyAndBytesGrow) {
   EXPECT_GT(s->bytes(), empty_bytes);
   auto c = s->clone();
   EXPECT_EQ(c->position(), 130);
-  EXPECT_EQ(c->bytes(), s->bytes());
+  EXPECT_GT(c->bytes(), empty_bytes);
+  EXPECT_LE(c->bytes(), s->bytes());  // a copy holds no spare capacity
   for (size_t k = 130; k < 140; ++k) {
     const auto a = feed(*m, *s, std::span(t.data() + k, 1));
     const auto b = feed(*m, *c, std::span(t.data() + k, 1));

@@ -27,17 +27,23 @@ DEFAULT_TENSORS = [
 
 
 def load_tensors(directory):
-    with open(directory + "/model.safetensors", "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    base = 8 + n
+    """name -> (dtype, shape, bytes) for a single-file or sharded checkpoint (memory-mapped)."""
+    try:
+        with open(directory + "/model.safetensors.index.json") as f:
+            files = sorted(set(json.load(f)["weight_map"].values()))
+    except FileNotFoundError:
+        files = ["model.safetensors"]
     out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        b, t = e["data_offsets"]
-        out[name] = (e["dtype"], e["shape"], raw[base + b:base + t])
+    for file in files:
+        raw = np.memmap(directory + "/" + file, dtype=np.uint8, mode="r")
+        (n,) = struct.unpack("<Q", raw[:8].tobytes())
+        header = json.loads(raw[8:8 + n].tobytes())
+        base = 8 + n
+        for name, e in header.items():
+            if name == "__metadata__":
+                continue
+            b, t = e["data_offsets"]
+            out[name] = (e["dtype"], e["shape"], raw[base + b:base + t])
     return out
 
 

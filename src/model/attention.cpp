@@ -92,9 +92,7 @@ void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int
     std::vector<float> s(rows.size());
     float mx = -std::numeric_limits<float>::infinity();
     for (size_t e = 0; e < rows.size(); ++e) {
-      float dot = 0;
-      for (int64_t k = 0; k < dh; ++k) dot += qh[k] * rows[e][k];
-      s[e] = dot * scale;
+      s[e] = dot(qh, rows[e], dh) * scale;
       mx = std::max(mx, s[e]);
     }
     float denom = 0;

@@ -43,9 +43,7 @@ void indexer_select(const ForwardContext& ctx, const IndexerWeights& w, LayerSta
       float total = 0;
       for (int64_t h = 0; h < IH; ++h) {
         const float* qh = q.data() + (i * IH + h) * Id;
-        float dot = 0;
-        for (int64_t k = 0; k < Id; ++k) dot += qh[k] * ks[k];
-        total += std::max(dot, 0.0f) * wi[h];
+        total += std::max(dot(qh, ks, Id), 0.0f) * wi[h];
       }
       score[size_t(s)] = total;
     }

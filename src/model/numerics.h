@@ -7,6 +7,19 @@
 
 namespace v4::model {
 
+// Dot product in a fixed order (16 interleaved partial sums, then a fixed reduction), so it
+// vectorises without depending on the thread or the batch.
+inline float dot(const float* a, const float* b, int64_t n) {
+  float acc[16] = {};
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16)
+    for (int l = 0; l < 16; ++l) acc[l] += a[k + l] * b[k + l];
+  for (int l = 0; k < n; ++k, ++l) acc[l] += a[k] * b[k];
+  for (int w = 8; w >= 1; w /= 2)
+    for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
+  return acc[0];
+}
+
 // y = w * x / sqrt(mean(x^2) + eps); w may be null (no weight). In place allowed (y == x).
 void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y);
 

@@ -279,10 +279,10 @@ std::string render_user_blocks(const json::array& blocks) {
   for (const auto& b : blocks) {
     if (!first) out += "\n\n";
     first = false;
+    if (!b.is_object()) fail("content blocks must be objects");
     const json::object& block = b.get_object();
-    std::string type = role_of(block);  // placeholder, replaced below
     const json::value* t = get(block, "type");
-    type = t && t->is_string() ? std::string(t->get_string()) : "None";
+    std::string type = t && t->is_string() ? std::string(t->get_string()) : "None";
     if (type == "text") {
       const json::value* text = get(block, "text");
       out += text ? python_str(text, "user content") : "";
@@ -349,8 +349,10 @@ std::string render_message(size_t index, const std::vector<json::object>& messag
   } else if (role == "user") {
     prompt += tokens::user;
     const json::value* blocks = get(msg, "content_blocks");
-    if (truthy(blocks))
+    if (truthy(blocks)) {
+      if (!blocks->is_array()) fail("content_blocks must be an array");
       prompt += render_user_blocks(blocks->get_array());
+    }
     else
       prompt += text_or_empty(content, "user content");
   } else if (role == "latest_reminder") {
@@ -471,7 +473,7 @@ void sort_tool_results_by_call_order(std::vector<json::object>& messages) {
         if (!id.empty()) order[id] = idx;
         ++idx;
       }
-    } else if (role == "user" && truthy(get(msg, "content_blocks"))) {
+    } else if (role == "user" && truthy(get(msg, "content_blocks")) && get(msg, "content_blocks")->is_array()) {
       json::array& blocks = msg["content_blocks"].get_array();
       std::vector<json::value> tool_blocks;
       auto is_tool = [](const json::value& b) {

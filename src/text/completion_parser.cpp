@@ -244,17 +244,11 @@ struct CompletionParser::State {
     if (final || !plausible) degrade();
   }
 
-  // Malformed DSML: what was consumed of the block goes back to being content.
+  // Malformed DSML: what was consumed of the block goes back to being content. The opener itself
+  // (in block_raw unless calls were already emitted) is emitted so it is not recognised again.
   void degrade() {
-    buffer = block_raw + buffer;
+    emit_content(block_raw);
     block_raw.clear();
-    // Skip over the block opener so it is not recognised again.
-    size_t opener = buffer.find(kCallsOpen);
-    size_t upto = opener == std::string::npos ? 0 : opener + kCallsOpen.size();
-    size_t eos_pos = buffer.find(kEos);
-    if (eos_pos != std::string::npos && eos_pos < upto) upto = eos_pos;
-    emit_content(std::string_view(buffer).substr(0, upto));
-    buffer.erase(0, upto);
     mode = Mode::content;
   }
 };

@@ -168,6 +168,8 @@ TEST(CompletionParser, SameResultForRandomChunkSplits) {
       {"Use \n\n\n\n newlines and <｜DSML｜ markers ｜ and \n\n<｜DSML｜tool_call partial", false},
       {"<think>r</think>c\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n<｜DSML｜parameter name=\"x\" string=\"false\">{\"a\": [1, 2]}</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>trailing<｜end▁of▁sentence｜>", false},
       {"Answer\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\nbroken</｜DSML｜invoke>\n</｜DSML｜tool_calls> after", false},
+      // Found by the fuzzer: a block broken after one emitted call, followed by a second block.
+      {"a\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n</｜DSML｜invoke>\nBAD\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"g\">\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>", false},
       {"你好😀</think>\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"g\">\n<｜DSML｜parameter name=\"q\" string=\"true\">中文</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>", true},
   };
   std::mt19937 rng(42);

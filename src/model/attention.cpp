@@ -24,60 +24,78 @@ void init_layer_state(const core::ModelConfig& c, int64_t layer, LayerState& st)
   }
 }
 
-void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int64_t layer, LayerState& st,
-                       const float* x, int64_t n, int64_t p0, float* out) {
+void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int64_t layer, size_t state_index,
+                       std::span<const Segment> segments, const float* x, int64_t N, float* out) {
   const core::ModelConfig& c = *ctx.cfg;
   const int64_t D = c.hidden_size, H = c.num_attention_heads, dh = c.head_dim, rd = c.qk_rope_head_dim;
-  const int64_t QL = c.q_lora_rank, W = c.sliding_window, ratio = w.ratio;
+  const int64_t QL = c.q_lora_rank, W = c.sliding_window, ratio = w.ratio, topk = c.index_topk;
   const float eps = float(c.rms_norm_eps);
   const RopeTable& rope = rope_for_layer(ctx, ratio);
 
-  // q
-  std::vector<float> qr(size_t(n * QL)), q(size_t(n * H * dh));
-  ctx.matmul(w.wq_a, x, n, qr.data(), true);
-  for (int64_t i = 0; i < n; ++i) rms_norm(qr.data() + i * QL, w.q_norm.data(), QL, eps, qr.data() + i * QL);
-  ctx.matmul(w.wq_b, qr.data(), n, q.data(), true);
-  for (int64_t i = 0; i < n; ++i) {
+  // absolute position and segment of every row
+  std::vector<int64_t> pos(static_cast<size_t>(N)), seg_of(static_cast<size_t>(N));
+  for (size_t s = 0; s < segments.size(); ++s)
+    for (int64_t i = 0; i < segments[s].n; ++i) {
+      pos[size_t(segments[s].row0 + i)] = segments[s].p0 + i;
+      seg_of[size_t(segments[s].row0 + i)] = int64_t(s);
+    }
+
+  // q (all rows at once)
+  std::vector<float> qr(size_t(N * QL)), q(size_t(N * H * dh));
+  ctx.matmul(w.wq_a, x, N, qr.data(), true);
+  for (int64_t i = 0; i < N; ++i) rms_norm(qr.data() + i * QL, w.q_norm.data(), QL, eps, qr.data() + i * QL);
+  ctx.matmul(w.wq_b, qr.data(), N, q.data(), true);
+  for (int64_t i = 0; i < N; ++i) {
     for (int64_t h = 0; h < H; ++h) {
       float* qh = q.data() + (i * H + h) * dh;
       rms_norm(qh, nullptr, dh, eps, qh);
-      rope.apply(qh + dh - rd, p0 + i);
+      rope.apply(qh + dh - rd, pos[size_t(i)]);
     }
   }
   // window kv (K = V)
-  std::vector<float> kv(size_t(n * dh));
-  ctx.matmul(w.wkv, x, n, kv.data(), true);
-  for (int64_t i = 0; i < n; ++i) {
+  std::vector<float> kv(size_t(N * dh));
+  ctx.matmul(w.wkv, x, N, kv.data(), true);
+  for (int64_t i = 0; i < N; ++i) {
     float* k = kv.data() + i * dh;
     rms_norm(k, w.kv_norm.data(), dh, eps, k);
-    rope.apply(k + dh - rd, p0 + i);
+    rope.apply(k + dh - rd, pos[size_t(i)]);
     if (ctx.quantize) fp8_quant_dequant(k, dh - rd, 64);
   }
-  // compressed entries completed by this chunk, then the indexer's choice among them
-  if (w.has_compressor)
-    compressor_forward(ctx, w.compressor, st.compressor, rope, x, n, p0, false, st.compressed, st.n_compressed);
-  std::vector<int32_t> selected;
-  const int64_t topk = c.index_topk;
-  if (w.has_indexer) {
-    indexer_select(ctx, w.indexer, st, rope, x, qr.data(), n, p0, selected);
-    if (ctx.trace && ctx.trace->capture_indexer) {
-      auto& rows = ctx.trace->indexer_topk[layer];
-      rows.insert(rows.end(), selected.begin(), selected.end());
+  // per sequence: compressed entries completed by its new tokens, then the indexer's choice
+  std::vector<int32_t> selected(w.has_indexer ? size_t(N * topk) : 0);
+  std::vector<int32_t> seg_selected;
+  for (const Segment& sg : segments) {
+    LayerState& st = (*sg.layers)[state_index];
+    const float* xs = x + sg.row0 * D;
+    if (w.has_compressor)
+      compressor_forward(ctx, w.compressor, st.compressor, rope, xs, sg.n, sg.p0, false, st.compressed, st.n_compressed);
+    if (w.has_indexer) {
+      indexer_select(ctx, w.indexer, st, rope, xs, qr.data() + sg.row0 * QL, sg.n, sg.p0, seg_selected);
+      std::copy(seg_selected.begin(), seg_selected.end(), selected.begin() + sg.row0 * topk);
+      if (ctx.trace && ctx.trace->capture_indexer && sg.row0 >= ctx.trace_row0) {
+        auto& rows = ctx.trace->indexer_topk[layer];
+        rows.insert(rows.end(), seg_selected.begin(), seg_selected.end());
+      }
     }
+    if (st.ring.empty()) st.ring.assign(size_t(W * dh), 0.0f);
   }
-  if (st.ring.empty()) st.ring.assign(size_t(W * dh), 0.0f);
 
-  auto kv_at = [&](int64_t pos) -> const float* {
-    return pos >= p0 ? kv.data() + (pos - p0) * dh : st.ring.data() + (pos % W) * dh;
-  };
   const float scale = 1.0f / std::sqrt(float(dh));
-  std::vector<float> o(size_t(n * H * dh));
-  ctx.parallel(n * H, (std::min(p0 + n, W) + (ratio ? (p0 + n) / ratio : 0)) * dh * 2, [&](int64_t ih) {
-    const int64_t i = ih / H, h = ih % H, t = p0 + i;
+  int64_t max_candidates = 0;
+  for (const Segment& sg : segments)
+    max_candidates = std::max(max_candidates, std::min(sg.p0 + sg.n, W) + (ratio ? (sg.p0 + sg.n) / ratio : 0));
+  std::vector<float> o(size_t(N * H * dh));
+  ctx.parallel(N * H, max_candidates * dh * 2, [&](int64_t ih) {
+    const int64_t i = ih / H, h = ih % H, t = pos[size_t(i)];
+    const Segment& sg = segments[size_t(seg_of[size_t(i)])];
+    const LayerState& st = (*sg.layers)[state_index];
+    auto kv_at = [&](int64_t p) -> const float* {
+      return p >= sg.p0 ? kv.data() + (sg.row0 + p - sg.p0) * dh : st.ring.data() + (p % W) * dh;
+    };
     const float* qh = q.data() + (i * H + h) * dh;
     // candidate rows: window positions, then compressed entries
     std::vector<const float*> rows;
-    for (int64_t pos = std::max<int64_t>(0, t - W + 1); pos <= t; ++pos) rows.push_back(kv_at(pos));
+    for (int64_t p = std::max<int64_t>(0, t - W + 1); p <= t; ++p) rows.push_back(kv_at(p));
     if (ratio != 0) {
       const int64_t visible = std::min((t + 1) / ratio, st.n_compressed);
       if (w.has_indexer) {
@@ -109,21 +127,23 @@ void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int
     }
     rope.apply(oh + dh - rd, t, true);
   });
-  // the ring keeps the last W window kvs (after every query of the chunk has read the old ones)
-  for (int64_t i = std::max<int64_t>(0, n - W); i < n; ++i)
-    std::copy_n(kv.data() + i * dh, dh, st.ring.data() + ((p0 + i) % W) * dh);
+  // each ring keeps its sequence's last W window kvs (after every query has read the old ones)
+  for (const Segment& sg : segments) {
+    LayerState& st = (*sg.layers)[state_index];
+    for (int64_t i = std::max<int64_t>(0, sg.n - W); i < sg.n; ++i)
+      std::copy_n(kv.data() + (sg.row0 + i) * dh, dh, st.ring.data() + ((sg.p0 + i) % W) * dh);
+  }
 
   // grouped low-rank output projection
   const int64_t G = c.o_groups, R = c.o_lora_rank, gin = H * dh / G;
-  std::vector<float> group_in(size_t(n * gin)), u(size_t(n * G * R)), ug(size_t(n * R));
+  std::vector<float> group_in(size_t(N * gin)), u(size_t(N * G * R)), ug(size_t(N * R));
   for (int64_t g = 0; g < G; ++g) {
-    for (int64_t i = 0; i < n; ++i) std::copy_n(o.data() + i * H * dh + g * gin, gin, group_in.data() + i * gin);
+    for (int64_t i = 0; i < N; ++i) std::copy_n(o.data() + i * H * dh + g * gin, gin, group_in.data() + i * gin);
     // wo_a: the reference uses the dequantised weight with no activation quantisation
-    ctx.matmul(weight_rows(w.wo_a, g * R, R), group_in.data(), n, ug.data(), false);
-    for (int64_t i = 0; i < n; ++i) std::copy_n(ug.data() + i * R, R, u.data() + i * G * R + g * R);
+    ctx.matmul(weight_rows(w.wo_a, g * R, R), group_in.data(), N, ug.data(), false);
+    for (int64_t i = 0; i < N; ++i) std::copy_n(ug.data() + i * R, R, u.data() + i * G * R + g * R);
   }
-  ctx.matmul(w.wo_b, u.data(), n, out, true);
-  (void)D;
+  ctx.matmul(w.wo_b, u.data(), N, out, true);
 }
 
 }  // namespace v4::model

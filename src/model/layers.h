@@ -1,8 +1,11 @@
 #pragma once
-// The pieces of one forward step (internal to the model layer). Every function handles a chunk of
-// n consecutive new tokens of ONE sequence starting at absolute position p0, with the sequence's
-// state; nothing depends on other sequences or on the thread count.
+// The pieces of one forward step (internal to the model layer). A step carries the new tokens of
+// several sequences as one row-concatenated batch: row-wise work (projections, norms, mHC, MoE)
+// runs over all rows at once (the kernels' outputs per row do not depend on the other rows), and
+// the sequence-dependent work (attention, compressors, indexer) runs per segment with that
+// sequence's state. Nothing depends on the other sequences or on the thread count.
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "core/config.h"
@@ -20,6 +23,7 @@ struct ForwardContext {
   bool quantize = true;  // the reference's activation quantisers
   kernels::ThreadPool* pool = nullptr;
   ForwardTrace* trace = nullptr;
+  int64_t trace_row0 = 0;  // rows from here on belong to the traced (last) sequence
   const RopeTable* rope_dense = nullptr;       // ratio-0 layers: rope_theta, no YaRN
   const RopeTable* rope_compressed = nullptr;  // compressed layers: compress_rope_theta with YaRN
 
@@ -64,8 +68,15 @@ void compressor_forward(const ForwardContext& ctx, const CompressorWeights& w, C
 void indexer_select(const ForwardContext& ctx, const IndexerWeights& w, LayerState& st, const RopeTable& rope,
                     const float* x, const float* qr, int64_t n, int64_t p0, std::vector<int32_t>& sel);
 
-void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int64_t layer, LayerState& st,
-                       const float* x, int64_t n, int64_t p0, float* out);
+// One sequence's new rows within a step: rows [row0, row0 + n) at positions p0.., with its layer
+// states (the main layers or the MTP block's).
+struct Segment {
+  std::vector<LayerState>* layers = nullptr;
+  int64_t row0 = 0, n = 0, p0 = 0;
+};
+
+void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int64_t layer, size_t state_index,
+                       std::span<const Segment> segments, const float* x, int64_t rows, float* out);
 
 // ---- MoE ----
 void moe_forward(const ForwardContext& ctx, const MoeWeights& w, int64_t layer, const float* x,

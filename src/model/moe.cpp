@@ -68,7 +68,7 @@ void moe_forward(const ForwardContext& ctx, const MoeWeights& w, int64_t layer, 
     float sum = 0;
     for (int64_t k = 0; k < K; ++k) sum += s[ids[k]];
     for (int64_t k = 0; k < K; ++k) wt[size_t(i * K + k)] = s[ids[k]] / sum * float(c.routed_scaling_factor);
-    if (ctx.trace && ctx.trace->capture_routes) {
+    if (ctx.trace && ctx.trace->capture_routes && i >= ctx.trace_row0) {
       auto& r = ctx.trace->routes[layer];
       r.insert(r.end(), ids, ids + K);
     }

@@ -11,23 +11,23 @@ namespace v4::model {
 
 namespace {
 
-void block_forward(const ForwardContext& ctx, const BlockWeights& b, LayerState& st, std::vector<float>& X,
-                   const int32_t* tokens, int64_t n, int64_t p0) {
+void block_forward(const ForwardContext& ctx, const BlockWeights& b, size_t state_index, std::span<const Segment> segments,
+                   std::vector<float>& X, const int32_t* tokens, int64_t N) {
   const core::ModelConfig& c = *ctx.cfg;
   const int64_t D = c.hidden_size, hcD = c.hc_mult * D;
   const float eps = float(c.rms_norm_eps);
-  std::vector<float> y(size_t(n * D)), h(size_t(n * D)), next(size_t(n * hcD));
+  std::vector<float> y(size_t(N * D)), h(size_t(N * D)), next(size_t(N * hcD));
 
-  HcMix mix = hc_pre(ctx, b.hc_attn, X.data(), n, y.data());
-  for (int64_t i = 0; i < n; ++i) rms_norm(y.data() + i * D, b.attn_norm.data(), D, eps, y.data() + i * D);
-  attention_forward(ctx, b.attn, b.layer, st, y.data(), n, p0, h.data());
-  hc_post(c, mix, h.data(), X.data(), n, next.data());
+  HcMix mix = hc_pre(ctx, b.hc_attn, X.data(), N, y.data());
+  for (int64_t i = 0; i < N; ++i) rms_norm(y.data() + i * D, b.attn_norm.data(), D, eps, y.data() + i * D);
+  attention_forward(ctx, b.attn, b.layer, state_index, segments, y.data(), N, h.data());
+  hc_post(c, mix, h.data(), X.data(), N, next.data());
   X.swap(next);
 
-  mix = hc_pre(ctx, b.hc_ffn, X.data(), n, y.data());
-  for (int64_t i = 0; i < n; ++i) rms_norm(y.data() + i * D, b.ffn_norm.data(), D, eps, y.data() + i * D);
-  moe_forward(ctx, b.ffn, b.layer, y.data(), tokens, n, h.data());
-  hc_post(c, mix, h.data(), X.data(), n, next.data());
+  mix = hc_pre(ctx, b.hc_ffn, X.data(), N, y.data());
+  for (int64_t i = 0; i < N; ++i) rms_norm(y.data() + i * D, b.ffn_norm.data(), D, eps, y.data() + i * D);
+  moe_forward(ctx, b.ffn, b.layer, y.data(), tokens, N, h.data());
+  hc_post(c, mix, h.data(), X.data(), N, next.data());
   X.swap(next);
 }
 
@@ -63,19 +63,21 @@ class ModelImpl final : public Model {
   std::vector<float> forward(std::span<const BatchItem> batch) override { return forward_traced(batch, nullptr); }
 
   std::vector<float> forward_traced(std::span<const BatchItem> batch, ForwardTrace* trace) override {
-    std::vector<float> logits;
-    for (size_t b = 0; b < batch.size(); ++b) {
-      const BatchItem& item = batch[b];
+    // Validate everything before any state changes.
+    std::vector<SequenceStateImpl*> states;
+    for (const BatchItem& item : batch) {
       auto* st = dynamic_cast<SequenceStateImpl*>(item.state);
       if (!st) throw std::invalid_argument("forward: batch item without a state of this model");
       if (item.tokens.empty()) throw std::invalid_argument("forward: batch item with no new tokens");
+      if (std::find(states.begin(), states.end(), st) != states.end())
+        throw std::invalid_argument("forward: the same state appears twice in one batch");
       for (int32_t t : item.tokens)
         if (t < 0 || t >= cfg_.vocab_size)
           throw std::out_of_range("forward: token id " + std::to_string(t) + " outside the vocabulary");
-      std::vector<float> rows = run_sequence(*st, item.tokens, item.all_logits, b + 1 == batch.size() ? trace : nullptr);
-      logits.insert(logits.end(), rows.begin(), rows.end());
+      states.push_back(st);
     }
-    return logits;
+    if (batch.empty()) return {};
+    return run_batch(batch, states, trace);
   }
 
   std::vector<float> mtp_logits(SequenceState& state, std::span<const int32_t> next_tokens, bool all_logits) override {
@@ -108,9 +110,12 @@ class ModelImpl final : public Model {
       for (int64_t j = 0; j < hc; ++j)
         for (int64_t d = 0; d < D; ++d)
           X[size_t((i * hc + j) * D + d)] = pe[size_t(i * D + d)] + ph[size_t((i * hc + j) * D + d)];
-    block_forward(ctx, m.block, st->mtp_layers[0], X, next_tokens.data(), n, st->mtp_pos);
+    const Segment seg{&st->mtp_layers, 0, n, st->mtp_pos};
+    block_forward(ctx, m.block, 0, std::span<const Segment>(&seg, 1), X, next_tokens.data(), n);
     st->mtp_pos += n;
-    return head_rows(ctx, m.hc_head, m.norm, X, n, all_logits);
+    std::vector<int64_t> rows;
+    for (int64_t i = all_logits ? 0 : n - 1; i < n; ++i) rows.push_back(i);
+    return head_rows(ctx, m.hc_head, m.norm, X, rows);
   }
 
  private:
@@ -125,39 +130,52 @@ class ModelImpl final : public Model {
     return ctx;
   }
 
-  // hc_head -> RMSNorm -> LM head, for the last row or every row.
+  // hc_head -> RMSNorm -> LM head for the given rows of X.
   std::vector<float> head_rows(const ForwardContext& ctx, const HyperConnectionWeights& hcw, const std::vector<float>& norm,
-                               const std::vector<float>& X, int64_t n, bool all) const {
-    const int64_t D = cfg_.hidden_size, hcD = cfg_.hc_mult * D, V = cfg_.vocab_size;
-    const int64_t first = all ? 0 : n - 1, rows = n - first;
-    std::vector<float> y(size_t(rows * D)), logits(size_t(rows * V));
-    hc_head(ctx, hcw, X.data() + first * hcD, rows, y.data());
-    for (int64_t i = 0; i < rows; ++i) rms_norm(y.data() + i * D, norm.data(), D, float(cfg_.rms_norm_eps), y.data() + i * D);
-    ctx.matmul(weights_.head, y.data(), rows, logits.data(), false);
+                               const std::vector<float>& X, const std::vector<int64_t>& rows) const {
+    const int64_t D = cfg_.hidden_size, hcD = cfg_.hc_mult * D, V = cfg_.vocab_size, R = int64_t(rows.size());
+    std::vector<float> picked(size_t(R * hcD)), y(size_t(R * D)), logits(size_t(R * V));
+    for (int64_t r = 0; r < R; ++r) std::copy_n(X.data() + rows[size_t(r)] * hcD, hcD, picked.data() + r * hcD);
+    hc_head(ctx, hcw, picked.data(), R, y.data());
+    for (int64_t i = 0; i < R; ++i) rms_norm(y.data() + i * D, norm.data(), D, float(cfg_.rms_norm_eps), y.data() + i * D);
+    ctx.matmul(weights_.head, y.data(), R, logits.data(), false);
     return logits;
   }
 
-  std::vector<float> run_sequence(SequenceStateImpl& st, std::span<const int32_t> tokens, bool all, ForwardTrace* trace) {
-    const ForwardContext ctx = context(trace);
-    const int64_t n = int64_t(tokens.size()), p0 = st.pos_;
+  std::vector<float> run_batch(std::span<const BatchItem> batch, const std::vector<SequenceStateImpl*>& states,
+                               ForwardTrace* trace) {
     const int64_t hc = cfg_.hc_mult, D = cfg_.hidden_size, hcD = hc * D;
-    std::vector<float> X(size_t(n * hcD));
-    for (int64_t i = 0; i < n; ++i) {
+    std::vector<Segment> segments;
+    std::vector<int32_t> tokens;
+    std::vector<int64_t> logit_rows;
+    for (size_t b = 0; b < batch.size(); ++b) {
+      const int64_t row0 = int64_t(tokens.size()), n = int64_t(batch[b].tokens.size());
+      segments.push_back(Segment{&states[b]->layers, row0, n, states[b]->pos_});
+      tokens.insert(tokens.end(), batch[b].tokens.begin(), batch[b].tokens.end());
+      for (int64_t i = batch[b].all_logits ? 0 : n - 1; i < n; ++i) logit_rows.push_back(row0 + i);
+    }
+    const int64_t N = int64_t(tokens.size());
+    ForwardContext ctx = context(trace);
+    ctx.trace_row0 = segments.back().row0;
+    std::vector<float> X(size_t(N * hcD));
+    for (int64_t i = 0; i < N; ++i) {
       embed_row(*weights_.embed, D, tokens[size_t(i)], X.data() + i * hcD);
       for (int64_t j = 1; j < hc; ++j) std::copy_n(X.data() + i * hcD, D, X.data() + i * hcD + j * D);
     }
     if (trace && trace->capture_layers) trace->layer_out_last.clear();
     for (size_t l = 0; l < weights_.blocks.size(); ++l) {
-      block_forward(ctx, weights_.blocks[l], st.layers[l], X, tokens.data(), n, p0);
-      if (trace && trace->capture_layers)
-        trace->layer_out_last.emplace_back(X.end() - hcD, X.end());
+      block_forward(ctx, weights_.blocks[l], l, segments, X, tokens.data(), N);
+      if (trace && trace->capture_layers) trace->layer_out_last.emplace_back(X.end() - hcD, X.end());
     }
-    st.pos_ += n;
-    if (opts_.enable_mtp) {
-      st.last_streams = X;
-      st.last_streams_first_pos = p0;
+    for (size_t b = 0; b < batch.size(); ++b) {
+      SequenceStateImpl& st = *states[b];
+      st.pos_ += segments[b].n;
+      if (opts_.enable_mtp) {
+        st.last_streams.assign(X.begin() + segments[b].row0 * hcD, X.begin() + (segments[b].row0 + segments[b].n) * hcD);
+        st.last_streams_first_pos = segments[b].p0;
+      }
     }
-    return head_rows(ctx, weights_.hc_head, weights_.norm, X, n, all);
+    return head_rows(ctx, weights_.hc_head, weights_.norm, X, logit_rows);
   }
 
   std::unique_ptr<core::Checkpoint> checkpoint_;

@@ -109,6 +109,33 @@ TEST(Batch, ResultsIndependentOfBatchComposition) {
                             feed(*m, *m->new_state(), std::span(t.data() + 300, 7))));
 }
 
+TEST(Batch, ManyDecodingSequencesTogetherEqualEachAlone) {
+  auto m = load(false, 2);
+  const auto& t = tokens_a();
+  const int64_t V = m->config().vocab_size;
+  const size_t kSequences = 6;
+  std::vector<std::unique_ptr<SequenceState>> alone, together;
+  for (size_t s = 0; s < kSequences; ++s) {  // prompts of different lengths, some past the window
+    const size_t len = 3 + 47 * s;
+    alone.push_back(m->new_state());
+    feed(*m, *alone.back(), std::span(t.data() + s, len));
+    together.push_back(alone.back()->clone());
+  }
+  for (size_t step = 0; step < 6; ++step) {
+    std::vector<BatchItem> batch;
+    std::vector<float> expected;
+    for (size_t s = 0; s < kSequences; ++s) {
+      const int32_t* tok = t.data() + 200 + s * 7 + step;
+      const auto r = feed(*m, *alone[s], std::span(tok, 1));
+      expected.insert(expected.end(), r.begin(), r.end());
+      batch.push_back({together[s].get(), std::span(tok, 1), false});
+    }
+    const std::vector<float> got = m->forward(batch);
+    ASSERT_EQ(got.size(), size_t(kSequences) * size_t(V));
+    ASSERT_TRUE(bitwise_equal(got, expected)) << "step " << step;
+  }
+}
+
 TEST(Threads, OneAndTwoThreadsGiveIdenticalBits) {
   for (bool exact : {true, false}) {
     auto m1 = load(exact, 1), m2 = load(exact, 2);
@@ -151,6 +178,15 @@ TEST(Errors, BadInputThrows) {
   EXPECT_EQ(s->position(), 0);
   const BatchItem no_state[] = {{nullptr, std::span<const int32_t>(negative, 1), false}};
   EXPECT_THROW(m->forward(no_state), std::invalid_argument);
+  // one bad item rejects the whole batch before any state changes
+  const int32_t good[] = {5, 6};
+  auto other = m->new_state();
+  const BatchItem mixed[] = {{other.get(), good, false}, {s.get(), bad, false}};
+  EXPECT_THROW(m->forward(mixed), std::out_of_range);
+  EXPECT_EQ(other->position(), 0);
+  const BatchItem twice[] = {{s.get(), good, false}, {s.get(), good, false}};
+  EXPECT_THROW(m->forward(twice), std::invalid_argument);
+  EXPECT_EQ(s->position(), 0);
 }
 
 TEST(Mtp, LogitsAreFiniteDependOnTheNextTokenAndChunkInvariant) {

@@ -343,10 +343,12 @@ double measure_fma_peak_gflops(ThreadPool& pool) {
 // the head is read once per step; the embedding contributes one row per token; routed experts
 // contribute the experts a step touches (num_experts_per_tok for one sequence; for B sequences
 // the expected number of distinct experts under uniform routing, E * (1 - (1 - k/E)^B)); the MTP
-// block is not run. FLOPs: 2 per weight element and token (attention over the state excluded).
+// block is not run; the head runs once per sequence and step (a prefill chunk computes only its
+// last position's logits). FLOPs: 2 per weight element and token (attention over the state
+// excluded).
 struct TokenCost {
-  double dense_bytes = 0, routed_bytes_per_expert = 0, embed_row_bytes = 0;
-  double dense_params = 0, routed_params_per_expert = 0;
+  double dense_bytes = 0, routed_bytes_per_expert = 0, embed_row_bytes = 0, head_bytes = 0;
+  double dense_params = 0, routed_params_per_expert = 0, head_params = 0;
   int64_t routed_layers = 0;
 };
 
@@ -362,6 +364,9 @@ TokenCost token_cost(const core::Checkpoint& ckpt) {
     if (view->dtype == core::DType::F8_E8M0) params = 0;  // scales
     if (name == "embed.weight") {
       c.embed_row_bytes = bytes / double(cfg.vocab_size);
+    } else if (name == "head.weight") {  // applied to the last position of each sequence only
+      c.head_bytes = bytes;
+      c.head_params = params;
     } else if (name.find(".ffn.gate.tid2eid") != std::string::npos) {
       c.dense_bytes += bytes / double(cfg.vocab_size);  // one row looked up per token
     } else if (name.find(".ffn.experts.") != std::string::npos) {
@@ -483,12 +488,14 @@ int bench_model(const Args& args, bool decode) {
     }
     const Stats t = stats_of(secs);
     const int64_t tokens_per_run = decode ? o.tokens * batch : o.tokens;
-    const double experts_per_step = decode ? expected_distinct_experts(cfg, batch) : double(cfg.num_experts_per_tok);
-    const double bytes_per_step = cost.dense_bytes + double(cost.routed_layers) * experts_per_step * cost.routed_bytes_per_expert +
-                                  double(batch) * cost.embed_row_bytes + state_bytes;
+    const double experts_per_step = expected_distinct_experts(cfg, decode ? batch : o.tokens);
+    const double bytes_per_step = cost.dense_bytes + cost.head_bytes +
+                                  double(cost.routed_layers) * experts_per_step * cost.routed_bytes_per_expert +
+                                  double(decode ? batch : o.tokens) * cost.embed_row_bytes + state_bytes;
     const double bytes_per_token = bytes_per_step / double(batch);
     const double flops_per_token =
-        2.0 * (cost.dense_params + double(cost.routed_layers) * double(cfg.num_experts_per_tok) * cost.routed_params_per_expert);
+        2.0 * (cost.dense_params + double(cost.routed_layers) * double(cfg.num_experts_per_tok) * cost.routed_params_per_expert +
+               cost.head_params / double(decode ? 1 : o.tokens));
     const double tps_best = double(tokens_per_run) / t.min, tps_median = double(tokens_per_run) / t.median;
     char row[1024];
     if (decode) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,8 @@ class Authenticator {
   // Called once the prompt size is known, before generation. Throws ApiError (402 no credit,
   // 429 rate limited, ...) to refuse. An admitted request always reaches UsageSink::record.
   virtual void admit(const Principal&, const AdmissionInfo&) {}
+  // GET /v1/usage for the caller (JSON text); std::nullopt when this deployment keeps no ledger.
+  virtual std::optional<std::string> usage_report(const Principal&) { return std::nullopt; }
 };
 
 struct UsageRecord {

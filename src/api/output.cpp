@@ -34,7 +34,7 @@ json::object chat_usage(const Usage& u) {
       {"prompt_tokens", u.prompt_tokens},
       {"completion_tokens", u.completion_tokens},
       {"total_tokens", u.prompt_tokens + u.completion_tokens},
-      {"prompt_tokens_details", json::object{{"cached_tokens", u.cached_tokens}}},
+      {"prompt_tokens_details", json::object{{"cached_tokens", u.cached_tokens}, {"cache_write_tokens", 0}}},
       {"completion_tokens_details", json::object{{"reasoning_tokens", u.reasoning_tokens}}},
       {"prompt_cache_hit_tokens", u.cached_tokens},
       {"prompt_cache_miss_tokens", u.prompt_tokens - u.cached_tokens},
@@ -44,7 +44,7 @@ json::object chat_usage(const Usage& u) {
 json::object responses_usage(const Usage& u) {
   return json::object{
       {"input_tokens", u.prompt_tokens},
-      {"input_tokens_details", json::object{{"cached_tokens", u.cached_tokens}}},
+      {"input_tokens_details", json::object{{"cached_tokens", u.cached_tokens}, {"cache_write_tokens", 0}}},
       {"output_tokens", u.completion_tokens},
       {"output_tokens_details", json::object{{"reasoning_tokens", u.reasoning_tokens}}},
       {"total_tokens", u.prompt_tokens + u.completion_tokens},
@@ -204,8 +204,7 @@ json::object response_object(const ChatRequest& req, const ResponseMeta& m, cons
       {"tools", responses_tools(req)},
       {"top_p", req.top_p},
       {"truncation", "disabled"},
-      {"usage", nullptr},
-      {"metadata", req.metadata},
+      {"metadata", req.metadata},  // usage: added once known (the schema has no null usage)
   };
 }
 
@@ -313,8 +312,9 @@ class ResponsesStream final : public StreamRenderer {
   ResponsesStream(const ChatRequest& req, const ResponseMeta& meta) : req_(req), meta_(meta) {}
   std::string start() override {
     json::object r = response_object(req_, meta_, "in_progress");
-    return event("response.created", json::object{{"response", r}}) +
-           event("response.in_progress", json::object{{"response", r}});
+    std::string out = event("response.created", json::object{{"response", r}});
+    out += event("response.in_progress", json::object{{"response", r}});  // after: sequence numbers
+    return out;
   }
   std::string delta(const Delta& d) override {
     std::string out;

@@ -238,7 +238,7 @@ std::string text_of_parts(const json::value& content, const std::string& path, D
     } else if (type == "refusal") {
       out += pf.req_str("refusal");
     } else {
-      throw bad_request(ppath + ".type", "content part type '" + type + "' is not supported (text only)");
+      throw bad_request(ppath + ".type", "'" + ppath + ".type': content part type '" + type + "' is not supported (text only)");
     }
   }
   return out;
@@ -515,7 +515,7 @@ ChatRequest parse_responses_request(const json::value& body) {
         m.content = text_of_parts(out, ip + ".output", req.dialect);
         req.messages.push_back(std::move(m));
       } else {
-        throw bad_request(ip + ".type", "input item type '" + type + "' is not supported");
+        throw bad_request(ip + ".type", "'" + ip + ".type': input item type '" + type + "' is not supported");
       }
     }
   } else {
@@ -632,7 +632,7 @@ ChatRequest parse_anthropic_request(const json::value& body, bool count_tokens_o
         if (auto* c = bf.find("content")) tm.content = text_of_parts(*c, bp + ".content", req.dialect);
         req.messages.push_back(std::move(tm));
       } else {
-        throw bad_request(bp + ".type", "content block type '" + type + "' is not supported in a " + role + " message");
+        throw bad_request(bp + ".type", "'" + bp + ".type': content block type '" + type + "' is not supported in a " + role + " message");
       }
     }
     if (role == "user") flush_user();

@@ -24,6 +24,7 @@ struct ApiError : std::runtime_error {
   std::string type;
   std::string param;
   std::string code;
+  int retry_after_s = 0;  // Retry-After header for 429/503/529 (0: the server's default of 1)
 };
 
 // 400: malformed body, wrong type, missing field. 422 (DeepSeek's "Invalid Parameters") for

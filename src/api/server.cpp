@@ -102,7 +102,8 @@ struct HttpServer::Impl {
   http::response<http::string_body> error_response(Dialect dialect, const ApiError& e, unsigned version, bool keep_alive,
                                                    const std::string& request_id) {
     auto res = json_response(http::status(e.status), render_error(dialect, e, request_id), version, keep_alive, request_id);
-    if (e.status == 429 || e.status == 503 || e.status == 529) res.set(http::field::retry_after, "1");
+    if (e.status == 429 || e.status == 503 || e.status == 529)
+      res.set(http::field::retry_after, std::to_string(e.retry_after_s > 0 ? e.retry_after_s : 1));
     if (e.status == 401) res.set(http::field::www_authenticate, "Bearer");
     return res;
   }
@@ -143,6 +144,16 @@ struct HttpServer::Impl {
             auto res = error_response(dialect_for_path(target), e, 11, false, "req_" + random_id(24));
             stream->expires_after(std::chrono::seconds(10));
             co_await http::async_write(*stream, res, net::redirect_error(use_awaitable, ec));
+            // Lingering close: read and drop what the client is still sending (bounded), so it sees
+            // the 413 instead of a connection reset.
+            boost::system::error_code lec;
+            stream->socket().shutdown(tcp::socket::shutdown_send, lec);
+            stream->expires_after(std::chrono::seconds(5));
+            std::vector<char> scratch(64 * 1024);
+            size_t drained = 0;
+            while (!lec && drained < (size_t(256) << 20)) {
+              drained += co_await stream->async_read_some(net::buffer(scratch), net::redirect_error(use_awaitable, lec));
+            }
           } else if (ec != http::error::end_of_stream && ec != beast::error::timeout && ec != net::error::eof &&
                      ec != net::error::connection_reset && ec != net::error::operation_aborted) {
             ApiError e(400, "invalid_request_error", "malformed HTTP request: " + ec.message());
@@ -231,7 +242,7 @@ struct HttpServer::Impl {
       return json_response(http::status::ok, json::object{{"status", draining ? "draining" : "ok"}}, version, keep_alive, request_id);
     const bool known = path == "/v1/models" || path.starts_with("/v1/models/") || path == "/metrics" ||
                        path == "/v1/chat/completions" || path == "/v1/responses" || path == "/v1/messages" ||
-                       path == "/v1/messages/count_tokens";
+                       path == "/v1/messages/count_tokens" || path == "/v1/usage";
     if (!known)
       throw ApiError(404, "not_found_error", "no route for " + std::string(req.method_string()) + " " + path, "", "unknown_route");
     who = service.authenticate(presented_secret(req));
@@ -253,6 +264,18 @@ struct HttpServer::Impl {
       for (auto& m : list["data"].as_array())
         if (m.at("id").as_string() == id) return json_response(http::status::ok, m, version, keep_alive, request_id);
       throw ApiError(404, "not_found_error", "the model '" + id + "' does not exist", "model", "model_not_found");
+    }
+    if (path == "/v1/usage") {
+      if (method != http::verb::get) throw ApiError(405, "invalid_request_error", "use GET for " + path, "", "method_not_allowed");
+      auto report = service.usage_report(who);
+      if (!report) throw ApiError(404, "not_found_error", "this server keeps no usage ledger (start it with --db)", "", "unknown_route");
+      http::response<http::string_body> res{http::status::ok, version};
+      common_headers(res, request_id);
+      res.set(http::field::content_type, "application/json");
+      res.body() = std::move(*report);
+      res.keep_alive(keep_alive);
+      res.prepare_payload();
+      return res;
     }
     if (method != http::verb::post) throw ApiError(405, "invalid_request_error", "use POST for " + path, "", "method_not_allowed");
     if (path == "/v1/messages/count_tokens")

@@ -75,6 +75,7 @@ class ApiService {
              std::shared_ptr<Authenticator> auth, std::shared_ptr<UsageSink> usage, ServiceOptions options);
 
   Principal authenticate(const std::string& presented_secret) const { return auth_->authenticate(presented_secret); }
+  std::optional<std::string> usage_report(const Principal& who) const { return auth_->usage_report(who); }
 
   // Parses and validates the body, checks the model id, encodes the prompt, checks the context.
   // Throws ApiError.

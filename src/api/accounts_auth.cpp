@@ -1,0 +1,75 @@
+#include "api/accounts_auth.h"
+
+#include <spdlog/spdlog.h>
+
+namespace v4::api {
+
+namespace {
+constexpr const char* kOperator = "static";
+}
+
+AccountsGate::AccountsGate(std::shared_ptr<product::Accounts> accounts, std::vector<std::string> static_keys)
+    : accounts_(std::move(accounts)), static_(static_keys), has_static_(!static_keys.empty()) {}
+
+Principal AccountsGate::authenticate(const std::string& secret) {
+  if (secret.empty())
+    throw ApiError(401, "authentication_error",
+                   "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'", "", "missing_api_key");
+  if (has_static_) {
+    try {
+      return static_.authenticate(secret);
+    } catch (const ApiError&) {
+      // not the operator key: try the managed keys
+    }
+  }
+  auto key = accounts_->authenticate(secret);
+  if (!key) throw ApiError(401, "authentication_error", "invalid API key", "", "invalid_api_key");
+  return {key->id};
+}
+
+void AccountsGate::admit(const Principal& who, const AdmissionInfo& info) {
+  if (who.key_id == kOperator) return;
+  auto key = accounts_->find_key(who.key_id);
+  if (!key || key->revoked()) throw ApiError(401, "authentication_error", "the API key was revoked", "", "invalid_api_key");
+  auto d = accounts_->admit(*key, {info.request_id, info.model, info.prompt_tokens, info.max_output_tokens, 0});
+  if (d.admitted()) return;
+  std::string type = d.http_status == 402 ? "insufficient_balance"
+                     : d.http_status == 429 ? "rate_limit_error"
+                     : d.http_status == 401 ? "authentication_error"
+                                            : "invalid_request_error";
+  ApiError e(d.http_status, type, d.message.empty() ? "request refused" : d.message, "", d.limit);
+  e.retry_after_s = int(d.retry_after_s);
+  throw e;
+}
+
+std::optional<std::string> AccountsGate::usage_report(const Principal& who) {
+  if (who.key_id == kOperator) return accounts_->usage_json({});
+  return accounts_->daily_usage_json(who.key_id);
+}
+
+void AccountsGate::record(const UsageRecord& r) {
+  if (r.key_id == kOperator || r.key_id.empty()) return;
+  try {
+    if (r.status == "overloaded") {  // admitted, then refused by the engine: nothing to bill
+      accounts_->release(r.request_id);
+      return;
+    }
+    product::LedgerEntry e;
+    e.request_id = r.request_id;
+    e.key_id = r.key_id;
+    e.model = r.model;
+    e.prompt_cached_tokens = r.usage.cached_tokens;
+    e.prompt_uncached_tokens = r.usage.prompt_tokens - r.usage.cached_tokens;
+    e.output_tokens = r.usage.completion_tokens;
+    e.reasoning_tokens = r.usage.reasoning_tokens;
+    e.status = r.status;
+    e.started_at_ms = r.started_at_ms;
+    e.first_token_at_ms = r.first_token_at_ms;
+    e.ended_at_ms = r.ended_at_ms;
+    accounts_->record(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("ledger: could not record {}: {}", r.request_id, ex.what());
+  }
+}
+
+}  // namespace v4::api

@@ -1,0 +1,166 @@
+// v4flash serve: the HTTP API (OpenAI Chat Completions / Responses, Anthropic Messages) on one
+// engine serving the product sheet's model ids.
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+#include "api/accounts_auth.h"
+#include "api/auth.h"
+#include "api/fake_engine.h"
+#include "api/server.h"
+#include "api/service.h"
+#include "cli/command.h"
+#include "core/checkpoint.h"
+#include "core/config.h"
+#include "model/model.h"
+#include "runtime/engine.h"
+#include "text/tokenizer.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace v4;
+
+constexpr const char* kUsage =
+    "usage: v4flash serve --model DIR [--host 127.0.0.1] [--port 8000] [--api-key KEY[,KEY...]] [--threads N]\n"
+    "                     [--db FILE|postgresql://...] [--tokenizer FILE] [--io-threads N] [--max-body-bytes N]\n"
+    "                     [--max-running N]\n"
+    "  DIR holds config.json, the safetensors and tokenizer.json (or pass --tokenizer).\n"
+    "  --api-key: require this key (Authorization: Bearer KEY or x-api-key: KEY) on every route but /health.\n"
+    "  --db: managed keys, credit/rate limits and the usage ledger (see `v4flash keys`); --api-key then acts\n"
+    "        as an unmetered operator key.\n";
+
+std::vector<std::string> split_keys(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string k;
+  while (std::getline(ss, k, ','))
+    if (!k.empty()) out.push_back(k);
+  return out;
+}
+
+int parse_int(const cli::ArgParser& args, const std::string& name, int fallback, int lo, int hi) {
+  auto v = args.value(name);
+  if (!v) return fallback;
+  size_t used = 0;
+  int n = 0;
+  try {
+    n = std::stoi(*v, &used);
+  } catch (...) {
+    used = 0;
+  }
+  if (used != v->size() || n < lo || n > hi)
+    throw std::invalid_argument("--" + name + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+  return n;
+}
+
+// Random-weight checkpoints (the tiny fixture, `v4flash synth`) produce meaningless text.
+bool looks_random(const fs::path& dir, const core::ModelConfig& cfg) {
+  for (const char* marker : {"SYNTHETIC", "synthetic.json", "RANDOM_WEIGHTS"})
+    if (fs::exists(dir / marker)) return true;
+  return cfg.hidden_size < 1024;
+}
+
+int serve(const cli::Args& argv) {
+  cli::ArgParser args(argv);
+  if (args.flag("help")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  args.check_known({"model", "host", "port", "api-key", "db", "threads", "tokenizer", "io-threads", "max-body-bytes",
+                    "max-running", "fake-token-delay-us"},
+                   {"fake-engine", "test-hooks", "help"});
+  const bool fake = args.flag("fake-engine");
+  auto model_dir = args.value("model");
+  if (!model_dir && !fake) {
+    std::fputs(kUsage, stderr);
+    throw std::invalid_argument("--model DIR is required");
+  }
+
+  api::ServerOptions sopts;
+  sopts.host = args.value_or("host", "127.0.0.1");
+  sopts.port = uint16_t(parse_int(args, "port", 8000, 0, 65535));
+  sopts.threads = parse_int(args, "io-threads", 2, 1, 256);
+  sopts.body_limit = size_t(parse_int(args, "max-body-bytes", 32 << 20, 1024, 1 << 30));
+  const int engine_threads = parse_int(args, "threads", 0, 0, 4096);
+
+  fs::path tokenizer_path;
+  if (auto t = args.value("tokenizer")) tokenizer_path = *t;
+  else if (model_dir) tokenizer_path = fs::path(*model_dir) / "tokenizer.json";
+  if (tokenizer_path.empty() || !fs::exists(tokenizer_path))
+    throw std::invalid_argument("no tokenizer: " + (tokenizer_path.empty() ? std::string("pass --tokenizer FILE") :
+                                tokenizer_path.string() + " does not exist (pass --tokenizer FILE)"));
+  std::shared_ptr<const text::Tokenizer> tokenizer = text::Tokenizer::from_file(tokenizer_path);
+
+  std::unique_ptr<runtime::Engine> engine;
+  bool random_weights = true;
+  if (fake) {
+    api::FakeEngineOptions fo;
+    fo.max_running = parse_int(args, "max-running", 64, 1, 1 << 20);
+    fo.token_delay_us = parse_int(args, "fake-token-delay-us", 200, 0, 10'000'000);
+    engine = api::create_fake_engine(tokenizer, fo);
+    spdlog::warn("serving the FAKE engine (--fake-engine): scripted answers, no model");
+  } else {
+    auto ckpt = core::Checkpoint::open(*model_dir);
+    model::ModelOptions mo;
+    mo.threads = engine_threads;
+    std::shared_ptr<model::Model> model = model::Model::load(*ckpt, mo);
+    random_weights = looks_random(*model_dir, model->config());
+    if (model->config().vocab_size < int64_t(tokenizer->vocab_size()))
+      spdlog::warn("the tokenizer has {} ids but the model only {}: prompts with higher ids will be refused",
+                   tokenizer->vocab_size(), model->config().vocab_size);
+    runtime::EngineOptions eo;
+    eo.threads = engine_threads;
+    eo.max_running = parse_int(args, "max-running", eo.max_running, 1, 4096);
+    eo.tokenizer = tokenizer;
+    engine = runtime::create_engine(std::move(model), eo);
+  }
+
+  std::shared_ptr<api::Authenticator> auth;
+  std::shared_ptr<api::UsageSink> usage = std::make_shared<api::MemoryUsageSink>();
+  std::vector<std::string> static_keys;
+  if (auto k = args.value("api-key")) {
+    static_keys = split_keys(*k);
+    if (static_keys.empty()) throw std::invalid_argument("--api-key needs a non-empty key");
+  }
+  if (auto db = args.value("db")) {
+    auto gate = std::make_shared<api::AccountsGate>(std::shared_ptr<product::Accounts>(product::Accounts::open(*db)), static_keys);
+    auth = gate;
+    usage = gate;
+    spdlog::info("managed keys and usage ledger: {}", *db);
+  } else if (!static_keys.empty()) {
+    auth = std::make_shared<api::StaticKeyAuthenticator>(static_keys);
+  } else {
+    auth = std::make_shared<api::OpenAuthenticator>();
+    spdlog::warn("no --api-key / --db: every route is open to anyone who can reach {}:{}", sopts.host, sopts.port);
+  }
+
+  api::ServiceOptions svc;
+  svc.test_hooks = args.flag("test-hooks");
+  api::ApiService service(*engine, tokenizer, auth, usage, svc);
+  api::HttpServer server(service, sopts);
+  server.listen();
+
+  if (fake)
+    std::fprintf(stderr, "\n  NOTE: --fake-engine: scripted answers from no model (for tests).\n\n");
+  else if (random_weights)
+    std::fprintf(stderr,
+                 "\n  NOTE: this checkpoint has RANDOM weights (a demo / test model). The server works end to end,\n"
+                 "  but the text it generates is meaningless. Point --model at real DeepSeek V4 Flash weights for answers.\n\n");
+  std::fprintf(stderr, "v4flash serve: listening on http://%s:%u  (models: deepseek-v4-flash, :variant1, :variant2; context %lld)\n",
+               sopts.host.c_str(), unsigned(server.port()), (long long)service.context_length());
+  std::fflush(stderr);
+  server.run();
+  engine->shutdown();
+  std::fprintf(stderr, "v4flash serve: stopped\n");
+  return 0;
+}
+
+}  // namespace
+
+V4_COMMAND("serve", "HTTP API server (OpenAI Chat/Responses, Anthropic Messages)", serve);

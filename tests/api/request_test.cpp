@@ -1,0 +1,246 @@
+// Request parsing and validation of the three dialects (api.md section 1 defaults and ranges).
+#include <gtest/gtest.h>
+
+#include "api/request.h"
+
+using namespace v4::api;
+namespace json = boost::json;
+
+namespace {
+
+json::value J(const char* text) { return json::parse(text); }
+
+// Runs `fn` and returns the ApiError it throws (fails the test when nothing is thrown).
+template <class Fn>
+ApiError error_of(Fn fn) {
+  try {
+    fn();
+  } catch (const ApiError& e) {
+    return e;
+  }
+  ADD_FAILURE() << "no ApiError thrown";
+  return ApiError(0, "", "");
+}
+
+}  // namespace
+
+TEST(ChatRequest, DefaultsOfTheProductSheet) {
+  auto r = parse_chat_request(J(R"({"model":"deepseek-v4-flash","messages":[{"role":"user","content":"Hi"}]})"));
+  EXPECT_EQ(r.temperature, 0.7);
+  EXPECT_EQ(r.top_p, 0.9);
+  EXPECT_EQ(r.max_tokens, 4096);
+  EXPECT_FALSE(r.max_tokens_given);
+  EXPECT_TRUE(r.thinking);
+  EXPECT_EQ(r.effort, "medium");
+  EXPECT_EQ(r.thinking_budget, 32768);
+  EXPECT_FALSE(r.stream);
+  EXPECT_FALSE(r.include_usage);
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0].content, "Hi");
+}
+
+TEST(ChatRequest, AliasesAndToggles) {
+  auto r = parse_chat_request(J(R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}],
+      "max_completion_tokens":12,"stop":"END","stream":true,"stream_options":{"include_usage":true},
+      "thinking":{"type":"disabled"},"seed":42,"logprobs":true,"top_logprobs":3,"response_format":{"type":"json_object"}})"));
+  EXPECT_EQ(r.messages[0].content, "ab");
+  EXPECT_EQ(r.max_tokens, 12);
+  EXPECT_TRUE(r.max_tokens_given);
+  ASSERT_EQ(r.stop.size(), 1u);
+  EXPECT_EQ(r.stop[0], "END");
+  EXPECT_TRUE(r.stream && r.include_usage);
+  EXPECT_FALSE(r.thinking);
+  EXPECT_EQ(*r.seed, 42u);
+  EXPECT_TRUE(r.logprobs);
+  EXPECT_EQ(r.top_logprobs, 3);
+  EXPECT_TRUE(r.json_object);
+
+  auto off = parse_chat_request(J(R"({"model":"m","messages":[{"role":"user","content":"x"}],"reasoning_effort":"none"})"));
+  EXPECT_FALSE(off.thinking);
+  auto off2 = parse_chat_request(J(R"({"model":"m","messages":[{"role":"user","content":"x"}],"enable_thinking":false})"));
+  EXPECT_FALSE(off2.thinking);
+}
+
+TEST(ChatRequest, EffortMapsToBudgetsAndEncoderEffort) {
+  auto mk = [](const char* effort) {
+    std::string body = std::string(R"({"model":"m","messages":[{"role":"user","content":"x"}],"reasoning_effort":")") + effort + "\"}";
+    return parse_chat_request(json::parse(body));
+  };
+  EXPECT_EQ(mk("minimal").effort, "low");
+  EXPECT_EQ(mk("low").thinking_budget, 8192);
+  EXPECT_EQ(mk("medium").thinking_budget, 32768);
+  EXPECT_EQ(mk("xhigh").effort, "high");
+  EXPECT_EQ(mk("high").thinking_budget, 65536);
+  EXPECT_EQ(mk("max").thinking_budget, 131072);
+  EXPECT_EQ(encoder_effort("max").value_or(""), "max");
+  EXPECT_FALSE(encoder_effort("high").has_value());
+  // An explicit thinking_budget wins over the effort's.
+  auto r = parse_chat_request(J(R"({"model":"m","messages":[{"role":"user","content":"x"}],"reasoning_effort":"max","thinking_budget":100})"));
+  EXPECT_EQ(r.thinking_budget, 100);
+}
+
+TEST(ChatRequest, ReasoningContentAcceptedUnderBothNames) {
+  auto r = parse_chat_request(J(R"({"model":"m","messages":[{"role":"user","content":"q"},
+      {"role":"assistant","content":"","reasoning":"R","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+      {"role":"tool","tool_call_id":"c1","content":"ok"}]})"));
+  ASSERT_EQ(r.messages.size(), 3u);
+  EXPECT_EQ(r.messages[1].reasoning_content.value_or(""), "R");
+  EXPECT_EQ(r.messages[1].tool_calls.at(0).name, "f");
+  EXPECT_EQ(r.messages[2].tool_call_id, "c1");
+}
+
+TEST(ChatRequest, ToolTurnWithoutReasoningIs400InThinkingMode) {
+  const char* body = R"({"model":"m","messages":[{"role":"user","content":"q"},
+      {"role":"assistant","content":"","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+      {"role":"tool","tool_call_id":"c1","content":"ok"}]})";
+  auto e = error_of([&] { parse_chat_request(J(body)); });
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.param, "messages[1].reasoning_content");
+  // Non-thinking mode does not need it.
+  std::string off = std::string(body);
+  off.insert(off.size() - 1, R"(,"thinking":{"type":"disabled"})");
+  EXPECT_NO_THROW(parse_chat_request(json::parse(off)));
+}
+
+struct BadCase {
+  const char* body;
+  int status;
+  const char* param;
+};
+
+TEST(ChatRequest, BadInputTable) {
+  const BadCase cases[] = {
+      {R"({"messages":[{"role":"user","content":"x"}]})", 400, "model"},
+      {R"({"model":5,"messages":[{"role":"user","content":"x"}]})", 400, "model"},
+      {R"({"model":"m"})", 400, "messages"},
+      {R"({"model":"m","messages":[]})", 400, "messages"},
+      {R"({"model":"m","messages":"hi"})", 400, "messages"},
+      {R"({"model":"m","messages":[{"content":"x"}]})", 400, "messages[0].role"},
+      {R"({"model":"m","messages":[{"role":"wizard","content":"x"}]})", 422, "messages[0].role"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"})", 400, "temperature"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":2.5})", 422, "temperature"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"top_p":1.5})", 422, "top_p"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0})", 422, "max_tokens"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":393217})", 422, "max_tokens"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":1.5})", 400, "max_tokens"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_completion_tokens":-3})", 422, "max_completion_tokens"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"stop":["a","b","c","d","e"]})", 422, "stop"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"stop":5})", 400, "stop"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"reasoning_effort":"extreme"})", 422, "reasoning_effort"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"thinking_budget":0})", 422, "thinking_budget"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"thinking":{"type":"sometimes"}})", 422, "thinking.type"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"top_logprobs":3})", 422, "top_logprobs"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":21})", 422, "top_logprobs"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"n":2})", 422, "n"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"})", 400, "stream"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]})", 400, "tools[0].function"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":"sometimes"})", 422, "tool_choice"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"g"}}})", 422, "tool_choice"},
+      {R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]})", 400, "messages[0].content[0].type"},
+      {R"({"model":"m","messages":[{"role":"tool","content":"x"}]})", 400, "messages[0].tool_call_id"},
+  };
+  for (auto& c : cases) {
+    auto e = error_of([&] { parse_chat_request(json::parse(c.body)); });
+    EXPECT_EQ(e.status, c.status) << c.body;
+    EXPECT_EQ(e.param, c.param) << c.body;
+    EXPECT_EQ(e.type, "invalid_request_error") << c.body;
+    EXPECT_NE(std::string(e.what()).find(c.param), std::string::npos) << "message names the parameter: " << e.what();
+  }
+}
+
+TEST(JsonBody, MalformedAndNonObjectBodiesAre400) {
+  for (const char* body : {"", "{", "{\"model\":}", "[1,2]", "42", "null"}) {
+    auto e = error_of([&] { parse_json_body(body); });
+    EXPECT_EQ(e.status, 400) << body;
+    EXPECT_EQ(e.type, "invalid_request_error");
+  }
+}
+
+TEST(ResponsesRequest, InputItemsAndFields) {
+  auto r = parse_responses_request(J(R"({"model":"m","instructions":"Be brief.","max_output_tokens":50,
+      "reasoning":{"effort":"high"},"tools":[{"type":"function","name":"get_weather","parameters":{"type":"object"}}],
+      "input":[{"role":"user","content":"weather?"},
+               {"type":"reasoning","id":"rs_1","summary":[],"content":[{"type":"reasoning_text","text":"R"}]},
+               {"type":"function_call","call_id":"call_1","name":"get_weather","arguments":"{\"city\":\"Paris\"}"},
+               {"type":"function_call_output","call_id":"call_1","output":"sunny"}]})"));
+  EXPECT_EQ(r.max_tokens, 50);
+  EXPECT_EQ(r.effort, "high");
+  EXPECT_EQ(r.thinking_budget, 65536);
+  ASSERT_EQ(r.messages.size(), 4u);
+  EXPECT_EQ(r.messages[0].role, "system");
+  EXPECT_EQ(r.messages[0].content, "Be brief.");
+  EXPECT_EQ(r.messages[2].role, "assistant");
+  EXPECT_EQ(r.messages[2].reasoning_content.value_or(""), "R");
+  EXPECT_EQ(r.messages[2].tool_calls.at(0).id, "call_1");
+  EXPECT_EQ(r.messages[3].role, "tool");
+  EXPECT_EQ(r.messages[3].content, "sunny");
+  EXPECT_EQ(r.tools.size(), 1u);
+  EXPECT_TRUE(r.include_usage);
+
+  auto none = parse_responses_request(J(R"({"model":"m","input":"hi","reasoning":{"effort":"none"}})"));
+  EXPECT_FALSE(none.thinking);
+}
+
+TEST(ResponsesRequest, BadInput) {
+  const BadCase cases[] = {
+      {R"({"model":"m"})", 400, "input"},
+      {R"({"model":"m","input":5})", 400, "input"},
+      {R"({"model":"m","input":"x","max_output_tokens":0})", 422, "max_output_tokens"},
+      {R"({"model":"m","input":"x","reasoning":{"effort":"huge"}})", 422, "reasoning.effort"},
+      {R"({"model":"m","input":"x","previous_response_id":"resp_1"})", 400, "previous_response_id"},
+      {R"({"model":"m","input":"x","tools":[{"type":"web_search"}]})", 422, "tools[0].type"},
+      {R"({"model":"m","input":[{"type":"mystery"}]})", 400, "input[0].type"},
+  };
+  for (auto& c : cases) {
+    auto e = error_of([&] { parse_responses_request(json::parse(c.body)); });
+    EXPECT_EQ(e.status, c.status) << c.body;
+    EXPECT_EQ(e.param, c.param) << c.body;
+  }
+}
+
+TEST(AnthropicRequest, BlocksSystemToolsThinking) {
+  auto r = parse_anthropic_request(J(R"({"model":"m","max_tokens":64,"system":[{"type":"text","text":"S"}],
+      "stop_sequences":["X"],"top_k":5,"thinking":{"type":"enabled","budget_tokens":2048},
+      "tools":[{"name":"get_weather","description":"d","input_schema":{"type":"object"}}],
+      "tool_choice":{"type":"any"},
+      "messages":[{"role":"user","content":"weather?"},
+                  {"role":"assistant","content":[{"type":"thinking","thinking":"T","signature":"s"},
+                                                 {"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Paris"}}]},
+                  {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"sunny"},{"type":"text","text":"thanks"}]}]})"));
+  EXPECT_EQ(r.max_tokens, 64);
+  EXPECT_EQ(r.top_k, 5);
+  EXPECT_EQ(r.thinking_budget, 2048);
+  EXPECT_EQ(r.tool_choice, "required");
+  ASSERT_EQ(r.messages.size(), 5u);
+  EXPECT_EQ(r.messages[0].role, "system");
+  EXPECT_EQ(r.messages[2].reasoning_content.value_or(""), "T");
+  EXPECT_EQ(r.messages[2].tool_calls.at(0).arguments, R"({"city":"Paris"})");
+  EXPECT_EQ(r.messages[3].role, "tool");
+  EXPECT_EQ(r.messages[3].tool_call_id, "toolu_1");
+  EXPECT_EQ(r.messages[4].content, "thanks");
+
+  auto eff = parse_anthropic_request(J(R"({"model":"m","max_tokens":5,"output_config":{"effort":"xhigh"},"messages":[{"role":"user","content":"x"}]})"));
+  EXPECT_EQ(eff.effort, "high");
+  auto off = parse_anthropic_request(J(R"({"model":"m","max_tokens":5,"thinking":{"type":"disabled"},"messages":[{"role":"user","content":"x"}]})"));
+  EXPECT_FALSE(off.thinking);
+}
+
+TEST(AnthropicRequest, BadInputIsAlways400) {
+  const BadCase cases[] = {
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}]})", 400, "max_tokens"},
+      {R"({"model":"m","max_tokens":0,"messages":[{"role":"user","content":"x"}]})", 400, "max_tokens"},
+      {R"({"model":"m","max_tokens":10,"temperature":3,"messages":[{"role":"user","content":"x"}]})", 400, "temperature"},
+      {R"({"model":"m","max_tokens":10,"messages":[{"role":"system","content":"x"}]})", 400, "messages[0].role"},
+      {R"({"model":"m","max_tokens":10,"messages":[{"role":"user","content":5}]})", 400, "messages[0].content"},
+      {R"({"model":"m","max_tokens":10,"stop_sequences":["1","2","3","4","5"],"messages":[{"role":"user","content":"x"}]})", 400, "stop_sequences"},
+      {R"({"model":"m","max_tokens":10,"tools":[{"name":"f"}],"messages":[{"role":"user","content":"x"}]})", 400, "tools[0].input_schema"},
+      {R"({"model":"m","max_tokens":10,"tools":[{"type":"web_search_20250305","name":"web_search"}],"messages":[{"role":"user","content":"x"}]})", 400, "tools[0].type"},
+  };
+  for (auto& c : cases) {
+    auto e = error_of([&] { parse_anthropic_request(json::parse(c.body)); });
+    EXPECT_EQ(e.status, c.status) << c.body;
+    EXPECT_EQ(e.param, c.param) << c.body;
+  }
+  // count_tokens does not need max_tokens.
+  EXPECT_NO_THROW(parse_anthropic_request(J(R"({"model":"m","messages":[{"role":"user","content":"x"}]})"), true));
+}

@@ -117,3 +117,15 @@ TEST(Sampler, TopPOverAWideFlatHeadWidensBeyondTheFirstCandidates) {
   ASSERT_EQ(head.size(), 2u);
   EXPECT_NEAR(double(head[4000]) / 20000, 2.0 / 3.0, 0.015);
 }
+
+TEST(Sampler, TopKThenTopP) {
+  // probabilities 0.5, 0.3, 0.15, 0.05; top_k 3 renormalises to 0.5/0.95, 0.3/0.95, ...; top_p 0.8
+  // of that keeps the first two (0.526 + 0.316 >= 0.8).
+  std::vector<float> logits = {float(std::log(0.15)), float(std::log(0.5)), float(std::log(0.05)), float(std::log(0.3))};
+  auto counts = histogram(logits, params(1.0, 0.8, 3), 20000, 23);
+  ASSERT_EQ(counts.size(), 2u);
+  EXPECT_GT(counts[1], counts[3]);
+  auto three = histogram(logits, params(1.0, 0.9, 3), 20000, 24);  // 0.842 < 0.9: needs the third
+  EXPECT_EQ(three.size(), 3u);
+  EXPECT_EQ(three.count(2), 0u);
+}

@@ -189,8 +189,9 @@ int inspect(const v4::cli::Args& args) {
   if (hash_layers.empty())
     std::printf("hash layers: none\n");
   else
-    std::printf("hash layers: %lld-%lld (token-id routing via ffn.gate.tid2eid)\n", (long long)hash_layers.front(),
-                (long long)hash_layers.back());
+    std::printf("hash layers: %s (token-id routing via ffn.gate.tid2eid)\n",
+                hash_layers.size() == 1 ? fmt::format("{}", hash_layers[0]).c_str()
+                                        : fmt::format("{}-{}", hash_layers.front(), hash_layers.back()).c_str());
   std::printf("experts: %lld routed (%s, top-%lld, intermediate %lld) + %lld shared; %s scoring, route scale %g\n",
               (long long)c.n_routed_experts, c.expert_dtype.c_str(), (long long)c.num_experts_per_tok,
               (long long)c.moe_intermediate_size, (long long)c.n_shared_experts, c.scoring_func.c_str(),

@@ -1,5 +1,6 @@
 #include "core/config.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cmath>
 #include <fstream>
@@ -311,6 +312,60 @@ ModelConfig ModelConfig::from_file(const std::string& path) {
 
 namespace v4::core {
 
+namespace {
+
+// Indented JSON, one object member per line, short scalar arrays on one line (as HF writes configs).
+void pretty(const json::value& v, int indent, std::string& out) {
+  const std::string pad(size_t(indent + 2), ' ');
+  if (v.is_object()) {
+    if (v.as_object().empty()) {
+      out += "{}";
+      return;
+    }
+    out += "{\n";
+    bool first = true;
+    for (const auto& [k, x] : v.as_object()) {
+      if (!first) out += ",\n";
+      first = false;
+      out += pad + json::serialize(json::string(k)) + ": ";
+      pretty(x, indent + 2, out);
+    }
+    out += "\n" + std::string(size_t(indent), ' ') + "}";
+  } else if (v.is_array() && !v.as_array().empty() &&
+             std::all_of(v.as_array().begin(), v.as_array().end(), [](const json::value& x) { return x.is_number(); })) {
+    out += "[";
+    for (size_t i = 0; i < v.as_array().size(); ++i) {
+      if (i) out += ", ";
+      pretty(v.as_array()[i], indent, out);
+    }
+    out += "]";
+  } else if (v.is_array()) {
+    out += "[";
+    bool first = true;
+    for (const auto& x : v.as_array()) {
+      out += first ? "\n" : ",\n";
+      first = false;
+      out += pad;
+      pretty(x, indent + 2, out);
+    }
+    out += v.as_array().empty() ? "]" : "\n" + std::string(size_t(indent), ' ') + "]";
+  } else if (v.is_double()) {
+    std::string d = fmt::format("{}", v.as_double());  // shortest round-trip form, e.g. 1e-06
+    if (d.find_first_of(".en") == std::string::npos) d += ".0";
+    out += d;
+  } else {
+    out += json::serialize(v);
+  }
+}
+
+std::string pretty_json(const json::value& v) {
+  std::string out;
+  pretty(v, 0, out);
+  return out;
+}
+
+}  // namespace
+
 std::string ModelConfig::to_json_text() const {
   json::object o;
   o["architectures"] = json::array{"DeepseekV4ForCausalLM"};
@@ -370,7 +425,7 @@ std::string ModelConfig::to_json_text() const {
   json::array ratios;
   for (int64_t r : compress_ratios) ratios.push_back(r);
   o["compress_ratios"] = std::move(ratios);
-  return json::serialize(o) + "\n";
+  return pretty_json(o) + "\n";
 }
 
 }  // namespace v4::core

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <climits>
 #include <fstream>
 #include <queue>
@@ -148,10 +149,14 @@ struct Tokenizer::Impl {
   std::unordered_map<std::string, int32_t> bytes_to_id;
   std::array<int32_t, 256> byte_id{};
   PairTable merges;
+  std::vector<PairTable::Entry> byte_pairs;  // merges of two single bytes, indexed by (b0 << 8 | b1)
   std::vector<Regex> splits;
   AddedTrie added;
   bool has_added = false;
   bool ignore_merges = false;
+  // Distinguishes tokenizer instances for the per-thread word cache (addresses can be reused).
+  uint64_t serial = next_serial.fetch_add(1) + 1;
+  static inline std::atomic<uint64_t> next_serial{0};
 
   ~Impl() {
     for (auto& r : splits) pcre2_code_free(r.code);
@@ -237,7 +242,11 @@ void Tokenizer::Impl::bpe(std::string_view piece, std::vector<int32_t>& out) con
       merged[i] = e ? e->merged : -1;
     };
     for (size_t i = 0; i < n; ++i) sym[i] = byte_id[(unsigned char)piece[i]];
-    for (size_t i = 0; i + 1 < m; ++i) lookup(i);
+    for (size_t i = 0; i + 1 < m; ++i) {
+      const PairTable::Entry& e = byte_pairs[size_t((unsigned char)piece[i]) << 8 | (unsigned char)piece[i + 1]];
+      rank[i] = e.key == PairTable::kEmpty ? INT32_MAX : e.rank;
+      merged[i] = e.merged;
+    }
     while (m > 1) {
       size_t best = 0;
       for (size_t i = 1; i + 1 < m; ++i)
@@ -318,6 +327,17 @@ void Tokenizer::Impl::encode_plain(std::string_view text, std::vector<int32_t>& 
   };
   thread_local MatchDataDeleter match_data{pcre2_match_data_create(4, nullptr)};
   md = match_data.p;
+  // A generous JIT stack so long whitespace/letter runs never hit PCRE2's 32 KiB default.
+  struct MatchContext {
+    pcre2_match_context* context = pcre2_match_context_create(nullptr);
+    pcre2_jit_stack* stack = pcre2_jit_stack_create(32 * 1024, 16 * 1024 * 1024, nullptr);
+    MatchContext() { pcre2_jit_stack_assign(context, nullptr, stack); }
+    ~MatchContext() {
+      pcre2_jit_stack_free(stack);
+      pcre2_match_context_free(context);
+    }
+  };
+  thread_local MatchContext match_context;
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   for (const Regex& re : splits) {
     next_pieces.clear();
@@ -325,8 +345,9 @@ void Tokenizer::Impl::encode_plain(std::string_view text, std::vector<int32_t>& 
       size_t end = start + len, pos = start, gap_start = start;
       while (pos < end) {
         // The piece is matched in isolation (lookarounds do not see beyond it), as HF does.
-        int rc = pcre2_match(re.code, subject + start, len, pos - start, 0, md, nullptr);
-        if (rc < 0) break;
+        int rc = pcre2_match(re.code, subject + start, len, pos - start, 0, md, match_context.context);
+        if (rc == PCRE2_ERROR_NOMATCH) break;
+        if (rc < 0) throw TokenizerError("pre-tokenizer regex failed with PCRE2 error " + std::to_string(rc));
         PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
         size_t ms = start + ov[0], me = start + ov[1];
         if (me == ms) {  // empty match: not a split point
@@ -341,7 +362,37 @@ void Tokenizer::Impl::encode_plain(std::string_view text, std::vector<int32_t>& 
     }
     std::swap(pieces, next_pieces);
   }
-  for (auto [start, len] : pieces) bpe(text.substr(start, len), out);
+  // BPE of a piece is a pure function of its bytes, so results are memoised per thread (HF keeps a
+  // word cache too). The cache belongs to one tokenizer instance and is bounded.
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  struct WordCache {
+    uint64_t owner = 0;
+    std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> words;
+  };
+  thread_local WordCache cache;
+  if (cache.owner != serial) {
+    cache.words.clear();
+    cache.owner = serial;
+  }
+  for (auto [start, len] : pieces) {
+    std::string_view piece = text.substr(start, len);
+    if (len > 48) {
+      bpe(piece, out);
+      continue;
+    }
+    auto it = cache.words.find(piece);
+    if (it != cache.words.end()) {
+      out.insert(out.end(), it->second.begin(), it->second.end());
+      continue;
+    }
+    size_t first = out.size();
+    bpe(piece, out);
+    if (cache.words.size() >= 100000) cache.words.clear();
+    cache.words.emplace(std::string(piece), std::vector<int32_t>(out.begin() + std::ptrdiff_t(first), out.end()));
+  }
 }
 
 Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -501,6 +552,11 @@ std::unique_ptr<Tokenizer> Tokenizer::from_json(std::string_view json_text) {
     impl->merges.insert(ia->second, ib->second, rank, im->second);
     ++rank;
   }
+
+  impl->byte_pairs.assign(65536, PairTable::Entry{});
+  for (int a = 0; a < 256; ++a)
+    for (int b = 0; b < 256; ++b)
+      if (const PairTable::Entry* e = impl->merges.find(impl->byte_id[a], impl->byte_id[b])) impl->byte_pairs[a << 8 | b] = *e;
 
   // Added tokens: matched as whole strings before pre-tokenisation.
   if (const json::value* added = find_key(top, "added_tokens"); added && added->is_array()) {

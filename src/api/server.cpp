@@ -134,7 +134,13 @@ struct HttpServer::Impl {
         parser.body_limit(options.body_limit);
         parser.header_limit(64 * 1024);
         stream->expires_after(options.header_timeout);
-        co_await http::async_read(*stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+        co_await http::async_read_header(*stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+        if (!ec && beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+          // curl and others wait for this before sending a large body.
+          http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
+          co_await http::async_write(*stream, cont, net::redirect_error(use_awaitable, ec));
+        }
+        if (!ec) co_await http::async_read(*stream, buffer, parser, net::redirect_error(use_awaitable, ec));
         if (ec) {
           if (ec == http::error::body_limit) {
             std::string target(parser.get().target());
@@ -426,8 +432,11 @@ struct HttpServer::Impl {
         if (sessions.empty()) break;
         for (auto& [id, s] : sessions) {
           if (s.idle) {
-            boost::system::error_code ignored;
-            s.stream->socket().cancel(ignored);
+            // On the session's strand: sockets are not safe to touch from two threads at once.
+            net::post(s.stream->get_executor(), [st = s.stream] {
+              boost::system::error_code ignored;
+              st->socket().cancel(ignored);
+            });
           } else if (!cancelled && std::chrono::steady_clock::now() >= deadline && s.generation) {
             s.generation->cancel();
           }

@@ -507,3 +507,40 @@ TEST(Engine, PrometheusTextHasTheVllmNamesAndCounts) {
                            "# TYPE v4flash:prompt_tokens_total counter\n"})
     EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
 }
+
+TEST(Engine, CallbacksMayCancelAndSubmitFromTheEngineThread) {
+  Fixture f;
+  std::shared_ptr<RequestHandle> handle;
+  std::mutex handle_mutex;
+  auto first = std::make_shared<Collector>(), chained = std::make_shared<Collector>();
+  auto cb = first->callbacks();
+  auto record = cb.on_token;
+  cb.on_token = [&, record](const GeneratedToken& t) {
+    record(t);
+    std::lock_guard lock(handle_mutex);
+    if (first->ids().size() == 3 && handle) handle->cancel();
+  };
+  auto finish = cb.on_finish;
+  cb.on_finish = [&, finish](const FinishInfo& info) {
+    f.engine->submit(request(prompt_of(8, 4), 2), chained->callbacks());  // must not deadlock
+    finish(info);
+  };
+  {
+    std::lock_guard lock(handle_mutex);  // on_token waits until the handle is stored
+    handle = f.engine->submit(request(prompt_of(8, 3), 1000), cb);
+  }
+  ASSERT_TRUE(first->wait());
+  EXPECT_EQ(first->finish->reason, FinishReason::Cancelled);
+  EXPECT_EQ(first->ids().size(), 3u);
+  ASSERT_TRUE(chained->wait());
+  EXPECT_EQ(chained->finish->reason, FinishReason::Length);
+}
+
+TEST(Engine, HandlesOutliveTheEngine) {
+  std::shared_ptr<RequestHandle> handle;
+  {
+    Fixture f;
+    handle = f.engine->submit(request(prompt_of(8, 3), 2), {});
+  }
+  handle->cancel();  // nothing left to cancel, and nothing to crash
+}

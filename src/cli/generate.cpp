@@ -1,5 +1,6 @@
 // v4flash generate: greedy (default) or temperature sampling from the command line.
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -16,6 +17,23 @@
 
 namespace v4::cli {
 namespace {
+
+// An integer option in [lo, hi], with an error that names the option.
+long long int_option(const ArgParser& p, const std::string& name, long long fallback, long long lo, long long hi) {
+  const auto v = p.value(name);
+  if (!v) return fallback;
+  size_t used = 0;
+  long long x = 0;
+  try {
+    x = std::stoll(*v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != v->size() || x < lo || x > hi)
+    throw std::invalid_argument("--" + name + " needs an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                "], got '" + *v + "'");
+  return x;
+}
 
 std::vector<int32_t> parse_ids(std::string text) {
   for (char& ch : text)
@@ -65,14 +83,22 @@ int run_generate(const Args& args) {
   }
   const std::vector<int32_t> prompt = p.value("prompt") ? tokenizer->encode(*p.value("prompt")) : parse_ids(*p.value("tokens"));
   if (prompt.empty()) throw std::invalid_argument("empty prompt");
-  const int max_tokens = std::stoi(p.value_or("max-tokens", "32"));
-  const double temperature = std::stod(p.value_or("temperature", "0"));
-  std::mt19937_64 rng(std::stoull(p.value_or("seed", "0")));
+  const int max_tokens = int(int_option(p, "max-tokens", 32, 1, 1 << 24));
+  double temperature = 0;
+  try {
+    size_t used = 0;
+    const std::string t = p.value_or("temperature", "0");
+    temperature = std::stod(t, &used);
+    if (used != t.size() || !(temperature >= 0) || temperature > 100) throw std::invalid_argument(t);
+  } catch (const std::exception&) {
+    throw std::invalid_argument("--temperature needs a number in [0, 100]");
+  }
+  std::mt19937_64 rng(uint64_t(int_option(p, "seed", 0, 0, INT64_MAX)));
 
   auto ckpt = core::Checkpoint::open(*model_dir);
   model::ModelOptions opts;
   opts.exact = p.flag("exact");
-  opts.threads = std::stoi(p.value_or("threads", "0"));
+  opts.threads = int(int_option(p, "threads", 0, 0, 1024));
   auto model = model::Model::load(*ckpt, opts);
   const int32_t eos = int32_t(model->config().eos_token_id);
 

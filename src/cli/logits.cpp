@@ -16,6 +16,23 @@
 namespace v4::cli {
 namespace {
 
+// An integer option in [lo, hi], with an error that names the option.
+long long int_option(const ArgParser& p, const std::string& name, long long fallback, long long lo, long long hi) {
+  const auto v = p.value(name);
+  if (!v) return fallback;
+  size_t used = 0;
+  long long x = 0;
+  try {
+    x = std::stoll(*v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != v->size() || x < lo || x > hi)
+    throw std::invalid_argument("--" + name + " needs an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                "], got '" + *v + "'");
+  return x;
+}
+
 std::vector<int32_t> parse_token_list(const std::string& text) {
   std::vector<int32_t> ids;
   std::string item;
@@ -97,14 +114,12 @@ int run_logits(const Args& args) {
   }
   const std::vector<int32_t> tokens = read_tokens(p);
   if (tokens.empty()) throw std::invalid_argument("no tokens");
-  const long long prefill = std::stoll(p.value_or("prefill", std::to_string(tokens.size())));
-  if (prefill < 1 || prefill > (long long)tokens.size())
-    throw std::invalid_argument("--prefill must be between 1 and the number of tokens");
+  const long long prefill = int_option(p, "prefill", (long long)tokens.size(), 1, (long long)tokens.size());
 
   auto ckpt = core::Checkpoint::open(*model_dir);
   model::ModelOptions opts;
   opts.exact = p.flag("exact");
-  opts.threads = std::stoi(p.value_or("threads", "0"));
+  opts.threads = int(int_option(p, "threads", 0, 0, 1024));
   auto model = model::Model::load(*ckpt, opts);
   const auto& cfg = model->config();
   const int64_t V = cfg.vocab_size;

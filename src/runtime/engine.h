@@ -131,7 +131,7 @@ struct EngineOptions {
   int step_token_budget = 512;          // new tokens per step (decode tokens + prefill chunk)
   int64_t state_memory_budget = int64_t(8) << 30;   // bytes for running sequence states
   int64_t prefix_cache_budget = int64_t(2) << 30;   // bytes for cached prefix snapshots
-  int threads = 0;
+  int threads = 0;                      // unused: the model's threads are set by model::ModelOptions
   // Token ids -> text. Without one (both null), text deltas are empty, stop strings are refused
   // (std::invalid_argument) and the thinking budget cannot force </think>.
   std::shared_ptr<const text::Tokenizer> tokenizer;
@@ -140,14 +140,15 @@ struct EngineOptions {
   // there, so a sequence is always fed in the same chunks (with or without a cache hit, alone or
   // in a batch) and its results are bitwise reproducible.
   int prefix_block_tokens = 128;
-  // Bytes of state per context token used to reserve memory at admission; 0 = learned from the
-  // states seen so far.
+  // Bytes of state per context token reserved at admission (for prompt + max_tokens, checked
+  // against state_memory_budget); 0 = the architecture's formula (runtime/state_memory.h).
   int64_t state_bytes_per_token = 0;
 };
 
 // Starts the scheduler thread on a loaded model. submit() throws OverloadedError (queue/memory
 // full, shutting down) or std::invalid_argument (empty prompt, id out of vocabulary, prompt beyond
 // the context, more than 4 stop strings, top_logprobs > 20, stop strings without a tokenizer).
+// max_tokens is clamped to what the context leaves after the prompt.
 // Generated tokens: the EOS token ends the request (FinishReason::Stop) without an on_token call
 // but counts in completion_tokens; the token that completes a stop string is delivered (its text
 // cut before the stop) and the request ends with StopString. With params.thinking, once

@@ -33,7 +33,8 @@ constexpr const char* kUsage =
     "  DIR holds config.json, the safetensors and tokenizer.json (or pass --tokenizer).\n"
     "  --api-key: require this key (Authorization: Bearer KEY or x-api-key: KEY) on every route but /health.\n"
     "  --db: managed keys, credit/rate limits and the usage ledger (see `v4flash keys`); --api-key then acts\n"
-    "        as an unmetered operator key.\n";
+    "        as an unmetered operator key.\n"
+    "  --rates FILE: rate cards (JSON, see src/product/rate_card.h) instead of the product sheet's prices.\n";
 
 std::vector<std::string> split_keys(const std::string& s) {
   std::vector<std::string> out;
@@ -72,7 +73,7 @@ int serve(const cli::Args& argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  args.check_known({"model", "host", "port", "api-key", "db", "threads", "tokenizer", "io-threads", "max-body-bytes",
+  args.check_known({"model", "host", "port", "api-key", "db", "rates", "threads", "tokenizer", "io-threads", "max-body-bytes",
                     "max-running", "fake-token-delay-us"},
                    {"fake-engine", "test-hooks", "help"});
   const bool fake = args.flag("fake-engine");
@@ -128,8 +129,12 @@ int serve(const cli::Args& argv) {
     static_keys = split_keys(*k);
     if (static_keys.empty()) throw std::invalid_argument("--api-key needs a non-empty key");
   }
+  auto rates_file = args.value("rates");
+  if (rates_file && !args.value("db")) throw std::invalid_argument("--rates needs --db (the ledger it prices)");
   if (auto db = args.value("db")) {
-    auto gate = std::make_shared<api::AccountsGate>(std::shared_ptr<product::Accounts>(product::Accounts::open(*db)), static_keys);
+    auto rates = rates_file ? product::RateCards::from_file(*rates_file) : product::RateCards::defaults();
+    auto gate = std::make_shared<api::AccountsGate>(
+        std::shared_ptr<product::Accounts>(product::Accounts::open(*db, std::move(rates))), static_keys);
     auth = gate;
     usage = gate;
     spdlog::info("managed keys and usage ledger: {}", *db);

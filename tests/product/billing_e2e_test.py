@@ -50,12 +50,12 @@ def free_port():
 
 
 class Server:
-    def __init__(self, binary, tokenizer, db, delay_us=2000):
+    def __init__(self, binary, tokenizer, db, delay_us=2000, extra=()):
         self.port = free_port()
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [binary, "serve", "--fake-engine", "--tokenizer", tokenizer, "--port", str(self.port), "--db", db,
-             "--fake-token-delay-us", str(delay_us), "--max-running", "256"],
+             "--fake-token-delay-us", str(delay_us), "--max-running", "256", *extra],
             stdout=self.log, stderr=self.log)
         deadline = time.time() + 60
         while True:
@@ -478,6 +478,33 @@ def test_postgres(binary, tokenizer):
         subprocess.run(["rm", "-rf", pgdir])
 
 
+def test_custom_rate_card(binary, tokenizer, tmp):
+    """serve --rates FILE: the ledger prices at the configured card, and records the rates in force."""
+    db = os.path.join(tmp, "custom.db")
+    rates = os.path.join(tmp, "rates.json")
+    with open(rates, "w") as f:  # USD per 1M tokens -> 1000 / 500 / 2000 n$ per token
+        json.dump({"models": {"deepseek-v4-flash": {"input": 1, "cached_input": "0.5", "output": 2.0}}}, f)
+    key = create_key(binary, db, "custom")
+    server = Server(binary, tokenizer, db, extra=("--rates", rates))
+    try:
+        res = send(server.port, "chat", key["key"], body_for("chat", "deepseek-v4-flash", "custom prices", False, 16))
+        other = send(server.port, "chat", key["key"], body_for("chat", "deepseek-v4-flash:variant1", "no card", False, 16))
+    finally:
+        server.stop()
+    check(other["status"] == 400, f"model without a rate card: status {other['status']}")
+    rows = wait_for_row(db, res["id"]) if res["status"] == 200 else []
+    if check(len(rows) == 1, f"custom rates: {res['status']}, {len(rows)} rows"):
+        r = rows[0]
+        prompt, cached, out, _ = res["usage"]
+        check((r["input_rate_nano"], r["cached_input_rate_nano"], r["output_rate_nano"]) == (1000, 500, 2000),
+              f"custom rates in force: {r}")
+        check(r["cost_nano"] == (prompt - cached) * 1000 + cached * 500 + out * 2000, f"custom rates cost: {r}")
+    bad = subprocess.run([binary, "serve", "--fake-engine", "--tokenizer", tokenizer, "--db", db, "--rates",
+                          os.path.join(tmp, "missing.json")], capture_output=True, text=True, timeout=60)
+    check(bad.returncode != 0 and "rate card" in bad.stderr, f"missing rate card file: {bad.returncode} {bad.stderr}")
+    print("custom rate card: ok", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
@@ -494,6 +521,7 @@ def main():
         finally:
             server.stop()
         test_kill9(a.binary, a.tokenizer, db)
+        test_custom_rate_card(a.binary, a.tokenizer, tmp)
     test_postgres(a.binary, a.tokenizer)
     if FAILURES:
         print(f"{len(FAILURES)} check(s) failed")

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
+#include <limits>
 #include <map>
 
 namespace v4::text {
@@ -222,12 +224,15 @@ std::string encode_arguments(const json::value* arguments) {
   json::object args;
   bool parsed = false;
   if (arguments && arguments->is_string()) {
-    boost::system::error_code ec;
-    json::value v = json::parse(arguments->get_string(), ec);
-    if (!ec) {
+    json::value v;
+    try {
+      v = parse_json_exact(arguments->get_string());
+      parsed = true;
+    } catch (const std::invalid_argument&) {
+    }
+    if (parsed) {
       if (!v.is_object()) fail("tool call arguments must be a JSON object");
       args = std::move(v.get_object());
-      parsed = true;
     }
   }
   if (!parsed) args["arguments"] = arguments ? *arguments : json::value(nullptr);
@@ -516,7 +521,187 @@ std::vector<json::object> drop_thinking_messages(const std::vector<json::object>
   return result;
 }
 
+// A strict JSON reader with Python's json.loads semantics where they matter for re-serialising:
+// doubles correctly rounded (std::from_chars), NaN/Infinity accepted, duplicate keys keep their
+// first position and last value.
+class ExactJsonReader {
+ public:
+  explicit ExactJsonReader(std::string_view text) : s_(text) {}
+  json::value read() {
+    json::value v = value(0);
+    skip_ws();
+    if (i_ != s_.size()) throw std::invalid_argument("trailing characters");
+    return v;
+  }
+
+ private:
+  std::string_view s_;
+  size_t i_ = 0;
+
+  [[noreturn]] void bad(const char* what) { throw std::invalid_argument(std::string("invalid JSON: ") + what); }
+  void skip_ws() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+  }
+  bool eat(std::string_view word) {
+    if (s_.substr(i_, word.size()) != word) return false;
+    i_ += word.size();
+    return true;
+  }
+  json::value value(int depth) {
+    if (depth > 256) bad("nested too deeply");
+    skip_ws();
+    if (i_ >= s_.size()) bad("unexpected end");
+    char c = s_[i_];
+    if (c == '{') {
+      ++i_;
+      json::object o;
+      skip_ws();
+      if (eat("}")) return o;
+      for (;;) {
+        skip_ws();
+        if (i_ >= s_.size() || s_[i_] != '"') bad("expected a key");
+        std::string key = string();
+        skip_ws();
+        if (!eat(":")) bad("expected ':'");
+        o[key] = value(depth + 1);
+        skip_ws();
+        if (eat("}")) return o;
+        if (!eat(",")) bad("expected ',' or '}'");
+      }
+    }
+    if (c == '[') {
+      ++i_;
+      json::array a;
+      skip_ws();
+      if (eat("]")) return a;
+      for (;;) {
+        a.push_back(value(depth + 1));
+        skip_ws();
+        if (eat("]")) return a;
+        if (!eat(",")) bad("expected ',' or ']'");
+      }
+    }
+    if (c == '"') return json::value(json::string(string()));
+    if (eat("true")) return true;
+    if (eat("false")) return false;
+    if (eat("null")) return nullptr;
+    if (eat("NaN")) return std::numeric_limits<double>::quiet_NaN();
+    if (eat("Infinity")) return std::numeric_limits<double>::infinity();
+    if (eat("-Infinity")) return -std::numeric_limits<double>::infinity();
+    return number();
+  }
+  json::value number() {
+    size_t start = i_;
+    if (i_ < s_.size() && s_[i_] == '-') ++i_;
+    if (i_ >= s_.size() || !std::isdigit((unsigned char)s_[i_])) bad("bad number");
+    if (s_[i_] == '0') ++i_;
+    else while (i_ < s_.size() && std::isdigit((unsigned char)s_[i_])) ++i_;
+    bool is_float = false;
+    if (i_ < s_.size() && s_[i_] == '.') {
+      is_float = true;
+      ++i_;
+      if (i_ >= s_.size() || !std::isdigit((unsigned char)s_[i_])) bad("bad fraction");
+      while (i_ < s_.size() && std::isdigit((unsigned char)s_[i_])) ++i_;
+    }
+    if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
+      is_float = true;
+      ++i_;
+      if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
+      if (i_ >= s_.size() || !std::isdigit((unsigned char)s_[i_])) bad("bad exponent");
+      while (i_ < s_.size() && std::isdigit((unsigned char)s_[i_])) ++i_;
+    }
+    const char* b = s_.data() + start;
+    const char* e = s_.data() + i_;
+    if (!is_float) {
+      int64_t v;
+      if (auto r = std::from_chars(b, e, v); r.ec == std::errc() && r.ptr == e) return v;
+      uint64_t u;
+      if (auto r = std::from_chars(b, e, u); r.ec == std::errc() && r.ptr == e) return u;
+    }
+    double d;
+    auto r = std::from_chars(b, e, d);
+    if (r.ec == std::errc::result_out_of_range) {
+      d = std::strtod(std::string(b, e).c_str(), nullptr);  // inf or 0 with the right sign, as Python
+    } else if (r.ec != std::errc() || r.ptr != e) {
+      bad("bad number");
+    }
+    return d;
+  }
+  unsigned hex4() {
+    if (i_ + 4 > s_.size()) bad("short \\u escape");
+    unsigned v = 0;
+    for (int k = 0; k < 4; ++k) {
+      char c = s_[i_++];
+      v <<= 4;
+      if (c >= '0' && c <= '9') v |= unsigned(c - '0');
+      else if (c >= 'a' && c <= 'f') v |= unsigned(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F') v |= unsigned(c - 'A' + 10);
+      else bad("bad \\u escape");
+    }
+    return v;
+  }
+  static void put_utf8(std::string& out, uint32_t cp) {
+    if (cp < 0x80) {
+      out.push_back(char(cp));
+    } else if (cp < 0x800) {
+      out.push_back(char(0xC0 | (cp >> 6)));
+      out.push_back(char(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+      out.push_back(char(0xE0 | (cp >> 12)));
+      out.push_back(char(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(char(0x80 | (cp & 0x3F)));
+    } else {
+      out.push_back(char(0xF0 | (cp >> 18)));
+      out.push_back(char(0x80 | ((cp >> 12) & 0x3F)));
+      out.push_back(char(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(char(0x80 | (cp & 0x3F)));
+    }
+  }
+  std::string string() {
+    ++i_;  // opening quote
+    std::string out;
+    for (;;) {
+      if (i_ >= s_.size()) bad("unterminated string");
+      char c = s_[i_++];
+      if (c == '"') return out;
+      if ((unsigned char)c < 0x20) bad("control character in string");
+      if (c != '\\') {
+        out.push_back(c);
+        continue;
+      }
+      if (i_ >= s_.size()) bad("unterminated escape");
+      char e = s_[i_++];
+      switch (e) {
+        case '"': out.push_back('"'); break;
+        case '\\': out.push_back('\\'); break;
+        case '/': out.push_back('/'); break;
+        case 'b': out.push_back('\b'); break;
+        case 'f': out.push_back('\f'); break;
+        case 'n': out.push_back('\n'); break;
+        case 'r': out.push_back('\r'); break;
+        case 't': out.push_back('\t'); break;
+        case 'u': {
+          uint32_t cp = hex4();
+          if (cp >= 0xD800 && cp <= 0xDBFF && s_.substr(i_, 2) == "\\u") {
+            size_t save = i_;
+            i_ += 2;
+            uint32_t lo = hex4();
+            if (lo >= 0xDC00 && lo <= 0xDFFF) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            else i_ = save;
+          }
+          if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;  // a lone surrogate cannot be UTF-8
+          put_utf8(out, cp);
+          break;
+        }
+        default: bad("bad escape");
+      }
+    }
+  }
+};
+
 }  // namespace
+
+json::value parse_json_exact(std::string_view text) { return ExactJsonReader(text).read(); }
 
 std::string python_json_dumps(const json::value& value) {
   std::string out;

@@ -45,6 +45,12 @@ boost::json::array attach_request_fields(boost::json::array messages, const boos
 // Prompt -> ids (added tokens recognised, no automatic BOS: the prompt carries it).
 std::vector<int32_t> encode_prompt_tokens(const Tokenizer& tokenizer, const std::string& prompt);
 
+// JSON text -> value with Python json.loads semantics that matter when re-serialising: doubles
+// correctly rounded (Boost.JSON 1.81's parser is not, which changes 17-digit floats), NaN/Infinity
+// accepted, duplicate keys keep their first position and last value. Throws std::invalid_argument.
+// Use it for request bodies whose numbers end up in the prompt (tool schemas, response_format).
+boost::json::value parse_json_exact(std::string_view text);
+
 // Python's json.dumps(value, ensure_ascii=False) with default separators (", ", ": "), keys in
 // the object's order, floats as Python repr.
 std::string python_json_dumps(const boost::json::value& value);

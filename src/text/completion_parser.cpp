@@ -54,11 +54,17 @@ bool parse_invoke(std::string_view s, ToolCall& call) {
   while (ws < header.size() && (header[ws] == ' ' || header[ws] == '\n' || header[ws] == '\t' || header[ws] == '\r'))
     ++ws;
   header.remove_prefix(ws);
-  constexpr std::string_view kNameOpen = "name=\"", kNameClose = "\">\n";
-  if (!starts_with(header, kNameOpen) || header.size() < kNameOpen.size() + kNameClose.size() ||
-      header.substr(header.size() - kNameClose.size()) != kNameClose)
-    return false;
-  call.name = std::string(header.substr(kNameOpen.size(), header.size() - kNameOpen.size() - kNameClose.size()));
+  // The official pattern is ^\s*name="(.*?)">\n$ where Python's $ also matches before one final
+  // newline, so an invoke without parameters may be followed by an empty line.
+  constexpr std::string_view kNameOpen = "name=\"";
+  std::string_view close_with_blank = "\">\n\n", close = "\">\n";
+  auto ends_with = [&](std::string_view suffix) {
+    return header.size() >= kNameOpen.size() + suffix.size() && header.substr(header.size() - suffix.size()) == suffix;
+  };
+  if (!starts_with(header, kNameOpen)) return false;
+  size_t close_len = ends_with(close_with_blank) ? close_with_blank.size() : ends_with(close) ? close.size() : 0;
+  if (close_len == 0) return false;
+  call.name = std::string(header.substr(kNameOpen.size(), header.size() - kNameOpen.size() - close_len));
 
   std::vector<std::pair<std::string, std::string>> args;  // key -> JSON value text
   std::string_view rest = header_end == std::string_view::npos ? std::string_view() : s.substr(header_end);

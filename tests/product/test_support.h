@@ -1,11 +1,14 @@
 #pragma once
 // Test helpers: temporary directories and a throwaway PostgreSQL cluster (scripts/pg-test.sh),
-// started once per test process on first use and stopped at exit.
+// started once per test process on first use and stopped at exit. V4_TEST_PG_URL=postgresql://...
+// (a server where the user may CREATE DATABASE, URL ending in "/postgres?..." or "/postgres") uses
+// that server instead.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -53,11 +56,15 @@ class PgCluster {
 
   // A URL to a new, empty database of the cluster.
   std::string new_database() {
-    std::string name = "t" + std::to_string(getpid()) + "_" + std::to_string(counter_++);
+    std::string name = "t" + std::to_string(getpid()) + "_" + std::to_string(counter_++) + "_" +
+                       std::to_string(std::chrono::steady_clock::now().time_since_epoch().count() % 1000000);
     auto admin = open_postgres_store(base_url_);
     admin->exec("CREATE DATABASE " + name);
     std::string url = base_url_;
-    url.replace(url.find("/postgres?"), 10, "/" + name + "?");
+    size_t at = url.find("/postgres?");
+    if (at != std::string::npos) url.replace(at, 10, "/" + name + "?");
+    else if (url.size() > 9 && url.compare(url.size() - 9, 9, "/postgres") == 0) url.replace(url.size() - 9, 9, "/" + name);
+    else throw std::runtime_error("the PostgreSQL URL must name the database 'postgres': " + base_url_);
     return url;
   }
 
@@ -71,6 +78,10 @@ class PgCluster {
 
  private:
   PgCluster() {
+    if (const char* external = std::getenv("V4_TEST_PG_URL"); external && *external) {
+      base_url_ = external;
+      return;
+    }
     dir_ = make_temp_dir("pg");
     auto [status, out] = run_command("bash '" V4_SOURCE_DIR "/scripts/pg-test.sh' start '" + dir_ + "'");
     if (status == 77) {

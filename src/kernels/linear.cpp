@@ -137,6 +137,7 @@ struct F32Rows {
   int64_t cols;
   const float* row = nullptr;
   V4_INLINE void select(int64_t r) { row = data + r * cols; }
+  V4_INLINE const void* at(int64_t c) const { return row + c * kChunk; }
   V4_INLINE __m512 chunk(int64_t c, __mmask16 m) const { return _mm512_maskz_loadu_ps(m, row + c * kChunk); }
   V4_INLINE void pair(int64_t c0, __m512& w0, __m512& w1) const {
     w0 = _mm512_loadu_ps(row + c0 * kChunk);
@@ -149,6 +150,7 @@ struct BF16Rows {
   int64_t cols;
   const uint16_t* row = nullptr;
   V4_INLINE void select(int64_t r) { row = data + r * cols; }
+  V4_INLINE const void* at(int64_t c) const { return row + c * kChunk; }
   static V4_INLINE __m512 widen(__m256i h) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
   }
@@ -175,6 +177,7 @@ struct F8Rows {
     row = data + r * cols;
     scale_row = scale + (r / kFp8Block) * scale_cols;
   }
+  V4_INLINE const void* at(int64_t c) const { return row + c * kChunk; }
   // True when every block scale of the row keeps scale * 2^8 finite (E8M0 < 247); otherwise the
   // row is decoded by the scalar definition (never the case for real checkpoints).
   bool row_is_regular() const {
@@ -214,6 +217,7 @@ struct F4Rows {
     row = data + r * (cols / 2);
     scale_row = scale + r * (cols / kFp4Group);
   }
+  V4_INLINE const void* at(int64_t c) const { return row + c * (kChunk / 2); }
   V4_INLINE void group(int64_t g, __m512& even, __m512& odd) const {
     const __m512 t = _mm512_mul_ps(_mm512_loadu_ps(kE2m1.data()), _mm512_set1_ps(kE8m0[scale_row[g]]));
     const __m512i z = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + g * 16)));
@@ -250,9 +254,14 @@ struct RowSet {
 };
 
 // T rows of x (stride ldx) x R weight rows, decoding straight into the multiply-adds.
+// While a tile streams its R rows it prefetches the same columns of the next R rows (`next_r0`,
+// or -1 at the end of the range): every row stream is short (4 KiB for an FP8 row of 4096), too
+// short for the hardware prefetcher to ramp up on four interleaved streams.
 template <int R, int T, class Rows>
-void fused_tile(const Rows& proto, int64_t r0, int64_t cols, const float* x, int64_t ldx, float* out, int64_t ldo) {
+void fused_tile(const Rows& proto, int64_t r0, int64_t next_r0, int64_t cols, const float* x, int64_t ldx, float* out,
+                int64_t ldo) {
   const RowSet<R, Rows> set(proto, r0);
+  const RowSet<R, Rows> next(proto, next_r0 >= 0 ? next_r0 : r0);
   __m512 acc[R][T];
 #pragma GCC unroll 16
   for (int k = 0; k < R; ++k)
@@ -264,6 +273,10 @@ void fused_tile(const Rows& proto, int64_t r0, int64_t cols, const float* x, int
     __m512 w0[R], w1[R];
 #pragma GCC unroll 16
     for (int k = 0; k < R; ++k) set.rows[k].pair(c0, w0[k], w1[k]);
+    if (next_r0 >= 0) {
+#pragma GCC unroll 16
+      for (int k = 0; k < R; ++k) _mm_prefetch(static_cast<const char*>(next.rows[k].at(c0)), _MM_HINT_T0);
+    }
 #pragma GCC unroll 16
     for (int i = 0; i < T; ++i) {
       __m512 xv = _mm512_loadu_ps(x + i * ldx + c0 * kChunk);
@@ -346,12 +359,13 @@ constexpr int kXTile = 4;      // x rows per tile
 constexpr int64_t kPanelChunks = 32;  // 512 columns: R decoded panel rows = 8 KiB, L1-resident
 
 template <int R, class Rows>
-void fused_rows(const Rows& proto, int64_t r0, int64_t cols, const float* x, int64_t n, float* out, int64_t ldo) {
+void fused_rows(const Rows& proto, int64_t r0, int64_t next_r0, int64_t cols, const float* x, int64_t n, float* out,
+                int64_t ldo) {
   switch (n) {
-    case 1: fused_tile<R, 1>(proto, r0, cols, x, cols, out, ldo); break;
-    case 2: fused_tile<R, 2>(proto, r0, cols, x, cols, out, ldo); break;
-    case 3: fused_tile<R, 3>(proto, r0, cols, x, cols, out, ldo); break;
-    default: fused_tile<R, 4>(proto, r0, cols, x, cols, out, ldo); break;
+    case 1: fused_tile<R, 1>(proto, r0, next_r0, cols, x, cols, out, ldo); break;
+    case 2: fused_tile<R, 2>(proto, r0, next_r0, cols, x, cols, out, ldo); break;
+    case 3: fused_tile<R, 3>(proto, r0, next_r0, cols, x, cols, out, ldo); break;
+    default: fused_tile<R, 4>(proto, r0, next_r0, cols, x, cols, out, ldo); break;
   }
 }
 
@@ -398,11 +412,14 @@ void fast_rows(const Rows& proto, const Weight& weight, const float* x, int64_t 
   }
   if (n <= kXTile && all_regular) {
     int64_t r0 = row_begin;
-    for (; r0 + kRowTile <= row_end; r0 += kRowTile) fused_rows<kRowTile>(proto, r0, cols, x, n, out + r0, rows);
+    for (; r0 + kRowTile <= row_end; r0 += kRowTile) {
+      const int64_t next = r0 + 2 * kRowTile <= row_end ? r0 + kRowTile : -1;
+      fused_rows<kRowTile>(proto, r0, next, cols, x, n, out + r0, rows);
+    }
     switch (row_end - r0) {
-      case 1: fused_rows<1>(proto, r0, cols, x, n, out + r0, rows); break;
-      case 2: fused_rows<2>(proto, r0, cols, x, n, out + r0, rows); break;
-      case 3: fused_rows<3>(proto, r0, cols, x, n, out + r0, rows); break;
+      case 1: fused_rows<1>(proto, r0, -1, cols, x, n, out + r0, rows); break;
+      case 2: fused_rows<2>(proto, r0, -1, cols, x, n, out + r0, rows); break;
+      case 3: fused_rows<3>(proto, r0, -1, cols, x, n, out + r0, rows); break;
       default: break;
     }
     return;

@@ -1,0 +1,103 @@
+"""`v4flash bench kernels|decode|prefill --json`: the JSON fields exist, the byte and FLOP counts
+match an independent count from the safetensors header, and the ratios are the quotients they
+claim to be. Usage: bench_cli_test.py V4FLASH TINY_CHECKPOINT_DIR"""
+import json
+import math
+import struct
+import subprocess
+import sys
+
+exe, ckpt = sys.argv[1], sys.argv[2]
+
+
+def run(*args):
+    out = subprocess.run([exe, "bench", *args], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def close(a, b, rel=2e-3, abs_=2e-3):
+    return math.isclose(a, b, rel_tol=rel, abs_tol=abs_)
+
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+
+
+# --- kernels -------------------------------------------------------------------------------------
+k = run("kernels", "--threads", "1", "--batch", "1,2", "--repeats", "1", "--buffer-mib", "16",
+        "--working-set-mib", "16", "--json")
+check(len(k["read_bw"]) == 1 and k["read_bw"][0]["threads"] == 1 and k["read_bw"][0]["gbs_best"] > 0, "read_bw")
+expected_bytes = {  # data + E8M0 scales, from the format definitions
+    ("F8_E4M3", 4096, 4096): 4096 * 4096 + 32 * 32,
+    ("I8", 2048, 4096): 2048 * 4096 // 2 + 2048 * (4096 // 32),
+    ("BF16", 4096, 4096): 4096 * 4096 * 2,
+    ("F32", 4096, 4096): 4096 * 4096 * 4,
+}
+seen = set()
+bw = k["read_bw"][0]["gbs_best"]
+for r in k["linear"]:
+    key = (r["dtype"], r["rows"], r["cols"])
+    check(key in expected_bytes, f"unexpected case {key}")
+    check(r["bytes"] == expected_bytes.get(key), f"bytes of {key}: {r['bytes']}")
+    seen.add((key, r["n"]))
+    check(r["ms_min"] > 0 and r["ms_median"] >= r["ms_min"], f"times of {key}")
+    check(close(r["gbs_best"], r["bytes"] / (r["ms_min"] * 1e-3) / 1e9, rel=2e-2), f"GB/s of {key}")
+    check(close(r["bw_ratio"], r["gbs_best"] / bw, rel=2e-2), f"ratio of {key}")
+check(len(seen) == 8, f"cases: {sorted(seen)}")
+
+# --- independent cost of one token from the checkpoint header ------------------------------------
+with open(f"{ckpt}/config.json") as f:
+    cfg = json.load(f)
+with open(f"{ckpt}/model.safetensors", "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    header = json.loads(f.read(n))
+dense_b = routed_b = embed_row = head_b = 0.0
+dense_p = routed_p = head_p = 0.0
+for name, t in header.items():
+    if name == "__metadata__" or name.startswith("mtp."):
+        continue
+    nbytes = t["data_offsets"][1] - t["data_offsets"][0]
+    params = math.prod(t["shape"]) * (2 if t["dtype"] == "I8" else 1) * (0 if t["dtype"] == "F8_E8M0" else 1)
+    if name == "embed.weight":
+        embed_row = nbytes / cfg["vocab_size"]
+    elif name == "head.weight":
+        head_b, head_p = nbytes, params
+    elif ".ffn.gate.tid2eid" in name:
+        dense_b += nbytes / cfg["vocab_size"]
+    elif ".ffn.experts." in name:
+        routed_b += nbytes
+        routed_p += params
+    else:
+        dense_b += nbytes
+        dense_p += params
+E, k_, L = cfg["n_routed_experts"], cfg["num_experts_per_tok"], cfg["num_hidden_layers"]
+weights_per_token = dense_b + head_b + routed_b / E * k_ + embed_row  # batch 1, state excluded
+flops_decode = 2 * (dense_p + routed_p / E * k_ + head_p)
+
+d = run("decode", "--model", ckpt, "--threads", "1", "--tokens", "2", "--prompt", "4", "--repeats", "1",
+        "--buffer-mib", "16", "--json")
+for key in ("tokens_per_s", "bytes_per_token", "read_bw_gbs", "bw_ratio"):
+    check(key in d and d[key] > 0, f"decode {key}")
+state = d["bytes_per_token"] - weights_per_token
+check(0 <= state < 4e6, f"decode bytes_per_token {d['bytes_per_token']} vs weights {weights_per_token}")
+check(close(d["flops_per_token"], flops_decode, rel=1e-6), f"decode flops {d['flops_per_token']} vs {flops_decode}")
+check(close(d["bw_ratio"], d["bytes_per_token"] * d["tokens_per_s"] / 1e9 / d["read_bw_gbs"], rel=2e-2),
+      "decode bw_ratio")
+
+chunk = 8
+p = run("prefill", "--model", ckpt, "--threads", "1", "--tokens", str(chunk), "--repeats", "1", "--json")
+flops_prefill = 2 * (dense_p + routed_p / E * k_ + head_p / chunk)
+for key in ("tokens_per_s", "flops_per_token", "peak_gflops", "flops_ratio"):
+    check(key in p and p[key] > 0, f"prefill {key}")
+check(close(p["flops_per_token"], flops_prefill, rel=1e-6), f"prefill flops {p['flops_per_token']} vs {flops_prefill}")
+check(close(p["flops_ratio"], p["flops_per_token"] * p["tokens_per_s"] / 1e9 / p["peak_gflops"], rel=2e-2),
+      "prefill flops_ratio")
+
+if failures:
+    print("FAILED:\n  " + "\n  ".join(failures))
+    sys.exit(1)
+print("bench CLI: OK")

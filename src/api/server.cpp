@@ -355,8 +355,10 @@ struct HttpServer::Impl {
     res.set(http::field::content_type, "text/event-stream; charset=utf-8");
     res.set(http::field::cache_control, "no-cache");
     res.set("x-accel-buffering", "no");
-    res.keep_alive(keep_alive);
-    res.chunked(true);
+    // HTTP/1.0 has no chunked encoding: the stream then ends with the connection.
+    const bool chunked = version >= 11;
+    res.keep_alive(keep_alive && chunked);
+    res.chunked(chunked);
     http::response_serializer<http::empty_body> sr{res};
     stream->expires_after(std::chrono::seconds(60));
     co_await http::async_write_header(*stream, sr, net::redirect_error(use_awaitable, ec));
@@ -364,7 +366,10 @@ struct HttpServer::Impl {
     auto write_chunk = [&](const std::string& text) -> awaitable<bool> {
       if (text.empty()) co_return true;
       stream->expires_after(std::chrono::seconds(60));
-      co_await net::async_write(*stream, http::make_chunk(net::buffer(text)), net::redirect_error(use_awaitable, ec));
+      if (chunked)
+        co_await net::async_write(*stream, http::make_chunk(net::buffer(text)), net::redirect_error(use_awaitable, ec));
+      else
+        co_await net::async_write(*stream, net::buffer(text), net::redirect_error(use_awaitable, ec));
       stream->expires_never();
       co_return !ec;
     };
@@ -401,6 +406,7 @@ struct HttpServer::Impl {
       co_return false;
     }
     stream->expires_after(std::chrono::seconds(60));
+    if (!chunked) co_return false;
     co_await net::async_write(*stream, http::make_chunk_last(), net::redirect_error(use_awaitable, ec));
     stream->expires_never();
     co_return !ec && keep_alive;

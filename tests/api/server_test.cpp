@@ -403,3 +403,27 @@ TEST(Server, ManagedKeysAdmissionAndLedgerThroughAccounts) {
   std::error_code ec;
   fs::remove(db, ec);
 }
+
+TEST(Server, Http10StreamIsPlainAndEndsWithTheConnection) {
+  Harness h(fake());
+  net::io_context ioc;
+  tcp::socket s(ioc);
+  s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), h.port()));
+  std::string body = R"({"model":"deepseek-v4-flash","stream":true,"messages":[{"role":"user","content":"Hi"}]})";
+  std::string req = "POST /v1/chat/completions HTTP/1.0\r\nAuthorization: Bearer sk-test\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n" + body;
+  net::write(s, net::buffer(req));
+  std::string all;
+  boost::system::error_code ec;
+  char buf[4096];
+  for (;;) {
+    size_t n = s.read_some(net::buffer(buf), ec);
+    all.append(buf, n);
+    if (ec) break;
+  }
+  EXPECT_EQ(ec, net::error::eof);
+  EXPECT_EQ(all.rfind("HTTP/1.0 200", 0), 0u) << all.substr(0, 200);
+  EXPECT_EQ(all.find("Transfer-Encoding"), std::string::npos);
+  EXPECT_NE(all.find("\r\n\r\ndata: {"), std::string::npos) << "SSE starts right after the header, no chunk size";
+  EXPECT_NE(all.find("data: [DONE]\n\n"), std::string::npos);
+}

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Build and start the API server.
 #   bash scripts/run.sh                      # demo: tiny random-weight checkpoint in demo/tiny
-#   bash scripts/run.sh --model /path/to/DeepSeek-V4-Flash [--api-key KEY] [--port 8000] ...
+#   bash scripts/run.sh --model /path/to/DeepSeek-V4-Flash [--port 8000] ...
 # Every argument is passed to `v4flash serve`; PORT (default 8000) sets the port unless --port is given.
+# Unless --db or --api-key is given, the embedded default is used: a SQLite ledger demo/v4flash.db
+# with one API key, created on the first run and kept in demo/api-key.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
@@ -14,11 +16,12 @@ if [ ! -d node_modules ]; then
 fi
 
 args=("$@")
-have_model=0; have_port=0
+have_model=0; have_port=0; have_auth=0
 for a in "${args[@]}"; do
   case "$a" in
     --model|--model=*) have_model=1 ;;
     --port|--port=*) have_port=1 ;;
+    --db|--db=*|--api-key|--api-key=*|--fake-engine) have_auth=1 ;;
   esac
 done
 
@@ -30,6 +33,16 @@ if [ "$have_model" = 0 ]; then
   fi
   echo "run: no --model given: serving the demo checkpoint demo/tiny (RANDOM weights: the text is meaningless)"
   args+=(--model demo/tiny)
+fi
+if [ "$have_auth" = 0 ]; then
+  mkdir -p demo
+  if [ ! -s demo/api-key.txt ] || [ ! -f demo/v4flash.db ]; then
+    rm -f demo/v4flash.db demo/v4flash.db-wal demo/v4flash.db-shm
+    ( umask 077; "$BIN" keys create --db demo/v4flash.db --name demo --json |
+      sed -n 's/.*"key" *: *"\([^"]*\)".*/\1/p' > demo/api-key.txt )
+  fi
+  echo "run: ledger demo/v4flash.db; API key (also in demo/api-key.txt): $(cat demo/api-key.txt)"
+  args+=(--db demo/v4flash.db)
 fi
 [ "$have_port" = 1 ] || args+=(--port "${PORT:-8000}")
 exec "$BIN" serve "${args[@]}"

@@ -1,0 +1,101 @@
+// llama.cpp (via node-llama-cpp, installed in bench/.peer by peer-llamacpp.sh) on a GGUF written by
+// `v4flash export-gguf`: timed prompt eval of N tokens and timed decode of M tokens, one thread count
+// per process (a failed graph build in llama.cpp is an abort, not an exception).
+//   node bench/peer_llamacpp.mjs --model X.gguf --threads T [--prompt 512] [--gen 16] [--repeats 3]
+//        [--smoke] [--timings]
+// --smoke: load, evaluate a short prompt, greedy-generate 8 tokens, print them and the top logits.
+// Prints one JSON line: {"engine":"llama.cpp","threads":T,"prompt":N,"gen":M,"pp_tps":..,...}.
+import {createRequire} from "node:module";
+import path from "node:path";
+import {fileURLToPath} from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const require = createRequire(path.join(here, ".peer", "package.json"));
+const {getLlama, LlamaLogLevel} = await import(require.resolve("node-llama-cpp"));
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  if (fallback === true || fallback === false) return true;
+  return process.argv[i + 1];
+}
+const modelPath = arg("model");
+if (!modelPath) {
+  console.error("usage: node bench/peer_llamacpp.mjs --model X.gguf --threads T [--prompt N] [--gen M] [--repeats R] [--smoke]");
+  process.exit(2);
+}
+const threads = Number(arg("threads", "1"));
+const promptLen = Number(arg("prompt", "512"));
+const genLen = Number(arg("gen", "16"));
+const repeats = Number(arg("repeats", "3"));
+const smoke = arg("smoke", false);
+const timings = arg("timings", false);
+
+// Deterministic token ids (xorshift), avoiding the first 2 ids (BOS/EOS in our exports).
+function tokens(count, vocab, seed) {
+  let x = seed >>> 0 || 1;
+  const out = [];
+  for (let i = 0; i < count; i++) {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    out.push(2 + (x % (vocab - 2)));
+  }
+  return out;
+}
+const stats = (v) => {
+  const s = [...v].sort((a, b) => a - b);
+  return {min: s[0], median: s[Math.floor(s.length / 2)]};
+};
+
+const llama = await getLlama({gpu: false, build: "never", maxThreads: 0, logLevel: LlamaLogLevel.warn});
+let t0 = performance.now();
+const model = await llama.loadModel({modelPath, gpuLayers: 0, useMmap: true});
+const loadSeconds = (performance.now() - t0) / 1000;
+const embd = (model.fileInfo.tensorInfo ?? []).find((t) => t.name === "token_embd.weight");
+const vocab = Number(arg("vocab", "0")) || (embd ? Number(embd.dimensions[1]) : 0);
+if (!vocab) throw new Error("cannot tell the vocabulary size: pass --vocab V");
+const ctxSize = Math.max(256, promptLen + genLen + 16);
+const ctx = await model.createContext({contextSize: ctxSize, batchSize: Math.max(promptLen, 32), sequences: 1,
+  threads: {ideal: threads, min: threads}, flashAttention: false, performanceTracking: true});
+if (ctx.currentThreads !== threads) console.error(`warning: context runs ${ctx.currentThreads} threads, asked ${threads}`);
+const seq = ctx.getSequence();
+
+if (smoke) {
+  const ids = tokens(Math.min(promptLen, 64), vocab, 1234);
+  const res = await seq.controlledEvaluate([...ids.slice(0, -1),
+    [ids.at(-1), {generateNext: {token: true, logits: true, options: {temperature: 0}}}]]);
+  const {token, logits} = res.at(-1).next;
+  const top = [...logits.entries()].slice(0, 5).map(([t, l]) => [t, Number(l.toFixed(4))]);
+  const generated = [token];
+  for await (const t of seq.evaluate([token], {temperature: 0})) {
+    generated.push(t);
+    if (generated.length >= 8) break;
+  }
+  console.log(JSON.stringify({engine: "llama.cpp", smoke: true, threads, vocab, prompt: ids.length, load_s: loadSeconds,
+    n_logits: logits.size, top_logits: top, greedy: generated,
+    finite: [...logits.values()].every(Number.isFinite)}));
+  process.exit(0);
+}
+
+const prompt = tokens(promptLen, vocab, 42);
+const next = tokens(genLen, vocab, 7);
+const pp = [], tg = [];
+for (let r = 0; r <= repeats; r++) {  // run 0 is a warm-up
+  await seq.clearHistory();
+  t0 = performance.now();
+  await seq.evaluateWithoutGeneratingNewTokens(prompt);
+  const ppSeconds = (performance.now() - t0) / 1000;
+  t0 = performance.now();
+  for (const t of next) await seq.evaluateWithoutGeneratingNewTokens([t]);  // one llama_decode per token
+  const tgSeconds = (performance.now() - t0) / 1000;
+  if (r > 0) pp.push(promptLen / ppSeconds), tg.push(genLen / tgSeconds);
+}
+if (timings) {
+  llama.logLevel = LlamaLogLevel.info;
+  await ctx.printTimings();
+}
+const p = stats(pp), g = stats(tg);
+// tokens/s: best = max (the min time), median
+console.log(JSON.stringify({engine: "llama.cpp", threads, prompt: promptLen, gen: genLen, repeats, load_s: loadSeconds,
+  pp_tps: Math.max(...pp), pp_tps_median: p.median, tg_tps: Math.max(...tg), tg_tps_median: g.median}));
+await ctx.dispose();
+await model.dispose();

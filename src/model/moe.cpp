@@ -74,9 +74,10 @@ void moe_forward(const ForwardContext& ctx, const MoeWeights& w, int64_t layer, 
     }
   }
 
-  // Run each expert once over the tokens that chose it; results are kept per (token, slot) and
-  // summed per token in ascending expert order, as the reference accumulates them.
-  std::vector<float> routed(size_t(n * K * D), 0.0f);
+  // Run each expert once over the tokens that chose it. Experts go in ascending id, so every
+  // token accumulates its routed outputs in ascending expert order (as the reference does), then
+  // the shared expert's.
+  std::fill_n(out, n * D, 0.0f);
   std::vector<float> xe, we, ye;
   std::vector<int64_t> slots;
   for (int64_t e = 0; e < E; ++e) {
@@ -86,31 +87,22 @@ void moe_forward(const ForwardContext& ctx, const MoeWeights& w, int64_t layer, 
     if (slots.empty()) continue;
     const int64_t m = int64_t(slots.size());
     xe.resize(size_t(m * D));
-    we.resize(static_cast<size_t>(m));
+    we.resize(size_t(m));
     ye.resize(size_t(m * D));
     for (int64_t j = 0; j < m; ++j) {
       std::copy_n(x + (slots[size_t(j)] / K) * D, D, xe.data() + j * D);
       we[size_t(j)] = wt[size_t(slots[size_t(j)])];
     }
     expert_forward(ctx, w.experts[size_t(e)], xe.data(), we.data(), m, ye.data());
-    for (int64_t j = 0; j < m; ++j) std::copy_n(ye.data() + j * D, D, routed.data() + slots[size_t(j)] * D);
+    for (int64_t j = 0; j < m; ++j) {
+      float* oi = out + (slots[size_t(j)] / K) * D;
+      const float* y = ye.data() + j * D;
+      for (int64_t d = 0; d < D; ++d) oi[d] += y[d];
+    }
   }
   std::vector<float> shared(size_t(n * D));
   expert_forward(ctx, w.shared, x, nullptr, n, shared.data());
-  std::vector<int64_t> slot_order(static_cast<size_t>(K));
-  for (int64_t i = 0; i < n; ++i) {
-    std::iota(slot_order.begin(), slot_order.end(), 0);
-    const int32_t* ids = idx.data() + i * K;
-    std::stable_sort(slot_order.begin(), slot_order.end(), [&](int64_t a, int64_t b) { return ids[a] < ids[b]; });
-    float* oi = out + i * D;
-    std::fill_n(oi, D, 0.0f);
-    for (int64_t k : slot_order) {
-      const float* y = routed.data() + (i * K + k) * D;
-      for (int64_t d = 0; d < D; ++d) oi[d] += y[d];
-    }
-    const float* sh = shared.data() + i * D;
-    for (int64_t d = 0; d < D; ++d) oi[d] += sh[d];
-  }
+  for (int64_t i = 0; i < n * D; ++i) out[i] += shared[size_t(i)];
 }
 
 }  // namespace v4::model

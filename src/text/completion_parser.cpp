@@ -93,14 +93,15 @@ bool parse_invoke(std::string_view s, ToolCall& call) {
     rest.remove_prefix(1);
   }
   if (header_end == std::string_view::npos && !s.empty() && s.back() != '\n') return false;
-  call.arguments = "{";
+  std::string arguments(1, '{');
   for (size_t i = 0; i < args.size(); ++i) {
-    if (i) call.arguments += ", ";
-    call.arguments.append(python_json_dumps(boost::json::string(args[i].first)));
-    call.arguments.append(": ");
-    call.arguments.append(args[i].second);
+    if (i) arguments += ", ";
+    arguments += python_json_dumps(boost::json::string(args[i].first));
+    arguments += ": ";
+    arguments += args[i].second;
   }
-  call.arguments += "}";
+  arguments += '}';
+  call.arguments = std::move(arguments);
   return true;
 }
 

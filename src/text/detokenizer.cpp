@@ -63,6 +63,9 @@ IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& tokenizer, Detok
   pass_through_ids_.assign(tokenizer_.vocab_size(), false);
   for (const auto& s : options_.pass_through)
     if (auto id = tokenizer_.token_id(s)) pass_through_ids_[*id] = true;
+  if (options_.pass_through_dsml)
+    for (int32_t id : tokenizer_.added_token_ids())
+      if (tokenizer_.token_bytes(id).find("｜DSML｜") != std::string::npos) pass_through_ids_[id] = true;
 }
 
 std::string IncrementalDetokenizer::push(int32_t id) {

@@ -17,6 +17,9 @@ struct DetokenizerOptions {
   // Special/added token strings that are still emitted as text. The default lets the completion
   // parser see the reasoning and tool-call markup of DeepSeek V4.
   std::vector<std::string> pass_through = {"<think>", "</think>", "｜DSML｜"};
+  // Also emit every added token whose text contains "｜DSML｜" (a vocabulary may have whole
+  // "<｜DSML｜tool_calls>"-style tokens).
+  bool pass_through_dsml = true;
 };
 
 class IncrementalDetokenizer {

@@ -153,6 +153,7 @@ struct Tokenizer::Impl {
   std::vector<Regex> splits;
   AddedTrie added;
   bool has_added = false;
+  std::vector<int32_t> added_ids;
   bool ignore_merges = false;
   // Distinguishes tokenizer instances for the per-thread word cache (addresses can be reused).
   uint64_t serial = next_serial.fetch_add(1) + 1;
@@ -581,6 +582,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_json(std::string_view json_text) {
       impl->kind[i] = special ? 3 : 2;
       impl->bytes_to_id[c] = int32_t(i);
       impl->added.add(c, int32_t(i));
+      impl->added_ids.push_back(int32_t(i));
       impl->has_added = true;
     }
   }
@@ -638,6 +640,7 @@ bool Tokenizer::is_valid(int32_t id) const {
   return id >= 0 && size_t(id) < impl_->kind.size() && impl_->kind[id] != 0;
 }
 bool Tokenizer::is_special(int32_t id) const { return is_valid(id) && impl_->kind[id] == 3; }
+const std::vector<int32_t>& Tokenizer::added_token_ids() const { return impl_->added_ids; }
 bool Tokenizer::is_added(int32_t id) const { return is_valid(id) && impl_->kind[id] >= 2; }
 
 }  // namespace v4::text

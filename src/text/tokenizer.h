@@ -42,6 +42,7 @@ class Tokenizer {
   bool is_valid(int32_t id) const;    // id maps to a token
   bool is_special(int32_t id) const;  // an added token marked "special"
   bool is_added(int32_t id) const;    // any added token
+  const std::vector<int32_t>& added_token_ids() const;  // every added token, in file order
 
   struct Impl;
 

@@ -2,6 +2,8 @@
 // tokens are silent unless passed through.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "text/detokenizer.h"
 #include "text_test_util.h"
 
@@ -62,6 +64,22 @@ TEST(Detokenizer, AddedTokensAreSilentUnlessAsked) {
   std::string plain;
   for (int32_t id : ids) plain += none.push(id);
   EXPECT_EQ(plain, "hiwhyok");
+}
+
+TEST(Detokenizer, DsmlMarkupReachesTheParser) {
+  const Tokenizer& tok = v4_like_tokenizer();
+  auto ids = tok.encode("x\n\n<｜DSML｜tool_calls>\n</｜DSML｜tool_calls>");
+  ASSERT_NE(std::find(ids.begin(), ids.end(), 128825), ids.end());
+  std::string out, stripped;
+  IncrementalDetokenizer detok(tok);
+  IncrementalDetokenizer strict(tok, DetokenizerOptions{.emit_all_special = false, .pass_through = {}, .pass_through_dsml = false});
+  for (int32_t id : ids) {
+    out += detok.push(id);
+    stripped += strict.push(id);
+  }
+  EXPECT_EQ(out, "x\n\n<｜DSML｜tool_calls>\n</｜DSML｜tool_calls>");
+  EXPECT_EQ(stripped, "x\n\n<tool_calls>\n</tool_calls>");
+  EXPECT_EQ(testing::v3_tokenizer().added_token_ids().size(), 818u);  // spec §5: V3 has 818 added tokens
 }
 
 TEST(Detokenizer, FlushReplacesAnUnfinishedCharacter) {

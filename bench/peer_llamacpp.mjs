@@ -59,6 +59,45 @@ const ctx = await model.createContext({contextSize: ctxSize, batchSize: Math.max
 if (ctx.currentThreads !== threads) console.error(`warning: context runs ${ctx.currentThreads} threads, asked ${threads}`);
 const seq = ctx.getSequence();
 
+// --reference FILE.json {tokens, F, G0, G} (from the tiny fixture's reference-exact outputs): compare
+// llama.cpp's last-position logits after 320 and 384 prompt tokens and its 32 greedy tokens.
+const referencePath = arg("reference", "");
+if (referencePath) {
+  const fs = await import("node:fs");
+  const ref = JSON.parse(fs.readFileSync(referencePath, "utf8"));
+  const lastLogits = async (ids) => {
+    await seq.clearHistory();
+    const res = await seq.controlledEvaluate([...ids.slice(0, -1),
+      [ids.at(-1), {generateNext: {token: true, logits: true, options: {temperature: 0}}}]]);
+    const {token, logits} = res.at(-1).next;
+    const row = new Array(vocab).fill(NaN);
+    for (const [t, l] of logits) row[t] = l;
+    return {token, row};
+  };
+  const compare = (got, want) => {
+    let maxAbs = 0, sumAbs = 0, argGot = 0, argWant = 0;
+    for (let i = 0; i < want.length; i++) {
+      const d = Math.abs(got[i] - want[i]);
+      maxAbs = Math.max(maxAbs, Number.isNaN(d) ? Infinity : d), sumAbs += d;
+      if (got[i] > got[argGot]) argGot = i;
+      if (want[i] > want[argWant]) argWant = i;
+    }
+    return {max_abs: maxAbs, mean_abs: sumAbs / want.length, argmax: argGot, argmax_ref: argWant};
+  };
+  const g = await lastLogits(ref.tokens.slice(0, 320));
+  const generated = [g.token];
+  for await (const t of seq.evaluate([g.token], {temperature: 0})) {
+    generated.push(t);
+    if (generated.length >= ref.G.length) break;
+  }
+  let same = 0;
+  while (same < ref.G.length && generated[same] === ref.G[same]) same++;
+  const f = await lastLogits(ref.tokens);
+  console.log(JSON.stringify({engine: "llama.cpp", threads, G0: compare(g.row, ref.G0), F: compare(f.row, ref.F),
+    greedy_equal_prefix: same, greedy: generated}));
+  process.exit(0);
+}
+
 if (smoke) {
   const ids = tokens(Math.min(promptLen, 64), vocab, 1234);
   const res = await seq.controlledEvaluate([...ids.slice(0, -1),

@@ -150,7 +150,9 @@ class EngineImpl final : public Engine {
                                               config_.max_position_embeddings - int64_t(request.prompt.size())));
     seq->reserved_bytes = projected_bytes(int64_t(request.prompt.size()) + params.max_tokens);
     if (seq->reserved_bytes > options_.state_memory_budget)
-      throw OverloadedError("request needs more state memory than the engine's budget");
+      throw OverloadedError("request needs " + std::to_string(seq->reserved_bytes >> 20) +
+                            " MiB of sequence state (prompt + max_tokens), more than the engine's budget of " +
+                            std::to_string(options_.state_memory_budget >> 20) + " MiB");
     seq->rng = RequestRng(params.seed ? *params.seed : std::random_device{}() * 0x100000001ull ^ std::random_device{}());
     seq->text = StopTextStream(params.stop);
     seq->in_reasoning = params.thinking;

@@ -120,11 +120,14 @@ const next = tokens(genLen, vocab, 7);
 const pp = [], tg = [];
 for (let r = 0; r <= repeats; r++) {  // run 0 is a warm-up
   await seq.clearHistory();
+  // Like `v4flash bench`, every forward computes the last position's logits (llama.cpp skips the
+  // output head for positions nobody asked logits for), then a greedy pick over them.
+  const greedy = {generateNext: {token: true, options: {temperature: 0}}};
   t0 = performance.now();
-  await seq.evaluateWithoutGeneratingNewTokens(prompt);
+  await seq.controlledEvaluate([...prompt.slice(0, -1), [prompt.at(-1), greedy]]);
   const ppSeconds = (performance.now() - t0) / 1000;
   t0 = performance.now();
-  for (const t of next) await seq.evaluateWithoutGeneratingNewTokens([t]);  // one llama_decode per token
+  for (const t of next) await seq.controlledEvaluate([[t, greedy]]);  // one llama_decode per token
   const tgSeconds = (performance.now() - t0) / 1000;
   if (r > 0) pp.push(promptLen / ppSeconds), tg.push(genLen / tgSeconds);
 }

@@ -1,6 +1,7 @@
 #pragma once
 // Subcommand registry: each src/cli/*.cpp registers its commands with V4_COMMAND, so adding a
 // command never touches main.cpp.
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -34,12 +35,17 @@ class ArgParser {
   std::string value_or(const std::string& name, const std::string& fallback) const;
   bool flag(const std::string& name) const;  // --name present
   std::vector<std::string> positional() const;  // arguments not starting with --
+  // Integer value of --name in [lo, hi] (fallback when absent); the error names the option.
+  int64_t integer(const std::string& name, int64_t fallback, int64_t lo, int64_t hi) const;
   // Throws std::invalid_argument naming the first --option not in `known`.
   void check_known(const std::vector<std::string>& known, const std::vector<std::string>& flags = {}) const;
 
  private:
   const Args& args_;
 };
+
+// Token ids separated by commas or white space ("1,2, 3"); throws naming the bad item.
+std::vector<int32_t> parse_token_ids(const std::string& text);
 
 }  // namespace v4::cli
 

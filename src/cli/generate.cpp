@@ -18,42 +18,7 @@
 namespace v4::cli {
 namespace {
 
-// An integer option in [lo, hi], with an error that names the option.
-long long int_option(const ArgParser& p, const std::string& name, long long fallback, long long lo, long long hi) {
-  const auto v = p.value(name);
-  if (!v) return fallback;
-  size_t used = 0;
-  long long x = 0;
-  try {
-    x = std::stoll(*v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != v->size() || x < lo || x > hi)
-    throw std::invalid_argument("--" + name + " needs an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                                "], got '" + *v + "'");
-  return x;
-}
 
-std::vector<int32_t> parse_ids(std::string text) {
-  for (char& ch : text)
-    if (ch == ',') ch = ' ';
-  std::istringstream in(text);
-  std::vector<int32_t> ids;
-  std::string item;
-  while (in >> item) {
-    size_t used = 0;
-    long long v = -1;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != item.size() || v < 0 || v > INT32_MAX) throw std::invalid_argument("bad token id '" + item + "'");
-    ids.push_back(int32_t(v));
-  }
-  return ids;
-}
 
 int32_t pick(const std::vector<float>& logits, double temperature, std::mt19937_64& rng) {
   if (temperature <= 0) return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
@@ -81,9 +46,9 @@ int run_generate(const Args& args) {
     if (!std::filesystem::exists(tok_path)) throw std::invalid_argument("--prompt needs a tokenizer: " + tok_path + " not found");
     tokenizer = text::Tokenizer::from_file(tok_path);
   }
-  const std::vector<int32_t> prompt = p.value("prompt") ? tokenizer->encode(*p.value("prompt")) : parse_ids(*p.value("tokens"));
+  const std::vector<int32_t> prompt = p.value("prompt") ? tokenizer->encode(*p.value("prompt")) : parse_token_ids(*p.value("tokens"));
   if (prompt.empty()) throw std::invalid_argument("empty prompt");
-  const int max_tokens = int(int_option(p, "max-tokens", 32, 1, 1 << 24));
+  const int max_tokens = int(p.integer("max-tokens", 32, 1, 1 << 24));
   double temperature = 0;
   try {
     size_t used = 0;
@@ -93,12 +58,12 @@ int run_generate(const Args& args) {
   } catch (const std::exception&) {
     throw std::invalid_argument("--temperature needs a number in [0, 100]");
   }
-  std::mt19937_64 rng(uint64_t(int_option(p, "seed", 0, 0, INT64_MAX)));
+  std::mt19937_64 rng(uint64_t(p.integer("seed", 0, 0, INT64_MAX)));
 
   auto ckpt = core::Checkpoint::open(*model_dir);
   model::ModelOptions opts;
   opts.exact = p.flag("exact");
-  opts.threads = int(int_option(p, "threads", 0, 0, 1024));
+  opts.threads = int(p.integer("threads", 0, 0, 1024));
   auto model = model::Model::load(*ckpt, opts);
   const int32_t eos = int32_t(model->config().eos_token_id);
 

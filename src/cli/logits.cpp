@@ -16,54 +16,18 @@
 namespace v4::cli {
 namespace {
 
-// An integer option in [lo, hi], with an error that names the option.
-long long int_option(const ArgParser& p, const std::string& name, long long fallback, long long lo, long long hi) {
-  const auto v = p.value(name);
-  if (!v) return fallback;
-  size_t used = 0;
-  long long x = 0;
-  try {
-    x = std::stoll(*v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != v->size() || x < lo || x > hi)
-    throw std::invalid_argument("--" + name + " needs an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                                "], got '" + *v + "'");
-  return x;
-}
 
-std::vector<int32_t> parse_token_list(const std::string& text) {
-  std::vector<int32_t> ids;
-  std::string item;
-  std::string cleaned = text;
-  for (char& ch : cleaned)
-    if (ch == ',' || ch == '\n' || ch == '\t' || ch == '\r') ch = ' ';
-  std::istringstream in(cleaned);
-  while (in >> item) {
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != item.size() || v < 0 || v > INT32_MAX) throw std::invalid_argument("bad token id '" + item + "'");
-    ids.push_back(int32_t(v));
-  }
-  return ids;
-}
 
 std::vector<int32_t> read_tokens(const ArgParser& p) {
   auto inline_list = p.value("tokens");
   auto file = p.value("tokens-file");
   if (inline_list.has_value() == file.has_value()) throw std::invalid_argument("give exactly one of --tokens or --tokens-file");
-  if (inline_list) return parse_token_list(*inline_list);
+  if (inline_list) return parse_token_ids(*inline_list);
   std::ifstream f(*file);
   if (!f) throw std::invalid_argument("cannot read " + *file);
   std::stringstream ss;
   ss << f.rdbuf();
-  return parse_token_list(ss.str());
+  return parse_token_ids(ss.str());
 }
 
 // Minimal safetensors output: F32 / I32 tensors, header padded to 8 bytes.
@@ -114,12 +78,12 @@ int run_logits(const Args& args) {
   }
   const std::vector<int32_t> tokens = read_tokens(p);
   if (tokens.empty()) throw std::invalid_argument("no tokens");
-  const long long prefill = int_option(p, "prefill", (long long)tokens.size(), 1, (long long)tokens.size());
+  const long long prefill = p.integer("prefill", (long long)tokens.size(), 1, (long long)tokens.size());
 
   auto ckpt = core::Checkpoint::open(*model_dir);
   model::ModelOptions opts;
   opts.exact = p.flag("exact");
-  opts.threads = int(int_option(p, "threads", 0, 0, 1024));
+  opts.threads = int(p.integer("threads", 0, 0, 1024));
   auto model = model::Model::load(*ckpt, opts);
   const auto& cfg = model->config();
   const int64_t V = cfg.vocab_size;

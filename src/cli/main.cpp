@@ -1,4 +1,5 @@
 // v4flash: one executable, many subcommands (serve, inspect, synth, logits, generate, tokenize, ...).
+#include <climits>
 #include <cstdio>
 #include <exception>
 #include <optional>
@@ -50,6 +51,43 @@ std::vector<std::string> ArgParser::positional() const {
     out.push_back(args_[i]);
   }
   return out;
+}
+
+int64_t ArgParser::integer(const std::string& name, int64_t fallback, int64_t lo, int64_t hi) const {
+  const auto v = value(name);
+  if (!v) return fallback;
+  size_t used = 0;
+  long long x = 0;
+  try {
+    x = std::stoll(*v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != v->size() || x < lo || x > hi)
+    throw std::invalid_argument("--" + name + " needs an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                "], got '" + *v + "'");
+  return x;
+}
+
+std::vector<int32_t> parse_token_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t end = text.find_first_of(", \t\r\n", i);
+    const std::string item = text.substr(i, end == std::string::npos ? std::string::npos : end - i);
+    i = end == std::string::npos ? text.size() : end + 1;
+    if (item.empty()) continue;
+    size_t used = 0;
+    long long v = -1;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size() || v < 0 || v > INT32_MAX) throw std::invalid_argument("bad token id '" + item + "'");
+    ids.push_back(int32_t(v));
+  }
+  return ids;
 }
 
 void ArgParser::check_known(const std::vector<std::string>& known, const std::vector<std::string>& flags) const {

@@ -45,20 +45,6 @@ std::vector<std::string> split_keys(const std::string& s) {
   return out;
 }
 
-int parse_int(const cli::ArgParser& args, const std::string& name, int fallback, int lo, int hi) {
-  auto v = args.value(name);
-  if (!v) return fallback;
-  size_t used = 0;
-  int n = 0;
-  try {
-    n = std::stoi(*v, &used);
-  } catch (...) {
-    used = 0;
-  }
-  if (used != v->size() || n < lo || n > hi)
-    throw std::invalid_argument("--" + name + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
-  return n;
-}
 
 // Random-weight checkpoints (the tiny fixture, `v4flash synth`) produce meaningless text.
 bool looks_random(const fs::path& dir, const core::ModelConfig& cfg) {
@@ -85,10 +71,10 @@ int serve(const cli::Args& argv) {
 
   api::ServerOptions sopts;
   sopts.host = args.value_or("host", "127.0.0.1");
-  sopts.port = uint16_t(parse_int(args, "port", 8000, 0, 65535));
-  sopts.threads = parse_int(args, "io-threads", 2, 1, 256);
-  sopts.body_limit = size_t(parse_int(args, "max-body-bytes", 32 << 20, 1024, 1 << 30));
-  const int engine_threads = parse_int(args, "threads", 0, 0, 4096);
+  sopts.port = uint16_t(args.integer("port", 8000, 0, 65535));
+  sopts.threads = int(args.integer("io-threads", 2, 1, 256));
+  sopts.body_limit = size_t(args.integer("max-body-bytes", 32 << 20, 1024, 1 << 30));
+  const int engine_threads = int(args.integer("threads", 0, 0, 4096));
 
   fs::path tokenizer_path;
   if (auto t = args.value("tokenizer")) tokenizer_path = *t;
@@ -102,8 +88,8 @@ int serve(const cli::Args& argv) {
   bool random_weights = true;
   if (fake) {
     api::FakeEngineOptions fo;
-    fo.max_running = parse_int(args, "max-running", 64, 1, 1 << 20);
-    fo.token_delay_us = parse_int(args, "fake-token-delay-us", 200, 0, 10'000'000);
+    fo.max_running = int(args.integer("max-running", 64, 1, 1 << 20));
+    fo.token_delay_us = int(args.integer("fake-token-delay-us", 200, 0, 10'000'000));
     engine = api::create_fake_engine(tokenizer, fo);
     spdlog::warn("serving the FAKE engine (--fake-engine): scripted answers, no model");
   } else {
@@ -117,7 +103,7 @@ int serve(const cli::Args& argv) {
                    tokenizer->vocab_size(), model->config().vocab_size);
     runtime::EngineOptions eo;
     eo.threads = engine_threads;
-    eo.max_running = parse_int(args, "max-running", eo.max_running, 1, 4096);
+    eo.max_running = int(args.integer("max-running", eo.max_running, 1, 4096));
     eo.tokenizer = tokenizer;
     engine = runtime::create_engine(std::move(model), eo);
   }

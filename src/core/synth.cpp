@@ -348,6 +348,9 @@ SynthResult write_synthetic_checkpoint(const SynthOptions& options, const std::s
     write_text(dir / "tokenizer.json", out);
   }
   write_text(dir / "config.json", c.to_json_text());
+  // Tells `serve` (and people) that this model's text is meaningless, whatever its shape.
+  write_text(dir / "RANDOM_WEIGHTS", "written by v4flash synth (seed " + std::to_string(options.seed) +
+                                         "): random weights, the text it generates is meaningless\n");
 
   // Group tensors into files: tiny -> one model.safetensors; flash -> model-level tensors, then
   // one shard per layer (the official checkpoint is sharded the same way, with an index).

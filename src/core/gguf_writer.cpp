@@ -303,8 +303,12 @@ Vocab vocab_from_tokenizer_json(const std::string& path, int64_t vocab_size) {
     if (doc.as_object().contains("added_tokens"))
       for (const json::value& t : doc.at("added_tokens").as_array()) {
         const json::object& o = t.as_object();
-        const bool special = o.contains("special") && o.at("special").as_bool();
-        set(o.at("id").to_number<int64_t>(), std::string(o.at("content").as_string()), special ? kControl : kUserDefined);
+        const std::string content(o.at("content").as_string());
+        // Like llama.cpp's converter: "<｜...｜>" / "<|...|>" added tokens count as control tokens too.
+        const bool looks_special = (content.starts_with("<｜") && content.ends_with("｜>")) ||
+                                   (content.starts_with("<|") && content.ends_with("|>"));
+        const bool special = (o.contains("special") && o.at("special").as_bool()) || looks_special;
+        set(o.at("id").to_number<int64_t>(), content, special ? kControl : kUserDefined);
       }
   } catch (const CheckpointError&) {
     throw;

@@ -18,6 +18,7 @@
 #include "core/codecs.h"
 #include "core/dequant.h"
 #include "core/gguf_writer.h"
+#include "core/synth.h"
 
 namespace {
 
@@ -474,6 +475,50 @@ TEST(GgufEncoders, HalfFloatAndBadShapes) {
   const std::string path = std::filesystem::temp_directory_path() / ("v4_gguf_short_" + std::to_string(::getpid()));
   EXPECT_THROW(w.write(path), std::runtime_error);  // producer wrote 4 of 16 bytes
   std::filesystem::remove(path);
+}
+
+}  // namespace
+
+namespace {
+
+// The tokenizer.json path: a synthetic tiny checkpoint with a hand-written tokenizer beside it.
+TEST(GgufTokenizer, VocabularyMergesAndTokenTypesFromTokenizerJson) {
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("v4_gguf_tok_" + std::to_string(::getpid()));
+  SynthOptions so;
+  so.layers = 2;
+  write_synthetic_checkpoint(so, dir);
+  auto write_tokenizer = [&](const std::string& text) { std::ofstream(dir + "/tokenizer.json") << text; };
+  write_tokenizer(R"({"model": {"type": "BPE", "vocab": {"a": 2, "b": 3, "ab": 4},
+      "merges": ["a b", ["ab", "b"]]},
+    "added_tokens": [{"id": 0, "content": "<bos>", "special": true},
+                     {"id": 1, "content": "<eos>", "special": true},
+                     {"id": 5, "content": "<｜fim▁hole｜>", "special": false},
+                     {"id": 6, "content": "plain", "special": false}]})");
+  auto ckpt = Checkpoint::open(dir);
+  make_deepseek4_gguf(*ckpt).write(dir + "/t.gguf");
+  const Gguf g = read_gguf(dir + "/t.gguf");
+  const auto& tokens = g.kv.at("tokenizer.ggml.tokens").arr;
+  const auto& types = g.kv.at("tokenizer.ggml.token_type").arr;
+  ASSERT_EQ(tokens.size(), size_t(ckpt->config().vocab_size));
+  EXPECT_EQ(tokens[0].s, "<bos>");
+  EXPECT_EQ(tokens[3].s, "b");
+  EXPECT_EQ(tokens[4].s, "ab");
+  EXPECT_EQ(tokens[7].s, "[PAD7]");
+  const std::vector<int64_t> want_types = {3, 3, 1, 1, 1, 3, 4, 5};  // control, normal, user-defined, unused
+  for (size_t i = 0; i < want_types.size(); ++i) EXPECT_EQ(types[i].i, want_types[i]) << i;
+  const auto& merges = g.kv.at("tokenizer.ggml.merges").arr;
+  ASSERT_EQ(merges.size(), 2u);
+  EXPECT_EQ(merges[0].s, "a b");
+  EXPECT_EQ(merges[1].s, "ab b");
+  // Bad tokenizers are clear errors, not crashes.
+  write_tokenizer(R"({"model": {"vocab": {"a": 999999}, "merges": []}})");
+  EXPECT_THROW(make_deepseek4_gguf(*ckpt), CheckpointError);
+  write_tokenizer("{not json");
+  EXPECT_THROW(make_deepseek4_gguf(*ckpt), CheckpointError);
+  write_tokenizer(R"({"model": {"vocab": [], "merges": []}})");
+  EXPECT_THROW(make_deepseek4_gguf(*ckpt), CheckpointError);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

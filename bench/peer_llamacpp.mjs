@@ -59,12 +59,28 @@ const ctx = await model.createContext({contextSize: ctxSize, batchSize: Math.max
 if (ctx.currentThreads !== threads) console.error(`warning: context runs ${ctx.currentThreads} threads, asked ${threads}`);
 const seq = ctx.getSequence();
 
-// --reference FILE.json {tokens, F, G0, G} (from the tiny fixture's reference-exact outputs): compare
+// --reference ../shared/fixtures/tiny-v4/reference-exact.safetensors (or a JSON {tokens, F, G0, G}): compare
 // llama.cpp's last-position logits after 320 and 384 prompt tokens and its 32 greedy tokens.
 const referencePath = arg("reference", "");
 if (referencePath) {
   const fs = await import("node:fs");
-  const ref = JSON.parse(fs.readFileSync(referencePath, "utf8"));
+  // A .safetensors path reads the fixture file directly (A.tokens, F.logits, G.logits row 0, G.generated).
+  const readReference = (file) => {
+    const buf = fs.readFileSync(file);
+    const n = Number(buf.readBigUInt64LE(0));
+    const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8"));
+    const get = (key) => {
+      const {dtype, data_offsets: [a, b]} = header[key];
+      const bytes = buf.subarray(8 + n + a, 8 + n + b);
+      const copy = new Uint8Array(bytes).buffer;  // aligned copy for the typed view
+      return Array.from(dtype === "I32" ? new Int32Array(copy) : new Float32Array(copy));
+    };
+    const tokens = get("A.tokens");
+    const G0 = get("G.logits").slice(0, get("F.logits").length);
+    return {tokens, F: get("F.logits"), G0, G: get("G.generated")};
+  };
+  const ref = referencePath.endsWith(".safetensors") ? readReference(referencePath)
+    : JSON.parse(fs.readFileSync(referencePath, "utf8"));
   const lastLogits = async (ids) => {
     await seq.clearHistory();
     const res = await seq.controlledEvaluate([...ids.slice(0, -1),

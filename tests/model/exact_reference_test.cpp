@@ -11,22 +11,8 @@ namespace {
 
 constexpr double kLogitTolerance = 1e-4;
 
-class ExactReference : public ::testing::Test {
+class ExactReference : public ReferenceSuite<true> {
  protected:
-  static void SetUpTestSuite() {
-    ModelOptions opts;
-    opts.exact = true;
-    opts.threads = 2;
-    model_ = Model::load(tiny_checkpoint(), opts).release();
-    ref_ = new ReferenceFile("reference-exact.safetensors");
-  }
-  static void TearDownTestSuite() {
-    delete model_;
-    delete ref_;
-    model_ = nullptr;
-    ref_ = nullptr;
-  }
-  int64_t vocab() const { return model_->config().vocab_size; }
 
   void check_case(const std::string& name, size_t prefill) {
     const std::vector<int32_t> tokens = ref_->ints(name + ".tokens");
@@ -39,11 +25,7 @@ class ExactReference : public ::testing::Test {
     EXPECT_EQ(c.argmax_agreement, 1.0) << "case " << name;
   }
 
-  static Model* model_;
-  static ReferenceFile* ref_;
 };
-Model* ExactReference::model_ = nullptr;
-ReferenceFile* ExactReference::ref_ = nullptr;
 
 TEST_F(ExactReference, CaseA_Prefill320ThenDecode) { check_case("A", 320); }
 TEST_F(ExactReference, CaseB_Prefill100ThenDecodeAcrossWindowAndBlock) { check_case("B", 100); }

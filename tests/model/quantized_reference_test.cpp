@@ -8,21 +8,8 @@
 namespace v4::model::testing {
 namespace {
 
-class QuantizedReference : public ::testing::Test {
+class QuantizedReference : public ReferenceSuite<false> {
  protected:
-  static void SetUpTestSuite() {
-    ModelOptions opts;  // exact = false: quantisers on
-    opts.threads = 2;
-    model_ = Model::load(tiny_checkpoint(), opts).release();
-    ref_ = new ReferenceFile("reference-qat.safetensors");
-  }
-  static void TearDownTestSuite() {
-    delete model_;
-    delete ref_;
-    model_ = nullptr;
-    ref_ = nullptr;
-  }
-  int64_t vocab() const { return model_->config().vocab_size; }
   Comparison run_case(const std::string& name, size_t prefill) {
     const std::vector<int32_t> tokens = ref_->ints(name + ".tokens");
     const Comparison c = compare_rows(run_teacher_forced(*model_, tokens, prefill), ref_->floats(name + ".logits"), vocab());
@@ -30,11 +17,7 @@ class QuantizedReference : public ::testing::Test {
                 c.max_abs, c.mean_abs, c.min_cosine, 100 * c.argmax_agreement);
     return c;
   }
-  static Model* model_;
-  static ReferenceFile* ref_;
 };
-Model* QuantizedReference::model_ = nullptr;
-ReferenceFile* QuantizedReference::ref_ = nullptr;
 
 TEST_F(QuantizedReference, CaseA) {
   const Comparison c = run_case("A", 320);

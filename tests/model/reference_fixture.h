@@ -106,4 +106,27 @@ inline Comparison compare_rows(const std::vector<float>& got, const std::vector<
 
 inline std::vector<int32_t> slice(const std::vector<int32_t>& v, size_t n) { return {v.begin(), v.begin() + long(n)}; }
 
+// The tiny-v4 model in one mode and that mode's reference file, loaded once per test suite.
+template <bool kExact>
+class ReferenceSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ModelOptions opts;
+    opts.exact = kExact;  // false: the activation quantisers are on, as trained
+    opts.threads = 2;
+    model_ = Model::load(tiny_checkpoint(), opts).release();
+    ref_ = new ReferenceFile(kExact ? "reference-exact.safetensors" : "reference-qat.safetensors");
+  }
+  static void TearDownTestSuite() {
+    delete model_;
+    delete ref_;
+    model_ = nullptr;
+    ref_ = nullptr;
+  }
+  int64_t vocab() const { return model_->config().vocab_size; }
+
+  static inline Model* model_ = nullptr;
+  static inline ReferenceFile* ref_ = nullptr;
+};
+
 }  // namespace v4::model::testing

@@ -346,15 +346,36 @@ double measure_fma_peak_gflops(ThreadPool& pool) {
 // block is not run; the head runs once per sequence and step (a prefill chunk computes only its
 // last position's logits). FLOPs: 2 per weight element and token (attention over the state
 // excluded).
+// The same count is also split by where the tensors live: per main layer ("layers.<l>.") and the
+// rest (embedding, hc_head, final norm, LM head), so the parts add up to the whole.
 struct TokenCost {
   double dense_bytes = 0, routed_bytes_per_expert = 0, embed_row_bytes = 0, head_bytes = 0;
   double dense_params = 0, routed_params_per_expert = 0, head_params = 0;
   int64_t routed_layers = 0;
+  std::vector<double> layer_dense_bytes, layer_dense_params;  // incl. one tid2eid row per token
+  std::vector<double> layer_routed_bytes_per_expert, layer_routed_params_per_expert;
+  double outside_dense_bytes = 0, outside_dense_params = 0;  // hc_head, norm (not embed/head.weight)
 };
+
+// "layers.<l>...." -> l, anything else -> -1.
+int64_t layer_of(const std::string& name) {
+  if (name.rfind("layers.", 0) != 0) return -1;
+  try {
+    return std::stoll(name.substr(7));
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
 
 TokenCost token_cost(const core::Checkpoint& ckpt) {
   const auto& cfg = ckpt.config();
   TokenCost c;
+  const size_t L = size_t(cfg.num_hidden_layers);
+  c.layer_dense_bytes.assign(L, 0);
+  c.layer_dense_params.assign(L, 0);
+  c.layer_routed_bytes_per_expert.assign(L, 0);
+  c.layer_routed_params_per_expert.assign(L, 0);
+  const double experts_per_layer = std::max<double>(1, double(cfg.n_routed_experts));
   double routed_bytes = 0, routed_params = 0;
   for (const auto& [name, view] : ckpt.tensors()) {
     if (name.rfind("mtp.", 0) == 0) continue;
@@ -362,6 +383,8 @@ TokenCost token_cost(const core::Checkpoint& ckpt) {
     double params = double(view->numel());
     if (view->dtype == core::DType::I8) params *= 2;  // packed FP4: two weights per byte
     if (view->dtype == core::DType::F8_E8M0) params = 0;  // scales
+    const int64_t layer = layer_of(name);
+    const bool in_layer = layer >= 0 && layer < int64_t(L);
     if (name == "embed.weight") {
       c.embed_row_bytes = bytes / double(cfg.vocab_size);
     } else if (name == "head.weight") {  // applied to the last position of each sequence only
@@ -369,12 +392,24 @@ TokenCost token_cost(const core::Checkpoint& ckpt) {
       c.head_params = params;
     } else if (name.find(".ffn.gate.tid2eid") != std::string::npos) {
       c.dense_bytes += bytes / double(cfg.vocab_size);  // one row looked up per token
+      if (in_layer) c.layer_dense_bytes[size_t(layer)] += bytes / double(cfg.vocab_size);
     } else if (name.find(".ffn.experts.") != std::string::npos) {
       routed_bytes += bytes;
       routed_params += params;
+      if (in_layer) {
+        c.layer_routed_bytes_per_expert[size_t(layer)] += bytes / experts_per_layer;
+        c.layer_routed_params_per_expert[size_t(layer)] += params / experts_per_layer;
+      }
     } else {
       c.dense_bytes += bytes;
       c.dense_params += params;
+      if (in_layer) {
+        c.layer_dense_bytes[size_t(layer)] += bytes;
+        c.layer_dense_params[size_t(layer)] += params;
+      } else {
+        c.outside_dense_bytes += bytes;
+        c.outside_dense_params += params;
+      }
     }
   }
   const double experts = double(cfg.n_routed_experts) * double(cfg.num_hidden_layers);
@@ -447,6 +482,12 @@ int bench_model(const Args& args, bool decode) {
     const auto m = model::Model::load(*ckpt, mo);
 
     std::vector<double> secs;
+    // Per-stage seconds of each counted run (summed over its steps), from forward_traced's timing.
+    const size_t L = size_t(cfg.num_hidden_layers);
+    std::vector<std::vector<double>> run_layer_secs;
+    std::vector<double> run_head_secs;
+    model::ForwardTrace timing;
+    timing.capture_times = true;
     double state_bytes = 0;
     const int64_t batch = decode ? o.batch : 1;
     // Prompts: decode starts after a prefilled prompt of --prompt tokens per sequence.
@@ -465,6 +506,12 @@ int bench_model(const Args& args, bool decode) {
       std::vector<std::unique_ptr<model::SequenceState>> states;
       for (auto& s : base) states.push_back(s->clone());
       double elapsed = 0;
+      std::vector<double> layer_secs(L, 0.0);
+      double head_secs = 0;
+      auto add_stage_times = [&] {
+        for (size_t l = 0; l < L && l < timing.layer_seconds.size(); ++l) layer_secs[l] += timing.layer_seconds[l];
+        head_secs += timing.embed_seconds + timing.head_seconds;
+      };
       if (decode) {
         const auto next = random_tokens(o.tokens * batch, cfg.vocab_size, 7);
         for (int64_t step = 0; step < o.tokens; ++step) {
@@ -472,21 +519,29 @@ int bench_model(const Args& args, bool decode) {
           for (int64_t b = 0; b < batch; ++b)
             items.push_back({states[size_t(b)].get(), std::span<const int32_t>(&next[size_t(step * batch + b)], 1), false});
           const auto t0 = Clock::now();
-          m->forward(items);
+          m->forward_traced(items, &timing);
           elapsed += seconds_since(t0);
+          add_stage_times();
         }
         state_bytes = 0;
         for (auto& s : states) state_bytes += double(s->bytes());
       } else {
         const model::BatchItem item{states[0].get(), prompts[0], false};
         const auto t0 = Clock::now();
-        m->forward(std::span<const model::BatchItem>(&item, 1));
+        m->forward_traced(std::span<const model::BatchItem>(&item, 1), &timing);
         elapsed = seconds_since(t0);
+        add_stage_times();
         state_bytes = double(states[0]->bytes());
       }
-      if (rep > 0) secs.push_back(elapsed);
+      if (rep > 0) {
+        secs.push_back(elapsed);
+        run_layer_secs.push_back(layer_secs);
+        run_head_secs.push_back(head_secs);
+      }
     }
     const Stats t = stats_of(secs);
+    // The stage times reported are those of the best (fastest) run, like tokens_per_s.
+    const size_t best_run = size_t(std::min_element(secs.begin(), secs.end()) - secs.begin());
     const int64_t tokens_per_run = decode ? o.tokens * batch : o.tokens;
     const double experts_per_step = expected_distinct_experts(cfg, decode ? batch : o.tokens);
     const double bytes_per_step = cost.dense_bytes + cost.head_bytes +
@@ -497,6 +552,51 @@ int bench_model(const Args& args, bool decode) {
         2.0 * (cost.dense_params + double(cost.routed_layers) * double(cfg.num_experts_per_tok) * cost.routed_params_per_expert +
                cost.head_params / double(decode ? 1 : o.tokens));
     const double tps_best = double(tokens_per_run) / t.min, tps_median = double(tokens_per_run) / t.median;
+
+    // Per layer and head: the same byte and FLOP count split by tensor location; the sequence
+    // state (not split by layer) is reported on its own, so layers + head + state = the whole.
+    const double seqs = double(decode ? batch : o.tokens);  // head runs / embedding rows per step
+    struct Part {
+      std::string name, type;
+      double seconds_per_token, bytes_per_token, flops_per_token;
+    };
+    std::vector<Part> parts;
+    for (size_t l = 0; l < L; ++l) {
+      const int64_t ratio = cfg.compress_ratio(int64_t(l));
+      const double bytes = cost.layer_dense_bytes[l] + experts_per_step * cost.layer_routed_bytes_per_expert[l];
+      const double flops = 2.0 * (cost.layer_dense_params[l] +
+                                  double(cfg.num_experts_per_tok) * cost.layer_routed_params_per_expert[l]);
+      parts.push_back({std::to_string(l), ratio == 0 ? "SWA" : ratio == 4 ? "CSA" : "HCA",
+                       run_layer_secs[best_run][l] / double(tokens_per_run), bytes / seqs, flops});
+    }
+    const double head_bytes_step = cost.outside_dense_bytes + cost.head_bytes + seqs * cost.embed_row_bytes;
+    const double head_flops = 2.0 * (cost.outside_dense_params + cost.head_params / double(decode ? 1 : o.tokens));
+    parts.push_back({"head", "embed+hc_head+norm+lm_head", run_head_secs[best_run] / double(tokens_per_run),
+                     head_bytes_step / seqs, head_flops});
+    std::string parts_json = ",\"layers\":[";
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const Part& pt = parts[i];
+      const double bpt = pt.bytes_per_token;
+      const double gbs = pt.seconds_per_token > 0 ? bpt / pt.seconds_per_token / 1e9 : 0;
+      const double gflops = pt.seconds_per_token > 0 ? pt.flops_per_token / pt.seconds_per_token / 1e9 : 0;
+      char buf[512];
+      std::snprintf(buf, sizeof buf,
+                    "{%s\"type\":\"%s\",\"seconds_per_token\":%.9f,\"bytes_per_token\":%.0f,\"gbs\":%.3f,"
+                    "\"flops_per_token\":%.0f,\"gflops\":%.3f,\"%s\":%.4f}",
+                    pt.name == "head" ? "" : ("\"layer\":" + pt.name + ",").c_str(), pt.type.c_str(),
+                    pt.seconds_per_token, bpt, gbs, pt.flops_per_token, gflops, decode ? "bw_ratio" : "flops_ratio",
+                    decode ? gbs / bound : gflops / bound);
+      if (pt.name == "head") {
+        parts_json += "],\"head\":";
+        parts_json += buf;
+      } else {
+        parts_json += (i ? "," : "");
+        parts_json += buf;
+      }
+    }
+    char state_buf[96];
+    std::snprintf(state_buf, sizeof state_buf, ",\"state_bytes_per_token\":%.0f", state_bytes / seqs);
+    parts_json += state_buf;
     char row[1024];
     if (decode) {
       const double gbs = bytes_per_token * tps_best / 1e9, gbs_med = bytes_per_token * tps_median / 1e9;
@@ -516,7 +616,9 @@ int bench_model(const Args& args, bool decode) {
                     threads, (long long)o.tokens, o.repeats, tps_best, tps_median, bytes_per_step / double(o.tokens),
                     flops_per_token, gf, bound, gf / bound, gf_med / bound);
     }
-    json_rows.push_back(row);
+    std::string row_json(row);
+    row_json.insert(row_json.size() - 1, parts_json);  // before the closing brace
+    json_rows.push_back(row_json);
     if (!o.json) {
       if (decode)
         std::printf("decode  threads %d batch %lld: %.2f tokens/s (median %.2f), %.1f MB/token, %.2f GB/s of %.2f GB/s "
@@ -529,6 +631,16 @@ int bench_model(const Args& args, bool decode) {
                     threads, (long long)o.tokens, tps_best, tps_median, flops_per_token / 1e9,
                     flops_per_token * tps_best / 1e9, bound, flops_per_token * tps_best / 1e9 / bound,
                     flops_per_token * tps_median / 1e9 / bound);
+      std::printf("  %-6s %-4s %12s %12s %10s %8s %12s %10s %8s\n", "part", "type", "ms/token", "MB/token", "GB/s",
+                  "bw ratio", "MFLOP/token", "GFLOP/s", "fl ratio");
+      for (const Part& pt : parts) {
+        const double gbs = pt.seconds_per_token > 0 ? pt.bytes_per_token / pt.seconds_per_token / 1e9 : 0;
+        const double gf = pt.seconds_per_token > 0 ? pt.flops_per_token / pt.seconds_per_token / 1e9 : 0;
+        std::printf("  %-6s %-4s %12.4f %12.3f %10.2f %8.3f %12.2f %10.2f %8.4f\n", pt.name.c_str(),
+                    pt.name == "head" ? "-" : pt.type.c_str(), pt.seconds_per_token * 1e3, pt.bytes_per_token / 1e6, gbs,
+                    decode ? gbs / bound : 0.0, pt.flops_per_token / 1e6, gf, decode ? 0.0 : gf / bound);
+      }
+      std::printf("  state  %.3f MB/token (not split by layer)\n", state_bytes / seqs / 1e6);
     }
   }
   if (o.json) {
@@ -553,7 +665,11 @@ const char* kModelUsage =
     "run. prefill: one N-token chunk (default 512); flops_ratio compares 2 x weights/token x tokens/s\n"
     "with the FP32 FMA peak measured in the same run (no AMX on this machine). Best of --repeats runs\n"
     "(after one warm-up), medians also shown. --json prints one object per thread count (or\n"
-    "{\"runs\":[...]} for several).\n";
+    "{\"runs\":[...]} for several).\n"
+    "Per layer (SWA/CSA/HCA) and for the head (embedding + hc_head + norm + LM head): wall time per\n"
+    "token of the best run, the bytes/FLOPs of that part's tensors, GB/s and FLOP/s with their ratios\n"
+    "(JSON: \"layers\":[...], \"head\":{...}, \"state_bytes_per_token\"; layers + head + state =\n"
+    "bytes_per_token).\n";
 
 const char* kUsage =
     "usage: v4flash bench <what> [options]\n"

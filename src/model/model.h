@@ -36,6 +36,12 @@ struct ForwardTrace {
   std::map<int64_t, std::vector<int32_t>> indexer_topk;
   // layer -> [new tokens, num_experts_per_tok] routed expert ids
   std::map<int64_t, std::vector<int32_t>> routes;
+  // Wall time of this forward's stages (the whole batch), for benchmarks: when capture_times is
+  // set, layer_seconds gets one entry per main layer (overwritten each call), embed_seconds the
+  // embedding lookup, head_seconds hc_head + final norm + LM head. Numerics are unchanged.
+  bool capture_times = false;
+  std::vector<double> layer_seconds;
+  double embed_seconds = 0, head_seconds = 0;
 };
 
 class SequenceState {

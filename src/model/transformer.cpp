@@ -1,6 +1,7 @@
 // The model: embedding into hc streams, the blocks (hc_pre -> norm -> attention -> hc_post,
 // hc_pre -> norm -> MoE -> hc_post), hc_head, final norm and LM head; plus the MTP block.
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -157,14 +158,26 @@ class ModelImpl final : public Model {
     const int64_t N = int64_t(tokens.size());
     ForwardContext ctx = context(trace);
     ctx.trace_row0 = segments.back().row0;
+    // Stage timing only when asked for; otherwise the cost is this null check.
+    const bool timed = trace && trace->capture_times;
+    using Clock = std::chrono::steady_clock;
+    auto since = [](Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); };
+    Clock::time_point t0{};
+    if (timed) {
+      trace->layer_seconds.assign(weights_.blocks.size(), 0.0);
+      t0 = Clock::now();
+    }
     std::vector<float> X(size_t(N * hcD));
     for (int64_t i = 0; i < N; ++i) {
       embed_row(*weights_.embed, D, tokens[size_t(i)], X.data() + i * hcD);
       for (int64_t j = 1; j < hc; ++j) std::copy_n(X.data() + i * hcD, D, X.data() + i * hcD + j * D);
     }
+    if (timed) trace->embed_seconds = since(t0);
     if (trace && trace->capture_layers) trace->layer_out_last.clear();
     for (size_t l = 0; l < weights_.blocks.size(); ++l) {
+      if (timed) t0 = Clock::now();
       block_forward(ctx, weights_.blocks[l], l, segments, X, tokens.data(), N);
+      if (timed) trace->layer_seconds[l] = since(t0);
       if (trace && trace->capture_layers) trace->layer_out_last.emplace_back(X.end() - hcD, X.end());
     }
     for (size_t b = 0; b < batch.size(); ++b) {
@@ -175,7 +188,10 @@ class ModelImpl final : public Model {
         st.last_streams_first_pos = segments[b].p0;
       }
     }
-    return head_rows(ctx, weights_.hc_head, weights_.norm, X, logit_rows);
+    if (timed) t0 = Clock::now();
+    std::vector<float> logits = head_rows(ctx, weights_.hc_head, weights_.norm, X, logit_rows);
+    if (timed) trace->head_seconds = since(t0);
+    return logits;
   }
 
   std::unique_ptr<core::Checkpoint> checkpoint_;

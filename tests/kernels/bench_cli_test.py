@@ -57,23 +57,33 @@ with open(f"{ckpt}/model.safetensors", "rb") as f:
     header = json.loads(f.read(n))
 dense_b = routed_b = embed_row = head_b = 0.0
 dense_p = routed_p = head_p = 0.0
+L_ = cfg["num_hidden_layers"]
+layer_dense_b, layer_routed_b = [0.0] * L_, [0.0] * L_  # per main layer ("layers.<l>.")
+outside_b = 0.0  # dense tensors outside the layers (hc_head, norm), read by the head
 for name, t in header.items():
     if name == "__metadata__" or name.startswith("mtp."):
         continue
     nbytes = t["data_offsets"][1] - t["data_offsets"][0]
     params = math.prod(t["shape"]) * (2 if t["dtype"] == "I8" else 1) * (0 if t["dtype"] == "F8_E8M0" else 1)
+    layer = int(name.split(".")[1]) if name.startswith("layers.") else None
     if name == "embed.weight":
         embed_row = nbytes / cfg["vocab_size"]
     elif name == "head.weight":
         head_b, head_p = nbytes, params
     elif ".ffn.gate.tid2eid" in name:
         dense_b += nbytes / cfg["vocab_size"]
+        layer_dense_b[layer] += nbytes / cfg["vocab_size"]
     elif ".ffn.experts." in name:
         routed_b += nbytes
         routed_p += params
+        layer_routed_b[layer] += nbytes
     else:
         dense_b += nbytes
         dense_p += params
+        if layer is None:
+            outside_b += nbytes
+        else:
+            layer_dense_b[layer] += nbytes
 E, k_, L = cfg["n_routed_experts"], cfg["num_experts_per_tok"], cfg["num_hidden_layers"]
 weights_per_token = dense_b + head_b + routed_b / E * k_ + embed_row  # batch 1, state excluded
 flops_decode = 2 * (dense_p + routed_p / E * k_ + head_p)
@@ -88,6 +98,25 @@ check(close(d["flops_per_token"], flops_decode, rel=1e-6), f"decode flops {d['fl
 check(close(d["bw_ratio"], d["bytes_per_token"] * d["tokens_per_s"] / 1e9 / d["read_bw_gbs"], rel=2e-2),
       "decode bw_ratio")
 
+# Per layer and head: types from compress_ratios, bytes from the header split by tensor location,
+# and layers + head + state add up to the whole-step bytes (within 1%).
+types = {0: "SWA", 4: "CSA"}
+layers = d.get("layers", [])
+check(len(layers) == L_, f"decode layers: {len(layers)} entries, want {L_}")
+for l, row in enumerate(layers):
+    check(row.get("layer") == l and row.get("type") == types.get(cfg["compress_ratios"][l], "HCA"), f"layer {l}: {row}")
+    want = layer_dense_b[l] + layer_routed_b[l] / E * k_
+    check(close(row.get("bytes_per_token", -1), want, rel=1e-3), f"layer {l} bytes {row.get('bytes_per_token')} vs {want}")
+    check(row.get("seconds_per_token", 0) > 0 and row.get("gbs", 0) > 0 and "bw_ratio" in row, f"layer {l} figures")
+head = d.get("head", {})
+want_head = outside_b + head_b + embed_row
+check(close(head.get("bytes_per_token", -1), want_head, rel=1e-3), f"head bytes {head.get('bytes_per_token')} vs {want_head}")
+check(head.get("seconds_per_token", 0) > 0, "head seconds")
+parts = sum(r.get("bytes_per_token", 0) for r in layers) + head.get("bytes_per_token", 0) + d.get("state_bytes_per_token", 0)
+check(math.isclose(parts, d["bytes_per_token"], rel_tol=1e-2), f"parts {parts} vs whole {d['bytes_per_token']}")
+check(sum(r.get("seconds_per_token", 0) for r in layers) + head.get("seconds_per_token", 0) <= 1.05 / d["tokens_per_s"],
+      "stage times exceed the step time")
+
 chunk = 8
 p = run("prefill", "--model", ckpt, "--threads", "1", "--tokens", str(chunk), "--repeats", "1", "--json")
 flops_prefill = 2 * (dense_p + routed_p / E * k_ + head_p / chunk)
@@ -96,6 +125,10 @@ for key in ("tokens_per_s", "flops_per_token", "peak_gflops", "flops_ratio"):
 check(close(p["flops_per_token"], flops_prefill, rel=1e-6), f"prefill flops {p['flops_per_token']} vs {flops_prefill}")
 check(close(p["flops_ratio"], p["flops_per_token"] * p["tokens_per_s"] / 1e9 / p["peak_gflops"], rel=2e-2),
       "prefill flops_ratio")
+pl, ph = p.get("layers", []), p.get("head", {})
+check(len(pl) == L_ and all("flops_ratio" in r and r["flops_per_token"] > 0 for r in pl), "prefill layers")
+check(close(sum(r["flops_per_token"] for r in pl) + ph.get("flops_per_token", 0), p["flops_per_token"], rel=1e-6),
+      "prefill per-part FLOPs do not add up to the whole")
 
 if failures:
     print("FAILED:\n  " + "\n  ".join(failures))

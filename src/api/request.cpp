@@ -259,6 +259,23 @@ void check_tool_choice_name(const ChatRequest& req, const std::string& name, con
   throw invalid_value(req.dialect, param, "tool_choice names '" + name + "', which is not among the tools");
 }
 
+// OpenAI's tool_choice: "none" | "auto" | "required", or an object naming one of the request's
+// tools; the two OpenAI dialects nest that name differently (`name_of` reads it).
+template <class NameOf>
+void read_tool_choice(ChatRequest& req, const Fields& f, const json::value& tc, NameOf name_of) {
+  if (tc.is_string()) {
+    std::string s(tc.get_string());
+    if (s != "auto" && s != "none" && s != "required")
+      throw invalid_value(req.dialect, "tool_choice", "'tool_choice' must be none, auto, required or a function");
+    req.tool_choice = s;
+  } else if (tc.is_object()) {
+    req.tool_choice = name_of(f.sub(tc.get_object(), "tool_choice"));
+    check_tool_choice_name(req, req.tool_choice, "tool_choice");
+  } else {
+    throw f.type_error("tool_choice", "a string or an object", tc);
+  }
+}
+
 void read_response_format(ChatRequest& req, const Fields& f, const json::object& rf, const std::string& param) {
   Fields rff = f.sub(rf, param);
   std::string type = rff.req_str("type");
@@ -360,22 +377,12 @@ ChatRequest parse_chat_request(const json::value& body) {
       req.tools.push_back(chat_tool(name, ff.str("description").value_or(""), ff.find("parameters")));
     }
   }
-  if (auto* tc = f.find("tool_choice")) {
-    if (tc->is_string()) {
-      std::string s(tc->get_string());
-      if (s != "auto" && s != "none" && s != "required")
-        throw invalid_value(req.dialect, "tool_choice", "'tool_choice' must be none, auto, required or a function");
-      req.tool_choice = s;
-    } else if (tc->is_object()) {
-      Fields cf = f.sub(tc->get_object(), "tool_choice");
+  if (auto* tc = f.find("tool_choice"))
+    read_tool_choice(req, f, *tc, [&](const Fields& cf) {  // {"type": "function", "function": {"name": ...}}
       const json::object* fn = cf.object("function");
       if (!fn) throw bad_request("tool_choice.function", "missing required parameter 'tool_choice.function'");
-      req.tool_choice = f.sub(*fn, "tool_choice.function").req_str("name");
-      check_tool_choice_name(req, req.tool_choice, "tool_choice");
-    } else {
-      throw f.type_error("tool_choice", "a string or an object", *tc);
-    }
-  }
+      return f.sub(*fn, "tool_choice.function").req_str("name");
+    });
 
   size_t i = 0;
   for (auto& mv : *messages) {
@@ -451,19 +458,8 @@ ChatRequest parse_responses_request(const json::value& body) {
       req.tools.push_back(chat_tool(tf.req_str("name"), tf.str("description").value_or(""), tf.find("parameters")));
     }
   }
-  if (auto* tc = f.find("tool_choice")) {
-    if (tc->is_string()) {
-      std::string s(tc->get_string());
-      if (s != "auto" && s != "none" && s != "required")
-        throw invalid_value(req.dialect, "tool_choice", "'tool_choice' must be none, auto, required or a function");
-      req.tool_choice = s;
-    } else if (tc->is_object()) {
-      req.tool_choice = f.sub(tc->get_object(), "tool_choice").req_str("name");
-      check_tool_choice_name(req, req.tool_choice, "tool_choice");
-    } else {
-      throw f.type_error("tool_choice", "a string or an object", *tc);
-    }
-  }
+  if (auto* tc = f.find("tool_choice"))  // {"type": "function", "name": ...}
+    read_tool_choice(req, f, *tc, [](const Fields& cf) { return cf.req_str("name"); });
   if (auto ins = f.str("instructions")) {
     req.instructions = *ins;
     if (!ins->empty()) req.messages.push_back(Message{"system", *ins, {}, {}, {}});

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/bf16_dot.h"
 #include "kernels/formats.h"
 #include "kernels/thread_pool.h"
 
@@ -254,9 +255,10 @@ struct RowSet {
 };
 
 // T rows of x (stride ldx) x R weight rows, decoding straight into the multiply-adds.
-// While a tile streams its R rows it prefetches the same columns of the next R rows (`next_r0`,
-// or -1 at the end of the range): every row stream is short (4 KiB for an FP8 row of 4096), too
-// short for the hardware prefetcher to ramp up on four interleaved streams.
+// While a tile streams its R rows it prefetches the same columns of the tile two ahead into L2
+// (`next_r0`, or -1 near the end of the range): every row stream is short (4 KiB for an FP8 row of
+// 4096), too short for the hardware prefetcher to ramp up on four interleaved streams, and one
+// tile ahead into L1 leaves too little time for the lines to arrive.
 template <int R, int T, class Rows>
 void fused_tile(const Rows& proto, int64_t r0, int64_t next_r0, int64_t cols, const float* x, int64_t ldx, float* out,
                 int64_t ldo) {
@@ -275,7 +277,11 @@ void fused_tile(const Rows& proto, int64_t r0, int64_t next_r0, int64_t cols, co
     for (int k = 0; k < R; ++k) set.rows[k].pair(c0, w0[k], w1[k]);
     if (next_r0 >= 0) {
 #pragma GCC unroll 16
-      for (int k = 0; k < R; ++k) _mm_prefetch(static_cast<const char*>(next.rows[k].at(c0)), _MM_HINT_T0);
+      for (int k = 0; k < R; ++k) {
+        _mm_prefetch(static_cast<const char*>(next.rows[k].at(c0)), _MM_HINT_T1);
+        if constexpr (std::is_same_v<Rows, F32Rows>)  // 128 bytes per pair of chunks
+          _mm_prefetch(static_cast<const char*>(next.rows[k].at(c0 + 1)), _MM_HINT_T1);
+      }
     }
 #pragma GCC unroll 16
     for (int i = 0; i < T; ++i) {
@@ -413,7 +419,7 @@ void fast_rows(const Rows& proto, const Weight& weight, const float* x, int64_t 
   if (n <= kXTile && all_regular) {
     int64_t r0 = row_begin;
     for (; r0 + kRowTile <= row_end; r0 += kRowTile) {
-      const int64_t next = r0 + 2 * kRowTile <= row_end ? r0 + kRowTile : -1;
+      const int64_t next = r0 + 3 * kRowTile <= row_end ? r0 + 2 * kRowTile : -1;
       fused_rows<kRowTile>(proto, r0, next, cols, x, n, out + r0, rows);
     }
     switch (row_end - r0) {
@@ -498,9 +504,15 @@ void linear_reference(const Weight& w, const float* x, int64_t n, float* out) {
   reference_rows(w, x, n, out, 0, w.rows);
 }
 
-void linear(const Weight& w, const float* x, int64_t n, float* out, ThreadPool* pool) {
+void linear(const Weight& w, const float* x, int64_t n, float* out, ThreadPool* pool, InputKind input) {
   validate(w, x, n, out);
   if (n == 0) return;
+  if (input == InputKind::kBf16Exact && (w.dtype == DType::F8_E4M3 || w.dtype == DType::I8) && bf16dot::available()) {
+    const bf16dot::Input in(w, x, n);
+    const bf16dot::RowFallback fallback = [&](int64_t b, int64_t e) { reference_rows(w, x, n, out, b, e); };
+    for_row_ranges(w.rows, pool, [&](int64_t b, int64_t e) { bf16dot::rows(in, out, b, e, fallback); });
+    return;
+  }
 #if V4_KERNELS_AVX512
   const int64_t rows = w.rows, cols = w.cols;
   switch (w.dtype) {

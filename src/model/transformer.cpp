@@ -211,7 +211,7 @@ void ForwardContext::matmul(const kernels::Weight& w, const float* x, int64_t n,
   if (quantize && quantize_input) {
     std::vector<float> q(x, x + n * w.cols);
     for (int64_t i = 0; i < n; ++i) fp8_quant_dequant(q.data() + i * w.cols, w.cols, 128);
-    kernels::linear(w, q.data(), n, out, pool);
+    kernels::linear(w, q.data(), n, out, pool, kernels::InputKind::kBf16Exact);
   } else {
     kernels::linear(w, x, n, out, pool);
   }

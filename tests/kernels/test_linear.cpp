@@ -105,9 +105,9 @@ struct RandomWeight {
   std::vector<uint8_t> bytes;
   std::vector<uint8_t> scale;
   Weight w;
-  RandomWeight(DType t, int64_t rows, int64_t cols, uint32_t seed) {
+  RandomWeight(DType t, int64_t rows, int64_t cols, uint32_t seed, int exponent_min = 118, int exponent_max = 132) {
     std::mt19937 rng(seed);
-    std::uniform_int_distribution<int> byte(0, 255), exponent(118, 132);
+    std::uniform_int_distribution<int> byte(0, 255), exponent(exponent_min, exponent_max);
     std::normal_distribution<float> normal(0.0f, 0.5f);
     w.dtype = t;
     w.rows = rows;
@@ -236,6 +236,142 @@ INSTANTIATE_TEST_SUITE_P(OddShapes, LinearFast,
                            return std::string(core::dtype_name(info.param.dtype)) + "_" +
                                   std::to_string(info.param.rows) + "x" + std::to_string(info.param.cols);
                          });
+
+// Activations as the FP8 quantiser leaves them: e4m3 values times a power of two per 128 columns,
+// so every value is exactly a BF16 number.
+std::vector<float> quantised_x(int64_t n, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> byte(0, 255), exponent(-12, 4);
+  std::vector<float> x(size_t(n * cols));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t b = 0; b < cols; b += 128) {
+      const int e = exponent(rng);
+      for (int64_t k = b; k < std::min(cols, b + 128); ++k) {
+        uint8_t code;
+        do code = uint8_t(byte(rng));
+        while ((code & 0x7F) == 0x7F);
+        x[size_t(i * cols + k)] = std::ldexp(e4m3_value(code), e);
+      }
+    }
+  return x;
+}
+
+class LinearBf16Input : public ::testing::TestWithParam<Shape> {};
+
+// The BF16 dot-product path (FP8 / FP4 weights, BF16-exact x): within the summation-order bound of
+// the scalar reference, bitwise batch invariant (decode tiles n <= 4 and matrix panels n > 4 give
+// the same bits) and independent of the thread count. Scales stay in the range the path takes
+// (E8M0 100..127); rows outside it are covered by FallbackRowsMatchReference.
+TEST_P(LinearBf16Input, MatchesReferenceBatchInvariantAndThreadIndependent) {
+  const Shape s = GetParam();
+  RandomWeight rw(s.dtype, s.rows, s.cols, 4321u + uint32_t(s.rows), 100, 127);
+  const int64_t n_max = 21;
+  const auto x = quantised_x(n_max, s.cols, 7);
+  std::vector<float> ref(size_t(n_max * s.rows));
+  linear_reference(rw.w, x.data(), n_max, ref.data());
+  const auto bound = abs_dot(rw, x, n_max);
+  const auto bf16 = InputKind::kBf16Exact;
+
+  std::vector<float> fast(size_t(n_max * s.rows));
+  linear(rw.w, x.data(), n_max, fast.data(), nullptr, bf16);
+  const float eps = std::ldexp(1.0f, -23);
+  for (size_t i = 0; i < fast.size(); ++i)
+    ASSERT_NEAR(fast[i], ref[i], 2.0f * float(s.cols) * eps * bound[i] + 1e-30f) << "element " << i;
+
+  for (int64_t n : {1, 2, 3, 4, 5, 7, 8, 16}) {
+    for (int64_t start : {int64_t(0), n_max - n}) {
+      std::vector<float> part(size_t(n * s.rows));
+      linear(rw.w, x.data() + start * s.cols, n, part.data(), nullptr, bf16);
+      ASSERT_EQ(0, std::memcmp(part.data(), fast.data() + start * s.rows, part.size() * 4)) << "n=" << n;
+    }
+  }
+  for (int threads : {2, 3, 5}) {
+    ThreadPool pool(threads);
+    std::vector<float> par(fast.size());
+    linear(rw.w, x.data(), n_max, par.data(), &pool, bf16);
+    ASSERT_EQ(0, std::memcmp(par.data(), fast.data(), par.size() * 4)) << threads << " threads";
+    std::vector<float> one(size_t(s.rows));
+    linear(rw.w, x.data(), 1, one.data(), &pool, bf16);
+    ASSERT_EQ(0, std::memcmp(one.data(), fast.data(), one.size() * 4)) << threads << " threads, n=1";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(OddShapes, LinearBf16Input,
+                         ::testing::Values(Shape{DType::F8_E4M3, 200, 300}, Shape{DType::F8_E4M3, 129, 128},
+                                           Shape{DType::F8_E4M3, 3, 77}, Shape{DType::F8_E4M3, 64, 256},
+                                           Shape{DType::F8_E4M3, 20, 4100}, Shape{DType::F8_E4M3, 6, 2100},
+                                           Shape{DType::I8, 37, 96}, Shape{DType::I8, 5, 32}, Shape{DType::I8, 40, 256},
+                                           Shape{DType::I8, 9, 4096}, Shape{DType::I8, 7, 2080}),
+                         [](const ::testing::TestParamInfo<Shape>& info) {
+                           return std::string(core::dtype_name(info.param.dtype)) + "_" +
+                                  std::to_string(info.param.rows) + "x" + std::to_string(info.param.cols);
+                         });
+
+// Subnormal e4m3 weights, -0 FP4 codes and the edge scales of the BF16 path decode exactly:
+// hand-made rows whose products are exact in fp32, so the fast result must equal the reference.
+TEST(LinearBf16Input, EdgeCodesAndScalesAreExact) {
+  // FP8: one row per code 0x00..0xFE except NaNs, each times x = 1 in its own column, block scale
+  // 2^(32-127) (the smallest the path takes) and 2^(227-127) (the largest) and 2^0.
+  for (uint8_t e : {uint8_t(32), uint8_t(127), uint8_t(227)}) {
+    const int64_t cols = 128;
+    std::vector<uint8_t> w(size_t(2 * cols), 0);
+    for (int64_t k = 0; k < cols; ++k) w[size_t(k)] = uint8_t(k == 0x7F ? 0 : k);             // positive codes
+    for (int64_t k = 0; k < cols; ++k) w[size_t(cols + k)] = uint8_t(k == 0x7F ? 0 : 0x80 | k);  // negative codes
+    const uint8_t scale[1] = {e};
+    const Weight wt{DType::F8_E4M3, w.data(), scale, 2, cols};
+    for (int64_t pick = 0; pick < cols; ++pick) {
+      std::vector<float> x(size_t(5 * cols), 0.0f);
+      for (int i = 0; i < 5; ++i) x[size_t(i * cols + pick)] = 1.0f;
+      for (int64_t n : {1, 5}) {
+        float fast[10], ref[10];
+        linear(wt, x.data(), n, fast, nullptr, InputKind::kBf16Exact);
+        linear_reference(wt, x.data(), n, ref);
+        for (int64_t i = 0; i < 2 * n; ++i) ASSERT_EQ(fast[i], ref[i]) << "e=" << int(e) << " code " << pick;
+      }
+    }
+  }
+  // FP4: all 16 codes in a row of 32 (second half zero), group scales 2^(1-127), 2^-10, 2^0, 2^73.
+  for (uint8_t e : {uint8_t(1), uint8_t(117), uint8_t(127), uint8_t(200)}) {
+    std::vector<uint8_t> w(16, 0);
+    for (int k = 0; k < 16; k += 2) w[size_t(k / 2)] = uint8_t(k | ((k + 1) << 4));
+    const uint8_t scale[1] = {e};
+    const Weight wt{DType::I8, w.data(), scale, 1, 32};
+    for (int pick = 0; pick < 16; ++pick) {
+      std::vector<float> x(size_t(5 * 32), 0.0f);
+      for (int i = 0; i < 5; ++i) x[size_t(i * 32 + pick)] = 1.0f;  // products below 2^-126 would flush to zero
+      for (int64_t n : {1, 5}) {
+        float fast[5], ref[5];
+        linear(wt, x.data(), n, fast, nullptr, InputKind::kBf16Exact);
+        linear_reference(wt, x.data(), n, ref);
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(fast[i], ref[i]) << "e=" << int(e) << " code " << pick;
+      }
+    }
+  }
+}
+
+// Rows whose scales leave the BF16 path's range are computed by the scalar reference, per 4-row
+// tile (FP4) or 128-row block (FP8), and the other rows are unaffected: same bits for every n.
+TEST(LinearBf16Input, FallbackRowsMatchReference) {
+  for (DType t : {DType::F8_E4M3, DType::I8}) {
+    const int64_t rows = t == DType::I8 ? 12 : 260, cols = 256;
+    RandomWeight rw(t, rows, cols, 77u, 110, 120);
+    rw.scale[t == DType::I8 ? 5 * (cols / 32) + 3 : 2] = t == DType::I8 ? 0 : 31;  // FP4 row 5; FP8 block row 1
+    const int64_t n_max = 9;
+    const auto x = quantised_x(n_max, cols, 3);
+    std::vector<float> ref(size_t(n_max * rows)), fast(size_t(n_max * rows));
+    linear_reference(rw.w, x.data(), n_max, ref.data());
+    linear(rw.w, x.data(), n_max, fast.data(), nullptr, InputKind::kBf16Exact);
+    const int64_t fb_begin = t == DType::I8 ? 4 : 128, fb_end = t == DType::I8 ? 8 : 256;
+    for (int64_t i = 0; i < n_max; ++i)
+      for (int64_t r = fb_begin; r < fb_end; ++r)
+        ASSERT_EQ(fast[size_t(i * rows + r)], ref[size_t(i * rows + r)]) << core::dtype_name(t) << " row " << r;
+    for (int64_t n : {1, 3}) {
+      std::vector<float> part(size_t(n * rows));
+      linear(rw.w, x.data(), n, part.data(), nullptr, InputKind::kBf16Exact);
+      ASSERT_EQ(0, std::memcmp(part.data(), fast.data(), part.size() * 4)) << core::dtype_name(t) << " n=" << n;
+    }
+  }
+}
 
 TEST(LinearFast, ExtremeScaleExponentsDecodeExactly) {
   // A large scale (E8M0 140 = 2^13) takes the vector decode, an extreme one (250 = 2^123, where

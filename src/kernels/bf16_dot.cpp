@@ -1,0 +1,540 @@
+// BF16 dot-product kernels for FP8 / FP4 weights and BF16-exact activations (see bf16_dot.h).
+//
+// A step of columns is two (FP8: 64 columns) or four (FP4: 128 columns) BF16 vectors of 32 lanes:
+//  FP8: the 64 weight bytes index two 128-entry byte tables (high and low byte of the BF16 value;
+//       vpermi2b ignores the sign bit, which is put back with one logic op) and the two bytes are
+//       interleaved with vpunpck{l,h}bw, so half A holds columns 16 k + 0..7 and half B columns
+//       16 k + 8..15 (k = 0..3, one 128-bit lane each). The 128x128 block scale multiplies x
+//       instead of the weights (a power of two, so exactly), which makes x depend on the 128-row
+//       block: each thread arranges it per block.
+//  FP4: the 64 bytes are 32 16-bit lanes of four nibbles; part q holds nibble q of each lane
+//       (columns 4 j + q), looked up in a 16-entry BF16 table (vpermw on the lane shifted down by
+//       4 q, the table repeated so the next nibble's low bit does not matter). Each fp32 lane of a
+//       step's dot products covers one 32-column group, so the step is summed from zero and then
+//       multiply-added with the vector of its group scales: one FMA per step instead of a scale per
+//       weight.
+// Rows with other scales go to the caller's fallback (never the case in real checkpoints).
+#include "kernels/bf16_dot.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include "kernels/formats.h"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512BF16__) && \
+    defined(__AVX512VBMI__)
+#define V4_BF16DOT 1
+#include <immintrin.h>
+// GCC 12's AVX-512 headers build results from _mm512_undefined_*(): see linear.cpp.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace v4::kernels::bf16dot {
+
+using core::DType;
+
+namespace {
+
+constexpr int64_t kFp8Block = 128;
+constexpr int64_t kFp4Group = 32;
+constexpr int kRowTile = 4;            // weight rows per tile
+constexpr int kXTile = 4;              // x rows per tile
+constexpr int64_t kXBlockBytes = 512 * 1024;  // arranged x rows per block: L2-resident
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+uint16_t bf16_bits(float f) {  // exact for the format values tabulated below
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return uint16_t(u >> 16);
+}
+
+// BF16 of e4m3 magnitudes 0..127 (0x7F is NaN), split into high and low bytes for vpermi2b.
+struct Fp8Tables {
+  alignas(64) std::array<uint8_t, 128> hi;
+  alignas(64) std::array<uint8_t, 128> lo;
+};
+const Fp8Tables kFp8Tables = [] {
+  Fp8Tables t{};
+  for (int i = 0; i < 128; ++i) {
+    const uint16_t b = i == 0x7F ? uint16_t(0x7FC0) : bf16_bits(detail::e4m3_definition(uint8_t(i)));
+    t.hi[size_t(i)] = uint8_t(b >> 8);
+    t.lo[size_t(i)] = uint8_t(b & 0xFF);
+  }
+  return t;
+}();
+
+// BF16 of e2m1 codes, indexed by the low 5 bits of a 16-bit lane (so the table repeats: bit 4 is
+// the next nibble's lowest bit).
+struct alignas(64) Fp4Table {
+  std::array<uint16_t, 32> v;
+};
+const Fp4Table kFp4Table = [] {
+  Fp4Table t{};
+  for (int i = 0; i < 32; ++i) {
+    const uint8_t nibble = uint8_t(i & 0xF);
+    t.v[size_t(i)] = bf16_bits(detail::e2m1_definition(nibble));
+  }
+  return t;
+}();
+
+// Scales the BF16 path takes: FP8 block scales 2^-95..2^100 keep quantised activations times the
+// scale normal and finite; FP4 group scales must be normal fp32 numbers (not 0 or NaN).
+bool bytes_within(const uint8_t* p, int64_t count, uint8_t lo, uint8_t hi) {
+  for (int64_t i = 0; i < count; ++i)
+    if (p[i] < lo || p[i] > hi) return false;
+  return true;
+}
+constexpr uint8_t kFp8ScaleMin = 32, kFp8ScaleMax = 227;
+constexpr uint8_t kFp4ScaleMin = 1, kFp4ScaleMax = 254;
+
+}  // namespace
+
+#if V4_BF16DOT
+
+bool available() { return true; }
+
+namespace {
+
+#define V4_INLINE inline __attribute__((always_inline))
+
+
+V4_INLINE __mmask16 float_mask(int64_t valid) {
+  return valid >= 16 ? __mmask16(0xFFFF) : valid <= 0 ? __mmask16(0) : __mmask16((1u << valid) - 1);
+}
+
+V4_INLINE __m512i to_bf16(__m512 hi16, __m512 lo16) { return (__m512i)_mm512_cvtne2ps_pbh(hi16, lo16); }
+
+// x row -> BF16 in FP8 lane order, times the block scales of one 128-row block.
+void arrange_fp8(const float* x, int64_t cols, const uint8_t* scale_row, uint16_t* dst) {
+  for (int64_t c = 0; c < cols; c += 64) {
+    const __m512 mult = _mm512_set1_ps(e8m0_value(scale_row[c / kFp8Block]));
+    __m512 v[4];
+    for (int j = 0; j < 4; ++j)
+      v[j] = _mm512_mul_ps(_mm512_maskz_loadu_ps(float_mask(cols - c - 16 * j), x + c + 16 * j), mult);
+    _mm512_storeu_si512(dst + c, to_bf16(_mm512_shuffle_f32x4(v[2], v[3], 0x44), _mm512_shuffle_f32x4(v[0], v[1], 0x44)));
+    _mm512_storeu_si512(dst + c + 32,
+                        to_bf16(_mm512_shuffle_f32x4(v[2], v[3], 0xEE), _mm512_shuffle_f32x4(v[0], v[1], 0xEE)));
+  }
+}
+
+// x row -> BF16 in FP4 lane order: part q of a step holds columns 128 s + 4 j + q, j = 0..31.
+void arrange_fp4(const float* x, int64_t cols, uint16_t* dst) {
+  for (int64_t c = 0; c < cols; c += 128) {
+    __m512 v[8];
+    for (int j = 0; j < 8; ++j) v[j] = _mm512_maskz_loadu_ps(float_mask(cols - c - 16 * j), x + c + 16 * j);
+    for (int q = 0; q < 4; ++q) {
+      // lanes 0..7: every fourth column from offset q of two vectors (32 columns)
+      const __m512i pick = _mm512_setr_epi32(q, q + 4, q + 8, q + 12, q + 16, q + 20, q + 24, q + 28, 0, 0, 0, 0, 0, 0, 0, 0);
+      __m512 eighths[4];
+      for (int h = 0; h < 4; ++h) eighths[h] = _mm512_permutex2var_ps(v[2 * h], pick, v[2 * h + 1]);
+      const __m512 lo = _mm512_shuffle_f32x4(eighths[0], eighths[1], 0x44);
+      const __m512 hi = _mm512_shuffle_f32x4(eighths[2], eighths[3], 0x44);
+      _mm512_storeu_si512(dst + c + 32 * q, to_bf16(hi, lo));
+    }
+  }
+}
+
+// ---- row decoders ------------------------------------------------------------------------------
+// A step is kCols columns in kParts BF16 vectors of 32 lanes. select(k, r) picks weight row r as
+// tile row k; refresh/step_begin prepare per-step state; decode(k, s, w) gives step s of tile row
+// k (decode_tail: the partial last step); prefetch(k, s, rows_ahead) asks for the same step of a
+// later row into L2. prepare(...) says whether rows [r0, r0 + R) take this path and where their
+// arranged x rows are.
+
+struct Fp8Rows {
+  static constexpr int64_t kCols = 64;
+  static constexpr int kParts = 2;
+  static constexpr bool kStepScale = false;
+  const uint8_t* data;
+  const uint8_t* scale;
+  int64_t cols, scale_cols;
+  __m512i hi0, hi1, lo0, lo1, sign;
+  const uint8_t* row[kRowTile] = {};
+  // The arranged x of the last (block, first x row) prepared on this thread.
+  std::vector<uint16_t>* xbuf;
+  int64_t built_block = -1, built_i0 = -1;
+  bool built_regular = false;
+
+  explicit Fp8Rows(const Weight& w, std::vector<uint16_t>* buf)
+      : data(static_cast<const uint8_t*>(w.data)), scale(w.scale), cols(w.cols), scale_cols(ceil_div(w.cols, kFp8Block)),
+        xbuf(buf) {
+    hi0 = _mm512_load_si512(kFp8Tables.hi.data());
+    hi1 = _mm512_load_si512(kFp8Tables.hi.data() + 64);
+    lo0 = _mm512_load_si512(kFp8Tables.lo.data());
+    lo1 = _mm512_load_si512(kFp8Tables.lo.data() + 64);
+    sign = _mm512_set1_epi8(char(0x80));
+  }
+  bool prepare(const Input& in, int64_t r0, int, int64_t i0, int64_t nb, const uint16_t*& xs) {
+    const int64_t block = r0 / kFp8Block;
+    if (block != built_block || i0 != built_i0) {
+      const uint8_t* srow = scale + block * scale_cols;
+      built_regular = bytes_within(srow, scale_cols, kFp8ScaleMin, kFp8ScaleMax);
+      if (built_regular) {
+        const int64_t pc = in.padded_cols();
+        xbuf->resize(size_t(nb * pc));
+        for (int64_t i = 0; i < nb; ++i) arrange_fp8(in.x() + (i0 + i) * cols, cols, srow, xbuf->data() + i * pc);
+      }
+      built_block = block;
+      built_i0 = i0;
+    }
+    xs = xbuf->data();
+    return built_regular;
+  }
+  V4_INLINE void select(int k, int64_t r) { row[k] = data + r * cols; }
+  V4_INLINE void refresh(int, int64_t) {}
+  V4_INLINE void step_begin(int, int64_t) {}
+  V4_INLINE __m512 step_scale(int) const { return _mm512_set1_ps(1.0f); }
+  V4_INLINE void prefetch(int k, int64_t s, int64_t rows_ahead) const {
+    _mm_prefetch(reinterpret_cast<const char*>(row[k] + rows_ahead * cols + s * kCols), _MM_HINT_T1);
+  }
+  V4_INLINE void decode_bytes(__m512i bytes, __m512i (&w)[kParts]) const {
+    __m512i hi = _mm512_permutex2var_epi8(hi0, bytes, hi1);
+    hi = _mm512_ternarylogic_epi32(hi, bytes, sign, 0xF8);  // hi | (bytes & 0x80)
+    const __m512i lo = _mm512_permutex2var_epi8(lo0, bytes, lo1);
+    w[0] = _mm512_unpacklo_epi8(lo, hi);
+    w[1] = _mm512_unpackhi_epi8(lo, hi);
+  }
+  V4_INLINE void decode(int k, int64_t s, __m512i (&w)[kParts]) const {
+    decode_bytes(_mm512_loadu_si512(row[k] + s * kCols), w);
+  }
+  V4_INLINE void decode_tail(int k, int64_t s, int64_t valid_cols, __m512i (&w)[kParts]) const {
+    const __mmask64 m = (__mmask64(1) << valid_cols) - 1;  // valid_cols < 64
+    decode_bytes(_mm512_maskz_loadu_epi8(m, row[k] + s * kCols), w);
+  }
+};
+
+// FP4: a step is 128 columns = 64 bytes = 32 16-bit lanes of four nibbles; part q is nibble q of
+// every lane (shifted down by 4q and looked up by its low 5 bits in the repeated table). The
+// group scales are not in the decoded values: dot-product lane i of a step covers columns of group
+// i / 4 only, so a step's partial sums are multiplied by a vector of the four group scales
+// (kStepScale).
+struct Fp4Rows {
+  static constexpr int64_t kCols = 128;
+  static constexpr int kParts = 4;
+  static constexpr bool kStepScale = true;
+  const uint8_t* data;
+  const uint8_t* scale;
+  int64_t cols, groups;
+  __m512i table, idx_base, idx;
+  const uint8_t* row[kRowTile] = {};
+  const uint8_t* srow[kRowTile] = {};
+  __m512 scales[kRowTile];  // 2^(e-127) of 16 groups (4 steps) from step s_base
+  int64_t s_base = 0;
+
+  explicit Fp4Rows(const Weight& w)
+      : data(static_cast<const uint8_t*>(w.data)), scale(w.scale), cols(w.cols), groups(w.cols / kFp4Group) {
+    table = _mm512_load_si512(kFp4Table.v.data());
+    idx_base = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    idx = idx_base;
+    for (auto& e : scales) e = _mm512_setzero_ps();
+  }
+  bool prepare(const Input& in, int64_t r0, int R, int64_t i0, int64_t, const uint16_t*& xs) {
+    xs = in.arranged() + i0 * in.padded_cols();
+    return bytes_within(scale + r0 * groups, R * groups, kFp4ScaleMin, kFp4ScaleMax);
+  }
+  V4_INLINE void select(int k, int64_t r) {
+    row[k] = data + r * (cols / 2);
+    srow[k] = scale + r * groups;
+  }
+  V4_INLINE void refresh(int R, int64_t s) {
+    s_base = s;
+    const int64_t remaining = groups - 4 * s;
+    const __mmask16 m = remaining >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << remaining) - 1);
+    for (int k = 0; k < R; ++k)  // E8M0 e -> the fp32 bits of 2^(e-127): e in the exponent field
+      scales[k] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, srow[k] + 4 * s)), 23));
+  }
+  V4_INLINE void step_begin(int R, int64_t s) {
+    if (s - s_base >= 4) refresh(R, s);
+    idx = _mm512_add_epi32(idx_base, _mm512_set1_epi32(int32_t(4 * (s - s_base))));
+  }
+  V4_INLINE __m512 step_scale(int k) const { return _mm512_permutexvar_ps(idx, scales[k]); }
+  V4_INLINE void prefetch(int k, int64_t s, int64_t rows_ahead) const {
+    _mm_prefetch(reinterpret_cast<const char*>(row[k] + rows_ahead * (cols / 2) + s * (kCols / 2)), _MM_HINT_T1);
+  }
+  V4_INLINE void decode_lanes(__m512i z, __m512i (&w)[kParts]) const {
+    w[0] = _mm512_permutexvar_epi16(z, table);
+    w[1] = _mm512_permutexvar_epi16(_mm512_srli_epi16(z, 4), table);
+    w[2] = _mm512_permutexvar_epi16(_mm512_srli_epi16(z, 8), table);
+    w[3] = _mm512_permutexvar_epi16(_mm512_srli_epi16(z, 12), table);
+  }
+  V4_INLINE void decode(int k, int64_t s, __m512i (&w)[kParts]) const {
+    decode_lanes(_mm512_loadu_si512(row[k] + s * (kCols / 2)), w);
+  }
+  V4_INLINE void decode_tail(int k, int64_t s, int64_t valid_cols, __m512i (&w)[kParts]) const {
+    const __mmask64 m = (__mmask64(1) << (valid_cols / 2)) - 1;  // valid_cols < 128
+    decode_lanes(_mm512_maskz_loadu_epi8(m, row[k] + s * (kCols / 2)), w);
+  }
+};
+
+// ---- tiles -------------------------------------------------------------------------------------
+
+// Decode (n <= 4): R weight rows x T rows of arranged x (stride ldx lanes), weights decoded
+// straight into the dot products. Rows are short streams (4 KiB), so while a tile runs, the same
+// steps of the tile two ahead are prefetched into L2 (`ahead` rows on, 0 at the end of a range).
+template <int R, int T, class Rows>
+void fused_tile(Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_t* xs, int64_t ldx, float* out,
+                int64_t ldo) {
+  constexpr int P = Rows::kParts;
+  constexpr int64_t C = Rows::kCols;
+#pragma GCC unroll 4
+  for (int k = 0; k < R; ++k) rw.select(k, r0 + k);
+  __m512 acc[R][T];
+#pragma GCC unroll 4
+  for (int k = 0; k < R; ++k)
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) acc[k][t] = _mm512_setzero_ps();
+  const int64_t full = cols / C, steps = ceil_div(cols, C);
+  rw.refresh(R, 0);
+  for (int64_t s = 0; s < steps; ++s) {
+    rw.step_begin(R, s);
+    if (ahead > 0) {
+#pragma GCC unroll 4
+      for (int k = 0; k < R; ++k) rw.prefetch(k, s, ahead);
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < R; ++k) {
+      __m512i w[P];
+      if (s < full)
+        rw.decode(k, s, w);
+      else
+        rw.decode_tail(k, s, cols - s * C, w);
+      if constexpr (Rows::kStepScale) {
+        const __m512 sv = rw.step_scale(k);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) {
+          __m512 part = _mm512_setzero_ps();
+#pragma GCC unroll 4
+          for (int p = 0; p < P; ++p)
+            part = _mm512_dpbf16_ps(part, (__m512bh)w[p], (__m512bh)_mm512_loadu_si512(xs + t * ldx + s * C + 32 * p));
+          acc[k][t] = _mm512_fmadd_ps(part, sv, acc[k][t]);
+        }
+      } else {
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t)
+#pragma GCC unroll 4
+          for (int p = 0; p < P; ++p)
+            acc[k][t] = _mm512_dpbf16_ps(acc[k][t], (__m512bh)w[p],
+                                         (__m512bh)_mm512_loadu_si512(xs + t * ldx + s * C + 32 * p));
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int k = 0; k < R; ++k)
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) out[t * ldo + k] = _mm512_reduce_add_ps(acc[k][t]);
+}
+
+// Matrix (n > 4): the same instructions per element over a decoded panel of `steps` steps of R
+// rows (row k at wp + k * ldw; with step scales, their vectors at sp + (k * steps_max + s) * 16),
+// accumulators carried in acc_io (element (t, k) at (t * R + k) * 16).
+template <int R, int T, int P, int64_t C, bool kStepScale>
+void panel_tile(const uint16_t* wp, int64_t ldw, const float* sp, int64_t steps_max, int64_t steps, const uint16_t* xs,
+                int64_t ldx, float* acc_io) {
+  __m512 acc[R][T];
+#pragma GCC unroll 4
+  for (int k = 0; k < R; ++k)
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) acc[k][t] = _mm512_loadu_ps(acc_io + (t * R + k) * 16);
+  for (int64_t s = 0; s < steps; ++s) {
+    if constexpr (kStepScale) {  // T <= 2: R x T partial sums and accumulators in registers
+      __m512 part[R][T];
+#pragma GCC unroll 4
+      for (int k = 0; k < R; ++k)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) part[k][t] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+      for (int p = 0; p < P; ++p) {
+        __m512i w[R];
+#pragma GCC unroll 4
+        for (int k = 0; k < R; ++k) w[k] = _mm512_loadu_si512(wp + k * ldw + s * C + 32 * p);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) {
+          const __m512i xv = _mm512_loadu_si512(xs + t * ldx + s * C + 32 * p);
+#pragma GCC unroll 4
+          for (int k = 0; k < R; ++k) part[k][t] = _mm512_dpbf16_ps(part[k][t], (__m512bh)w[k], (__m512bh)xv);
+        }
+      }
+#pragma GCC unroll 4
+      for (int k = 0; k < R; ++k) {
+        const __m512 sv = _mm512_loadu_ps(sp + (k * steps_max + s) * 16);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) acc[k][t] = _mm512_fmadd_ps(part[k][t], sv, acc[k][t]);
+      }
+    } else {
+#pragma GCC unroll 4
+      for (int p = 0; p < P; ++p) {
+        __m512i w[R];
+#pragma GCC unroll 4
+        for (int k = 0; k < R; ++k) w[k] = _mm512_loadu_si512(wp + k * ldw + s * C + 32 * p);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) {
+          const __m512i xv = _mm512_loadu_si512(xs + t * ldx + s * C + 32 * p);
+#pragma GCC unroll 4
+          for (int k = 0; k < R; ++k) acc[k][t] = _mm512_dpbf16_ps(acc[k][t], (__m512bh)w[k], (__m512bh)xv);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int k = 0; k < R; ++k)
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) _mm512_storeu_ps(acc_io + (t * R + k) * 16, acc[k][t]);
+}
+
+template <int R, class Rows>
+void fused_rows(Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_t* xs, int64_t ldx, int64_t n,
+                float* out, int64_t ldo) {
+  switch (n) {
+    case 1: fused_tile<R, 1>(rw, r0, ahead, cols, xs, ldx, out, ldo); break;
+    case 2: fused_tile<R, 2>(rw, r0, ahead, cols, xs, ldx, out, ldo); break;
+    case 3: fused_tile<R, 3>(rw, r0, ahead, cols, xs, ldx, out, ldo); break;
+    default: fused_tile<R, 4>(rw, r0, ahead, cols, xs, ldx, out, ldo); break;
+  }
+}
+
+template <int R, int P, int64_t C, bool S>
+void panel_rows(const uint16_t* wp, int64_t ldw, const float* sp, int64_t steps_max, int64_t steps, const uint16_t* xs,
+                int64_t ldx, int64_t t, float* acc) {
+  if constexpr (S) {
+    if (t == 1)
+      panel_tile<R, 1, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc);
+    else
+      panel_tile<R, 2, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc);
+    return;
+  }
+  switch (t) {
+    case 1: panel_tile<R, 1, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
+    case 2: panel_tile<R, 2, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
+    case 3: panel_tile<R, 3, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
+    default: panel_tile<R, 4, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
+  }
+}
+
+constexpr int64_t kPanelCols = 512;  // decoded panel row: 1 KiB of BF16; R rows stay in L1
+
+template <int R, class Rows>
+void matrix_tile(Rows& rw, int64_t r0, int64_t cols, const uint16_t* xs, int64_t ldx, int64_t nb, uint16_t* panel,
+                 float* panel_scales, float* accs) {
+  constexpr int P = Rows::kParts;
+  constexpr int64_t C = Rows::kCols, panel_steps = kPanelCols / C;
+#pragma GCC unroll 4
+  for (int k = 0; k < R; ++k) rw.select(k, r0 + k);
+  rw.refresh(R, 0);
+  const int64_t full = cols / C, steps = ceil_div(cols, C);
+  for (int64_t p0 = 0; p0 < steps; p0 += panel_steps) {
+    const int64_t p1 = std::min(steps, p0 + panel_steps);
+    for (int64_t s = p0; s < p1; ++s) {
+      rw.step_begin(R, s);
+#pragma GCC unroll 4
+      for (int k = 0; k < R; ++k) {
+        __m512i w[P];
+        if (s < full)
+          rw.decode(k, s, w);
+        else
+          rw.decode_tail(k, s, cols - s * C, w);
+#pragma GCC unroll 4
+        for (int p = 0; p < P; ++p) _mm512_storeu_si512(panel + k * kPanelCols + (s - p0) * C + 32 * p, w[p]);
+        if constexpr (Rows::kStepScale) _mm512_storeu_ps(panel_scales + (k * panel_steps + (s - p0)) * 16, rw.step_scale(k));
+      }
+    }
+    constexpr int64_t x_tile = Rows::kStepScale ? 2 : kXTile;  // see panel_tile's registers
+    for (int64_t t0 = 0; t0 < nb; t0 += x_tile)
+      panel_rows<R, P, C, Rows::kStepScale>(panel, kPanelCols, panel_scales, panel_steps, p1 - p0,
+                                            xs + t0 * ldx + p0 * C, ldx, std::min<int64_t>(x_tile, nb - t0),
+                                            accs + t0 * R * 16);
+  }
+}
+
+template <class Rows>
+void rows_impl(const Input& in, Rows rw, float* out, int64_t row_begin, int64_t row_end, const RowFallback& fallback) {
+  const Weight& w = in.weight();
+  const int64_t n = in.n(), rows = w.rows, cols = w.cols, ldx = in.padded_cols();
+  if (n <= kXTile) {
+    for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowTile) {
+      const int R = int(std::min<int64_t>(kRowTile, row_end - r0));
+      const uint16_t* xs = nullptr;
+      if (!rw.prepare(in, r0, R, 0, n, xs)) {
+        fallback(r0, r0 + R);
+        continue;
+      }
+      const int64_t ahead = r0 + 3 * kRowTile <= row_end ? 2 * kRowTile : 0;
+      switch (R) {
+        case 1: fused_rows<1>(rw, r0, 0, cols, xs, ldx, n, out + r0, rows); break;
+        case 2: fused_rows<2>(rw, r0, 0, cols, xs, ldx, n, out + r0, rows); break;
+        case 3: fused_rows<3>(rw, r0, 0, cols, xs, ldx, n, out + r0, rows); break;
+        default: fused_rows<4>(rw, r0, ahead, cols, xs, ldx, n, out + r0, rows); break;
+      }
+    }
+    return;
+  }
+  thread_local std::vector<uint16_t> panel;
+  thread_local std::vector<float> panel_scales;
+  thread_local std::vector<float> accs;
+  const int64_t block = std::max<int64_t>(kXTile, kXBlockBytes / (ldx * 2) / kXTile * kXTile);
+  panel.resize(size_t(kRowTile * kPanelCols));
+  panel_scales.resize(size_t(kRowTile * kPanelCols / Rows::kCols * 16));
+  accs.resize(size_t(block * kRowTile * 16));
+  for (int64_t i0 = 0; i0 < n; i0 += block) {
+    const int64_t nb = std::min(block, n - i0);
+    for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowTile) {
+      const int R = int(std::min<int64_t>(kRowTile, row_end - r0));
+      const uint16_t* xs = nullptr;
+      if (!rw.prepare(in, r0, R, i0, nb, xs)) {
+        if (i0 == 0) fallback(r0, r0 + R);
+        continue;
+      }
+      std::fill(accs.begin(), accs.begin() + nb * R * 16, 0.0f);
+      switch (R) {
+        case 1: matrix_tile<1>(rw, r0, cols, xs, ldx, nb, panel.data(), panel_scales.data(), accs.data()); break;
+        case 2: matrix_tile<2>(rw, r0, cols, xs, ldx, nb, panel.data(), panel_scales.data(), accs.data()); break;
+        case 3: matrix_tile<3>(rw, r0, cols, xs, ldx, nb, panel.data(), panel_scales.data(), accs.data()); break;
+        default: matrix_tile<4>(rw, r0, cols, xs, ldx, nb, panel.data(), panel_scales.data(), accs.data()); break;
+      }
+      for (int64_t i = 0; i < nb; ++i)
+        for (int k = 0; k < R; ++k)
+          out[(i0 + i) * rows + r0 + k] = _mm512_reduce_add_ps(_mm512_loadu_ps(accs.data() + (i * R + k) * 16));
+    }
+  }
+}
+
+}  // namespace
+
+Input::Input(const Weight& w, const float* x, int64_t n)
+    : w_(w), x_(x), n_(n),
+      padded_cols_(ceil_div(w.cols, w.dtype == DType::I8 ? Fp4Rows::kCols : Fp8Rows::kCols) *
+                   (w.dtype == DType::I8 ? Fp4Rows::kCols : Fp8Rows::kCols)) {
+  if (w.dtype == DType::I8) {
+    arranged_.resize(size_t(n * padded_cols_));
+    for (int64_t i = 0; i < n; ++i) arrange_fp4(x + i * w.cols, w.cols, arranged_.data() + i * padded_cols_);
+  }
+}
+
+void rows(const Input& in, float* out, int64_t row_begin, int64_t row_end, const RowFallback& fallback) {
+  switch (in.weight().dtype) {
+    case DType::F8_E4M3: {
+      thread_local std::vector<uint16_t> xbuf;
+      rows_impl(in, Fp8Rows(in.weight(), &xbuf), out, row_begin, row_end, fallback);
+      return;
+    }
+    case DType::I8:
+      rows_impl(in, Fp4Rows(in.weight()), out, row_begin, row_end, fallback);
+      return;
+    default:
+      fallback(row_begin, row_end);
+  }
+}
+
+#else  // no AVX-512 BF16 / VBMI in this build
+
+bool available() { return false; }
+Input::Input(const Weight& w, const float* x, int64_t n) : w_(w), x_(x), n_(n), padded_cols_(w.cols) {}
+void rows(const Input&, float*, int64_t row_begin, int64_t row_end, const RowFallback& fallback) {
+  fallback(row_begin, row_end);
+}
+
+#endif
+
+}  // namespace v4::kernels::bf16dot

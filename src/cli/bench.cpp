@@ -3,7 +3,7 @@
 //                   weight format, with the ratio to that bandwidth (alias: bench linear)
 //   bench decode    tokens/s of batch decode on a checkpoint, bytes per token, ratio to the read
 //                   bandwidth measured in the same run
-//   bench prefill   tokens/s of one prefill chunk, FLOPs per token, ratio to the FMA peak
+//   bench prefill   tokens/s of one prefill chunk, FLOPs per token, ratio to the matrix peak
 //                   measured in the same run
 //   bench tokenize  provided by the text layer (src/cli/bench_tokenize.cpp)
 #include <algorithm>
@@ -353,39 +353,50 @@ int bench_kernels(const Args& args) {
 
 // --- model benchmarks -------------------------------------------------------------------------
 
-// FP32 fused multiply-add peak of `pool.size()` threads in GFLOP/s (2 FLOPs per lane), with
-// enough independent accumulators to cover the FMA latency. This machine has no AMX, so this is
-// the compute bound prefill is measured against.
-double measure_fma_peak_gflops(ThreadPool& pool) {
+// Matrix-unit peak of `pool.size()` threads in GFLOP/s, with enough independent accumulators to
+// cover the latency: FP32 FMAs (16 lanes x 2 FLOPs) or, for the quantised path, AVX-512 BF16 dot
+// products (32 products + 32 additions per instruction), the instruction the kernels multiply
+// with. This machine has no AMX, so this is the compute bound prefill is measured against.
+enum class PeakKind { kFp32Fma, kBf16Dot };
+
+double measure_peak_gflops(ThreadPool& pool, PeakKind kind) {
 #if defined(__AVX512F__)
   constexpr int64_t kIters = 20'000'000;
+#if !defined(__AVX512BF16__)
+  kind = PeakKind::kFp32Fma;
+#endif
   std::vector<float> sink(size_t(pool.size()), 0.0f);
   const auto t0 = Clock::now();
   pool.parallel_for(pool.size(), [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
-      __m512 a0 = _mm512_set1_ps(1.0f), a1 = _mm512_set1_ps(1.1f), a2 = _mm512_set1_ps(1.2f),
-             a3 = _mm512_set1_ps(1.3f), a4 = _mm512_set1_ps(1.4f), a5 = _mm512_set1_ps(1.5f),
-             a6 = _mm512_set1_ps(1.6f), a7 = _mm512_set1_ps(1.7f), a8 = _mm512_set1_ps(1.8f),
-             a9 = _mm512_set1_ps(1.9f);
+      __m512 a[10];
+      for (int k = 0; k < 10; ++k) a[k] = _mm512_set1_ps(1.0f + 0.1f * float(k));
       const __m512 m = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
-      for (int64_t i = 0; i < kIters; ++i) {
-        a0 = _mm512_fmadd_ps(a0, m, c); a1 = _mm512_fmadd_ps(a1, m, c); a2 = _mm512_fmadd_ps(a2, m, c);
-        a3 = _mm512_fmadd_ps(a3, m, c); a4 = _mm512_fmadd_ps(a4, m, c); a5 = _mm512_fmadd_ps(a5, m, c);
-        a6 = _mm512_fmadd_ps(a6, m, c); a7 = _mm512_fmadd_ps(a7, m, c); a8 = _mm512_fmadd_ps(a8, m, c);
-        a9 = _mm512_fmadd_ps(a9, m, c);
+      if (kind == PeakKind::kFp32Fma) {
+        for (int64_t i = 0; i < kIters; ++i)
+#pragma GCC unroll 10
+          for (int k = 0; k < 10; ++k) a[k] = _mm512_fmadd_ps(a[k], m, c);
+      } else {
+#if defined(__AVX512BF16__)
+        const __m512bh w = _mm512_cvtne2ps_pbh(c, c), x = _mm512_cvtne2ps_pbh(m, m);
+        for (int64_t i = 0; i < kIters; ++i)
+#pragma GCC unroll 10
+          for (int k = 0; k < 10; ++k) a[k] = _mm512_dpbf16_ps(a[k], w, x);
+#endif
       }
-      const __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                                     _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)),
-                                                   _mm512_add_ps(a8, a9)));
+      __m512 s = a[0];
+      for (int k = 1; k < 10; ++k) s = _mm512_add_ps(s, a[k]);
       sink[size_t(t)] = _mm512_reduce_add_ps(s);
     }
   });
   const double secs = seconds_since(t0);
   volatile float keep = sink[0];
   (void)keep;
-  return double(pool.size()) * double(kIters) * 10 * 16 * 2 / secs / 1e9;
+  const double flops_per_instruction = kind == PeakKind::kFp32Fma ? 32 : 64;
+  return double(pool.size()) * double(kIters) * 10 * flops_per_instruction / secs / 1e9;
 #else
   (void)pool;
+  (void)kind;
   return 0.0;
 #endif
 }
@@ -517,6 +528,14 @@ int bench_model(const Args& args, bool decode) {
   const auto& cfg = ckpt->config();
   const TokenCost cost = token_cost(*ckpt);
   std::vector<std::string> json_rows;
+  // The quantised path multiplies FP8/FP4 weights with BF16 dot products, the exact path with
+  // FP32 FMAs: prefill is measured against the peak of the one it uses.
+#if defined(__AVX512BF16__)
+  const PeakKind peak_kind = o.exact ? PeakKind::kFp32Fma : PeakKind::kBf16Dot;
+#else
+  const PeakKind peak_kind = PeakKind::kFp32Fma;
+#endif
+  const char* peak_name = peak_kind == PeakKind::kBf16Dot ? "bf16_dot" : "fp32_fma";
   for (int threads : o.threads) {
     ThreadPool probe(threads);
     double bound = 0;  // GB/s (decode) or GFLOP/s (prefill), best of repeats
@@ -525,7 +544,7 @@ int bench_model(const Args& args, bool decode) {
       measure_read_bandwidth(buffer, probe, 1);
       bound = measure_read_bandwidth(buffer, probe, o.repeats).min;
     } else {
-      for (int r = 0; r < o.repeats; ++r) bound = std::max(bound, measure_fma_peak_gflops(probe));
+      for (int r = 0; r < o.repeats; ++r) bound = std::max(bound, measure_peak_gflops(probe, peak_kind));
     }
     model::ModelOptions mo;
     mo.exact = o.exact;
@@ -663,9 +682,10 @@ int bench_model(const Args& args, bool decode) {
       std::snprintf(row, sizeof row,
                     "{\"mode\":\"prefill\",\"threads\":%d,\"tokens\":%lld,\"repeats\":%d,\"tokens_per_s\":%.3f,"
                     "\"tokens_per_s_median\":%.3f,\"bytes_per_token\":%.0f,\"flops_per_token\":%.0f,"
-                    "\"achieved_gflops\":%.3f,\"peak_gflops\":%.3f,\"flops_ratio\":%.4f,\"flops_ratio_median\":%.4f}",
+                    "\"achieved_gflops\":%.3f,\"peak_gflops\":%.3f,\"peak_kind\":\"%s\",\"flops_ratio\":%.4f,"
+                    "\"flops_ratio_median\":%.4f}",
                     threads, (long long)o.tokens, o.repeats, tps_best, tps_median, bytes_per_step / double(o.tokens),
-                    flops_per_token, gf, bound, gf / bound, gf_med / bound);
+                    flops_per_token, gf, bound, peak_name, gf / bound, gf_med / bound);
     }
     std::string row_json(row);
     row_json.insert(row_json.size() - 1, parts_json);  // before the closing brace
@@ -678,9 +698,10 @@ int bench_model(const Args& args, bool decode) {
                     bound, bytes_per_token * tps_best / 1e9 / bound, bytes_per_token * tps_median / 1e9 / bound);
       else
         std::printf("prefill threads %d chunk %lld: %.2f tokens/s (median %.2f), %.2f GFLOP/token, %.1f GFLOP/s of %.1f "
-                    "GFLOP/s FMA peak = %.4f (median %.4f)\n",
+                    "GFLOP/s %s peak = %.4f (median %.4f)\n",
                     threads, (long long)o.tokens, tps_best, tps_median, flops_per_token / 1e9,
-                    flops_per_token * tps_best / 1e9, bound, flops_per_token * tps_best / 1e9 / bound,
+                    flops_per_token * tps_best / 1e9, bound, peak_kind == PeakKind::kBf16Dot ? "BF16 dot-product" : "FP32 FMA",
+                    flops_per_token * tps_best / 1e9 / bound,
                     flops_per_token * tps_median / 1e9 / bound);
       std::printf("  %-6s %-4s %12s %12s %10s %8s %12s %10s %8s\n", "part", "type", "ms/token", "MB/token", "GB/s",
                   "bw ratio", "MFLOP/token", "GFLOP/s", "fl ratio");
@@ -714,7 +735,9 @@ const char* kModelUsage =
     "reads (dense + the routed experts touched + one embedding row per token) plus the sequence\n"
     "state, and bw_ratio compares bytes/token x tokens/s with the read bandwidth measured in the same\n"
     "run. prefill: one N-token chunk (default 512); flops_ratio compares 2 x weights/token x tokens/s\n"
-    "with the FP32 FMA peak measured in the same run (no AMX on this machine). Best of --repeats runs\n"
+    "with the peak of the instruction the kernels multiply with, measured in the same run: AVX-512\n"
+    "BF16 dot products (default, quantised activations) or FP32 FMAs (--exact); no AMX on this\n"
+    "machine. Best of --repeats runs\n"
     "(after one warm-up), medians also shown. --json prints one object per thread count (or\n"
     "{\"runs\":[...]} for several).\n"
     "Per layer (SWA/CSA/HCA) and for the head (embedding + hc_head + norm + LM head): wall time per\n"
@@ -726,7 +749,7 @@ const char* kUsage =
     "usage: v4flash bench <what> [options]\n"
     "  kernels   read bandwidth and linear() GB/s per weight format (alias: linear)\n"
     "  decode    model decode tokens/s and ratio to read bandwidth (--model DIR)\n"
-    "  prefill   model prefill tokens/s and ratio to the FMA peak (--model DIR)\n"
+    "  prefill   model prefill tokens/s and ratio to the matrix peak (--model DIR)\n"
     "  tokenize  tokenizer throughput\n"
     "Run `v4flash bench <what> --help` for the options.\n";
 

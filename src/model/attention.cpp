@@ -123,7 +123,7 @@ void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int
     std::fill_n(oh, dh, 0.0f);
     for (size_t e = 0; e < rows.size(); ++e) {
       const float p = s[e] / denom;
-      for (int64_t k = 0; k < dh; ++k) oh[k] += p * rows[e][k];
+      axpy(p, rows[e], oh, dh);
     }
     rope.apply(oh + dh - rd, t, true);
   });

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 
 namespace v4::model {
@@ -48,17 +49,52 @@ float round_e2m1(float v) {
   return std::copysign(std::min(r, 6.0f), v);
 }
 
+namespace {
+// round_e4m3 for |v| <= 448 without branches or libm calls: below 2^-6 e4m3 is subnormal (steps of
+// 2^-9, rounded by adding and removing 2^14, whose ulp is 2^-9); above, round-to-nearest-even to
+// 3 mantissa bits on the fp32 bit pattern. Same results as round_e4m3 (a test checks this).
+inline uint32_t float_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+inline float bits_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline float round_e4m3_clamped(float q) {
+  const uint32_t sign = float_bits(q) & 0x80000000u;
+  const float a = std::fabs(q);
+  const float sub = (a + 16384.0f) - 16384.0f;
+  const uint32_t u = float_bits(a);
+  const float normal = bits_float((u + 0x7FFFFu + ((u >> 20) & 1u)) & 0xFFF00000u);
+  const float r = std::min(a < 0.015625f ? sub : normal, 448.0f);
+  return bits_float(float_bits(r) | sign);
+}
+}  // namespace
+
 void fp8_quant_dequant(float* x, int64_t n, int64_t block) {
   for (int64_t b0 = 0; b0 < n; b0 += block) {
     const int64_t b1 = std::min(n, b0 + block);
     float amax = 0;
-    for (int64_t i = b0; i < b1; ++i) amax = std::max(amax, std::fabs(x[i]));
+    bool has_nan = false;
+    for (int64_t i = b0; i < b1; ++i) {
+      amax = std::max(amax, std::fabs(x[i]));
+      has_nan |= std::isnan(x[i]);
+    }
     amax = std::max(amax, 1e-4f);
     const float scale = pow2_ceil(amax * (1.0f / 448.0f));
-    for (int64_t i = b0; i < b1; ++i) {
-      const float q = std::clamp(x[i] / scale, -448.0f, 448.0f);
-      x[i] = round_e4m3(q) * scale;
+    if (has_nan || !std::isfinite(amax)) {  // the definition, element by element
+      for (int64_t i = b0; i < b1; ++i) {
+        const float q = std::clamp(x[i] / scale, -448.0f, 448.0f);
+        x[i] = round_e4m3(q) * scale;
+      }
+      continue;
     }
+    // x / scale == x * (1 / scale) exactly: scale is a power of two
+    const float inv = 1.0f / scale;
+    for (int64_t i = b0; i < b1; ++i) x[i] = round_e4m3_clamped(std::clamp(x[i] * inv, -448.0f, 448.0f)) * scale;
   }
 }
 

@@ -2,8 +2,13 @@
 // Small numeric building blocks of the forward pass: RMSNorm, RoPE tables, the reference's
 // activation quantisers (FP8 e4m3 / FP4 e2m1 with power-of-two block scales) and the Hadamard
 // rotation. All fp32, all deterministic (no dependence on threads).
+#include <cmath>
 #include <cstdint>
 #include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace v4::model {
 
@@ -18,6 +23,17 @@ inline float dot(const float* a, const float* b, int64_t n) {
   for (int w = 8; w >= 1; w /= 2)
     for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
   return acc[0];
+}
+
+// y[k] = fma(a, x[k], y[k]) for k < n: each element rounded once, so vectorised or not the
+// result is the same.
+inline void axpy(float a, const float* x, float* y, int64_t n) {
+  int64_t k = 0;
+#if defined(__AVX512F__)
+  const __m512 av = _mm512_set1_ps(a);
+  for (; k + 16 <= n; k += 16) _mm512_storeu_ps(y + k, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + k), _mm512_loadu_ps(y + k)));
+#endif
+  for (; k < n; ++k) y[k] = std::fma(a, x[k], y[k]);
 }
 
 // y = w * x / sqrt(mean(x^2) + eps); w may be null (no weight). In place allowed (y == x).

@@ -2,7 +2,9 @@
 // subnormals), the power-of-two block scales, the Hadamard rotation, RoPE with the YaRN ramp.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <random>
 #include <vector>
 
 #include "core/codecs.h"
@@ -60,6 +62,57 @@ TEST(Numerics, Fp8BlockQuantisation) {
   v = {0.0f, 0.0f, 5.0f, 0.0f};
   fp8_quant_dequant(v.data(), 4, 2);  // an all-zero block stays zero (amax clamped to 1e-4)
   EXPECT_EQ(v, (std::vector<float>{0.0f, 0.0f, 5.0f, 0.0f}));
+}
+
+// The fast quantiser (bit-pattern rounding) against the definition element by element: clamp
+// x / scale to +-448, round_e4m3, times scale; blocks of every magnitude, ties, subnormal e4m3,
+// zeros and a NaN block.
+TEST(Numerics, Fp8QuantisationEqualsDefinition) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> mant(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> expo(-40, 40), small(0, 9);
+  for (int trial = 0; trial < 2000; ++trial) {
+    const int64_t block = trial % 2 ? 128 : 64, n = block * 3 + trial % 5;
+    std::vector<float> x(static_cast<size_t>(n));
+    const int e = expo(rng);
+    for (auto& v : x) {
+      v = std::ldexp(mant(rng), e - small(rng));
+      if (small(rng) == 0) v = std::ldexp(std::round(v * 64.0f), e) / 64.0f;  // ties and exact values
+      if (small(rng) == 1) v = 0.0f;
+    }
+    if (trial % 97 == 0) x[3] = std::nanf("");
+    std::vector<float> expected = x;
+    for (int64_t b0 = 0; b0 < n; b0 += block) {
+      const int64_t b1 = std::min(n, b0 + block);
+      float amax = 0;
+      for (int64_t i = b0; i < b1; ++i) amax = std::max(amax, std::fabs(x[size_t(i)]));
+      amax = std::max(amax, 1e-4f);
+      int ex = 0;
+      const float m = std::frexp(amax / 448.0f, &ex);
+      const float scale = m == 0.5f ? std::ldexp(1.0f, ex - 1) : std::ldexp(1.0f, ex);
+      for (int64_t i = b0; i < b1; ++i)
+        expected[size_t(i)] = round_e4m3(std::clamp(x[size_t(i)] / scale, -448.0f, 448.0f)) * scale;
+    }
+    fp8_quant_dequant(x.data(), n, block);
+    for (int64_t i = 0; i < n; ++i) {
+      if (std::isnan(expected[size_t(i)])) {
+        ASSERT_TRUE(std::isnan(x[size_t(i)])) << trial << " " << i;
+        continue;
+      }
+      ASSERT_EQ(x[size_t(i)], expected[size_t(i)]) << "trial " << trial << " element " << i;
+    }
+  }
+}
+
+TEST(Numerics, AxpyRoundsEachElementOnce) {
+  std::vector<float> x(37), y(37), expected(37);
+  for (int k = 0; k < 37; ++k) {
+    x[size_t(k)] = 1.0f / float(k + 3);
+    y[size_t(k)] = float(k) / 7.0f;
+    expected[size_t(k)] = std::fma(0.3f, x[size_t(k)], y[size_t(k)]);
+  }
+  axpy(0.3f, x.data(), y.data(), 37);
+  EXPECT_EQ(y, expected);
 }
 
 TEST(Numerics, Fp4BlockQuantisation) {

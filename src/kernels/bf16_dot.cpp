@@ -399,21 +399,21 @@ template <int R, int P, int64_t C, bool S>
 void panel_rows(const uint16_t* wp, int64_t ldw, const float* sp, int64_t steps_max, int64_t steps, const uint16_t* xs,
                 int64_t ldx, int64_t t, float* acc) {
   if constexpr (S) {
-    if (t == 1)
-      panel_tile<R, 1, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc);
-    else
-      panel_tile<R, 2, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc);
-    return;
-  }
-  switch (t) {
-    case 1: panel_tile<R, 1, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
-    case 2: panel_tile<R, 2, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
-    case 3: panel_tile<R, 3, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
-    default: panel_tile<R, 4, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
+    switch (t) {
+      case 1: panel_tile<R, 1, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
+      default: panel_tile<R, 2, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
+    }
+  } else {
+    switch (t) {
+      case 1: panel_tile<R, 1, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
+      case 2: panel_tile<R, 2, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
+      case 3: panel_tile<R, 3, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
+      default: panel_tile<R, 4, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
+    }
   }
 }
 
-constexpr int64_t kPanelCols = 512;  // decoded panel row: 1 KiB of BF16; R rows stay in L1
+constexpr int64_t kPanelCols = 1024;  // decoded panel row: 2 KiB of BF16; R rows stay in L1
 
 template <int R, class Rows>
 void matrix_tile(Rows& rw, int64_t r0, int64_t cols, const uint16_t* xs, int64_t ldx, int64_t nb, uint16_t* panel,

@@ -83,7 +83,19 @@ const Fp4Table kFp4Table = [] {
 // Scales the BF16 path takes: FP8 block scales 2^-95..2^100 keep quantised activations times the
 // scale normal and finite; FP4 group scales must be normal fp32 numbers (not 0 or NaN).
 bool bytes_within(const uint8_t* p, int64_t count, uint8_t lo, uint8_t hi) {
-  for (int64_t i = 0; i < count; ++i)
+  int64_t i = 0;
+#if V4_BF16DOT
+  // runs once per tile over the tile's scales: 64 at a time
+  __m512i mn = _mm512_set1_epi8(char(hi)), mx = _mm512_set1_epi8(char(lo));
+  for (; i + 64 <= count; i += 64) {
+    const __m512i v = _mm512_loadu_si512(p + i);
+    mn = _mm512_min_epu8(mn, v);
+    mx = _mm512_max_epu8(mx, v);
+  }
+  if (_mm512_cmplt_epu8_mask(mn, _mm512_set1_epi8(char(lo))) || _mm512_cmpgt_epu8_mask(mx, _mm512_set1_epi8(char(hi))))
+    return false;
+#endif
+  for (; i < count; ++i)
     if (p[i] < lo || p[i] > hi) return false;
   return true;
 }

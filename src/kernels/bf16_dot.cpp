@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <stdexcept>
 
 #include "kernels/formats.h"
 
@@ -119,16 +120,37 @@ V4_INLINE __mmask16 float_mask(int64_t valid) {
 
 V4_INLINE __m512i to_bf16(__m512 hi16, __m512 lo16) { return (__m512i)_mm512_cvtne2ps_pbh(hi16, lo16); }
 
-// x row -> BF16 in FP8 lane order, times the block scales of one 128-row block.
+// x row -> BF16 in FP8 lane order, times the block scales of one 128-row block. With Q = 3 terms
+// an fp32 x' is split exactly into BF16 h + m + l (truncations to the top 8 significant bits and
+// exact remainders), so fp32 activations also run on BF16 dot products with exact products.
+// Layout of a step: part p, term q at lanes (p * Q + q) * 32.
+template <int Q>
 void arrange_fp8(const float* x, int64_t cols, const uint8_t* scale_row, uint16_t* dst) {
+  const __m512i top = _mm512_set1_epi32(int32_t(0xFFFF0000u));
   for (int64_t c = 0; c < cols; c += 64) {
     const __m512 mult = _mm512_set1_ps(e8m0_value(scale_row[c / kFp8Block]));
     __m512 v[4];
     for (int j = 0; j < 4; ++j)
       v[j] = _mm512_mul_ps(_mm512_maskz_loadu_ps(float_mask(cols - c - 16 * j), x + c + 16 * j), mult);
-    _mm512_storeu_si512(dst + c, to_bf16(_mm512_shuffle_f32x4(v[2], v[3], 0x44), _mm512_shuffle_f32x4(v[0], v[1], 0x44)));
-    _mm512_storeu_si512(dst + c + 32,
-                        to_bf16(_mm512_shuffle_f32x4(v[2], v[3], 0xEE), _mm512_shuffle_f32x4(v[0], v[1], 0xEE)));
+    __m512 parts[2][2] = {{_mm512_shuffle_f32x4(v[0], v[1], 0x44), _mm512_shuffle_f32x4(v[2], v[3], 0x44)},
+                          {_mm512_shuffle_f32x4(v[0], v[1], 0xEE), _mm512_shuffle_f32x4(v[2], v[3], 0xEE)}};
+    for (int p = 0; p < 2; ++p) {
+      if constexpr (Q == 1) {
+        _mm512_storeu_si512(dst + c + 32 * p, to_bf16(parts[p][1], parts[p][0]));
+      } else {
+        __m512 terms[3][2];
+        for (int h = 0; h < 2; ++h) {
+          const __m512 xv = parts[p][h];
+          const __m512 hi = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(xv), top));
+          const __m512 rest = _mm512_sub_ps(xv, hi);
+          const __m512 mid = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(rest), top));
+          terms[0][h] = hi;
+          terms[1][h] = mid;
+          terms[2][h] = _mm512_sub_ps(rest, mid);
+        }
+        for (int q = 0; q < 3; ++q) _mm512_storeu_si512(dst + c * 3 + (p * 3 + q) * 32, to_bf16(terms[q][1], terms[q][0]));
+      }
+    }
   }
 }
 
@@ -156,9 +178,11 @@ void arrange_fp4(const float* x, int64_t cols, uint16_t* dst) {
 // later row into L2. prepare(...) says whether rows [r0, r0 + R) take this path and where their
 // arranged x rows are.
 
+template <int Q>
 struct Fp8Rows {
   static constexpr int64_t kCols = 64;
   static constexpr int kParts = 2;
+  static constexpr int kTerms = Q;  // BF16 terms per x value: 1 (BF16-exact x) or 3 (fp32 x)
   static constexpr bool kStepScale = false;
   const uint8_t* data;
   const uint8_t* scale;
@@ -185,9 +209,9 @@ struct Fp8Rows {
       const uint8_t* srow = scale + block * scale_cols;
       built_regular = bytes_within(srow, scale_cols, kFp8ScaleMin, kFp8ScaleMax);
       if (built_regular) {
-        const int64_t pc = in.padded_cols();
-        xbuf->resize(size_t(nb * pc));
-        for (int64_t i = 0; i < nb; ++i) arrange_fp8(in.x() + (i0 + i) * cols, cols, srow, xbuf->data() + i * pc);
+        const int64_t ldx = in.x_stride();
+        xbuf->resize(size_t(nb * ldx));
+        for (int64_t i = 0; i < nb; ++i) arrange_fp8<Q>(in.x() + (i0 + i) * cols, cols, srow, xbuf->data() + i * ldx);
       }
       built_block = block;
       built_i0 = i0;
@@ -226,6 +250,7 @@ struct Fp8Rows {
 struct Fp4Rows {
   static constexpr int64_t kCols = 128;
   static constexpr int kParts = 4;
+  static constexpr int kTerms = 1;
   static constexpr bool kStepScale = true;
   const uint8_t* data;
   const uint8_t* scale;
@@ -244,7 +269,7 @@ struct Fp4Rows {
     for (auto& e : scales) e = _mm512_setzero_ps();
   }
   bool prepare(const Input& in, int64_t r0, int R, int64_t i0, int64_t, const uint16_t*& xs) {
-    xs = in.arranged() + i0 * in.padded_cols();
+    xs = in.arranged() + i0 * in.x_stride();
     return bytes_within(scale + r0 * groups, R * groups, kFp4ScaleMin, kFp4ScaleMax);
   }
   V4_INLINE void select(int k, int64_t r) {
@@ -289,7 +314,7 @@ struct Fp4Rows {
 template <int R, int T, class Rows>
 void fused_tile(Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_t* xs, int64_t ldx, float* out,
                 int64_t ldo) {
-  constexpr int P = Rows::kParts;
+  constexpr int P = Rows::kParts, Q = Rows::kTerms;
   constexpr int64_t C = Rows::kCols;
 #pragma GCC unroll 4
   for (int k = 0; k < R; ++k) rw.select(k, r0 + k);
@@ -328,8 +353,10 @@ void fused_tile(Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_
         for (int t = 0; t < T; ++t)
 #pragma GCC unroll 4
           for (int p = 0; p < P; ++p)
-            acc[k][t] = _mm512_dpbf16_ps(acc[k][t], (__m512bh)w[p],
-                                         (__m512bh)_mm512_loadu_si512(xs + t * ldx + s * C + 32 * p));
+#pragma GCC unroll 3
+            for (int q = 0; q < Q; ++q)
+              acc[k][t] = _mm512_dpbf16_ps(acc[k][t], (__m512bh)w[p],
+                                           (__m512bh)_mm512_loadu_si512(xs + t * ldx + (s * C + 32 * p) * Q + 32 * q));
       }
     }
   }
@@ -342,7 +369,7 @@ void fused_tile(Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_
 // Matrix (n > 4): the same instructions per element over a decoded panel of `steps` steps of R
 // rows (row k at wp + k * ldw; with step scales, their vectors at sp + (k * steps_max + s) * 16),
 // accumulators carried in acc_io (element (t, k) at (t * R + k) * 16).
-template <int R, int T, int P, int64_t C, bool kStepScale>
+template <int R, int T, int P, int Q, int64_t C, bool kStepScale>
 void panel_tile(const uint16_t* wp, int64_t ldw, const float* sp, int64_t steps_max, int64_t steps, const uint16_t* xs,
                 int64_t ldx, float* acc_io) {
   __m512 acc[R][T];
@@ -382,11 +409,13 @@ void panel_tile(const uint16_t* wp, int64_t ldw, const float* sp, int64_t steps_
 #pragma GCC unroll 4
         for (int k = 0; k < R; ++k) w[k] = _mm512_loadu_si512(wp + k * ldw + s * C + 32 * p);
 #pragma GCC unroll 4
-        for (int t = 0; t < T; ++t) {
-          const __m512i xv = _mm512_loadu_si512(xs + t * ldx + s * C + 32 * p);
+        for (int t = 0; t < T; ++t)
+#pragma GCC unroll 3
+          for (int q = 0; q < Q; ++q) {
+            const __m512i xv = _mm512_loadu_si512(xs + t * ldx + (s * C + 32 * p) * Q + 32 * q);
 #pragma GCC unroll 4
-          for (int k = 0; k < R; ++k) acc[k][t] = _mm512_dpbf16_ps(acc[k][t], (__m512bh)w[k], (__m512bh)xv);
-        }
+            for (int k = 0; k < R; ++k) acc[k][t] = _mm512_dpbf16_ps(acc[k][t], (__m512bh)w[k], (__m512bh)xv);
+          }
       }
     }
   }
@@ -407,20 +436,20 @@ void fused_rows(Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_
   }
 }
 
-template <int R, int P, int64_t C, bool S>
+template <int R, int P, int Q, int64_t C, bool S>
 void panel_rows(const uint16_t* wp, int64_t ldw, const float* sp, int64_t steps_max, int64_t steps, const uint16_t* xs,
                 int64_t ldx, int64_t t, float* acc) {
   if constexpr (S) {
     switch (t) {
-      case 1: panel_tile<R, 1, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
-      default: panel_tile<R, 2, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
+      case 1: panel_tile<R, 1, P, Q, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
+      default: panel_tile<R, 2, P, Q, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
     }
   } else {
     switch (t) {
-      case 1: panel_tile<R, 1, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
-      case 2: panel_tile<R, 2, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
-      case 3: panel_tile<R, 3, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
-      default: panel_tile<R, 4, P, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
+      case 1: panel_tile<R, 1, P, Q, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
+      case 2: panel_tile<R, 2, P, Q, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
+      case 3: panel_tile<R, 3, P, Q, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
+      default: panel_tile<R, 4, P, Q, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
     }
   }
 }
@@ -430,7 +459,7 @@ constexpr int64_t kPanelCols = 1024;  // decoded panel row: 2 KiB of BF16; R row
 template <int R, class Rows>
 void matrix_tile(Rows& rw, int64_t r0, int64_t cols, const uint16_t* xs, int64_t ldx, int64_t nb, uint16_t* panel,
                  float* panel_scales, float* accs) {
-  constexpr int P = Rows::kParts;
+  constexpr int P = Rows::kParts, Q = Rows::kTerms;
   constexpr int64_t C = Rows::kCols, panel_steps = kPanelCols / C;
 #pragma GCC unroll 4
   for (int k = 0; k < R; ++k) rw.select(k, r0 + k);
@@ -454,16 +483,16 @@ void matrix_tile(Rows& rw, int64_t r0, int64_t cols, const uint16_t* xs, int64_t
     }
     constexpr int64_t x_tile = Rows::kStepScale ? 2 : kXTile;  // see panel_tile's registers
     for (int64_t t0 = 0; t0 < nb; t0 += x_tile)
-      panel_rows<R, P, C, Rows::kStepScale>(panel, kPanelCols, panel_scales, panel_steps, p1 - p0,
-                                            xs + t0 * ldx + p0 * C, ldx, std::min<int64_t>(x_tile, nb - t0),
-                                            accs + t0 * R * 16);
+      panel_rows<R, P, Q, C, Rows::kStepScale>(panel, kPanelCols, panel_scales, panel_steps, p1 - p0,
+                                               xs + t0 * ldx + p0 * C * Q, ldx, std::min<int64_t>(x_tile, nb - t0),
+                                               accs + t0 * R * 16);
   }
 }
 
 template <class Rows>
 void rows_impl(const Input& in, Rows rw, float* out, int64_t row_begin, int64_t row_end, const RowFallback& fallback) {
   const Weight& w = in.weight();
-  const int64_t n = in.n(), rows = w.rows, cols = w.cols, ldx = in.padded_cols();
+  const int64_t n = in.n(), rows = w.rows, cols = w.cols, ldx = in.x_stride();
   if (n <= kXTile) {
     for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowTile) {
       const int R = int(std::min<int64_t>(kRowTile, row_end - r0));
@@ -514,11 +543,12 @@ void rows_impl(const Input& in, Rows rw, float* out, int64_t row_begin, int64_t 
 
 }  // namespace
 
-Input::Input(const Weight& w, const float* x, int64_t n)
-    : w_(w), x_(x), n_(n),
-      padded_cols_(ceil_div(w.cols, w.dtype == DType::I8 ? Fp4Rows::kCols : Fp8Rows::kCols) *
-                   (w.dtype == DType::I8 ? Fp4Rows::kCols : Fp8Rows::kCols)) {
+Input::Input(const Weight& w, const float* x, int64_t n, bool bf16_exact)
+    : w_(w), x_(x), n_(n), terms_(bf16_exact ? 1 : 3),
+      padded_cols_(ceil_div(w.cols, w.dtype == DType::I8 ? Fp4Rows::kCols : Fp8Rows<1>::kCols) *
+                   (w.dtype == DType::I8 ? Fp4Rows::kCols : Fp8Rows<1>::kCols)) {
   if (w.dtype == DType::I8) {
+    if (!bf16_exact) throw std::invalid_argument("bf16dot: FP4 weights take BF16-exact activations only");
     arranged_.resize(size_t(n * padded_cols_));
     for (int64_t i = 0; i < n; ++i) arrange_fp4(x + i * w.cols, w.cols, arranged_.data() + i * padded_cols_);
   }
@@ -528,7 +558,10 @@ void rows(const Input& in, float* out, int64_t row_begin, int64_t row_end, const
   switch (in.weight().dtype) {
     case DType::F8_E4M3: {
       thread_local std::vector<uint16_t> xbuf;
-      rows_impl(in, Fp8Rows(in.weight(), &xbuf), out, row_begin, row_end, fallback);
+      if (in.terms() == 1)
+        rows_impl(in, Fp8Rows<1>(in.weight(), &xbuf), out, row_begin, row_end, fallback);
+      else
+        rows_impl(in, Fp8Rows<3>(in.weight(), &xbuf), out, row_begin, row_end, fallback);
       return;
     }
     case DType::I8:
@@ -542,7 +575,8 @@ void rows(const Input& in, float* out, int64_t row_begin, int64_t row_end, const
 #else  // no AVX-512 BF16 / VBMI in this build
 
 bool available() { return false; }
-Input::Input(const Weight& w, const float* x, int64_t n) : w_(w), x_(x), n_(n), padded_cols_(w.cols) {}
+Input::Input(const Weight& w, const float* x, int64_t n, bool bf16_exact)
+    : w_(w), x_(x), n_(n), terms_(bf16_exact ? 1 : 3), padded_cols_(w.cols) {}
 void rows(const Input&, float*, int64_t row_begin, int64_t row_end, const RowFallback& fallback) {
   fallback(row_begin, row_end);
 }

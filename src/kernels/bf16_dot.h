@@ -27,20 +27,25 @@ bool available();
 // row; linear() passes the scalar reference.
 using RowFallback = std::function<void(int64_t row_begin, int64_t row_end)>;
 
-// One call's input, arranged once for all threads.
+// One call's input, arranged once for all threads. bf16_exact: x values are BF16 numbers (one
+// BF16 term each); otherwise (FP8 weights only) each fp32 x is split exactly into three BF16
+// terms, still exact products at three dot products per pair instead of one.
 class Input {
  public:
-  Input(const Weight& w, const float* x, int64_t n);
+  Input(const Weight& w, const float* x, int64_t n, bool bf16_exact);
   const Weight& weight() const { return w_; }
   const float* x() const { return x_; }
   int64_t n() const { return n_; }
+  int terms() const { return terms_; }
   int64_t padded_cols() const { return padded_cols_; }
+  int64_t x_stride() const { return padded_cols_ * terms_; }     // BF16 lanes per arranged x row
   const uint16_t* arranged() const { return arranged_.data(); }  // FP4: BF16 x in lane order
 
  private:
   Weight w_;
   const float* x_;
   int64_t n_;
+  int terms_;
   int64_t padded_cols_;
   std::vector<uint16_t> arranged_;
 };

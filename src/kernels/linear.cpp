@@ -518,8 +518,11 @@ void linear_reference(const Weight& w, const float* x, int64_t n, float* out) {
 void linear(const Weight& w, const float* x, int64_t n, float* out, ThreadPool* pool, InputKind input) {
   validate(w, x, n, out);
   if (n == 0) return;
-  if (input == InputKind::kBf16Exact && (w.dtype == DType::F8_E4M3 || w.dtype == DType::I8) && bf16dot::available()) {
-    const bf16dot::Input in(w, x, n);
+  // BF16 dot products: FP8 and FP4 weights with BF16-exact x, and FP8 weights with fp32 x split
+  // into three BF16 terms (cheaper than decoding e4m3 to fp32 for FMAs).
+  const bool bf16_exact = input == InputKind::kBf16Exact;
+  if (bf16dot::available() && (w.dtype == DType::F8_E4M3 || (w.dtype == DType::I8 && bf16_exact))) {
+    const bf16dot::Input in(w, x, n, bf16_exact);
     const bf16dot::RowFallback fallback = [&](int64_t b, int64_t e) { reference_rows(w, x, n, out, b, e); };
     for_row_ranges(w.rows, pool, [&](int64_t b, int64_t e) { bf16dot::rows(in, out, b, e, fallback); });
     return;

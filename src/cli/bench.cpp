@@ -75,44 +75,17 @@ std::vector<int> parse_int_list(const std::string& s, const char* what) {
   return out;
 }
 
-// Sum of a float range; the result is used so the loads cannot be removed.
-float stream_sum(const float* p, int64_t n) {
-#if defined(__AVX512F__)
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  int64_t i = 0;
-  for (; i + 64 <= n; i += 64) {
-    a0 = _mm512_add_ps(a0, _mm512_loadu_ps(p + i));
-    a1 = _mm512_add_ps(a1, _mm512_loadu_ps(p + i + 16));
-    a2 = _mm512_add_ps(a2, _mm512_loadu_ps(p + i + 32));
-    a3 = _mm512_add_ps(a3, _mm512_loadu_ps(p + i + 48));
-  }
-  float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-  for (; i < n; ++i) s += p[i];
-  return s;
-#else
-  float s[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) s[j] += p[i + j];
-  for (; i < n; ++i) s[0] += p[i];
-  return std::accumulate(s, s + 8, 0.0f);
-#endif
-}
-
-// The same sum with software prefetches into L2 `ahead_bytes` ahead of the loads (what the decode
-// kernels do); on some machines this reads faster than the hardware prefetcher alone.
-float stream_sum_prefetched(const float* p, int64_t n, int64_t ahead_bytes) {
+// Sum of a float range; the result is used so the loads cannot be removed. With ahead_bytes > 0
+// it also prefetches into L2 that far ahead of the loads (what the decode kernels do); on some
+// machines that reads faster than the hardware prefetcher alone.
+float stream_sum(const float* p, int64_t n, int64_t ahead_bytes) {
 #if defined(__AVX512F__)
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   const int64_t ahead = ahead_bytes / 4;
   int64_t i = 0;
   for (; i + 64 <= n; i += 64) {
-    if (i + ahead + 64 <= n) {
-      _mm_prefetch(reinterpret_cast<const char*>(p + i + ahead), _MM_HINT_T1);
-      _mm_prefetch(reinterpret_cast<const char*>(p + i + ahead + 16), _MM_HINT_T1);
-      _mm_prefetch(reinterpret_cast<const char*>(p + i + ahead + 32), _MM_HINT_T1);
-      _mm_prefetch(reinterpret_cast<const char*>(p + i + ahead + 48), _MM_HINT_T1);
-    }
+    if (ahead > 0 && i + ahead + 64 <= n)
+      for (int line = 0; line < 4; ++line) _mm_prefetch(reinterpret_cast<const char*>(p + i + ahead + 16 * line), _MM_HINT_T1);
     a0 = _mm512_add_ps(a0, _mm512_loadu_ps(p + i));
     a1 = _mm512_add_ps(a1, _mm512_loadu_ps(p + i + 16));
     a2 = _mm512_add_ps(a2, _mm512_loadu_ps(p + i + 32));
@@ -123,7 +96,12 @@ float stream_sum_prefetched(const float* p, int64_t n, int64_t ahead_bytes) {
   return s;
 #else
   (void)ahead_bytes;
-  return stream_sum(p, n);
+  float s[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) s[j] += p[i + j];
+  for (; i < n; ++i) s[0] += p[i];
+  return std::accumulate(s, s + 8, 0.0f);
 #endif
 }
 
@@ -143,8 +121,7 @@ Stats measure_read_bandwidth(const std::vector<float>& buffer, ThreadPool& pool,
       pool.parallel_for(pieces, [&](int64_t b, int64_t e) {
         for (int64_t k = b; k < e; ++k) {
           const int64_t lo = n * k / pieces, hi = n * (k + 1) / pieces;
-          partial[size_t(k)] = ahead == 0 ? stream_sum(buffer.data() + lo, hi - lo)
-                                          : stream_sum_prefetched(buffer.data() + lo, hi - lo, ahead);
+          partial[size_t(k)] = stream_sum(buffer.data() + lo, hi - lo, ahead);
         }
       });
       const double s = seconds_since(t0);

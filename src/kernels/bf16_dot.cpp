@@ -308,6 +308,16 @@ struct Fp4Rows {
 
 // ---- tiles -------------------------------------------------------------------------------------
 
+// Step s of tile row k: full steps (s < full) straight, the partial last one with masked loads.
+template <class Rows>
+V4_INLINE void decode_step(const Rows& rw, int k, int64_t s, int64_t full, int64_t cols,
+                           __m512i (&w)[Rows::kParts]) {
+  if (s < full)
+    rw.decode(k, s, w);
+  else
+    rw.decode_tail(k, s, cols - s * Rows::kCols, w);
+}
+
 // Decode (n <= 4): R weight rows x T rows of arranged x (stride ldx lanes), weights decoded
 // straight into the dot products. Rows are short streams (4 KiB), so while a tile runs, the same
 // steps of the tile two ahead are prefetched into L2 (`ahead` rows on, 0 at the end of a range).
@@ -334,10 +344,7 @@ void fused_tile(Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_
 #pragma GCC unroll 4
     for (int k = 0; k < R; ++k) {
       __m512i w[P];
-      if (s < full)
-        rw.decode(k, s, w);
-      else
-        rw.decode_tail(k, s, cols - s * C, w);
+      decode_step(rw, k, s, full, cols, w);
       if constexpr (Rows::kStepScale) {
         const __m512 sv = rw.step_scale(k);
 #pragma GCC unroll 4
@@ -378,44 +385,35 @@ void panel_tile(const uint16_t* wp, int64_t ldw, const float* sp, int64_t steps_
 #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) acc[k][t] = _mm512_loadu_ps(acc_io + (t * R + k) * 16);
   for (int64_t s = 0; s < steps; ++s) {
-    if constexpr (kStepScale) {  // T <= 2: R x T partial sums and accumulators in registers
-      __m512 part[R][T];
+    // Step-scale formats (T <= 2) sum the step into `part` and scale it into acc after.
+    __m512 part[R][T];
+    if constexpr (kStepScale) {
 #pragma GCC unroll 4
       for (int k = 0; k < R; ++k)
 #pragma GCC unroll 4
         for (int t = 0; t < T; ++t) part[k][t] = _mm512_setzero_ps();
+    }
+    __m512(&sums)[R][T] = kStepScale ? part : acc;
 #pragma GCC unroll 4
-      for (int p = 0; p < P; ++p) {
-        __m512i w[R];
+    for (int p = 0; p < P; ++p) {
+      __m512i w[R];
 #pragma GCC unroll 4
-        for (int k = 0; k < R; ++k) w[k] = _mm512_loadu_si512(wp + k * ldw + s * C + 32 * p);
+      for (int k = 0; k < R; ++k) w[k] = _mm512_loadu_si512(wp + k * ldw + s * C + 32 * p);
 #pragma GCC unroll 4
-        for (int t = 0; t < T; ++t) {
-          const __m512i xv = _mm512_loadu_si512(xs + t * ldx + s * C + 32 * p);
+      for (int t = 0; t < T; ++t)
+#pragma GCC unroll 3
+        for (int q = 0; q < Q; ++q) {
+          const __m512i xv = _mm512_loadu_si512(xs + t * ldx + (s * C + 32 * p) * Q + 32 * q);
 #pragma GCC unroll 4
-          for (int k = 0; k < R; ++k) part[k][t] = _mm512_dpbf16_ps(part[k][t], (__m512bh)w[k], (__m512bh)xv);
+          for (int k = 0; k < R; ++k) sums[k][t] = _mm512_dpbf16_ps(sums[k][t], (__m512bh)w[k], (__m512bh)xv);
         }
-      }
+    }
+    if constexpr (kStepScale) {
 #pragma GCC unroll 4
       for (int k = 0; k < R; ++k) {
         const __m512 sv = _mm512_loadu_ps(sp + (k * steps_max + s) * 16);
 #pragma GCC unroll 4
         for (int t = 0; t < T; ++t) acc[k][t] = _mm512_fmadd_ps(part[k][t], sv, acc[k][t]);
-      }
-    } else {
-#pragma GCC unroll 4
-      for (int p = 0; p < P; ++p) {
-        __m512i w[R];
-#pragma GCC unroll 4
-        for (int k = 0; k < R; ++k) w[k] = _mm512_loadu_si512(wp + k * ldw + s * C + 32 * p);
-#pragma GCC unroll 4
-        for (int t = 0; t < T; ++t)
-#pragma GCC unroll 3
-          for (int q = 0; q < Q; ++q) {
-            const __m512i xv = _mm512_loadu_si512(xs + t * ldx + (s * C + 32 * p) * Q + 32 * q);
-#pragma GCC unroll 4
-            for (int k = 0; k < R; ++k) acc[k][t] = _mm512_dpbf16_ps(acc[k][t], (__m512bh)w[k], (__m512bh)xv);
-          }
       }
     }
   }
@@ -472,10 +470,7 @@ void matrix_tile(Rows& rw, int64_t r0, int64_t cols, const uint16_t* xs, int64_t
 #pragma GCC unroll 4
       for (int k = 0; k < R; ++k) {
         __m512i w[P];
-        if (s < full)
-          rw.decode(k, s, w);
-        else
-          rw.decode_tail(k, s, cols - s * C, w);
+        decode_step(rw, k, s, full, cols, w);
 #pragma GCC unroll 4
         for (int p = 0; p < P; ++p) _mm512_storeu_si512(panel + k * kPanelCols + (s - p0) * C + 32 * p, w[p]);
         if constexpr (Rows::kStepScale) _mm512_storeu_ps(panel_scales + (k * panel_steps + (s - p0)) * 16, rw.step_scale(k));

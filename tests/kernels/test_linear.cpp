@@ -188,41 +188,45 @@ void PrintTo(const Shape& s, std::ostream* os) {
   *os << core::dtype_name(s.dtype) << " [" << s.rows << ", " << s.cols << "]";
 }
 
+// The fast path for `input` against the scalar reference over n_max rows of x: within the
+// summation-order bound, bitwise batch invariant (every n computes row i as in the n_max batch) and
+// independent of the thread count.
+void check_fast_path(const RandomWeight& rw, const std::vector<float>& x, int64_t n_max, InputKind input) {
+  const Weight& w = rw.w;
+  std::vector<float> ref(size_t(n_max * w.rows));
+  linear_reference(w, x.data(), n_max, ref.data());
+  const auto bound = abs_dot(rw, x, n_max);
+
+  std::vector<float> fast(size_t(n_max * w.rows));
+  linear(w, x.data(), n_max, fast.data(), nullptr, input);
+  const float eps = std::ldexp(1.0f, -23);
+  for (size_t i = 0; i < fast.size(); ++i)
+    ASSERT_NEAR(fast[i], ref[i], 2.0f * float(w.cols) * eps * bound[i] + 1e-30f) << "element " << i;
+
+  for (int64_t n : {1, 2, 3, 4, 5, 7, 8, 16}) {
+    for (int64_t start : {int64_t(0), n_max - n}) {
+      std::vector<float> part(size_t(n * w.rows));
+      linear(w, x.data() + start * w.cols, n, part.data(), nullptr, input);
+      ASSERT_EQ(0, std::memcmp(part.data(), fast.data() + start * w.rows, part.size() * 4)) << "n=" << n;
+    }
+  }
+  for (int threads : {2, 3, 5}) {
+    ThreadPool pool(threads);
+    std::vector<float> par(fast.size());
+    linear(w, x.data(), n_max, par.data(), &pool, input);
+    ASSERT_EQ(0, std::memcmp(par.data(), fast.data(), par.size() * 4)) << threads << " threads";
+    std::vector<float> one(size_t(w.rows));
+    linear(w, x.data(), 1, one.data(), &pool, input);
+    ASSERT_EQ(0, std::memcmp(one.data(), fast.data(), one.size() * 4)) << threads << " threads, n=1";
+  }
+}
+
 class LinearFast : public ::testing::TestWithParam<Shape> {};
 
 TEST_P(LinearFast, MatchesReferenceBatchInvariantAndThreadIndependent) {
   const Shape s = GetParam();
   RandomWeight rw(s.dtype, s.rows, s.cols, 1234u + uint32_t(s.rows));
-  const int64_t n_max = 21;
-  const auto x = random_x(n_max, s.cols, 99);
-  std::vector<float> ref(size_t(n_max * s.rows));
-  linear_reference(rw.w, x.data(), n_max, ref.data());
-  const auto bound = abs_dot(rw, x, n_max);
-
-  std::vector<float> fast(size_t(n_max * s.rows));
-  linear(rw.w, x.data(), n_max, fast.data(), nullptr);
-  const float eps = std::ldexp(1.0f, -23);
-  for (size_t i = 0; i < fast.size(); ++i)
-    ASSERT_NEAR(fast[i], ref[i], 2.0f * float(s.cols) * eps * bound[i] + 1e-30f) << "element " << i;
-
-  // Batch invariance: every n computes row i bitwise as in the n_max batch.
-  for (int64_t n : {1, 2, 3, 4, 5, 7, 8, 16}) {
-    for (int64_t start : {int64_t(0), n_max - n}) {
-      std::vector<float> part(size_t(n * s.rows));
-      linear(rw.w, x.data() + start * s.cols, n, part.data(), nullptr);
-      ASSERT_EQ(0, std::memcmp(part.data(), fast.data() + start * s.rows, part.size() * 4)) << "n=" << n;
-    }
-  }
-  // Thread-count independence.
-  for (int threads : {2, 3, 5}) {
-    ThreadPool pool(threads);
-    std::vector<float> par(fast.size());
-    linear(rw.w, x.data(), n_max, par.data(), &pool);
-    ASSERT_EQ(0, std::memcmp(par.data(), fast.data(), par.size() * 4)) << threads << " threads";
-    std::vector<float> one(size_t(s.rows));
-    linear(rw.w, x.data(), 1, one.data(), &pool);
-    ASSERT_EQ(0, std::memcmp(one.data(), fast.data(), one.size() * 4)) << threads << " threads, n=1";
-  }
+  check_fast_path(rw, random_x(21, s.cols, 99), 21, InputKind::kFp32);
 }
 
 INSTANTIATE_TEST_SUITE_P(OddShapes, LinearFast,
@@ -265,35 +269,7 @@ class LinearBf16Input : public ::testing::TestWithParam<Shape> {};
 TEST_P(LinearBf16Input, MatchesReferenceBatchInvariantAndThreadIndependent) {
   const Shape s = GetParam();
   RandomWeight rw(s.dtype, s.rows, s.cols, 4321u + uint32_t(s.rows), 100, 127);
-  const int64_t n_max = 21;
-  const auto x = quantised_x(n_max, s.cols, 7);
-  std::vector<float> ref(size_t(n_max * s.rows));
-  linear_reference(rw.w, x.data(), n_max, ref.data());
-  const auto bound = abs_dot(rw, x, n_max);
-  const auto bf16 = InputKind::kBf16Exact;
-
-  std::vector<float> fast(size_t(n_max * s.rows));
-  linear(rw.w, x.data(), n_max, fast.data(), nullptr, bf16);
-  const float eps = std::ldexp(1.0f, -23);
-  for (size_t i = 0; i < fast.size(); ++i)
-    ASSERT_NEAR(fast[i], ref[i], 2.0f * float(s.cols) * eps * bound[i] + 1e-30f) << "element " << i;
-
-  for (int64_t n : {1, 2, 3, 4, 5, 7, 8, 16}) {
-    for (int64_t start : {int64_t(0), n_max - n}) {
-      std::vector<float> part(size_t(n * s.rows));
-      linear(rw.w, x.data() + start * s.cols, n, part.data(), nullptr, bf16);
-      ASSERT_EQ(0, std::memcmp(part.data(), fast.data() + start * s.rows, part.size() * 4)) << "n=" << n;
-    }
-  }
-  for (int threads : {2, 3, 5}) {
-    ThreadPool pool(threads);
-    std::vector<float> par(fast.size());
-    linear(rw.w, x.data(), n_max, par.data(), &pool, bf16);
-    ASSERT_EQ(0, std::memcmp(par.data(), fast.data(), par.size() * 4)) << threads << " threads";
-    std::vector<float> one(size_t(s.rows));
-    linear(rw.w, x.data(), 1, one.data(), &pool, bf16);
-    ASSERT_EQ(0, std::memcmp(one.data(), fast.data(), one.size() * 4)) << threads << " threads, n=1";
-  }
+  check_fast_path(rw, quantised_x(21, s.cols, 7), 21, InputKind::kBf16Exact);
 }
 
 INSTANTIATE_TEST_SUITE_P(OddShapes, LinearBf16Input,

@@ -37,17 +37,22 @@ expected_bytes = {  # data + E8M0 scales, from the format definitions
     ("BF16", 4096, 4096): 4096 * 4096 * 2,
     ("F32", 4096, 4096): 4096 * 4096 * 4,
 }
-seen = set()
+seen, inputs = set(), set()
 bw = k["read_bw"][0]["gbs_best"]
 for r in k["linear"]:
     key = (r["dtype"], r["rows"], r["cols"])
     check(key in expected_bytes, f"unexpected case {key}")
     check(r["bytes"] == expected_bytes.get(key), f"bytes of {key}: {r['bytes']}")
     seen.add((key, r["n"]))
+    inputs.add((key, r["n"], r.get("input")))
     check(r["ms_min"] > 0 and r["ms_median"] >= r["ms_min"], f"times of {key}")
     check(close(r["gbs_best"], r["bytes"] / (r["ms_min"] * 1e-3) / 1e9, rel=2e-2), f"GB/s of {key}")
     check(close(r["bw_ratio"], r["gbs_best"] / bw, rel=2e-2), f"ratio of {key}")
 check(len(seen) == 8, f"cases: {sorted(seen)}")
+# FP8 and FP4 run with quantised (BF16-exact) and with fp32 activations, BF16 / F32 with fp32
+want_inputs = {(key, n, x) for key in expected_bytes for n in (1, 2)
+               for x in (("bf16", "fp32") if key[0] in ("F8_E4M3", "I8") else ("fp32",))}
+check(inputs == want_inputs, f"inputs: {sorted(inputs ^ want_inputs)}")
 
 # --- independent cost of one token from the checkpoint header ------------------------------------
 with open(f"{ckpt}/config.json") as f:
@@ -122,6 +127,7 @@ p = run("prefill", "--model", ckpt, "--threads", "1", "--tokens", str(chunk), "-
 flops_prefill = 2 * (dense_p + routed_p / E * k_ + head_p / chunk)
 for key in ("tokens_per_s", "flops_per_token", "peak_gflops", "flops_ratio"):
     check(key in p and p[key] > 0, f"prefill {key}")
+check(p.get("peak_kind") in ("bf16_dot", "fp32_fma"), f"prefill peak_kind {p.get('peak_kind')}")
 check(close(p["flops_per_token"], flops_prefill, rel=1e-6), f"prefill flops {p['flops_per_token']} vs {flops_prefill}")
 check(close(p["flops_ratio"], p["flops_per_token"] * p["tokens_per_s"] / 1e9 / p["peak_gflops"], rel=2e-2),
       "prefill flops_ratio")

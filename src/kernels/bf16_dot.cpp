@@ -1,4 +1,4 @@
-// BF16 dot-product kernels for FP8 / FP4 weights and BF16-exact activations (see bf16_dot.h).
+// BF16 dot-product kernels for FP8 / FP4 weights (see bf16_dot.h).
 //
 // A step of columns is two (FP8: 64 columns) or four (FP4: 128 columns) BF16 vectors of 32 lanes:
 //  FP8: the 64 weight bytes index two 128-entry byte tables (high and low byte of the BF16 value;
@@ -13,7 +13,8 @@
 //       step's dot products covers one 32-column group, so the step is summed from zero and then
 //       multiply-added with the vector of its group scales: one FMA per step instead of a scale per
 //       weight.
-// Rows with other scales go to the caller's fallback (never the case in real checkpoints).
+// Rows with scales outside the ranges below go to the caller's fallback (never the case in real
+// checkpoints).
 #include "kernels/bf16_dot.h"
 
 #include <algorithm>

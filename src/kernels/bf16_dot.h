@@ -1,15 +1,16 @@
 #pragma once
-// Internal to the kernels layer: FP8 and FP4 weights times activations that are exactly
-// representable in BF16 (the reference's FP8 activation quantiser guarantees that: e4m3 values
-// times a power of two). Weights are decoded to BF16 (exact: every e4m3 and e2m1 value times a
-// power-of-two scale is a BF16 number) and multiplied with AVX-512 BF16 dot products: every
-// product is exact in fp32 (the instruction flushes results below 2^-126 to zero), sums are fp32, twice the multiply-adds per instruction of fp32 FMAs
-// and about half the decode instructions per weight.
+// Internal to the kernels layer: FP8 and FP4 weights on AVX-512 BF16 dot products. Weights are
+// decoded to BF16 (exact: every e4m3 and e2m1 value times a power-of-two scale is a BF16 number).
+// Activations are either BF16 numbers already (the reference's FP8 activation quantiser leaves
+// e4m3 values times a power of two) or, for FP8 weights, fp32 values split exactly into three
+// BF16 terms. Every product is exact in fp32 (the instruction flushes results below 2^-126 to
+// zero); sums are fp32; an instruction does 32 multiply-adds, twice an fp32 FMA, and decoding
+// to BF16 takes fewer instructions per weight than decoding to fp32.
 //
 // Fixed order (batch invariance, see linear.h): each output element has one 16-lane fp32
-// accumulator; columns go in steps of 64, each step two dot-product instructions (A then B halves
-// of the step, in the format's lane order), then the lanes are reduced. Decode (n <= 4) and
-// matrix (n > 4) paths issue the same instructions per element.
+// accumulator fed step by step in column order (a step is 64 FP8 or 128 FP4 columns, a fixed
+// sequence of dot products, plus one FMA with the group scales for FP4), then the lanes are
+// reduced. Decode (n <= 4) and matrix (n > 4) paths issue the same instructions per element.
 #include <cstdint>
 #include <functional>
 #include <vector>

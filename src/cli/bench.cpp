@@ -237,12 +237,12 @@ const char* kKernelsUsage =
     "usage: v4flash bench kernels [--threads 1,2] [--repeats 3] [--batch 1,16] [--buffer-mib 1024]\n"
     "                             [--working-set-mib 512] [--json]\n"
     "Measures the read bandwidth of this machine (streaming sums over --buffer-mib, with and without\n"
-    "software prefetch, the faster counts) and linear()\n"
-    "throughput for FP8 e4m3 [4096x4096] (128x128 block scales), packed FP4 [2048x4096] (one MoE\n"
-    "expert matrix), BF16 and F32 [4096x4096]. Each weight is replicated to --working-set-mib so it\n"
-    "streams from memory. GB/s = weight bytes (data + scales) / time per call; ratio = that over the\n"
-    "read bandwidth measured with the same thread count before and after the kernels (the higher;\n"
-    "best of --repeats runs; median also shown).\n";
+    "software prefetch, the faster counts) and linear() throughput for FP8 e4m3 [4096x4096] (128x128\n"
+    "block scales), packed FP4 [2048x4096] (one MoE expert matrix), both with quantised (BF16-exact)\n"
+    "and fp32 activations, BF16 and F32 [4096x4096]. Each weight is replicated to --working-set-mib\n"
+    "so it streams from memory. GB/s = weight bytes (data + scales) / time per call; ratio = that\n"
+    "over the read bandwidth measured with the same thread count before and after the kernels (the\n"
+    "higher; best of --repeats runs; median also shown).\n";
 
 int bench_kernels(const Args& args) {
   ArgParser p(args);
@@ -729,11 +729,11 @@ const char* kModelUsage =
     "decode: N steps of B sequences after a P-token prompt; bytes/token counts the weights a step\n"
     "reads (dense + the routed experts touched + one embedding row per token) plus the sequence\n"
     "state, and bw_ratio compares bytes/token x tokens/s with the read bandwidth measured in the same\n"
-    "run (before and after the runs, the higher). prefill: one N-token chunk (default 512); flops_ratio compares 2 x weights/token x tokens/s\n"
-    "with the peak of the instruction the kernels multiply with, measured in the same run: AVX-512\n"
-    "BF16 dot products (default, quantised activations) or FP32 FMAs (--exact); no AMX on this\n"
-    "machine. Best of --repeats runs\n"
-    "(after one warm-up), medians also shown. --json prints one object per thread count (or\n"
+    "run (before and after the runs, the higher). prefill: one N-token chunk (default 512);\n"
+    "flops_ratio compares 2 x weights/token x tokens/s with the peak of the instruction the kernels\n"
+    "multiply with, measured in the same run: AVX-512 BF16 dot products (default, quantised\n"
+    "activations) or FP32 FMAs (--exact); no AMX on this machine. Best of --repeats runs (after one\n"
+    "warm-up), medians also shown. --json prints one object per thread count (or\n"
     "{\"runs\":[...]} for several).\n"
     "Per layer (SWA/CSA/HCA) and for the head (embedding + hc_head + norm + LM head): wall time per\n"
     "token of the best run, the bytes/FLOPs of that part's tensors, GB/s and FLOP/s with their ratios\n"

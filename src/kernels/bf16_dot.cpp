@@ -37,6 +37,8 @@ namespace v4::kernels::bf16dot {
 
 using core::DType;
 
+#if V4_BF16DOT
+
 namespace {
 
 constexpr int64_t kFp8Block = 128;
@@ -86,7 +88,6 @@ const Fp4Table kFp4Table = [] {
 // scale normal and finite; FP4 group scales must be normal fp32 numbers (not 0 or NaN).
 bool bytes_within(const uint8_t* p, int64_t count, uint8_t lo, uint8_t hi) {
   int64_t i = 0;
-#if V4_BF16DOT
   // runs once per tile over the tile's scales: 64 at a time
   __m512i mn = _mm512_set1_epi8(char(hi)), mx = _mm512_set1_epi8(char(lo));
   for (; i + 64 <= count; i += 64) {
@@ -96,7 +97,6 @@ bool bytes_within(const uint8_t* p, int64_t count, uint8_t lo, uint8_t hi) {
   }
   if (_mm512_cmplt_epu8_mask(mn, _mm512_set1_epi8(char(lo))) || _mm512_cmpgt_epu8_mask(mx, _mm512_set1_epi8(char(hi))))
     return false;
-#endif
   for (; i < count; ++i)
     if (p[i] < lo || p[i] > hi) return false;
   return true;
@@ -106,14 +106,11 @@ constexpr uint8_t kFp4ScaleMin = 1, kFp4ScaleMax = 254;
 
 }  // namespace
 
-#if V4_BF16DOT
-
 bool available() { return true; }
 
 namespace {
 
 #define V4_INLINE inline __attribute__((always_inline))
-
 
 V4_INLINE __mmask16 float_mask(int64_t valid) {
   return valid >= 16 ? __mmask16(0xFFFF) : valid <= 0 ? __mmask16(0) : __mmask16((1u << valid) - 1);

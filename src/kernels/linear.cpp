@@ -316,48 +316,47 @@ void fused_tile(const Rows& proto, int64_t r0, int64_t next_r0, int64_t cols, co
     for (int i = 0; i < T; ++i) out[i * ldo + k] = _mm512_reduce_add_ps(acc[k][i]);
 }
 
-// The same order over a decoded panel: chunks [c_begin, c_end) of R weight rows in `w`
-// (row k at w + k * ldw, chunk c at (c - c_begin) * 16), accumulators carried in `acc_io`
-// ([T][R] vectors) across panels.
+// The same order over a decoded panel: chunks [c_begin, c_end) of R weight rows interleaved in
+// `w` (chunk c of row k at ((c - c_begin) * R + k) * 16) and T rows of x packed the same way (chunk c
+// of x row i at (c * T + i) * 16, zero-padded), so both stream sequentially through L1 instead of
+// rows a power-of-two apart competing for the same cache sets. Accumulators are carried in
+// `acc_io` ([T][R] vectors) across panels.
 template <int R, int T>
-void panel_tile(const float* w, int64_t ldw, int64_t c_begin, int64_t c_end, int64_t cols, const float* x, int64_t ldx,
-                float* acc_io) {
+void panel_tile(const float* w, int64_t c_begin, int64_t c_end, const float* xp, float* acc_io) {
   __m512 acc[R][T];
 #pragma GCC unroll 16
   for (int k = 0; k < R; ++k)
 #pragma GCC unroll 16
     for (int i = 0; i < T; ++i) acc[k][i] = _mm512_loadu_ps(acc_io + (i * R + k) * kChunk);
-  const int64_t full_end = std::min(c_end, cols / kChunk);
-  for (int64_t c = c_begin; c < full_end; ++c) {
-    const float* wc = w + (c - c_begin) * kChunk;
+  for (int64_t c = c_begin; c < c_end; ++c) {
+    const float* wc = w + (c - c_begin) * R * kChunk;
     __m512 wv[R];
 #pragma GCC unroll 16
     for (int k = 0; k < R; ++k) {
-      wv[k] = _mm512_loadu_ps(wc + k * ldw);
+      wv[k] = _mm512_loadu_ps(wc + k * kChunk);
       pin_register(wv[k]);
     }
 #pragma GCC unroll 16
     for (int i = 0; i < T; ++i) {
-      __m512 xv = _mm512_loadu_ps(x + i * ldx + c * kChunk);
+      __m512 xv = _mm512_loadu_ps(xp + (c * T + i) * kChunk);
       pin_register(xv);
 #pragma GCC unroll 16
       for (int k = 0; k < R; ++k) acc[k][i] = _mm512_fmadd_ps(wv[k], xv, acc[k][i]);
-    }
-  }
-  for (int64_t c = full_end; c < c_end; ++c) {  // the partial last chunk
-    const __mmask16 m = chunk_mask(cols, c);
-    const float* wc = w + (c - c_begin) * kChunk;
-#pragma GCC unroll 16
-    for (int i = 0; i < T; ++i) {
-      const __m512 xv = _mm512_maskz_loadu_ps(m, x + i * ldx + c * kChunk);
-#pragma GCC unroll 16
-      for (int k = 0; k < R; ++k) acc[k][i] = _mm512_fmadd_ps(_mm512_loadu_ps(wc + k * ldw), xv, acc[k][i]);
     }
   }
 #pragma GCC unroll 16
   for (int k = 0; k < R; ++k)
 #pragma GCC unroll 16
     for (int i = 0; i < T; ++i) _mm512_storeu_ps(acc_io + (i * R + k) * kChunk, acc[k][i]);
+}
+
+// T rows of x (stride cols) packed for panel_tile: chunk c of row i at (c * T + i) * 16, the
+// partial last chunk zero-padded.
+void pack_x_tile(const float* x, int64_t cols, int T, float* xp) {
+  const int64_t chunks = ceil_div(cols, kChunk);
+  for (int64_t c = 0; c < chunks; ++c)
+    for (int i = 0; i < T; ++i)
+      _mm512_storeu_ps(xp + (c * T + i) * kChunk, _mm512_maskz_loadu_ps(chunk_mask(cols, c), x + i * cols + c * kChunk));
 }
 
 constexpr int kRowTile = 4;    // weight rows per tile
@@ -376,20 +375,23 @@ void fused_rows(const Rows& proto, int64_t r0, int64_t next_r0, int64_t cols, co
 }
 
 template <int R>
-void panel_rows(const float* w, int64_t ldw, int64_t c_begin, int64_t c_end, int64_t cols, const float* x, int64_t t,
-                float* acc) {
+void panel_rows(const float* w, int64_t c_begin, int64_t c_end, const float* xp, int64_t t, float* acc) {
   switch (t) {
-    case 1: panel_tile<R, 1>(w, ldw, c_begin, c_end, cols, x, cols, acc); break;
-    case 2: panel_tile<R, 2>(w, ldw, c_begin, c_end, cols, x, cols, acc); break;
-    case 3: panel_tile<R, 3>(w, ldw, c_begin, c_end, cols, x, cols, acc); break;
-    default: panel_tile<R, 4>(w, ldw, c_begin, c_end, cols, x, cols, acc); break;
+    case 1: panel_tile<R, 1>(w, c_begin, c_end, xp, acc); break;
+    case 2: panel_tile<R, 2>(w, c_begin, c_end, xp, acc); break;
+    case 3: panel_tile<R, 3>(w, c_begin, c_end, xp, acc); break;
+    default: panel_tile<R, 4>(w, c_begin, c_end, xp, acc); break;
   }
 }
 
 // FP8 rows with an extreme block scale: the scalar definition, same values as the reference.
-void decode_panel_scalar(const Weight& weight, int64_t r, int64_t c_begin, int64_t c_end, float* dst) {
-  for (int64_t k = c_begin * kChunk; k < c_end * kChunk; ++k)
-    dst[k - c_begin * kChunk] = k < weight.cols ? reference_weight(weight, r, k) : 0.0f;
+// Row k of R in the interleaved panel layout (see panel_tile).
+void decode_panel_scalar(const Weight& weight, int64_t r, int64_t c_begin, int64_t c_end, int R, int k, float* panel) {
+  for (int64_t c = c_begin; c < c_end; ++c)
+    for (int64_t j = 0; j < kChunk; ++j) {
+      const int64_t col = c * kChunk + j;
+      panel[((c - c_begin) * R + k) * kChunk + j] = col < weight.cols ? reference_weight(weight, r, col) : 0.0f;
+    }
 }
 
 template <class Rows>
@@ -441,14 +443,17 @@ void fast_rows(const Rows& proto, const Weight& weight, const float* x, int64_t 
     }
     return;
   }
-  thread_local std::vector<float> panel;
-  thread_local std::vector<float> accs;  // [x tile][R x T] accumulator vectors between panels
+  thread_local std::vector<float> panel;  // R decoded rows, interleaved by chunk
+  thread_local std::vector<float> accs;   // [x tile][R x T] accumulator vectors between panels
+  thread_local std::vector<float> xpack;  // the block's x rows, packed by x tile
   panel.resize(size_t(kRowTile * kPanelChunks * kChunk));
-  const int64_t ldw = kPanelChunks * kChunk;
   const int64_t block = std::max<int64_t>(kXTile, (int64_t(256 * 1024) / (cols * 4)) / kXTile * kXTile);
   accs.resize(size_t(block * kRowTile * kChunk));
+  xpack.resize(size_t(block * chunks * kChunk));
   for (int64_t i0 = 0; i0 < n; i0 += block) {
     const int64_t nb = std::min(block, n - i0);
+    for (int64_t i = 0; i < nb; i += kXTile)
+      pack_x_tile(x + (i0 + i) * cols, cols, int(std::min<int64_t>(kXTile, nb - i)), xpack.data() + i * chunks * kChunk);
     for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowTile) {
       const int R = int(std::min<int64_t>(kRowTile, row_end - r0));
       std::fill(accs.begin(), accs.end(), 0.0f);
@@ -457,29 +462,29 @@ void fast_rows(const Rows& proto, const Weight& weight, const float* x, int64_t 
         for (int k = 0; k < R; ++k) {
           Rows rw = proto;
           rw.select(r0 + k);
-          float* dst = panel.data() + k * ldw;
           if (!row_is_regular(rw)) {
-            decode_panel_scalar(weight, r0 + k, p0, p1, dst);
+            decode_panel_scalar(weight, r0 + k, p0, p1, R, k, panel.data());
             continue;
           }
+          auto dst = [&](int64_t c) { return panel.data() + ((c - p0) * R + k) * kChunk; };
           int64_t c = p0;
           for (; c + 2 <= p1 && c + 2 <= cols / kChunk; c += 2) {
             __m512 a, b;
             rw.pair(c, a, b);
-            _mm512_storeu_ps(dst + (c - p0) * kChunk, a);
-            _mm512_storeu_ps(dst + (c + 1 - p0) * kChunk, b);
+            _mm512_storeu_ps(dst(c), a);
+            _mm512_storeu_ps(dst(c + 1), b);
           }
-          for (; c < p1; ++c) _mm512_storeu_ps(dst + (c - p0) * kChunk, rw.chunk(c, chunk_mask(cols, c)));
+          for (; c < p1; ++c) _mm512_storeu_ps(dst(c), rw.chunk(c, chunk_mask(cols, c)));
         }
         for (int64_t i = 0; i < nb; i += kXTile) {
           const int64_t t = std::min<int64_t>(kXTile, nb - i);
-          const float* xt = x + (i0 + i) * cols;
+          const float* xp = xpack.data() + i * chunks * kChunk;
           float* at = accs.data() + i * kRowTile * kChunk;
           switch (R) {
-            case 1: panel_rows<1>(panel.data(), ldw, p0, p1, cols, xt, t, at); break;
-            case 2: panel_rows<2>(panel.data(), ldw, p0, p1, cols, xt, t, at); break;
-            case 3: panel_rows<3>(panel.data(), ldw, p0, p1, cols, xt, t, at); break;
-            default: panel_rows<4>(panel.data(), ldw, p0, p1, cols, xt, t, at); break;
+            case 1: panel_rows<1>(panel.data(), p0, p1, xp, t, at); break;
+            case 2: panel_rows<2>(panel.data(), p0, p1, xp, t, at); break;
+            case 3: panel_rows<3>(panel.data(), p0, p1, xp, t, at); break;
+            default: panel_rows<4>(panel.data(), p0, p1, xp, t, at); break;
           }
         }
       }

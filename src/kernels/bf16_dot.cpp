@@ -372,10 +372,11 @@ void fused_tile(Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_
 }
 
 // Matrix (n > 4): the same instructions per element over a decoded panel of `steps` steps of R
-// rows (row k at wp + k * ldw; with step scales, their vectors at sp + (k * steps_max + s) * 16),
-// accumulators carried in acc_io (element (t, k) at (t * R + k) * 16).
+// rows, interleaved so the loads stream (part p of step s of row k at ((s * P + p) * R + k) * 32;
+// with step scales, their vectors at sp + (k * steps_max + s) * 16), accumulators carried in
+// acc_io (element (t, k) at (t * R + k) * 16).
 template <int R, int T, int P, int Q, int64_t C, bool kStepScale>
-void panel_tile(const uint16_t* wp, int64_t ldw, const float* sp, int64_t steps_max, int64_t steps, const uint16_t* xs,
+void panel_tile(const uint16_t* wp, const float* sp, int64_t steps_max, int64_t steps, const uint16_t* xs,
                 int64_t ldx, float* acc_io) {
   __m512 acc[R][T];
 #pragma GCC unroll 4
@@ -396,7 +397,7 @@ void panel_tile(const uint16_t* wp, int64_t ldw, const float* sp, int64_t steps_
     for (int p = 0; p < P; ++p) {
       __m512i w[R];
 #pragma GCC unroll 4
-      for (int k = 0; k < R; ++k) w[k] = _mm512_loadu_si512(wp + k * ldw + s * C + 32 * p);
+      for (int k = 0; k < R; ++k) w[k] = _mm512_loadu_si512(wp + ((s * P + p) * R + k) * 32);
 #pragma GCC unroll 4
       for (int t = 0; t < T; ++t)
 #pragma GCC unroll 3
@@ -433,19 +434,19 @@ void fused_rows(Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_
 }
 
 template <int R, int P, int Q, int64_t C, bool S>
-void panel_rows(const uint16_t* wp, int64_t ldw, const float* sp, int64_t steps_max, int64_t steps, const uint16_t* xs,
+void panel_rows(const uint16_t* wp, const float* sp, int64_t steps_max, int64_t steps, const uint16_t* xs,
                 int64_t ldx, int64_t t, float* acc) {
   if constexpr (S) {
     switch (t) {
-      case 1: panel_tile<R, 1, P, Q, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
-      default: panel_tile<R, 2, P, Q, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
+      case 1: panel_tile<R, 1, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc); break;
+      default: panel_tile<R, 2, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc); break;
     }
   } else {
     switch (t) {
-      case 1: panel_tile<R, 1, P, Q, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
-      case 2: panel_tile<R, 2, P, Q, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
-      case 3: panel_tile<R, 3, P, Q, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
-      default: panel_tile<R, 4, P, Q, C, S>(wp, ldw, sp, steps_max, steps, xs, ldx, acc); break;
+      case 1: panel_tile<R, 1, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc); break;
+      case 2: panel_tile<R, 2, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc); break;
+      case 3: panel_tile<R, 3, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc); break;
+      default: panel_tile<R, 4, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc); break;
     }
   }
 }
@@ -470,13 +471,13 @@ void matrix_tile(Rows& rw, int64_t r0, int64_t cols, const uint16_t* xs, int64_t
         __m512i w[P];
         decode_step(rw, k, s, full, cols, w);
 #pragma GCC unroll 4
-        for (int p = 0; p < P; ++p) _mm512_storeu_si512(panel + k * kPanelCols + (s - p0) * C + 32 * p, w[p]);
+        for (int p = 0; p < P; ++p) _mm512_storeu_si512(panel + (((s - p0) * P + p) * R + k) * 32, w[p]);
         if constexpr (Rows::kStepScale) _mm512_storeu_ps(panel_scales + (k * panel_steps + (s - p0)) * 16, rw.step_scale(k));
       }
     }
     constexpr int64_t x_tile = Rows::kStepScale ? 2 : kXTile;  // see panel_tile's registers
     for (int64_t t0 = 0; t0 < nb; t0 += x_tile)
-      panel_rows<R, P, Q, C, Rows::kStepScale>(panel, kPanelCols, panel_scales, panel_steps, p1 - p0,
+      panel_rows<R, P, Q, C, Rows::kStepScale>(panel, panel_scales, panel_steps, p1 - p0,
                                                xs + t0 * ldx + p0 * C * Q, ldx, std::min<int64_t>(x_tile, nb - t0),
                                                accs + t0 * R * 16);
   }

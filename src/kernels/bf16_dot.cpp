@@ -41,13 +41,9 @@ using core::DType;
 
 namespace {
 
-constexpr int64_t kFp8Block = 128;
-constexpr int64_t kFp4Group = 32;
 constexpr int kRowTile = 4;            // weight rows per tile
 constexpr int kXTile = 4;              // x rows per tile
 constexpr int64_t kXBlockBytes = 512 * 1024;  // arranged x rows per block: L2-resident
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 uint16_t bf16_bits(float f) {  // exact for the format values tabulated below
   uint32_t u;

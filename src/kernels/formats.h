@@ -8,6 +8,11 @@
 
 namespace v4::kernels {
 
+constexpr int64_t kFp8Block = 128;  // FP8 weights: one E8M0 scale per 128x128 block
+constexpr int64_t kFp4Group = 32;   // FP4 weights: one E8M0 scale per 32 columns of a row
+
+constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
 namespace detail {
 // FP8 e4m3fn: sign, 4 exponent bits (bias 7), 3 mantissa bits; exponent 0 is subnormal
 // (m * 2^-9); 0x7F / 0xFF are NaN; no infinities.

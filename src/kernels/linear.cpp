@@ -36,11 +36,6 @@ using core::DType;
 
 namespace {
 
-constexpr int64_t kFp8Block = 128;  // FP8 weights: one E8M0 scale per 128x128 block
-constexpr int64_t kFp4Group = 32;   // FP4 weights: one E8M0 scale per 32 columns of a row
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
 void validate(const Weight& w, const float* x, int64_t n, const float* out) {
   if (w.rows <= 0 || w.cols <= 0) throw std::invalid_argument("linear: weight shape must be positive");
   if (!w.data) throw std::invalid_argument("linear: weight data is null");

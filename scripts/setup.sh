@@ -3,7 +3,7 @@
 # everything is already there.
 set -euo pipefail
 PACKAGES=(
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git ccache
   libgtest-dev libgmock-dev libbenchmark-dev
   libboost1.81-dev libboost-json1.81-dev
   libpcre2-dev libsqlite3-dev libssl-dev libfmt-dev libspdlog-dev libpq-dev

@@ -21,7 +21,7 @@ for a in "${args[@]}"; do
   case "$a" in
     --model|--model=*) have_model=1 ;;
     --port|--port=*) have_port=1 ;;
-    --db|--db=*|--api-key|--api-key=*|--fake-engine) have_auth=1 ;;
+    --db|--db=*|--api-key|--api-key=*) have_auth=1 ;;
   esac
 done
 

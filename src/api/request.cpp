@@ -195,7 +195,6 @@ void read_common_sampling(ChatRequest& req, const Fields& f) {
   if (auto w = f.boolean("web_search_linkup"); w && *w)
     throw bad_request("web_search_linkup", "web_search_linkup is not available on this server");
   f.boolean("disable_formatting");
-  if (auto h = f.str("x_forced_completion")) req.forced_completion = *h;
 }
 
 // DeepSeek's thinking: {"type": "enabled"|"disabled"} (Anthropic adds budget_tokens, display, adaptive).

@@ -81,7 +81,6 @@ struct ChatRequest {
   bool stream = false;
   bool include_usage = false;
 
-  std::optional<std::string> forced_completion;  // test hook (server --test-hooks only)
 
   // Responses: request fields the response object echoes.
   std::string instructions;

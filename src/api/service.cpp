@@ -206,8 +206,6 @@ PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body) co
   PreparedRequest p;
   p.req = parse_for(dialect, v);
   check_model(options_, p.req);
-  if (p.req.forced_completion && !options_.test_hooks)
-    throw bad_request("x_forced_completion", "x_forced_completion is a test hook; start the server with --test-hooks");
   p.prompt = encode_request(p.req, *tokenizer_);
 
   const int64_t ctx = context_length();
@@ -234,7 +232,6 @@ PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body) co
   s.stop = p.req.stop;
   s.thinking = p.req.thinking;
   s.thinking_budget = p.req.thinking_budget;
-  if (p.req.forced_completion) s.forced_tokens = tokenizer_->encode(*p.req.forced_completion, /*allow_special=*/true);
 
   p.meta.created = std::time(nullptr);
   p.meta.model = p.req.model;

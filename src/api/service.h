@@ -23,7 +23,6 @@ namespace v4::api {
 
 struct ServiceOptions {
   ModelCatalog catalog;
-  bool test_hooks = false;  // honour x_forced_completion (forced tokens); tests only
 };
 
 struct PreparedRequest {

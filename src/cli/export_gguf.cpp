@@ -6,7 +6,7 @@
 #include <string>
 
 #include "cli/command.h"
-#include "core/gguf_writer.h"
+#include "export/gguf_writer.h"
 
 namespace {
 

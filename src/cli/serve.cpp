@@ -11,10 +11,10 @@
 
 #include "api/accounts_auth.h"
 #include "api/auth.h"
-#include "api/fake_engine.h"
 #include "api/server.h"
 #include "api/service.h"
 #include "cli/command.h"
+#include "cli/serve.h"
 #include "core/checkpoint.h"
 #include "core/config.h"
 #include "model/model.h"
@@ -52,18 +52,22 @@ bool looks_random(const fs::path& dir, const core::ModelConfig& cfg) {
   return fs::exists(dir / "RANDOM_WEIGHTS") || cfg.hidden_size < 1024;
 }
 
-int serve(const cli::Args& argv) {
+}  // namespace
+
+int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
   cli::ArgParser args(argv);
   if (args.flag("help")) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  args.check_known({"model", "host", "port", "api-key", "db", "rates", "threads", "tokenizer", "io-threads", "max-body-bytes",
-                    "max-running", "fake-token-delay-us"},
-                   {"fake-engine", "test-hooks", "help"});
-  const bool fake = args.flag("fake-engine");
+  std::vector<std::string> options = {"model", "host", "port", "api-key", "db", "rates", "threads", "tokenizer",
+                                      "io-threads", "max-body-bytes", "max-running"};
+  std::vector<std::string> flags = {"help"};
+  options.insert(options.end(), hooks.options.begin(), hooks.options.end());
+  flags.insert(flags.end(), hooks.flags.begin(), hooks.flags.end());
+  args.check_known(options, flags);
   auto model_dir = args.value("model");
-  if (!model_dir && !fake) {
+  if (!model_dir && !hooks.engine_without_model) {
     std::fputs(kUsage, stderr);
     throw std::invalid_argument("--model DIR is required");
   }
@@ -85,18 +89,18 @@ int serve(const cli::Args& argv) {
 
   std::unique_ptr<runtime::Engine> engine;
   bool random_weights = true;
-  if (fake) {
-    api::FakeEngineOptions fo;
-    fo.max_running = int(args.integer("max-running", 64, 1, 1 << 20));
-    fo.token_delay_us = int(args.integer("fake-token-delay-us", 200, 0, 10'000'000));
-    engine = api::create_fake_engine(tokenizer, fo);
-    spdlog::warn("serving the FAKE engine (--fake-engine): scripted answers, no model");
-  } else {
+  if (hooks.engine_without_model) engine = hooks.engine_without_model(args, tokenizer);
+  if (!engine) {
+    if (!model_dir) {
+      std::fputs(kUsage, stderr);
+      throw std::invalid_argument("--model DIR is required");
+    }
     auto ckpt = core::Checkpoint::open(*model_dir);
     model::ModelOptions mo;
     mo.threads = engine_threads;
     std::shared_ptr<model::Model> model = model::Model::load(*ckpt, mo);
     random_weights = looks_random(*model_dir, model->config());
+    if (hooks.wrap_model) model = hooks.wrap_model(std::move(model), tokenizer);
     if (model->config().vocab_size < int64_t(tokenizer->vocab_size()))
       spdlog::warn("the tokenizer has {} ids but the model only {}: prompts with higher ids will be refused",
                    tokenizer->vocab_size(), model->config().vocab_size);
@@ -131,14 +135,11 @@ int serve(const cli::Args& argv) {
   }
 
   api::ServiceOptions svc;
-  svc.test_hooks = args.flag("test-hooks");
   api::ApiService service(*engine, tokenizer, auth, usage, svc);
   api::HttpServer server(service, sopts);
   server.listen();
 
-  if (fake)
-    std::fprintf(stderr, "\n  NOTE: --fake-engine: scripted answers from no model (for tests).\n\n");
-  else if (random_weights)
+  if (random_weights)
     std::fprintf(stderr,
                  "\n  NOTE: this checkpoint has RANDOM weights (a demo / test model). The server works end to end,\n"
                  "  but the text it generates is meaningless. Point --model at real DeepSeek V4 Flash weights for answers.\n\n");
@@ -151,6 +152,5 @@ int serve(const cli::Args& argv) {
   return 0;
 }
 
-}  // namespace
-
-V4_COMMAND("serve", "HTTP API server (OpenAI Chat/Responses, Anthropic Messages)", serve);
+V4_COMMAND("serve", "HTTP API server (OpenAI Chat/Responses, Anthropic Messages)",
+           [](const v4::cli::Args& args) { return v4::cli::serve(args, {}); });

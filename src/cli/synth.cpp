@@ -6,7 +6,7 @@
 #include <string>
 
 #include "cli/command.h"
-#include "core/synth.h"
+#include "export/synth.h"
 
 namespace {
 

@@ -105,7 +105,6 @@ struct Sequence {
 
   int generated = 0, reasoning = 0;
   bool in_reasoning = false;
-  size_t forced_index = 0;
   StopTextStream reasoning_text;  // the reasoning section: complete UTF-8 only, no stop strings
   StopTextStream text;            // the answer: stop strings apply here
   RequestRng rng{0};
@@ -238,9 +237,6 @@ class EngineImpl final : public Engine {
     for (int32_t t : request.prompt)
       if (t < 0 || t >= config_.vocab_size)
         throw std::invalid_argument("prompt token id " + std::to_string(t) + " is outside the vocabulary");
-    for (int32_t t : p.forced_tokens)
-      if (t < 0 || t >= config_.vocab_size)
-        throw std::invalid_argument("forced token id " + std::to_string(t) + " is outside the vocabulary");
     if (p.max_tokens < 1) throw std::invalid_argument("max_tokens must be at least 1");
     if (!(p.temperature >= 0) || !std::isfinite(p.temperature)) throw std::invalid_argument("temperature must be >= 0");
     if (!(p.top_p > 0 && p.top_p <= 1)) throw std::invalid_argument("top_p must be in (0, 1]");
@@ -454,7 +450,6 @@ class EngineImpl final : public Engine {
 
   int32_t choose(Sequence& s, std::span<const float> logits) {
     const auto& p = s.request.params;
-    if (s.forced_index < p.forced_tokens.size()) return p.forced_tokens[s.forced_index++];
     if (p.thinking && s.in_reasoning && think_end_ >= 0 && s.reasoning >= p.thinking_budget) return think_end_;
     return sample_token(logits, p, s.rng);
   }

@@ -24,7 +24,6 @@ struct SamplingParams {
   std::vector<std::string> stop;      // up to 4 stop strings, matched on the answer text across tokens (not on reasoning)
   bool thinking = false;              // prompt ended with <think>: output starts in reasoning
   int thinking_budget = 32768;        // reasoning tokens before </think> is forced
-  std::vector<int32_t> forced_tokens; // test hook: emit these tokens instead of sampling (still runs the model)
 };
 
 struct GenerationRequest {

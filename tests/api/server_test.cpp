@@ -12,7 +12,8 @@
 #include <filesystem>
 
 #include "api/accounts_auth.h"
-#include "api/fake_engine.h"
+#include "script.h"
+#include "scripted_engine.h"
 #include "api/server.h"
 
 using namespace v4;
@@ -76,7 +77,6 @@ class Harness {
     else if (!auth) auth = std::make_shared<StaticKeyAuthenticator>(std::vector<std::string>{key});
     usage_ = std::make_shared<MemoryUsageSink>();
     ServiceOptions svc;
-    svc.test_hooks = true;
     service_ = std::make_unique<ApiService>(*engine_, tokenizer(), auth, sink ? sink : usage_, svc);
     so.port = 0;
     so.handle_signals = false;
@@ -141,11 +141,11 @@ class Harness {
 };
 
 std::unique_ptr<runtime::Engine> fake(int delay_us = 0, int max_running = 64, int64_t context = 1048576) {
-  FakeEngineOptions o;
+  v4::testing::ScriptedEngineOptions o;
   o.token_delay_us = delay_us;
   o.max_running = max_running;
   o.context_length = context;
-  return create_fake_engine(tokenizer(), o);
+  return v4::testing::create_scripted_engine(tokenizer(), o);
 }
 
 const std::string kChat = R"({"model":"deepseek-v4-flash","messages":[{"role":"user","content":"Hi"}]})";
@@ -153,7 +153,7 @@ const std::string kMessages = R"({"model":"deepseek-v4-flash","max_tokens":64,"m
 
 }  // namespace
 
-TEST(Server, HealthIsOpenEverythingElseNeedsTheKey) {
+TEST(ServerOnScriptedEngine, HealthIsOpenEverythingElseNeedsTheKey) {
   Harness h(fake());
   EXPECT_EQ(h.request(http::verb::get, "/health", "", {}).status, 200);
   auto none = h.request(http::verb::get, "/v1/models", "", {});
@@ -172,7 +172,7 @@ TEST(Server, HealthIsOpenEverythingElseNeedsTheKey) {
   EXPECT_NE(metrics.body.find("v4flash:generation_tokens_total"), std::string::npos);
 }
 
-TEST(Server, ModelsListTheThreeIdsWithLimits) {
+TEST(ServerOnScriptedEngine, ModelsListTheThreeIdsWithLimits) {
   Harness h(fake());
   auto r = h.request(http::verb::get, "/v1/models", "");
   ASSERT_EQ(r.status, 200);
@@ -188,7 +188,7 @@ TEST(Server, ModelsListTheThreeIdsWithLimits) {
   EXPECT_EQ(h.request(http::verb::get, "/v1/models/gpt-4", "").status, 404);
 }
 
-TEST(Server, BadInputTable) {
+TEST(ServerOnScriptedEngine, BadInputTable) {
   ServerOptions so;
   so.body_limit = 4096;
   Harness h(fake(0, 64, 200), "sk-test", so);
@@ -231,7 +231,7 @@ TEST(Server, BadInputTable) {
   EXPECT_EQ(overflow.json().at("error").at("code"), "context_length_exceeded");
 }
 
-TEST(Server, OverloadIs503ForOpenAIAnd529ForAnthropic) {
+TEST(ServerOnScriptedEngine, OverloadIs503ForOpenAIAnd529ForAnthropic) {
   Harness h(fake(/*delay_us=*/20000, /*max_running=*/1));
   // Occupy the only slot with a slow streamed request on its own connection.
   net::io_context ioc;
@@ -252,7 +252,7 @@ TEST(Server, OverloadIs503ForOpenAIAnd529ForAnthropic) {
   s.socket().close();
 }
 
-TEST(Server, MidStreamErrorInEachDialectsForm) {
+TEST(ServerOnScriptedEngine, MidStreamErrorInEachDialectsForm) {
   Harness h(std::make_unique<FailingEngine>());
   auto chat = h.post("/v1/chat/completions", R"({"model":"deepseek-v4-flash","stream":true,"thinking":{"type":"disabled"},"messages":[{"role":"user","content":"Hi"}]})");
   EXPECT_EQ(chat.status, 200);
@@ -268,7 +268,7 @@ TEST(Server, MidStreamErrorInEachDialectsForm) {
   EXPECT_EQ(plain.json().at("error").at("type"), "server_error");
 }
 
-TEST(Server, ClientDisconnectCancelsAndUsageIsStillRecorded) {
+TEST(ServerOnScriptedEngine, ClientDisconnectCancelsAndUsageIsStillRecorded) {
   Harness h(fake(/*delay_us=*/30000));
   for (bool stream : {true, false}) {
     size_t before = h.usage().records().size();
@@ -301,7 +301,7 @@ TEST(Server, ClientDisconnectCancelsAndUsageIsStillRecorded) {
   }
 }
 
-TEST(Server, KeepAliveServesSeveralRequestsOnOneConnection) {
+TEST(ServerOnScriptedEngine, KeepAliveServesSeveralRequestsOnOneConnection) {
   Harness h(fake());
   net::io_context ioc;
   beast::tcp_stream s(ioc);
@@ -317,7 +317,7 @@ TEST(Server, KeepAliveServesSeveralRequestsOnOneConnection) {
   EXPECT_EQ(c.status, 200);
 }
 
-TEST(Server, GracefulStopFinishesTheRunningStream) {
+TEST(ServerOnScriptedEngine, GracefulStopFinishesTheRunningStream) {
   Harness h(fake(/*delay_us=*/10000));
   net::io_context ioc;
   beast::tcp_stream s(ioc);
@@ -343,16 +343,17 @@ TEST(Server, GracefulStopFinishesTheRunningStream) {
   EXPECT_TRUE(ec);
 }
 
-TEST(Server, NoMarkupLeaksAndForcedToolCall) {
+TEST(ServerOnScriptedEngine, NoMarkupLeaksAndScriptedToolCall) {
   Harness h(fake());
-  const std::string forced =
-      "I should call the tool.</think>\\n\\n<｜DSML｜tool_calls>\\n<｜DSML｜invoke name=\\\"get_weather\\\">\\n"
-      "<｜DSML｜parameter name=\\\"city\\\" string=\\\"true\\\">Paris</｜DSML｜parameter>\\n</｜DSML｜invoke>\\n"
+  const std::string script =
+      "I should call the tool.</think>\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"get_weather\">\n"
+      "<｜DSML｜parameter name=\"city\" string=\"true\">Paris</｜DSML｜parameter>\n</｜DSML｜invoke>\n"
       "</｜DSML｜tool_calls><｜end▁of▁sentence｜>";
-  auto r = h.post("/v1/chat/completions",
-                  R"({"model":"deepseek-v4-flash","messages":[{"role":"user","content":"Weather in Paris?"}],
-                      "tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}],
-                      "x_forced_completion":")" + forced + "\"}");
+  json::object body = json::parse(R"({"model":"deepseek-v4-flash","messages":[{"role":"user","content":"Weather in Paris?"}],
+      "tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]})").as_object();
+  body["messages"].as_array().insert(body["messages"].as_array().begin(),
+                                     json::object{{"role", "system"}, {"content", v4::testing::script_marker(script)}});
+  auto r = h.post("/v1/chat/completions", json::serialize(body));
   ASSERT_EQ(r.status, 200) << r.body;
   auto j = r.json();
   auto& choice = j.at("choices").at(0);
@@ -364,7 +365,7 @@ TEST(Server, NoMarkupLeaksAndForcedToolCall) {
   for (const char* markup : {"<think>", "</think>", "DSML", "end▁of▁sentence"}) EXPECT_EQ(r.body.find(markup), std::string::npos) << markup;
 }
 
-TEST(Server, ManagedKeysAdmissionAndLedgerThroughAccounts) {
+TEST(ServerOnScriptedEngine, ManagedKeysAdmissionAndLedgerThroughAccounts) {
   namespace fs = std::filesystem;
   fs::path db = fs::temp_directory_path() / ("v4flash-api-accounts-" + random_id(8) + ".db");
   std::shared_ptr<product::Accounts> accounts(product::Accounts::open(db.string()));
@@ -404,7 +405,7 @@ TEST(Server, ManagedKeysAdmissionAndLedgerThroughAccounts) {
   fs::remove(db, ec);
 }
 
-TEST(Server, Http10StreamIsPlainAndEndsWithTheConnection) {
+TEST(ServerOnScriptedEngine, Http10StreamIsPlainAndEndsWithTheConnection) {
   Harness h(fake());
   net::io_context ioc;
   tcp::socket s(ioc);

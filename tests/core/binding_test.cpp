@@ -8,8 +8,8 @@
 #include <functional>
 
 #include "core/checkpoint.h"
-#include "core/safetensors_writer.h"
-#include "core/synth.h"
+#include "export/safetensors_writer.h"
+#include "export/synth.h"
 
 using namespace v4::core;
 namespace fs = std::filesystem;

@@ -207,7 +207,7 @@ TEST(Engine, StopStringSplitAcrossTokensEndsWithoutLeaking) {
   Fixture f;
   auto r = request(prompt_of(4, 3), 50);
   r.params.stop = {"xyz"};
-  r.params.forced_tokens = {letter('a'), letter('x'), letter('y'), letter('b'), letter('x'), letter('y'), letter('z'), letter('c')};
+  f.model->script(r.prompt, {letter('a'), letter('x'), letter('y'), letter('b'), letter('x'), letter('y'), letter('z'), letter('c')});
   auto c = f.run(r);
   std::vector<std::string> deltas;
   for (auto& t : c->tokens) deltas.push_back(t.text);
@@ -222,7 +222,7 @@ TEST(Engine, WithheldStopPrefixIsReturnedAsTailAtLength) {
   Fixture f;
   auto r = request(prompt_of(4, 3), 3);
   r.params.stop = {"xyz", "STOP!"};
-  r.params.forced_tokens = {letter('a'), letter('x'), letter('y')};
+  f.model->script(r.prompt, {letter('a'), letter('x'), letter('y')});
   auto c = f.run(r);
   EXPECT_EQ(c->text(), "a");
   EXPECT_EQ(c->finish->reason, FinishReason::Length);
@@ -233,7 +233,7 @@ TEST(Engine, StopWordTokenAndSplitUtf8) {
   Fixture f;
   auto r = request(prompt_of(4, 3), 50);
   r.params.stop = {"TO", "\xE2\x82\xAC\xE2\x82\xAC"};
-  r.params.forced_tokens = {FakeVocabulary::kEuroHead, FakeVocabulary::kEuroTail, letter('q'), FakeVocabulary::kStopWord};
+  f.model->script(r.prompt, {FakeVocabulary::kEuroHead, FakeVocabulary::kEuroTail, letter('q'), FakeVocabulary::kStopWord});
   auto c = f.run(r);
   ASSERT_EQ(c->tokens.size(), 4u);
   EXPECT_EQ(c->tokens[0].text, "");
@@ -246,7 +246,7 @@ TEST(Engine, StopWordTokenAndSplitUtf8) {
 TEST(Engine, EosEndsWithStopAndIsCountedButNotDelivered) {
   Fixture f;
   auto r = request(prompt_of(4, 3), 50);
-  r.params.forced_tokens = {letter('h'), letter('i'), 1};
+  f.model->script(r.prompt, {letter('h'), letter('i'), 1});
   auto c = f.run(r);
   EXPECT_EQ(c->ids(), (std::vector<int32_t>{letter('h'), letter('i')}));
   EXPECT_EQ(c->text(), "hi");
@@ -281,7 +281,7 @@ TEST(Engine, ThinkingWithoutBudgetPressureEndsOnGeneratedThinkEnd) {
   Fixture f;
   auto r = request(prompt_of(6, 12), 4);
   r.params.thinking = true;
-  r.params.forced_tokens = {letter('a'), FakeVocabulary::kThinkEnd, letter('b')};
+  f.model->script(r.prompt, {letter('a'), FakeVocabulary::kThinkEnd, letter('b')});
   auto c = f.run(r);
   EXPECT_TRUE(c->tokens[0].reasoning);
   EXPECT_TRUE(c->tokens[1].reasoning);
@@ -295,7 +295,7 @@ TEST(Engine, StopStringsApplyToTheAnswerNotTheReasoning) {
   auto r = request(prompt_of(6, 13), 20);
   r.params.thinking = true;
   r.params.stop = {"xy"};
-  r.params.forced_tokens = {letter('x'), letter('y'), FakeVocabulary::kThinkEnd, letter('a'), letter('x'), letter('y'), letter('b')};
+  f.model->script(r.prompt, {letter('x'), letter('y'), FakeVocabulary::kThinkEnd, letter('a'), letter('x'), letter('y'), letter('b')});
   auto c = f.run(r);
   std::vector<std::string> deltas;
   for (auto& t : c->tokens) deltas.push_back(t.text);

@@ -9,7 +9,7 @@
 #include <filesystem>
 
 #include "core/checkpoint.h"
-#include "core/synth.h"
+#include "export/synth.h"
 #include "fake_model.h"
 #include "model/model.h"
 

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "core/synth.h"
+#include "export/synth.h"
 #include "runtime/state_memory.h"
 
 using namespace v4::runtime;

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/synth.h"
+#include "export/synth.h"
 #include "fake_model.h"
 #include "text/tokenizer.h"
 
@@ -43,7 +43,7 @@ Run generate(const std::vector<int32_t>& forced, std::vector<std::string> stop =
   r.prompt = {5, 6, 7};
   r.params.temperature = 0;
   r.params.max_tokens = int(forced.size());
-  r.params.forced_tokens = forced;
+  model->script(r.prompt, forced);
   r.params.stop = std::move(stop);
   r.params.thinking = thinking;
   Collector c;

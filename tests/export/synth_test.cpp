@@ -9,7 +9,7 @@
 
 #include "core/checkpoint.h"
 #include "core/dequant.h"
-#include "core/synth.h"
+#include "export/synth.h"
 
 using namespace v4::core;
 namespace fs = std::filesystem;

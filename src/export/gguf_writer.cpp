@@ -1,4 +1,4 @@
-#include "core/gguf_writer.h"
+#include "export/gguf_writer.h"
 
 #include <fmt/format.h>
 

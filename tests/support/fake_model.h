@@ -2,6 +2,7 @@
 // A small deterministic stand-in for model::Model: a sequence's logits are a hash of every token
 // it has consumed (so any mix-up of states, positions or batch rows changes them), and its state
 // is an explicit token list that clones exactly. Counts what the engine asked it to do.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -12,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "model/model.h"
@@ -48,8 +50,15 @@ class FakeModel final : public model::Model {
   const core::ModelConfig& config() const override { return config_; }
   std::unique_ptr<model::SequenceState> new_state() const override { return std::make_unique<FakeState>(); }
 
+  // After `prompt`, the model prefers `tokens` in order (logit 100 against at most 4): how a test
+  // scripts what the engine generates while the engine still samples, stops and streams as usual.
+  void script(std::vector<int32_t> prompt, std::vector<int32_t> tokens) {
+    std::lock_guard lock(mutex);
+    scripts_.emplace_back(std::move(prompt), std::move(tokens));
+  }
+
   // Logits after the history: a spread of values in [-4, 4); EOS (id 1) kept low so generation
-  // runs to max_tokens unless a test forces EOS.
+  // runs to max_tokens unless a script asks for EOS.
   std::vector<float> logits_for(const std::vector<int32_t>& history) const {
     uint64_t h = 0x1234;
     for (int32_t t : history) h = fake_mix(h, uint64_t(t));
@@ -59,6 +68,7 @@ class FakeModel final : public model::Model {
       row[v] = float(int64_t(x % 8000) - 4000) / 1000.0f;
     }
     row[size_t(config_.eos_token_id)] = -20.0f;
+    if (auto next = scripted_next(history)) row[size_t(*next)] = 100.0f;
     return row;
   }
 
@@ -90,7 +100,19 @@ class FakeModel final : public model::Model {
     throw std::runtime_error("the fake model has no MTP block");
   }
 
+  // The scripted token that follows `history`, if a script covers it.
+  std::optional<int32_t> scripted_next(const std::vector<int32_t>& history) const {
+    for (const auto& [prompt, tokens] : scripts_) {
+      if (history.size() < prompt.size() || history.size() >= prompt.size() + tokens.size()) continue;
+      if (!std::equal(prompt.begin(), prompt.end(), history.begin())) continue;
+      if (std::equal(history.begin() + ptrdiff_t(prompt.size()), history.end(), tokens.begin()))
+        return tokens[history.size() - prompt.size()];
+    }
+    return std::nullopt;
+  }
+
   core::ModelConfig config_;
+  std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>> scripts_;
   std::mutex mutex;
   std::atomic<int64_t> tokens_fed{0}, calls{0}, max_batch{0};  // read by tests while the engine runs
   std::vector<int64_t> chunk_sizes;

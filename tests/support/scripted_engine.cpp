@@ -1,4 +1,4 @@
-#include "api/fake_engine.h"
+#include "scripted_engine.h"
 
 #include <algorithm>
 #include <atomic>
@@ -11,9 +11,10 @@
 
 #include <fmt/format.h>
 
+#include "script.h"
 #include "text/detokenizer.h"
 
-namespace v4::api {
+namespace v4::testing {
 
 namespace {
 
@@ -21,7 +22,7 @@ using runtime::FinishInfo;
 using runtime::FinishReason;
 using runtime::GeneratedToken;
 
-struct FakeRequest : runtime::RequestHandle {
+struct ScriptedRequest : runtime::RequestHandle {
   runtime::GenerationRequest req;
   runtime::RequestCallbacks cb;
   std::atomic<bool> cancelled{false};
@@ -31,6 +32,7 @@ struct FakeRequest : runtime::RequestHandle {
   int generated = 0, reasoning = 0;
   std::string reasoning_text;   // to spot </think> across token boundaries
   bool stopped = false, budget_forced = false;
+  bool from_prompt = false;     // the prompt's script: emitted as is, thinking budget aside
   std::string held;             // content text withheld as a possible stop-string prefix
   std::string content;          // content shown so far (stop matching)
   std::unique_ptr<text::IncrementalDetokenizer> detok;
@@ -39,9 +41,9 @@ struct FakeRequest : runtime::RequestHandle {
   void cancel() override { cancelled = true; }
 };
 
-class FakeEngine final : public runtime::Engine {
+class ScriptedEngine final : public runtime::Engine {
  public:
-  FakeEngine(std::shared_ptr<const text::Tokenizer> tokenizer, FakeEngineOptions options)
+  ScriptedEngine(std::shared_ptr<const text::Tokenizer> tokenizer, ScriptedEngineOptions options)
       : tokenizer_(std::move(tokenizer)), options_(options) {
     config_.vocab_size = int64_t(tokenizer_->vocab_size());
     config_.max_position_embeddings = options.context_length;
@@ -49,26 +51,27 @@ class FakeEngine final : public runtime::Engine {
     think_end_ = tokenizer_->encode("</think>");
     worker_ = std::thread([this] { run(); });
   }
-  ~FakeEngine() override { shutdown(); }
+  ~ScriptedEngine() override { shutdown(); }
 
   const core::ModelConfig& config() const override { return config_; }
 
   std::shared_ptr<runtime::RequestHandle> submit(runtime::GenerationRequest req, runtime::RequestCallbacks cb) override {
-    auto r = std::make_shared<FakeRequest>();
+    auto r = std::make_shared<ScriptedRequest>();
     {
       std::lock_guard lock(mutex_);
       if (stopping_) throw runtime::OverloadedError("engine is shutting down");
       if (int(active_.size()) >= options_.max_running)
-        throw runtime::OverloadedError("fake engine: " + std::to_string(active_.size()) + " requests running");
+        throw runtime::OverloadedError("scripted engine: " + std::to_string(active_.size()) + " requests running");
       r->req = std::move(req);
       r->cb = std::move(cb);
       r->in_reasoning = r->req.params.thinking;
       r->detok = std::make_unique<text::IncrementalDetokenizer>(*tokenizer_);
       r->start = std::chrono::steady_clock::now();
-      if (!r->req.params.forced_tokens.empty()) {
-        r->script = r->req.params.forced_tokens;
+      if (auto script = find_script(tokenizer_->decode(r->req.prompt))) {
+        r->script = tokenizer_->encode(*script, /*allow_special=*/true);
+        r->from_prompt = true;
       } else {
-        std::string text = (r->req.params.thinking ? std::string(kFakeReasoning) + "</think>" : std::string()) + kFakeAnswer;
+        std::string text = (r->req.params.thinking ? std::string(kScriptedReasoning) + "</think>" : std::string()) + kScriptedAnswer;
         r->script = tokenizer_->encode(text, /*allow_special=*/true);
         r->script.push_back(eos_);
       }
@@ -127,7 +130,7 @@ class FakeEngine final : public runtime::Engine {
 
   void run() {
     for (;;) {
-      std::vector<std::shared_ptr<FakeRequest>> batch;
+      std::vector<std::shared_ptr<ScriptedRequest>> batch;
       {
         std::unique_lock lock(mutex_);
         wake_.wait(lock, [&] { return stopping_ || !active_.empty(); });
@@ -139,14 +142,14 @@ class FakeEngine final : public runtime::Engine {
       for (auto& r : batch) step(*r);
       {
         std::lock_guard lock(mutex_);
-        active_.remove_if([](const std::shared_ptr<FakeRequest>& r) { return r->info.total_seconds > 0; });
+        active_.remove_if([](const std::shared_ptr<ScriptedRequest>& r) { return r->info.total_seconds > 0; });
         metrics_.running = int64_t(active_.size());
       }
       if (options_.token_delay_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(options_.token_delay_us));
     }
   }
 
-  void finish(FakeRequest& r, FinishReason reason) {
+  void finish(ScriptedRequest& r, FinishReason reason) {
     r.info.reason = reason;
     r.info.completion_tokens = r.generated;
     r.info.reasoning_tokens = r.reasoning;
@@ -158,7 +161,7 @@ class FakeEngine final : public runtime::Engine {
     cb.on_finish(r.info);
   }
 
-  void emit(FakeRequest& r, int32_t id) {
+  void emit(ScriptedRequest& r, int32_t id) {
     GeneratedToken t;
     t.token = id;
     t.reasoning = r.in_reasoning;
@@ -207,18 +210,18 @@ class FakeEngine final : public runtime::Engine {
     r.cb.on_token(t);
   }
 
-  void step(FakeRequest& r) {
+  void step(ScriptedRequest& r) {
     if (r.info.total_seconds > 0) return;
     if (r.cancelled) return finish(r, FinishReason::Cancelled);
     if (r.generated >= r.req.params.max_tokens) return finish(r, FinishReason::Length);
     if (r.next >= r.script.size()) return finish(r, FinishReason::Stop);
     // Thinking budget reached: close the reasoning now, then continue with the answer.
     if (r.in_reasoning && !r.budget_forced && r.reasoning >= r.req.params.thinking_budget &&
-        r.req.params.forced_tokens.empty()) {
+        !r.from_prompt) {
       r.budget_forced = true;
       r.script.resize(r.next);
       r.script.insert(r.script.end(), think_end_.begin(), think_end_.end());
-      auto answer = tokenizer_->encode(kFakeAnswer);
+      auto answer = tokenizer_->encode(kScriptedAnswer);
       r.script.insert(r.script.end(), answer.begin(), answer.end());
       r.script.push_back(eos_);
     }
@@ -232,13 +235,13 @@ class FakeEngine final : public runtime::Engine {
   }
 
   std::shared_ptr<const text::Tokenizer> tokenizer_;
-  FakeEngineOptions options_;
+  ScriptedEngineOptions options_;
   core::ModelConfig config_;
   int32_t eos_ = 1;
   std::vector<int32_t> think_end_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  std::list<std::shared_ptr<FakeRequest>> active_;
+  std::list<std::shared_ptr<ScriptedRequest>> active_;
   std::deque<std::vector<int32_t>> seen_prompts_;
   runtime::EngineMetrics metrics_;
   bool stopping_ = false;
@@ -247,10 +250,10 @@ class FakeEngine final : public runtime::Engine {
 
 }  // namespace
 
-std::unique_ptr<runtime::Engine> create_fake_engine(std::shared_ptr<const text::Tokenizer> tokenizer,
-                                                    const FakeEngineOptions& options) {
-  if (!tokenizer) throw std::invalid_argument("the fake engine needs a tokenizer");
-  return std::make_unique<FakeEngine>(std::move(tokenizer), options);
+std::unique_ptr<runtime::Engine> create_scripted_engine(std::shared_ptr<const text::Tokenizer> tokenizer,
+                                                    const ScriptedEngineOptions& options) {
+  if (!tokenizer) throw std::invalid_argument("the scripted engine needs a tokenizer");
+  return std::make_unique<ScriptedEngine>(std::move(tokenizer), options);
 }
 
-}  // namespace v4::api
+}  // namespace v4::testing

@@ -1,4 +1,4 @@
-#include "core/safetensors_writer.h"
+#include "export/safetensors_writer.h"
 
 #include <boost/json.hpp>
 #include <cstdio>

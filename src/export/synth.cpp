@@ -1,4 +1,4 @@
-#include "core/synth.h"
+#include "export/synth.h"
 
 #include <algorithm>
 #include <atomic>
@@ -11,7 +11,7 @@
 
 #include "core/checkpoint.h"
 #include "core/codecs.h"
-#include "core/safetensors_writer.h"
+#include "export/safetensors_writer.h"
 #include "fmt/format.h"
 
 namespace v4::core {

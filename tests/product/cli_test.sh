@@ -74,7 +74,10 @@ set +e
 url=$(bash "$HERE/../../scripts/pg-test.sh" start "$pgdir")
 rc=$?
 set -e
-if [ $rc = 77 ]; then echo "postgresql: skipped (binaries not installed)"; exit 0; fi
+if [ $rc = 77 ]; then
+  [ "${V4_REQUIRE_PG:-}" = 1 ] && fail "postgresql binaries not installed but V4_REQUIRE_PG=1"
+  echo "postgresql: SKIPPED (binaries not installed)"; exit 77
+fi
 [ $rc = 0 ] || fail "pg-test.sh start failed ($rc)"
 check_backend "$url" >/dev/null
 echo "postgresql: ok"

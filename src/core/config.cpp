@@ -1,5 +1,7 @@
 #include "core/config.h"
 
+#include <set>
+
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cmath>
@@ -8,6 +10,7 @@
 #include <limits>
 #include <sstream>
 
+#include "core/config_fields.h"
 #include "core/safetensors.h"
 #include "fmt/format.h"
 
@@ -28,12 +31,40 @@ class Reader {
   }
 
   const json::value* find(std::initializer_list<const char*> names, std::string* used) const {
+    for (const char* n : names) seen_.insert(n);
     for (const char* n : names)
       if (const json::value* v = obj_.if_contains(n); v && !v->is_null()) {
         *used = n;
         return v;
       }
     return nullptr;
+  }
+
+  // A key read directly from object() (not through the typed readers).
+  const json::value* take(const char* name) const {
+    seen_.insert(name);
+    const json::value* v = obj_.if_contains(name);
+    return v && !v->is_null() ? v : nullptr;
+  }
+
+  // A key that is accepted only with the one value the engine implements (absent is that value).
+  void require_value(const char* name, const json::value& implemented, const std::string& why) const {
+    const json::value* v = take(name);
+    if (v && *v != implemented)
+      throw error(name, fmt::format("is {}; only {} is implemented ({})", json::serialize(*v), json::serialize(implemented), why));
+  }
+
+  // Refuses every key that was neither read nor is on the ignored list.
+  void refuse_unknown(const std::vector<IgnoredConfigField>& ignored) const {
+    for (const auto& kv : obj_) {
+      const std::string key(kv.key());
+      if (seen_.count(key)) continue;
+      bool known = false;
+      for (const auto& f : ignored) known = known || f.key == key;
+      if (!known)
+        throw error(key, "is not a DeepSeek-V4 config field this loader knows; refusing rather than ignoring it "
+                         "(see core/config_fields.h for the fields it ignores and why)");
+    }
   }
 
   // Integer field; `required` fields throw when absent, others keep `out` (the default).
@@ -95,7 +126,20 @@ class Reader {
  private:
   const json::object& obj_;
   std::string label_;
+  mutable std::set<std::string> seen_;  // every key some reader looked for
 };
+
+// Keys with a single value the engine implements; any other value is refused, naming the key.
+void routing_and_format_checks(const Reader& r) {
+  r.require_value("topk_method", json::string("noaux_tc"),
+                  "flat top-k over scores plus the selection bias, as the reference's Gate");
+  r.require_value("n_group", json::value(1), "no group-limited routing in DeepSeek-V4");
+  r.require_value("topk_group", json::value(1), "no group-limited routing in DeepSeek-V4");
+  r.require_value("first_k_dense_replace", json::value(0), "every DeepSeek-V4 layer is MoE");
+  r.require_value("hidden_act", json::string("silu"), "the experts are SwiGLU");
+  r.require_value("attention_bias", json::value(false), "the projections have no bias");
+  r.require_value("dtype", json::string("fp8"), "the reference code's name for FP8 block-scaled weights");
+}
 
 CheckpointError config_error(const std::string& label, const std::string& what) {
   return CheckpointError(fmt::format("{}: {}", label, what));
@@ -111,7 +155,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   const json::object& obj = root.as_object();
   Reader r(obj, label);
 
-  if (const json::value* mt = obj.if_contains("model_type")) {
+  if (const json::value* mt = r.take("model_type")) {
     if (!mt->is_string() || mt->as_string() != "deepseek_v4")
       throw r.error("model_type", fmt::format("is {}, expected \"deepseek_v4\"", json::serialize(*mt)));
   }
@@ -135,9 +179,12 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   r.integer(c.n_shared_experts, {"n_shared_experts"}, false);
   r.integer(c.num_experts_per_tok, {"num_experts_per_tok", "n_activated_experts"}, true);
   r.integer(c.num_hash_layers, {"num_hash_layers", "n_hash_layers"}, false);
-  r.boolean(c.norm_topk_prob, {"norm_topk_prob"});
   r.number(c.routed_scaling_factor, {"routed_scaling_factor", "route_scale"}, false);
   r.string(c.scoring_func, {"scoring_func", "score_func"});
+  // Without the key, the reference's Gate: top-k weights are renormalised unless scores are a softmax.
+  c.norm_topk_prob = c.scoring_func != "softmax";
+  r.boolean(c.norm_topk_prob, {"norm_topk_prob"});
+  routing_and_format_checks(r);
   r.number(c.swiglu_limit, {"swiglu_limit"}, false);
   r.integer(c.index_n_heads, {"index_n_heads"}, false);
   r.integer(c.index_head_dim, {"index_head_dim"}, false);
@@ -155,7 +202,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   // Token ids: HF configs sometimes give a list; the first entry is the one the model uses.
   for (auto [field, out] : {std::pair<const char*, int64_t*>{"bos_token_id", &c.bos_token_id},
                             std::pair<const char*, int64_t*>{"eos_token_id", &c.eos_token_id}}) {
-    const json::value* v = obj.if_contains(field);
+    const json::value* v = r.take(field);
     if (v && v->is_array()) {
       if (v->as_array().empty() || !v->as_array()[0].is_number())
         throw r.error(field, "must be an integer or a non-empty list of integers");
@@ -166,7 +213,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   }
 
   // rope_scaling (YaRN). The reference-code config spells it out flat (rope_factor, ...).
-  if (const json::value* rs = obj.if_contains("rope_scaling"); rs && !rs->is_null()) {
+  if (const json::value* rs = r.take("rope_scaling")) {
     if (!rs->is_object()) throw r.error("rope_scaling", "must be an object");
     Reader rr(rs->as_object(), label + ": rope_scaling");
     std::string type = c.rope_scaling.type;
@@ -177,6 +224,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
     rr.integer(c.rope_scaling.original_max_position_embeddings, {"original_max_position_embeddings"}, true);
     rr.number(c.rope_scaling.beta_fast, {"beta_fast"}, false);
     rr.number(c.rope_scaling.beta_slow, {"beta_slow"}, false);
+    rr.refuse_unknown({});
   } else {
     r.number(c.rope_scaling.factor, {"rope_factor"}, false);
     r.integer(c.rope_scaling.original_max_position_embeddings, {"original_seq_len"}, false);
@@ -185,7 +233,8 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   }
 
   // quantization_config: only the format the official checkpoints use is supported.
-  if (const json::value* q = obj.if_contains("quantization_config"); q && !q->is_null()) {
+  r.string(c.scale_fmt, {"scale_fmt"});  // the reference code's flat config
+  if (const json::value* q = r.take("quantization_config")) {
     if (!q->is_object()) throw r.error("quantization_config", "must be an object");
     Reader qr(q->as_object(), label + ": quantization_config");
     qr.string(c.quant_method, {"quant_method"});
@@ -198,6 +247,10 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
       c.weight_block_size[0] = wbs->as_array()[0].as_int64();
       c.weight_block_size[1] = wbs->as_array()[1].as_int64();
     }
+    qr.take("weight_block_size");
+    qr.require_value("activation_scheme", json::string("dynamic"),
+                     "activations are quantised per block as each matmul runs");
+    qr.refuse_unknown({});
     if (c.quant_method != "fp8") throw qr.error("quant_method", fmt::format("is \"{}\", only \"fp8\" is supported", c.quant_method));
     if (c.quant_fmt != "e4m3") throw qr.error("fmt", fmt::format("is \"{}\", only \"e4m3\" is supported", c.quant_fmt));
     if (c.scale_fmt != "ue8m0")
@@ -207,8 +260,8 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   }
 
   // compress_ratios: one entry per layer plus one per MTP layer.
-  const json::value* cr = obj.if_contains("compress_ratios");
-  if (!cr || cr->is_null()) throw r.error("compress_ratios", "is missing (required)");
+  const json::value* cr = r.take("compress_ratios");
+  if (!cr) throw r.error("compress_ratios", "is missing (required)");
   if (!cr->is_array()) throw r.error("compress_ratios", "must be a list of integers");
   for (const auto& v : cr->as_array()) {
     if (!v.is_int64() || v.as_int64() < 0)
@@ -216,6 +269,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
     c.compress_ratios.push_back(v.as_int64());
   }
   r.integer(c.num_nextn_predict_layers, {"num_nextn_predict_layers"}, false);
+  r.refuse_unknown(ignored_config_fields());
 
   // Consistency checks.
   auto positive = [&](int64_t v, const char* field) {
@@ -298,6 +352,18 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   for (int64_t ratio : c.compress_ratios)
     if (ratio >= limit) throw r.error("compress_ratios", fmt::format("entry {} is implausibly large", ratio));
   return c;
+}
+
+const std::vector<IgnoredConfigField>& ignored_config_fields() {
+  static const std::vector<IgnoredConfigField> fields = {
+      {"architectures", "names the Transformers class; model_type already identifies the architecture"},
+      {"attention_dropout", "dropout acts in training only; inference never drops"},
+      {"initializer_range", "initialisation for training; the weights come from the checkpoint"},
+      {"torch_dtype", "each tensor's dtype comes from its safetensors header, checked tensor by tensor"},
+      {"transformers_version", "the version of the library that wrote the file"},
+      {"use_cache", "the engine always keeps each sequence's attention state; it cannot run without it"},
+  };
+  return fields;
 }
 
 ModelConfig ModelConfig::from_file(const std::string& path) {

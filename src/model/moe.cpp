@@ -39,13 +39,27 @@ void expert_forward(const ForwardContext& ctx, const ExpertWeights& e, const flo
 
 }  // namespace
 
+// The gate's scores of one token over the E experts, as the reference's Gate (config scoring_func).
+void gate_scores(const std::string& func, float* s, int64_t E) {
+  if (func == "softmax") {
+    const float mx = *std::max_element(s, s + E);
+    float sum = 0;
+    for (int64_t e = 0; e < E; ++e) sum += (s[e] = std::exp(s[e] - mx));
+    for (int64_t e = 0; e < E; ++e) s[e] /= sum;
+  } else if (func == "sigmoid") {
+    for (int64_t e = 0; e < E; ++e) s[e] = 1.0f / (1.0f + std::exp(-s[e]));
+  } else {  // sqrtsoftplus (the config loader refuses anything else)
+    for (int64_t e = 0; e < E; ++e) s[e] = std::sqrt(softplus(s[e]));
+  }
+}
+
 void moe_forward(const ForwardContext& ctx, const MoeWeights& w, int64_t layer, const float* x, const int32_t* tokens,
                  int64_t n, float* out) {
   const core::ModelConfig& c = *ctx.cfg;
   const int64_t D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
   std::vector<float> scores(size_t(n * E));
   ctx.matmul(w.gate, x, n, scores.data(), false);
-  for (float& s : scores) s = std::sqrt(softplus(s));
+  for (int64_t i = 0; i < n; ++i) gate_scores(c.scoring_func, scores.data() + i * E, E);
 
   std::vector<int32_t> idx(size_t(n * K));
   std::vector<float> wt(size_t(n * K));
@@ -67,6 +81,7 @@ void moe_forward(const ForwardContext& ctx, const MoeWeights& w, int64_t layer, 
     }
     float sum = 0;
     for (int64_t k = 0; k < K; ++k) sum += s[ids[k]];
+    if (!c.norm_topk_prob) sum = 1;  // the chosen experts' raw scores, as a softmax gate leaves them
     for (int64_t k = 0; k < K; ++k) wt[size_t(i * K + k)] = s[ids[k]] / sum * float(c.routed_scaling_factor);
     if (ctx.trace && ctx.trace->capture_routes && i >= ctx.trace_row0) {
       auto& r = ctx.trace->routes[layer];
@@ -100,6 +115,7 @@ void moe_forward(const ForwardContext& ctx, const MoeWeights& w, int64_t layer, 
       for (int64_t d = 0; d < D; ++d) oi[d] += y[d];
     }
   }
+  if (c.n_shared_experts == 0) return;  // n_shared_experts 0: routed experts only
   std::vector<float> shared(size_t(n * D));
   expert_forward(ctx, w.shared, x, nullptr, n, shared.data());
   for (int64_t i = 0; i < n * D; ++i) out[i] += shared[size_t(i)];

@@ -205,9 +205,12 @@ BlockWeights load_block(const WeightStore& ws, const core::ModelConfig& c, const
     const std::string ep = fp + ".experts." + std::to_string(e);
     m.experts[size_t(e)] = {ws.matrix(ep + ".w1", I, D), ws.matrix(ep + ".w2", D, I), ws.matrix(ep + ".w3", I, D)};
   }
+  // n_shared_experts experts of moe_intermediate_size form one shared SwiGLU that many times wider
+  // (the reference's Expert(dim, n_shared_experts * moe_inter_dim)); none when 0.
   const int64_t SI = I * c.n_shared_experts;
-  m.shared = {ws.matrix(fp + ".shared_experts.w1", SI, D), ws.matrix(fp + ".shared_experts.w2", D, SI),
-              ws.matrix(fp + ".shared_experts.w3", SI, D)};
+  if (SI > 0)
+    m.shared = {ws.matrix(fp + ".shared_experts.w1", SI, D), ws.matrix(fp + ".shared_experts.w2", D, SI),
+                ws.matrix(fp + ".shared_experts.w3", SI, D)};
   return b;
 }
 

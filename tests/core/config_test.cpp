@@ -1,11 +1,13 @@
 // config.json parsing: the official fields, defaults, and errors that name the field.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <fstream>
 #include <sstream>
 
 #include "core/config.h"
+#include "core/config_fields.h"
 #include "core/safetensors.h"
 
 using namespace v4::core;
@@ -199,4 +201,74 @@ TEST(Config, ToJsonRoundTrips) {
   EXPECT_DOUBLE_EQ(b.hc_eps, a.hc_eps);
   EXPECT_EQ(b.index_topk, a.index_topk);
   EXPECT_EQ(b.expert_dtype, a.expert_dtype);
+}
+
+// Every key of the official config is used, or on the documented ignored list; nothing else passes.
+TEST(Config, EveryOfficialKeyIsUsedOrKnowinglyIgnored) {
+  const auto& ignored = ignored_config_fields();
+  std::vector<std::string> keys;
+  for (const auto& f : ignored) {
+    EXPECT_FALSE(f.why.empty()) << f.key;
+    keys.push_back(f.key);
+  }
+  for (const char* k : {"architectures", "attention_dropout", "initializer_range", "torch_dtype", "use_cache",
+                        "transformers_version"})
+    EXPECT_NE(std::find(keys.begin(), keys.end(), k), keys.end()) << k;
+  json::object o = fixture_config();
+  o["transformers_version"] = "4.57.1";
+  EXPECT_EQ(config_error(o), "");  // the official file, verbatim keys
+}
+
+TEST(Config, UnknownKeysAreRefusedByName) {
+  auto err = [](const char* key, json::value v) {
+    json::object o = fixture_config();
+    o[key] = v;
+    return config_error(o);
+  };
+  EXPECT_EQ(err("kv_lora_rank", 512),
+            "cfg.json: field 'kv_lora_rank' is not a DeepSeek-V4 config field this loader knows; refusing rather than "
+            "ignoring it (see core/config_fields.h for the fields it ignores and why)");
+  json::object o = fixture_config();
+  o["rope_scaling"].as_object()["mscale"] = 1.0;
+  EXPECT_NE(config_error(o).find("rope_scaling: field 'mscale' is not a DeepSeek-V4 config field"), std::string::npos)
+      << config_error(o);
+  o = fixture_config();
+  o["quantization_config"].as_object()["modules_to_not_convert"] = json::array{};
+  EXPECT_NE(config_error(o).find("quantization_config: field 'modules_to_not_convert'"), std::string::npos);
+}
+
+TEST(Config, FieldsWithOneImplementedValueRefuseTheOthers) {
+  auto err = [](const char* key, json::value v) {
+    json::object o = fixture_config();
+    o[key] = v;
+    return config_error(o);
+  };
+  EXPECT_EQ(err("topk_method", "greedy"),
+            "cfg.json: field 'topk_method' is \"greedy\"; only \"noaux_tc\" is implemented (flat top-k over scores plus "
+            "the selection bias, as the reference's Gate)");
+  EXPECT_NE(err("n_group", 8).find("field 'n_group' is 8; only 1 is implemented"), std::string::npos);
+  EXPECT_EQ(err("n_group", 1), "");
+  EXPECT_NE(err("topk_group", 4).find("field 'topk_group' is 4"), std::string::npos);
+  EXPECT_NE(err("first_k_dense_replace", 3).find("field 'first_k_dense_replace' is 3"), std::string::npos);
+  EXPECT_NE(err("hidden_act", "gelu").find("field 'hidden_act' is \"gelu\"; only \"silu\""), std::string::npos);
+  EXPECT_NE(err("attention_bias", true).find("field 'attention_bias' is true; only false"), std::string::npos);
+  EXPECT_NE(err("dtype", "bf16").find("field 'dtype' is \"bf16\""), std::string::npos);
+  EXPECT_NE(err("tie_word_embeddings", true).find("field 'tie_word_embeddings' is true"), std::string::npos);
+  json::object o = fixture_config();
+  o["quantization_config"].as_object()["activation_scheme"] = "static";
+  EXPECT_NE(config_error(o).find("quantization_config: field 'activation_scheme' is \"static\""), std::string::npos);
+}
+
+// norm_topk_prob: read when given; otherwise the reference's rule (renormalise unless softmax).
+TEST(Config, NormTopkProbFollowsTheReferenceWhenAbsent) {
+  json::object o = fixture_config();
+  o.erase("norm_topk_prob");
+  EXPECT_TRUE(ModelConfig::from_json_text(json::serialize(o)).norm_topk_prob);
+  o["scoring_func"] = "softmax";
+  EXPECT_FALSE(ModelConfig::from_json_text(json::serialize(o)).norm_topk_prob);
+  o["norm_topk_prob"] = true;
+  EXPECT_TRUE(ModelConfig::from_json_text(json::serialize(o)).norm_topk_prob);
+  o["norm_topk_prob"] = false;
+  o["scoring_func"] = "sqrtsoftplus";
+  EXPECT_FALSE(ModelConfig::from_json_text(json::serialize(o)).norm_topk_prob);
 }

@@ -1,0 +1,154 @@
+#include "model/state_codec.h"
+
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "model/state.h"
+
+namespace v4::model {
+
+namespace {
+
+constexpr uint32_t kFormat = 1;  // bump when SequenceStateImpl's fields change
+
+class Writer {
+ public:
+  explicit Writer(std::vector<std::byte>& out) : out_(out) {}
+  void raw(const void* p, size_t n) {
+    const auto* b = static_cast<const std::byte*>(p);
+    out_.insert(out_.end(), b, b + n);
+  }
+  void i64(int64_t v) { raw(&v, sizeof v); }
+  void floats(const std::vector<float>& v) {
+    i64(int64_t(v.size()));
+    raw(v.data(), v.size() * sizeof(float));
+  }
+
+ private:
+  std::vector<std::byte>& out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::span<const std::byte> in) : in_(in) {}
+  void raw(void* p, size_t n) {
+    if (n > in_.size() - at_) throw std::runtime_error("state bytes: truncated");
+    std::memcpy(p, in_.data() + at_, n);
+    at_ += n;
+  }
+  int64_t i64() {
+    int64_t v;
+    raw(&v, sizeof v);
+    return v;
+  }
+  // Reads a float vector; `expected` >= 0 is the only size accepted.
+  void floats(std::vector<float>& v, int64_t expected, const char* what) {
+    const int64_t n = i64();
+    if (n < 0 || (expected >= 0 && n != expected) || uint64_t(n) > (in_.size() - at_) / sizeof(float))
+      throw std::runtime_error(std::string("state bytes: ") + what + " has the wrong size");
+    v.resize(size_t(n));
+    raw(v.data(), size_t(n) * sizeof(float));
+  }
+  bool done() const { return at_ == in_.size(); }
+
+ private:
+  std::span<const std::byte> in_;
+  size_t at_ = 0;
+};
+
+void require(bool ok, const char* what) {
+  if (!ok) throw std::runtime_error(std::string("state bytes: ") + what + " does not match the model");
+}
+
+void encode_compressor(Writer& w, const CompressorState& c) {
+  w.i64(c.ratio);
+  w.i64(c.width);
+  w.i64(int64_t(c.overlap) | int64_t(c.has_prev) << 1);
+  for (const auto* v : {&c.cur_kv, &c.cur_score, &c.prev_kv, &c.prev_score}) w.floats(*v);
+}
+
+void decode_compressor(Reader& r, const CompressorState& blank, CompressorState& c) {
+  c = blank;
+  require(r.i64() == blank.ratio && r.i64() == blank.width, "compressor shape");
+  const int64_t flags = r.i64();
+  require((flags & 1) == int64_t(blank.overlap) && flags >> 2 == 0, "compressor overlap");
+  c.has_prev = flags & 2;
+  r.floats(c.cur_kv, int64_t(blank.cur_kv.size()), "compressor kv");
+  r.floats(c.cur_score, int64_t(blank.cur_score.size()), "compressor score");
+  r.floats(c.prev_kv, int64_t(blank.prev_kv.size()), "compressor previous kv");
+  r.floats(c.prev_score, int64_t(blank.prev_score.size()), "compressor previous score");
+}
+
+void encode_layer(Writer& w, const LayerState& l) {
+  w.i64(l.head_dim);
+  w.i64(l.window);
+  w.i64(l.n_compressed);
+  w.i64(l.n_index_keys);
+  w.floats(l.ring);
+  w.floats(l.compressed);
+  w.floats(l.index_keys);
+  encode_compressor(w, l.compressor);
+  encode_compressor(w, l.index_compressor);
+}
+
+// Channels per entry a compressor produces (its width holds two groups when it overlaps).
+int64_t entry_dim(const CompressorState& c) { return c.overlap ? c.width / 2 : c.width; }
+
+void decode_layer(Reader& r, const LayerState& blank, int64_t pos, LayerState& l) {
+  require(r.i64() == blank.head_dim && r.i64() == blank.window, "layer shape");
+  l.head_dim = blank.head_dim;
+  l.window = blank.window;
+  l.n_compressed = r.i64();
+  l.n_index_keys = r.i64();
+  const int64_t ratio = blank.compressor.ratio;
+  // Entries complete with every `ratio` positions; no more, no fewer.
+  require(ratio > 0 ? l.n_compressed == pos / ratio : l.n_compressed == 0, "compressed entry count");
+  const bool indexed = blank.index_compressor.ratio > 0;
+  require(indexed ? l.n_index_keys == pos / blank.index_compressor.ratio : l.n_index_keys == 0, "index key count");
+  r.floats(l.ring, int64_t(blank.ring.size()), "window ring");
+  r.floats(l.compressed, l.n_compressed * l.head_dim, "compressed entries");
+  r.floats(l.index_keys, indexed ? l.n_index_keys * entry_dim(blank.index_compressor) : 0, "index keys");
+  decode_compressor(r, blank.compressor, l.compressor);
+  decode_compressor(r, blank.index_compressor, l.index_compressor);
+}
+
+}  // namespace
+
+void encode_state(const SequenceState& state, std::vector<std::byte>& out) {
+  const auto* s = dynamic_cast<const SequenceStateImpl*>(&state);
+  if (!s) throw std::invalid_argument("encode_state: not a DeepSeek-V4 sequence state");
+  Writer w(out);
+  w.i64(kFormat);
+  w.i64(s->pos_);
+  w.i64(s->mtp_pos);
+  w.i64(s->last_streams_first_pos);
+  w.floats(s->last_streams);
+  w.i64(int64_t(s->layers.size()));
+  w.i64(int64_t(s->mtp_layers.size()));
+  for (const LayerState& l : s->layers) encode_layer(w, l);
+  for (const LayerState& l : s->mtp_layers) encode_layer(w, l);
+}
+
+std::unique_ptr<SequenceState> decode_state(std::span<const std::byte> bytes, const SequenceState& blank) {
+  const auto* b = dynamic_cast<const SequenceStateImpl*>(&blank);
+  if (!b) throw std::invalid_argument("decode_state: the blank state is not a DeepSeek-V4 sequence state");
+  Reader r(bytes);
+  require(r.i64() == kFormat, "format version");
+  auto s = std::make_unique<SequenceStateImpl>();
+  s->pos_ = r.i64();
+  s->mtp_pos = r.i64();
+  s->last_streams_first_pos = r.i64();
+  require(s->pos_ >= 0 && s->mtp_pos >= 0 && s->mtp_pos <= s->pos_, "positions");
+  r.floats(s->last_streams, -1, "last streams");
+  require(r.i64() == int64_t(b->layers.size()) && r.i64() == int64_t(b->mtp_layers.size()), "layer count");
+  s->layers.resize(b->layers.size());
+  s->mtp_layers.resize(b->mtp_layers.size());
+  for (size_t l = 0; l < b->layers.size(); ++l) decode_layer(r, b->layers[l], s->pos_, s->layers[l]);
+  for (size_t l = 0; l < b->mtp_layers.size(); ++l) decode_layer(r, b->mtp_layers[l], s->mtp_pos, s->mtp_layers[l]);
+  require(r.done(), "length");
+  return s;
+}
+
+}  // namespace v4::model

@@ -18,6 +18,7 @@
 #include "core/checkpoint.h"
 #include "core/config.h"
 #include "model/model.h"
+#include "runtime/cache_identity.h"
 #include "runtime/engine.h"
 #include "text/tokenizer.h"
 
@@ -29,12 +30,14 @@ using namespace v4;
 constexpr const char* kUsage =
     "usage: v4flash serve --model DIR [--host 127.0.0.1] [--port 8000] [--api-key KEY[,KEY...]] [--threads N]\n"
     "                     [--db FILE|postgresql://...] [--tokenizer FILE] [--io-threads N] [--max-body-bytes N]\n"
-    "                     [--max-running N]\n"
+    "                     [--max-running N] [--cache-dir DIR [--cache-disk-bytes N]]\n"
     "  DIR holds config.json, the safetensors and tokenizer.json (or pass --tokenizer).\n"
     "  --api-key: require this key (Authorization: Bearer KEY or x-api-key: KEY) on every route but /health.\n"
     "  --db: managed keys, credit/rate limits and the usage ledger (see `v4flash keys`); --api-key then acts\n"
     "        as an unmetered operator key.\n"
-    "  --rates FILE: rate cards (JSON, see src/product/rate_card.h) instead of the product sheet's prices.\n";
+    "  --rates FILE: rate cards (JSON, see src/product/rate_card.h) instead of the product sheet's prices.\n"
+    "  --cache-dir DIR: keep prefix-cache snapshots on disk under DIR too (they survive restarts and outgrow\n"
+    "        memory; hits are billed as cached tokens); --cache-disk-bytes N bounds them (default 64 GiB).\n";
 
 std::vector<std::string> split_keys(const std::string& s) {
   std::vector<std::string> out;
@@ -61,7 +64,7 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
     return 0;
   }
   std::vector<std::string> options = {"model", "host", "port", "api-key", "db", "rates", "threads", "tokenizer",
-                                      "io-threads", "max-body-bytes", "max-running"};
+                                      "io-threads", "max-body-bytes", "max-running", "cache-dir", "cache-disk-bytes"};
   std::vector<std::string> flags = {"help"};
   options.insert(options.end(), hooks.options.begin(), hooks.options.end());
   flags.insert(flags.end(), hooks.flags.begin(), hooks.flags.end());
@@ -90,6 +93,8 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
   std::unique_ptr<runtime::Engine> engine;
   bool random_weights = true;
   if (hooks.engine_without_model) engine = hooks.engine_without_model(args, tokenizer);
+  if (engine && args.value("cache-dir"))
+    throw std::invalid_argument("--cache-dir needs a model; an engine without one has no state to cache");
   if (!engine) {
     if (!model_dir) {
       std::fputs(kUsage, stderr);
@@ -108,6 +113,14 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
     eo.threads = engine_threads;
     eo.max_running = int(args.integer("max-running", eo.max_running, 1, 4096));
     eo.tokenizer = tokenizer;
+    if (auto dir = args.value("cache-dir")) {
+      eo.cache_dir = *dir;
+      eo.cache_disk_bytes = args.integer("cache-disk-bytes", eo.cache_disk_bytes, 1, INT64_MAX);
+      eo.cache_identity = runtime::cache_identity(*model_dir, mo.exact);
+      spdlog::info("disk prefix cache: {} (at most {} MiB)", *dir, eo.cache_disk_bytes >> 20);
+    } else if (args.value("cache-disk-bytes")) {
+      throw std::invalid_argument("--cache-disk-bytes needs --cache-dir");
+    }
     engine = runtime::create_engine(std::move(model), eo);
   }
 

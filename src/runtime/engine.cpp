@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "model/model.h"
+#include "runtime/disk_cache.h"
 #include "runtime/engine.h"
 #include "runtime/metrics.h"
 #include "runtime/prefix_cache.h"
@@ -133,6 +134,12 @@ class EngineImpl final : public Engine {
     if (vocabulary_) think_end_ = vocabulary_->token_id("</think>").value_or(-1);
     base_state_bytes_ = int64_t(model_->new_state()->bytes());
     state_memory_ = state_memory(config_);
+    if (!options_.cache_dir.empty()) {
+      if (options_.cache_identity.empty()) throw std::invalid_argument("a cache directory needs a cache identity");
+      disk_ = std::make_unique<DiskCache>(
+          DiskCacheOptions{options_.cache_dir, options_.cache_identity, block_, options_.cache_disk_bytes},
+          model_->new_state());
+    }
     thread_ = std::thread([this] { run(); });
   }
 
@@ -176,6 +183,16 @@ class EngineImpl final : public Engine {
     std::lock_guard lock(stats_mutex_);
     EngineMetrics m = stats_;
     m.waiting = queued_.load();
+    if (disk_) {  // the writer thread changes these between steps
+      const DiskCacheStats d = disk_->stats();
+      m.disk_cache_hits_total = d.hits;
+      m.disk_cache_hit_tokens_total = d.hit_tokens;
+      m.disk_cache_bytes = d.bytes;
+      m.disk_cache_entries = d.entries;
+      m.disk_cache_evictions_total = d.evictions;
+      m.disk_cache_corrupt_total = d.corrupt;
+      m.disk_cache_writes_pending = d.pending_writes;
+    }
     return m;
   }
 
@@ -203,6 +220,7 @@ class EngineImpl final : public Engine {
     inter_token_.write(out, p + "inter_token_latency_seconds", "Time between consecutive generated tokens.");
     e2e_.write(out, p + "e2e_request_latency_seconds", "Time from arrival to finish.");
     queue_time_.write(out, p + "request_queue_time_seconds", "Time from arrival to admission into the batch.");
+    if (disk_) disk_->write_metrics(out, p);
     return out;
   }
 
@@ -215,6 +233,7 @@ class EngineImpl final : public Engine {
     std::lock_guard join_lock(join_mutex_);
     // From a callback (the engine's own thread) the loop ends after this step; it cannot join itself.
     if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+    if (disk_) disk_->flush();  // queued snapshots reach the disk before the process may exit
   }
 
  private:
@@ -338,6 +357,7 @@ class EngineImpl final : public Engine {
     PrefixCache::Hit hit;
     // At least the last prompt token is always run: its logits give the first generated token.
     if (cache_.entries() > 0) hit = cache_.lookup(prompt, int64_t(prompt.size()) - 1);
+    if (disk_) take_disk_hit(prompt, hit);
     try {
       s.state = hit.state ? std::move(hit.state) : model_->new_state();
     } catch (const std::exception& e) {
@@ -354,6 +374,20 @@ class EngineImpl final : public Engine {
       queue_time_.observe(seconds_between(s.submitted, s.admitted));
     }
     running_.push_back(std::move(seq));
+  }
+
+  // The longest prefix wins across the tiers: a longer one on disk replaces the memory hit and is
+  // kept in memory too (the next request with this prefix, often right behind, reads no file).
+  void take_disk_hit(const std::vector<int32_t>& prompt, PrefixCache::Hit& hit) {
+    try {
+      DiskCache::Hit d = disk_->lookup(prompt, int64_t(prompt.size()) - 1, hit.tokens);
+      if (!d.state) return;
+      hit.state = d.state->clone();
+      hit.tokens = d.tokens;
+      if (options_.prefix_cache_budget > 0) cache_.insert(std::span(prompt).first(size_t(d.tokens)), *d.state);
+    } catch (const std::exception& e) {
+      spdlog::warn("engine: disk cache lookup failed: {}", e.what());
+    }
   }
 
   // Whether to keep a snapshot after `blocks` whole blocks of a prompt: the last boundary of the
@@ -436,13 +470,14 @@ class EngineImpl final : public Engine {
   }
 
   void maybe_snapshot(Sequence& s) {
-    if (options_.prefix_cache_budget <= 0 || s.prompt_done % block_ != 0) return;
+    if ((options_.prefix_cache_budget <= 0 && !disk_) || s.prompt_done % block_ != 0) return;
     const int64_t prompt_len = int64_t(s.request.prompt.size());
     const bool last_boundary = s.prompt_done + block_ > prompt_len;
     if (!worth_snapshot(s.prompt_done / block_, last_boundary)) return;
     std::span<const int32_t> prefix(s.request.prompt.data(), size_t(s.prompt_done));
     try {
-      cache_.insert(prefix, *s.state);
+      if (options_.prefix_cache_budget > 0) cache_.insert(prefix, *s.state);
+      if (disk_) disk_->store(prefix, *s.state);  // a clone here; the writer thread does the rest
     } catch (const std::exception& e) {
       spdlog::warn("engine: prefix snapshot failed: {}", e.what());
     }
@@ -571,6 +606,7 @@ class EngineImpl final : public Engine {
   int64_t base_state_bytes_ = 0;
   StateMemory state_memory_;
   PrefixCache cache_;
+  std::unique_ptr<DiskCache> disk_;  // null without a cache directory
 
   std::shared_ptr<Wakeup> wakeup_;
   // Guarded by wakeup_->mutex.

@@ -88,6 +88,12 @@ struct EngineMetrics {
   int64_t requests_finished_total = 0;
   int64_t steps_total = 0;               // scheduler steps (model forward calls)
   int64_t max_batch_sequences = 0;       // most sequences seen in one forward call
+  // The prefix cache's disk tier (zero without --cache-dir); its latency histograms are in
+  // prometheus_text().
+  int64_t disk_cache_hits_total = 0, disk_cache_hit_tokens_total = 0;
+  int64_t disk_cache_bytes = 0, disk_cache_entries = 0;
+  int64_t disk_cache_evictions_total = 0, disk_cache_corrupt_total = 0;
+  int64_t disk_cache_writes_pending = 0;  // snapshots queued or being written
 };
 
 class Engine {
@@ -142,6 +148,13 @@ struct EngineOptions {
   // Bytes of state per context token reserved at admission (for prompt + max_tokens, checked
   // against state_memory_budget); 0 = the architecture's formula (runtime/state_memory.h).
   int64_t state_bytes_per_token = 0;
+  // The prefix cache's disk tier (runtime/disk_cache.h): snapshots under cache_dir, at most
+  // cache_disk_bytes of them, written off the decode path and read back when they hold a longer
+  // prefix than memory. Empty cache_dir: off. cache_identity (runtime/cache_identity.h: checkpoint,
+  // build, numeric mode) is required with a directory; snapshots of another identity are never read.
+  std::string cache_dir;
+  int64_t cache_disk_bytes = int64_t(64) << 30;
+  std::string cache_identity;
 };
 
 // Starts the scheduler thread on a loaded model. submit() throws OverloadedError (queue/memory

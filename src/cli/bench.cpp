@@ -6,6 +6,7 @@
 //   bench prefill   tokens/s of one prefill chunk, FLOPs per token, ratio to the matrix peak
 //                   measured in the same run
 //   bench tokenize  provided by the text layer (src/cli/bench_tokenize.cpp)
+//   bench cache     TTFT uncached / memory hit / disk hit (src/cli/bench_cache.cpp)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/bench_cache.h"
 #include "cli/command.h"
 #include "core/checkpoint.h"
 #include "core/dtype.h"
@@ -746,6 +748,7 @@ const char* kUsage =
     "  decode    model decode tokens/s and ratio to read bandwidth (--model DIR)\n"
     "  prefill   model prefill tokens/s and ratio to the matrix peak (--model DIR)\n"
     "  tokenize  tokenizer throughput\n"
+    "  cache     time to first token uncached / memory prefix-cache hit / disk-cache hit after a restart\n"
     "Run `v4flash bench <what> --help` for the options.\n";
 
 int bench_main(const Args& args) {
@@ -757,6 +760,7 @@ int bench_main(const Args& args) {
   const Args rest(args.begin() + 1, args.end());
   if (what == "kernels" || what == "linear") return bench_kernels(rest);
   if (what == "tokenize") return run_bench_tokenize(rest);
+  if (what == "cache") return run_bench_cache(rest);
   if (what == "decode" || what == "prefill") {
     if (!rest.empty() && (rest[0] == "--help" || rest[0] == "-h")) {
       std::fputs(kModelUsage, stdout);

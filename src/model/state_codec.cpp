@@ -107,7 +107,8 @@ void decode_layer(Reader& r, const LayerState& blank, int64_t pos, LayerState& l
   require(ratio > 0 ? l.n_compressed == pos / ratio : l.n_compressed == 0, "compressed entry count");
   const bool indexed = blank.index_compressor.ratio > 0;
   require(indexed ? l.n_index_keys == pos / blank.index_compressor.ratio : l.n_index_keys == 0, "index key count");
-  r.floats(l.ring, int64_t(blank.ring.size()), "window ring");
+  r.floats(l.ring, -1, "window ring");  // allocated at the first forward
+  require(l.ring.empty() || int64_t(l.ring.size()) == l.window * l.head_dim, "window ring size");
   r.floats(l.compressed, l.n_compressed * l.head_dim, "compressed entries");
   r.floats(l.index_keys, indexed ? l.n_index_keys * entry_dim(blank.index_compressor) : 0, "index keys");
   decode_compressor(r, blank.compressor, l.compressor);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <vector>
 
@@ -56,9 +57,20 @@ void hash_shard(ContentHash& h, const fs::path& file) {
 std::string checkpoint_fingerprint(const fs::path& dir) {
   ContentHash h;
   hash_file_whole(h, dir / "config.json");
+  // The files the checkpoint loads (core/checkpoint.cpp): the shards model.safetensors.index.json
+  // names, or model.safetensors; other safetensors in the folder (fixtures, references) are not weights.
   std::vector<fs::path> shards;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.path().extension() == ".safetensors") shards.push_back(e.path());
+  const fs::path index = dir / "model.safetensors.index.json";
+  if (fs::exists(index)) {
+    hash_file_whole(h, index);
+    std::ifstream in(index);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.path().extension() == ".safetensors" && text.find('"' + e.path().filename().string() + '"') != std::string::npos)
+        shards.push_back(e.path());
+  } else {
+    shards.push_back(dir / "model.safetensors");
+  }
   std::sort(shards.begin(), shards.end());
   for (const auto& s : shards) hash_shard(h, s);
   return fmt::format("{:016x}", h.digest());

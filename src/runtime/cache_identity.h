@@ -7,8 +7,8 @@
 
 namespace v4::runtime {
 
-// A fingerprint of a checkpoint directory: config.json, then per *.safetensors shard (in name
-// order) its name, size, header and 16 sampled 4 KiB pieces of its data. Cheap on a 150 GB
+// A fingerprint of a checkpoint directory: config.json (and the shard index), then per weight
+// shard (in name order) its name, size, header and 16 sampled 4 KiB pieces of its data. Cheap on a 150 GB
 // checkpoint, and two random-weight checkpoints of the same shape still differ.
 std::string checkpoint_fingerprint(const std::filesystem::path& dir);
 

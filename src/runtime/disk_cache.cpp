@@ -409,9 +409,10 @@ void DiskCache::write_job(Job& job) {
   const auto t0 = Clock::now();
   const fs::path tmp = dir_ / fmt::format("{:016x}.{}.{}.tmp", job.key, ::getpid(), ++temp_counter_);
   try {
-    std::vector<std::byte> buf(sizeof(FileHeader));
-    const auto* tok = reinterpret_cast<const std::byte*>(job.tokens.data());
-    buf.insert(buf.end(), tok, tok + job.tokens.size() * sizeof(int32_t));
+    const size_t token_bytes = job.tokens.size() * sizeof(int32_t);
+    std::vector<std::byte> buf(sizeof(FileHeader) + token_bytes);
+    buf.reserve(buf.size() + size_t(job.bytes));
+    std::memcpy(buf.data() + sizeof(FileHeader), job.tokens.data(), token_bytes);
     model::encode_state(*job.state, buf);
     job.state.reset();
     FileHeader h{};
@@ -419,7 +420,7 @@ void DiskCache::write_job(Job& job) {
     h.identity = identity_hash_;
     h.key = job.key;
     h.tokens = job.tokens.size();
-    h.state_bytes = buf.size() - sizeof h - job.tokens.size() * sizeof(int32_t);
+    h.state_bytes = buf.size() - sizeof h - token_bytes;
     h.body_hash = content_hash(std::span<const std::byte>(buf).subspan(sizeof h));
     h.header_hash = header_hash_of(h);
     std::memcpy(buf.data(), &h, sizeof h);

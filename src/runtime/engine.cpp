@@ -472,7 +472,9 @@ class EngineImpl final : public Engine {
   void maybe_snapshot(Sequence& s) {
     if ((options_.prefix_cache_budget <= 0 && !disk_) || s.prompt_done % block_ != 0) return;
     const int64_t prompt_len = int64_t(s.request.prompt.size());
-    const bool last_boundary = s.prompt_done + block_ > prompt_len;
+    // The prompt's last boundary (continuations reuse it) and the last one before its final token
+    // (a repeat of the same prompt can reuse no more: that token must run for its logits).
+    const bool last_boundary = s.prompt_done + block_ > prompt_len || s.prompt_done == (prompt_len - 1) / block_ * block_;
     if (!worth_snapshot(s.prompt_done / block_, last_boundary)) return;
     std::span<const int32_t> prefix(s.request.prompt.data(), size_t(s.prompt_done));
     try {

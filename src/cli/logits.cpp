@@ -1,6 +1,7 @@
 // v4flash logits: run the model over a token list the way the reference fixtures were made
 // (prefill the first N tokens in one call, then feed the rest one at a time) and write the logits
-// rows (and optionally each layer's last-position streams) to a safetensors file.
+// rows (and optionally each layer's last-position streams, the indexer's selections and the MTP
+// block's logits over the prefill) to a safetensors file.
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -67,23 +68,29 @@ void write_safetensors(const std::string& path, const std::vector<OutTensor>& te
 
 int run_logits(const Args& args) {
   ArgParser p(args);
-  p.check_known({"model", "tokens", "tokens-file", "prefill", "out", "threads"}, {"exact", "dump-layers"});
+  p.check_known({"model", "tokens", "tokens-file", "prefill", "out", "threads"}, {"exact", "dump-layers", "mtp"});
   const auto model_dir = p.value("model");
   const auto out_path = p.value("out");
   if (!model_dir || !out_path) {
     std::fprintf(stderr,
                  "usage: v4flash logits --model DIR (--tokens 1,2,3 | --tokens-file F) [--prefill N] [--exact]\n"
-                 "                      --out FILE.safetensors [--dump-layers] [--threads T]\n");
+                 "                      --out FILE.safetensors [--dump-layers] [--mtp] [--threads T]\n"
+                 "  --mtp: also run the MTP block over the prefill as the reference does (position t with\n"
+                 "         token t+1) and write its logits for every prefill position as mtp_logits\n");
     return 2;
   }
   const std::vector<int32_t> tokens = read_tokens(p);
   if (tokens.empty()) throw std::invalid_argument("no tokens");
   const long long prefill = p.integer("prefill", (long long)tokens.size(), 1, (long long)tokens.size());
+  const bool mtp = p.flag("mtp");
+  if (mtp && size_t(prefill) >= tokens.size())
+    throw std::invalid_argument("--mtp needs at least one token after the prefill (the MTP block reads token t+1)");
 
   auto ckpt = core::Checkpoint::open(*model_dir);
   model::ModelOptions opts;
   opts.exact = p.flag("exact");
   opts.threads = int(p.integer("threads", 0, 0, 1024));
+  opts.enable_mtp = mtp;
   auto model = model::Model::load(*ckpt, opts);
   const auto& cfg = model->config();
   const int64_t V = cfg.vocab_size;
@@ -93,6 +100,9 @@ int run_logits(const Args& args) {
   auto state = model->new_state();
   model::BatchItem item{state.get(), std::span<const int32_t>(tokens.data(), size_t(prefill)), false};
   std::vector<float> logits = model->forward_traced(std::span<const model::BatchItem>(&item, 1), &trace);
+  std::vector<float> mtp_logits;
+  if (mtp)  // before the decode steps replace the prefill's final streams
+    mtp_logits = model->mtp_logits(*state, std::span<const int32_t>(tokens.data() + 1, size_t(prefill)), true);
   for (size_t k = size_t(prefill); k < tokens.size(); ++k) {
     item.tokens = std::span<const int32_t>(tokens.data() + k, 1);
     const std::vector<float> row = model->forward(std::span<const model::BatchItem>(&item, 1));
@@ -103,6 +113,7 @@ int run_logits(const Args& args) {
   const int64_t rows = int64_t(logits.size()) / V;
   out.push_back(make_tensor("logits", "F32", {rows, V}, logits));
   out.push_back(make_tensor("tokens", "I32", {int64_t(tokens.size())}, tokens));
+  if (mtp) out.push_back(make_tensor("mtp_logits", "F32", {prefill, V}, mtp_logits));
   if (p.flag("dump-layers")) {
     for (size_t l = 0; l < trace.layer_out_last.size(); ++l)
       out.push_back(make_tensor("layer" + std::to_string(l) + ".out_last", "F32", {cfg.hc_mult, cfg.hidden_size},

@@ -82,4 +82,21 @@ void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int
 void moe_forward(const ForwardContext& ctx, const MoeWeights& w, int64_t layer, const float* x,
                  const int32_t* tokens, int64_t n, float* out);
 
+// ---- blocks and head (transformer.cpp) ----
+// Block.forward on the streams X [N, hc, D]: hc_pre -> norm -> attention -> hc_post, then the same
+// with the MoE (`tokens` are the rows' input ids, for hash routing).
+void block_forward(const ForwardContext& ctx, const BlockWeights& b, size_t state_index, std::span<const Segment> segments,
+                   std::vector<float>& X, const int32_t* tokens, int64_t N);
+// ParallelHead.forward for the given rows of X: hc_head -> RMSNorm -> LM head; [rows, vocab].
+std::vector<float> head_forward(const ForwardContext& ctx, const HyperConnectionWeights& hcw, const std::vector<float>& norm,
+                                const kernels::Weight& head, const std::vector<float>& X, std::span<const int64_t> rows);
+
+// ---- MTP (mtp.cpp) ----
+// MTPBlock.forward: row i of h [N, hc, D] (the main model's final streams at some position p) with
+// next_tokens[i] (the token at p + 1) through the MTP block's own layer state (segments give each
+// sequence's rows and positions); returns the logits of the requested rows (the token at p + 2).
+std::vector<float> mtp_forward(const ForwardContext& ctx, const MtpWeights& m, const core::TensorView& embed,
+                               const kernels::Weight& head, std::span<const Segment> segments, const float* h,
+                               const int32_t* next_tokens, int64_t N, std::span<const int64_t> logit_rows);
+
 }  // namespace v4::model

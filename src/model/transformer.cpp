@@ -1,5 +1,6 @@
-// The model: embedding into hc streams, the blocks (hc_pre -> norm -> attention -> hc_post,
-// hc_pre -> norm -> MoE -> hc_post), hc_head, final norm and LM head; plus the MTP block.
+// The model (the reference's Transformer and Block): embedding into hc streams, the blocks (hc_pre ->
+// norm -> attention -> hc_post, hc_pre -> norm -> MoE -> hc_post), hc_head, final norm and LM head.
+// The MTP block (mtp.cpp) runs on the final streams a forward keeps for it.
 #include <algorithm>
 #include <chrono>
 #include <stdexcept>
@@ -9,8 +10,6 @@
 #include "model/layers.h"
 
 namespace v4::model {
-
-namespace {
 
 void block_forward(const ForwardContext& ctx, const BlockWeights& b, size_t state_index, std::span<const Segment> segments,
                    std::vector<float>& X, const int32_t* tokens, int64_t N) {
@@ -31,6 +30,20 @@ void block_forward(const ForwardContext& ctx, const BlockWeights& b, size_t stat
   hc_post(c, mix, h.data(), X.data(), N, next.data());
   X.swap(next);
 }
+
+std::vector<float> head_forward(const ForwardContext& ctx, const HyperConnectionWeights& hcw, const std::vector<float>& norm,
+                                const kernels::Weight& head, const std::vector<float>& X, std::span<const int64_t> rows) {
+  const core::ModelConfig& c = *ctx.cfg;
+  const int64_t D = c.hidden_size, hcD = c.hc_mult * D, V = c.vocab_size, R = int64_t(rows.size());
+  std::vector<float> picked(size_t(R * hcD)), y(size_t(R * D)), logits(size_t(R * V));
+  for (int64_t r = 0; r < R; ++r) std::copy_n(X.data() + rows[size_t(r)] * hcD, hcD, picked.data() + r * hcD);
+  hc_head(ctx, hcw, picked.data(), R, y.data());
+  for (int64_t i = 0; i < R; ++i) rms_norm(y.data() + i * D, norm.data(), D, float(c.rms_norm_eps), y.data() + i * D);
+  ctx.matmul(head, y.data(), R, logits.data(), false);
+  return logits;
+}
+
+namespace {
 
 class ModelImpl final : public Model {
  public:
@@ -94,29 +107,15 @@ class ModelImpl final : public Model {
       throw std::logic_error("mtp_logits: the MTP block must see every position in order");
     for (int32_t t : next_tokens)
       if (t < 0 || t >= cfg_.vocab_size) throw std::out_of_range("mtp_logits: token id outside the vocabulary");
-    const MtpWeights& m = weights_.mtp[0];
     const ForwardContext ctx = context(nullptr);
-    const float eps = float(cfg_.rms_norm_eps);
-    std::vector<float> e(size_t(n * D)), xh(size_t(n * hcD)), pe(size_t(n * D)), ph(size_t(n * hcD));
-    for (int64_t i = 0; i < n; ++i) {
-      embed_row(*weights_.embed, D, next_tokens[size_t(i)], e.data() + i * D);
-      rms_norm(e.data() + i * D, m.enorm.data(), D, eps, e.data() + i * D);
-      for (int64_t j = 0; j < hc; ++j)
-        rms_norm(st->last_streams.data() + (i * hc + j) * D, m.hnorm.data(), D, eps, xh.data() + (i * hc + j) * D);
-    }
-    ctx.matmul(m.e_proj, e.data(), n, pe.data(), true);
-    ctx.matmul(m.h_proj, xh.data(), n * hc, ph.data(), true);
-    std::vector<float> X(size_t(n * hcD));
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < hc; ++j)
-        for (int64_t d = 0; d < D; ++d)
-          X[size_t((i * hc + j) * D + d)] = pe[size_t(i * D + d)] + ph[size_t((i * hc + j) * D + d)];
     const Segment seg{&st->mtp_layers, 0, n, st->mtp_pos};
-    block_forward(ctx, m.block, 0, std::span<const Segment>(&seg, 1), X, next_tokens.data(), n);
-    st->mtp_pos += n;
     std::vector<int64_t> rows;
     for (int64_t i = all_logits ? 0 : n - 1; i < n; ++i) rows.push_back(i);
-    return head_rows(ctx, m.hc_head, m.norm, X, rows);
+    std::vector<float> logits = mtp_forward(ctx, weights_.mtp[0], *weights_.embed, weights_.head,
+                                            std::span<const Segment>(&seg, 1), st->last_streams.data(),
+                                            next_tokens.data(), n, rows);
+    st->mtp_pos += n;
+    return logits;
   }
 
  private:
@@ -129,18 +128,6 @@ class ModelImpl final : public Model {
     ctx.rope_dense = &rope_dense_;
     ctx.rope_compressed = &rope_compressed_;
     return ctx;
-  }
-
-  // hc_head -> RMSNorm -> LM head for the given rows of X.
-  std::vector<float> head_rows(const ForwardContext& ctx, const HyperConnectionWeights& hcw, const std::vector<float>& norm,
-                               const std::vector<float>& X, const std::vector<int64_t>& rows) const {
-    const int64_t D = cfg_.hidden_size, hcD = cfg_.hc_mult * D, V = cfg_.vocab_size, R = int64_t(rows.size());
-    std::vector<float> picked(size_t(R * hcD)), y(size_t(R * D)), logits(size_t(R * V));
-    for (int64_t r = 0; r < R; ++r) std::copy_n(X.data() + rows[size_t(r)] * hcD, hcD, picked.data() + r * hcD);
-    hc_head(ctx, hcw, picked.data(), R, y.data());
-    for (int64_t i = 0; i < R; ++i) rms_norm(y.data() + i * D, norm.data(), D, float(cfg_.rms_norm_eps), y.data() + i * D);
-    ctx.matmul(weights_.head, y.data(), R, logits.data(), false);
-    return logits;
   }
 
   std::vector<float> run_batch(std::span<const BatchItem> batch, const std::vector<SequenceStateImpl*>& states,
@@ -189,7 +176,7 @@ class ModelImpl final : public Model {
       }
     }
     if (timed) t0 = Clock::now();
-    std::vector<float> logits = head_rows(ctx, weights_.hc_head, weights_.norm, X, logit_rows);
+    std::vector<float> logits = head_forward(ctx, weights_.hc_head, weights_.norm, weights_.head, X, logit_rows);
     if (timed) trace->head_seconds = since(t0);
     return logits;
   }

@@ -26,7 +26,9 @@ inline const core::Checkpoint& tiny_checkpoint() {
 // A reference file's tensor as float / int32 (F32 or I32 only).
 class ReferenceFile {
  public:
-  explicit ReferenceFile(const std::string& name) : file_(core::SafetensorsFile::open(tiny_dir() + "/" + name)) {}
+  // `name` inside `dir` (default the tiny-v4 fixture).
+  explicit ReferenceFile(const std::string& name, const std::string& dir = tiny_dir())
+      : file_(core::SafetensorsFile::open(dir + "/" + name)) {}
   bool has(const std::string& key) const { return file_->tensors().count(key) != 0; }
   const core::TensorView& view(const std::string& key) const {
     auto it = file_->tensors().find(key);

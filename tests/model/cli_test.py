@@ -21,7 +21,7 @@ def load(path):
         if k == "__metadata__":
             continue
         s, e = m["data_offsets"]
-        dt = {"F32": np.float32, "I32": np.int32}[m["dtype"]]
+        dt = {"F32": np.float32, "I32": np.int32, "I64": np.int64}[m["dtype"]]
         out[k] = np.frombuffer(b[8 + n + s:8 + n + e], dtype=dt).reshape(m["shape"])
     return out
 

@@ -13,4 +13,4 @@ add_test(NAME model.flash_dims_logits_command
   COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/model/flash_dims_test.py $<TARGET_FILE:v4flash>
           ${V4_SHARED_DIR} ${V4_FLASH_DIMS_DIR} ${CMAKE_BINARY_DIR}/flash_dims_logits)
 set_tests_properties(model.flash_dims_logits_command PROPERTIES
-  LABELS "model;slow" TIMEOUT 900 FIXTURES_REQUIRED flash_dims RESOURCE_LOCK flash_dims_cpu)
+  LABELS "model;slow" TIMEOUT 1800 FIXTURES_REQUIRED flash_dims RESOURCE_LOCK flash_dims_cpu)

@@ -5,6 +5,7 @@ README's bounds: logits and MTP logits max-abs <= 3e-4 and argmax 100%, each lay
 max-abs <= 5e-5 x max|ref|, layer 2's indexer selections identical as sets.
 Usage: flash_dims_test.py V4FLASH SHARED_DIR CHECKPOINT_DIR WORK_DIR"""
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -40,8 +41,9 @@ def main():
     t0 = time.time()
     subprocess.run([v4, "logits", "--model", ckpt, "--tokens-file", tokens_file, "--prefill", str(PREFILL),
                     "--exact", "--dump-layers", "--mtp", "--threads", "2", "--out", out], check=True)
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"[flash-dims] v4flash logits: {PREFILL}-token prefill + MTP + {len(ref['L.tokens']) - PREFILL} decode "
-          f"steps in {time.time() - t0:.1f} s")
+          f"steps in {time.time() - t0:.1f} s wall, {cpu.ru_utime + cpu.ru_stime:.1f} s CPU (2 threads)")
     got = load(out)
     failures = []
     compare_logits("logits", got["logits"], ref["L.logits"], failures)

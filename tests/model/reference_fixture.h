@@ -42,10 +42,17 @@ class ReferenceFile {
     std::memcpy(v.data(), t.data, v.size() * 4);
     return v;
   }
+  // I32, or I64 narrowed (token ids).
   std::vector<int32_t> ints(const std::string& key) const {
     const auto& t = view(key);
-    if (t.dtype != core::DType::I32) throw std::runtime_error(key + " is not I32");
     std::vector<int32_t> v(size_t(t.numel()));
+    if (t.dtype == core::DType::I64) {
+      std::vector<int64_t> wide(v.size());
+      std::memcpy(wide.data(), t.data, wide.size() * 8);
+      std::copy(wide.begin(), wide.end(), v.begin());
+      return v;
+    }
+    if (t.dtype != core::DType::I32) throw std::runtime_error(key + " is neither I32 nor I64");
     std::memcpy(v.data(), t.data, v.size() * 4);
     return v;
   }

@@ -6,4 +6,4 @@ target_compile_definitions(test_runtime_flash_dims PRIVATE V4_SHARED_DIR="${V4_S
 add_test(NAME runtime.flash_dims_serving
   COMMAND test_runtime_flash_dims ${CMAKE_BINARY_DIR}/fixtures/flash-dims)
 set_tests_properties(runtime.flash_dims_serving PROPERTIES
-  LABELS "runtime;slow" TIMEOUT 900 FIXTURES_REQUIRED flash_dims RESOURCE_LOCK flash_dims_cpu)
+  LABELS "runtime;slow" TIMEOUT 1800 FIXTURES_REQUIRED flash_dims RESOURCE_LOCK flash_dims_cpu)

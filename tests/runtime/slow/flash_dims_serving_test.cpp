@@ -12,7 +12,7 @@
 #include <mutex>
 
 #include "../../model/reference_fixture.h"
-#include "../fake_model.h"
+#include "fake_model.h"
 #include "runtime/engine.h"
 
 namespace v4::runtime::testing {

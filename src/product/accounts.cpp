@@ -214,7 +214,8 @@ AdmissionDecision Accounts::admit(const KeyInfo& key, const AdmissionRequest& re
   if (request.prompt_tokens < 0 || request.max_output_tokens < 0 || request.max_web_search_calls < 0)
     throw std::invalid_argument("admission estimates must not be negative");
   // Worst case: every prompt token uncached, the whole output budget used.
-  Nanodollars hold = cost_of(*card, {0, request.prompt_tokens, request.max_output_tokens, request.max_web_search_calls});
+  Nanodollars hold = request.free_of_charge ? 0
+                     : cost_of(*card, {0, request.prompt_tokens, request.max_output_tokens, request.max_web_search_calls});
 
   std::lock_guard lock(mutex_);
   const bool postgres = store_->dialect() == Dialect::postgresql;
@@ -233,6 +234,12 @@ AdmissionDecision Accounts::admit(const KeyInfo& key, const AdmissionRequest& re
 
     if (credit && *credit <= 0)
       return reject(Admission::insufficient_balance, 402, "credit", "Insufficient Balance");
+    // The worst case must be covered: a request may never take the balance below zero.
+    if (credit && *credit < hold)
+      return reject(Admission::insufficient_balance, 402, "credit",
+                    "Insufficient Balance: this request may cost up to $" + format_usd(hold) +
+                        " (its prompt uncached plus max_tokens of output), the balance is $" + format_usd(*credit) +
+                        "; lower max_tokens or add credit");
 
     store_->exec("DELETE FROM admissions WHERE key_id = ? AND admitted_at_ms < ? AND (settled = 1 OR admitted_at_ms < ?)",
                  {key.id, now - kAdmissionKeepMs, now - hold_ttl_ms_});
@@ -246,7 +253,7 @@ AdmissionDecision Accounts::admit(const KeyInfo& key, const AdmissionRequest& re
           "SELECT COALESCE(SUM(hold_nano), 0) FROM admissions WHERE key_id = ? AND settled = 0 AND admitted_at_ms >= ?",
           {key.id, now - hold_ttl_ms_});
       Nanodollars in_flight = held[0].integer(0);
-      if (*credit - in_flight <= 0)
+      if (*credit - in_flight < hold)
         return reject(Admission::rate_limited, 429, "credit_reserved",
                       "The remaining credit is reserved by requests in progress; retry when they finish", 1);
     }
@@ -263,7 +270,7 @@ AdmissionDecision Accounts::admit(const KeyInfo& key, const AdmissionRequest& re
                       "Rate limit reached: " + std::to_string(rpm) + " requests per minute",
                       ceil_seconds(frees_at - now));
       }
-      if (tpm > 0) {
+      if (tpm > 0 && !request.free_of_charge) {
         int64_t used = 0;
         for (const auto& r : window) used += r.integer(1);
         if (used + request.prompt_tokens > tpm) {
@@ -288,8 +295,9 @@ AdmissionDecision Accounts::admit(const KeyInfo& key, const AdmissionRequest& re
     }
 
     store_->exec("INSERT INTO admissions (request_id, key_id, admitted_at_ms, tokens, hold_nano, settled) "
-                 "VALUES (?, ?, ?, ?, ?, 0)",
-                 {request.request_id, key.id, now, request.prompt_tokens, credit ? hold : int64_t(0)});
+                 "VALUES (?, ?, ?, ?, ?, ?)",
+                 {request.request_id, key.id, now, request.free_of_charge ? int64_t(0) : request.prompt_tokens,
+                  credit ? hold : int64_t(0), int64_t(request.free_of_charge ? 1 : 0)});
     AdmissionDecision ok;
     ok.hold = credit ? hold : 0;
     return ok;

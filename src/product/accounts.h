@@ -57,6 +57,9 @@ struct AdmissionRequest {
   int64_t prompt_tokens = 0;       // prompt size (upper bound of what will be billed as input)
   int64_t max_output_tokens = 0;   // the request's output cap (reasoning included)
   int64_t max_web_search_calls = 0;
+  // A free request (token counting): it needs credit above zero and a place in the rpm window,
+  // holds nothing and is settled at once (no record() follows).
+  bool free_of_charge = false;
 };
 
 enum class Admission {

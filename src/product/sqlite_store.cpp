@@ -1,7 +1,9 @@
 // SQLite backend: one connection in WAL mode (readers never block the writer, a commit is durable
 // once the WAL is synced), write transactions take the lock up front (BEGIN IMMEDIATE) so two
 // connections never deadlock upgrading a read lock.
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <string>
 
@@ -10,9 +12,18 @@
 namespace v4::product {
 namespace {
 
+// The ledger holds customers' usage and key hashes: a new database file is readable by its owner
+// only (SQLite gives its -wal and -shm files the database file's mode).
+void create_private(const std::string& path) {
+  if (path.empty() || path == ":memory:" || path.starts_with("file:")) return;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) ::close(fd);  // EEXIST: an existing file keeps the mode its owner gave it
+}
+
 class SqliteStore final : public Store {
  public:
   explicit SqliteStore(const std::string& path) {
+    create_private(path);
     int rc = sqlite3_open_v2(path.c_str(), &db_,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {

@@ -188,14 +188,21 @@ TEST_P(AccountsTest, AdmissionRefusesSpentKeysWith402) {
   V4_FRESH_DB(db, tmp);
   auto accounts = Accounts::open(db);
   auto key = accounts->create_key({"k", 100'000, 0, 0}).info;  // $0.0001
-  // 1000 uncached on flash = 140,000 n$: one request is admitted and overdraws by less than its cost.
-  AdmissionRequest req{"a1", "deepseek-v4-flash", 1000, 0, 0};
-  auto d = accounts->admit(key, req);
+  // 1000 uncached on flash = 140,000 n$: more than the credit, refused before it runs.
+  auto too_big = accounts->admit(key, {"a0", "deepseek-v4-flash", 1000, 0, 0});
+  EXPECT_EQ(too_big.http_status, 402);
+  EXPECT_EQ(too_big.limit, "credit");
+  EXPECT_NE(too_big.message.find("may cost up to $0.00014"), std::string::npos) << too_big.message;
+  // 500 = 70,000 n$ fits; afterwards 30,000 n$ are left, less than the next request's worst case.
+  auto d = accounts->admit(key, {"a1", "deepseek-v4-flash", 500, 0, 0});
   ASSERT_TRUE(d.admitted()) << d.message;
-  EXPECT_EQ(d.hold, 140'000);
-  accounts->record(entry("a1", key.id, "deepseek-v4-flash", 0, 1000, 0, 0, 0));
-  EXPECT_EQ(*accounts->find_key(key.id)->credit, -40'000);
+  EXPECT_EQ(d.hold, 70'000);
+  accounts->record(entry("a1", key.id, "deepseek-v4-flash", 0, 500, 0, 0, 0));
+  EXPECT_EQ(*accounts->find_key(key.id)->credit, 30'000);
+  EXPECT_EQ(accounts->admit(key, {"a1b", "deepseek-v4-flash", 500, 0, 0}).http_status, 402);
+  EXPECT_EQ(*accounts->find_key(key.id)->credit, 30'000) << "a refused request never touches the balance";
 
+  accounts->set_credit(key.id, 0);
   auto refused = accounts->admit(key, {"a2", "deepseek-v4-flash", 1, 1, 0});
   EXPECT_EQ(refused.outcome, Admission::insufficient_balance);
   EXPECT_EQ(refused.http_status, 402);
@@ -234,9 +241,10 @@ TEST_P(AccountsTest, InFlightHoldsKeepParallelRequestsWithinCredit) {
       EXPECT_GE(d.retry_after_s, 1);
     }
   }
-  // 100,000 credit: holds 0, 42k, 84k are each < 100k when admitted -> 3 admitted, then 126k >= 100k.
-  EXPECT_EQ(admitted.size(), 3u);
-  accounts->release(admitted[2]);  // abandoned before producing anything: its hold goes away
+  // 100,000 credit: a request is admitted while the credit not yet held covers its 42k worst case:
+  // 100k and 58k do, 16k does not -> 2 admitted.
+  EXPECT_EQ(admitted.size(), 2u);
+  accounts->release(admitted[1]);  // abandoned before producing anything: its hold goes away
   EXPECT_TRUE(accounts->admit(key, {"h-after-release", "deepseek-v4-flash", 100, 100, 0}).admitted());
 }
 

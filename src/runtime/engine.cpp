@@ -33,7 +33,6 @@ namespace v4::runtime {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr int kMaxStopStrings = 4;
 
 double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
@@ -128,6 +127,8 @@ class EngineImpl final : public Engine {
         queue_time_(request_latency_buckets()) {
     if (options_.max_running < 1) options_.max_running = 1;
     if (options_.step_token_budget < 1) options_.step_token_budget = 1;
+    per_tenant_cap_ = options_.max_running_per_tenant > 0 ? options_.max_running_per_tenant
+                                                          : std::max(1, options_.max_running * 3 / 4);
     block_ = cache_.block_tokens();
     vocabulary_ = options_.vocabulary;
     if (!vocabulary_ && options_.tokenizer) vocabulary_ = vocabulary_from_tokenizer(options_.tokenizer);
@@ -256,17 +257,10 @@ class EngineImpl final : public Engine {
     for (int32_t t : request.prompt)
       if (t < 0 || t >= config_.vocab_size)
         throw std::invalid_argument("prompt token id " + std::to_string(t) + " is outside the vocabulary");
-    if (p.max_tokens < 1) throw std::invalid_argument("max_tokens must be at least 1");
-    if (!(p.temperature >= 0) || !std::isfinite(p.temperature)) throw std::invalid_argument("temperature must be >= 0");
-    if (!(p.top_p > 0 && p.top_p <= 1)) throw std::invalid_argument("top_p must be in (0, 1]");
-    if (p.top_k < 0) throw std::invalid_argument("top_k must be >= 0");
-    if (p.top_logprobs < -1 || p.top_logprobs > kMaxTopLogprobs)
-      throw std::invalid_argument("top_logprobs must be between 0 and 20");
-    if (p.stop.size() > size_t(kMaxStopStrings)) throw std::invalid_argument("at most 4 stop strings");
+    check_sampling_params(p);
     if (!vocabulary_)
       for (const auto& s : p.stop)
         if (!s.empty()) throw std::invalid_argument("stop strings need the engine to have a tokenizer");
-    if (p.thinking_budget < 0) throw std::invalid_argument("thinking_budget must be >= 0");
   }
 
   // ---- scheduler thread ----
@@ -334,17 +328,40 @@ class EngineImpl final : public Engine {
     return total;
   }
 
+  int running_of(const std::string& tenant) const {
+    return int(std::count_if(running_.begin(), running_.end(),
+                             [&](const auto& r) { return !r->done && r->request.tenant == tenant; }));
+  }
+
+  // The next waiting sequence to run: highest priority first; within it the tenant with the fewest
+  // running sequences (so one tenant's backlog cannot hold every slot), then arrival. Tenants at
+  // their cap wait. Returns waiting_.size() when none may start.
+  size_t next_waiting() const {
+    size_t best = waiting_.size();
+    int best_running = 0;
+    for (size_t i = 0; i < waiting_.size(); ++i) {
+      const auto& req = waiting_[i]->request;
+      if (best < waiting_.size() && req.priority < waiting_[best]->request.priority) break;  // sorted by priority
+      const int running = req.tenant.empty() ? 0 : running_of(req.tenant);
+      if (!req.tenant.empty() && running >= per_tenant_cap_) continue;
+      if (best == waiting_.size() || running < best_running) best = i, best_running = running;
+    }
+    return best;
+  }
+
   void admit() {
     while (!waiting_.empty() && int(running_.size()) < options_.max_running) {
-      Sequence& s = *waiting_.front();
+      const size_t next = next_waiting();
+      if (next == waiting_.size()) break;
+      Sequence& s = *waiting_[next];
       if (!running_.empty()) {
         int64_t reserved = 0;
         for (const auto& r : running_) reserved += r->reserved_bytes;
         if (reserved + s.reserved_bytes > options_.state_memory_budget) break;
         if (running_state_bytes() + base_state_bytes_ > options_.state_memory_budget) break;
       }
-      std::unique_ptr<Sequence> seq = std::move(waiting_.front());
-      waiting_.erase(waiting_.begin());
+      std::unique_ptr<Sequence> seq = std::move(waiting_[next]);
+      waiting_.erase(waiting_.begin() + std::ptrdiff_t(next));
       queued_--;
       start(std::move(seq));
     }
@@ -356,8 +373,11 @@ class EngineImpl final : public Engine {
     const auto& prompt = s.request.prompt;
     PrefixCache::Hit hit;
     // At least the last prompt token is always run: its logits give the first generated token.
-    if (cache_.entries() > 0) hit = cache_.lookup(prompt, int64_t(prompt.size()) - 1);
-    if (disk_) take_disk_hit(prompt, hit);
+    const std::string& salt = s.request.cache_salt;
+    if (cache_.entries() > 0) hit = cache_.lookup(prompt, int64_t(prompt.size()) - 1, salt);
+    // The disk tier is keyed by tokens alone: only the shared namespace uses it, so a tenant's
+    // prompts never cross to another tenant through it.
+    if (disk_ && salt.empty()) take_disk_hit(prompt, hit);
     try {
       s.state = hit.state ? std::move(hit.state) : model_->new_state();
     } catch (const std::exception& e) {
@@ -478,8 +498,9 @@ class EngineImpl final : public Engine {
     if (!worth_snapshot(s.prompt_done / block_, last_boundary)) return;
     std::span<const int32_t> prefix(s.request.prompt.data(), size_t(s.prompt_done));
     try {
-      if (options_.prefix_cache_budget > 0) cache_.insert(prefix, *s.state);
-      if (disk_) disk_->store(prefix, *s.state);  // a clone here; the writer thread does the rest
+      if (options_.prefix_cache_budget > 0) cache_.insert(prefix, *s.state, s.request.cache_salt);
+      // a clone here; the writer thread does the rest (shared namespace only: see start())
+      if (disk_ && s.request.cache_salt.empty()) disk_->store(prefix, *s.state);
     } catch (const std::exception& e) {
       spdlog::warn("engine: prefix snapshot failed: {}", e.what());
     }
@@ -605,6 +626,7 @@ class EngineImpl final : public Engine {
   std::shared_ptr<const TokenVocabulary> vocabulary_;
   int32_t think_end_ = -1;
   int64_t block_ = 128;
+  int per_tenant_cap_ = 1;
   int64_t base_state_bytes_ = 0;
   StateMemory state_memory_;
   PrefixCache cache_;
@@ -630,6 +652,23 @@ class EngineImpl final : public Engine {
 };
 
 }  // namespace
+
+void check_sampling_params(const SamplingParams& p) {
+  if (p.max_tokens < 1) throw InvalidParameter("max_tokens", "max_tokens must be at least 1");
+  if (!(p.temperature >= 0) || !std::isfinite(p.temperature))
+    throw InvalidParameter("temperature", "temperature must be >= 0");
+  if (!(p.top_p > 0 && p.top_p <= 1)) throw InvalidParameter("top_p", "top_p must be in (0, 1]");
+  if (p.top_k < 0) throw InvalidParameter("top_k", "top_k must be >= 0");
+  if (p.top_logprobs < -1 || p.top_logprobs > kMaxTopLogprobs)
+    throw InvalidParameter("top_logprobs", "top_logprobs must be between 0 and " + std::to_string(kMaxTopLogprobs));
+  if (p.stop.size() > size_t(kMaxStopStrings))
+    throw InvalidParameter("stop", "at most " + std::to_string(kMaxStopStrings) + " stop strings");
+  for (const auto& s : p.stop)
+    if (s.size() > kMaxStopBytes)
+      throw InvalidParameter("stop", "a stop string may be at most " + std::to_string(kMaxStopBytes) + " bytes, got " +
+                                         std::to_string(s.size()));
+  if (p.thinking_budget < 0) throw InvalidParameter("thinking_budget", "thinking_budget must be >= 0");
+}
 
 std::shared_ptr<const TokenVocabulary> vocabulary_from_tokenizer(std::shared_ptr<const text::Tokenizer> tokenizer) {
   if (!tokenizer) return nullptr;

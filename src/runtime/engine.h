@@ -21,16 +21,39 @@ struct SamplingParams {
   std::optional<uint64_t> seed;       // reproducible sampling when set
   int max_tokens = 4096;              // generated tokens, reasoning included
   int top_logprobs = -1;              // -1: no logprobs; 0..20: chosen token's logprob + N alternatives
-  std::vector<std::string> stop;      // up to 4 stop strings, matched on the answer text across tokens (not on reasoning)
+  std::vector<std::string> stop;      // up to kMaxStopStrings of kMaxStopBytes each, matched on the answer text across tokens (not on reasoning)
   bool thinking = false;              // prompt ended with <think>: output starts in reasoning
   int thinking_budget = 32768;        // reasoning tokens before </think> is forced
 };
+
+// Limits on a request's parameters. The API validates against these same values and this same
+// check (check_sampling_params), so a request the API accepted is never refused by the engine.
+inline constexpr int kMaxStopStrings = 4;
+inline constexpr size_t kMaxStopBytes = 256;  // a stop string is matched at every token: keep it short
+
+// A parameter outside the engine's limits; `field` names it as the API's request does.
+struct InvalidParameter : std::invalid_argument {
+  InvalidParameter(std::string field_name, const std::string& message)
+      : std::invalid_argument(message), field(std::move(field_name)) {}
+  std::string field;
+};
+// Throws InvalidParameter for max_tokens < 1, temperature < 0, top_p outside (0, 1], top_k < 0,
+// top_logprobs outside [-1, 20], more than kMaxStopStrings stop strings or one longer than
+// kMaxStopBytes, thinking_budget < 0.
+void check_sampling_params(const SamplingParams& params);
 
 struct GenerationRequest {
   std::string id;
   std::vector<int32_t> prompt;
   SamplingParams params;
   int priority = 0;
+  // Fair sharing: one tenant (an API key or account) holds at most
+  // EngineOptions::max_running_per_tenant running slots, and a free slot goes to the waiting tenant
+  // with the fewest running. Empty: internal work, not capped.
+  std::string tenant;
+  // Prefix-cache namespace: a cached prefix is only found by requests with the same salt. Empty:
+  // the shared namespace (the operator's choice, e.g. a deployment-wide system prompt).
+  std::string cache_salt;
 };
 
 struct TokenLogprob {
@@ -132,6 +155,7 @@ std::shared_ptr<const TokenVocabulary> vocabulary_from_tokenizer(std::shared_ptr
 
 struct EngineOptions {
   int max_running = 16;                 // sequences decoded together
+  int max_running_per_tenant = 0;       // running slots one tenant may hold; 0 = 3/4 of max_running (>= 1)
   int max_waiting = 256;                // queued requests before OverloadedError
   int step_token_budget = 512;          // new tokens per step (decode tokens + prefill chunk)
   int64_t state_memory_budget = int64_t(8) << 30;   // bytes for running sequence states

@@ -81,3 +81,19 @@ TEST(PrefixCache, RefusesWhatCannotFitAndBadPrefixes) {
   EXPECT_THROW(cache.insert(odd, state_of(odd)), std::invalid_argument);
   EXPECT_THROW(cache.insert(t, state_of(odd)), std::invalid_argument);  // position mismatch
 }
+
+// Tenant isolation: an entry stored under one salt is invisible under any other (and the shared,
+// empty salt), while the same tenant still hits.
+TEST(PrefixCache, SaltedEntriesNeverCrossSalts) {
+  PrefixCache cache(4, 1 << 20);
+  auto t = tokens(12);
+  EXPECT_TRUE(cache.insert(std::span(t).first(8), state_of(std::span(t).first(8)), "tenant-a"));
+  EXPECT_EQ(cache.lookup(t, 11, "tenant-a").tokens, 8);
+  EXPECT_EQ(cache.lookup(t, 11, "tenant-b").tokens, 0);
+  EXPECT_EQ(cache.lookup(t, 11).tokens, 0);
+  EXPECT_TRUE(cache.contains(std::span(t).first(8), "tenant-a"));
+  EXPECT_FALSE(cache.contains(std::span(t).first(8), "tenant-b"));
+  // The same prefix under another salt is a separate entry.
+  EXPECT_TRUE(cache.insert(std::span(t).first(8), state_of(std::span(t).first(8)), "tenant-b"));
+  EXPECT_EQ(cache.entries(), 2u);
+}

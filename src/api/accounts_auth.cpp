@@ -28,10 +28,12 @@ Principal AccountsGate::authenticate(const std::string& secret) {
 }
 
 void AccountsGate::admit(const Principal& who, const AdmissionInfo& info) {
-  if (who.key_id == kOperator) return;
+  if (who.is_operator) return;
   auto key = accounts_->find_key(who.key_id);
   if (!key || key->revoked()) throw ApiError(401, "authentication_error", "the API key was revoked", "", "invalid_api_key");
-  auto d = accounts_->admit(*key, {info.request_id, info.model, info.prompt_tokens, info.max_output_tokens, 0});
+  product::AdmissionRequest request{info.request_id, info.model, info.prompt_tokens, info.max_output_tokens, 0};
+  request.free_of_charge = info.free_of_charge;
+  auto d = accounts_->admit(*key, request);
   if (d.admitted()) return;
   std::string type = d.http_status == 402 ? "insufficient_balance"
                      : d.http_status == 429 ? "rate_limit_error"
@@ -42,15 +44,33 @@ void AccountsGate::admit(const Principal& who, const AdmissionInfo& info) {
   throw e;
 }
 
+void AccountsGate::precheck(const Principal& who) {
+  if (who.is_operator) return;
+  auto key = accounts_->find_key(who.key_id);
+  if (!key || key->revoked()) throw ApiError(401, "authentication_error", "the API key was revoked", "", "invalid_api_key");
+  if (key->credit && *key->credit <= 0) throw ApiError(402, "insufficient_balance", "Insufficient Balance", "", "credit");
+}
+
+bool AccountsGate::entitled(const Principal& who) {
+  if (who.is_operator) return true;
+  try {
+    auto key = accounts_->find_key(who.key_id);
+    return key && !key->revoked() && (!key->credit || *key->credit > 0);
+  } catch (const std::exception& e) {
+    spdlog::warn("ledger: entitlement check of {} failed: {}", who.key_id, e.what());
+    return true;  // a database hiccup does not stop paid work; admission already reserved its cost
+  }
+}
+
 std::optional<std::string> AccountsGate::usage_report(const Principal& who) {
-  if (who.key_id == kOperator) return accounts_->usage_json({});
+  if (who.is_operator) return accounts_->usage_json({});
   return accounts_->daily_usage_json(who.key_id);
 }
 
 void AccountsGate::record(const UsageRecord& r) {
   if (r.key_id == kOperator || r.key_id.empty()) return;
   try {
-    if (r.status == "overloaded") {  // admitted, then refused by the engine: nothing to bill
+    if (r.status == "overloaded" || r.status == "refused") {  // admitted, then refused by the engine: nothing to bill
       accounts_->release(r.request_id);
       return;
     }

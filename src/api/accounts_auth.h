@@ -17,6 +17,8 @@ class AccountsGate final : public Authenticator, public UsageSink {
 
   Principal authenticate(const std::string& presented_secret) override;
   void admit(const Principal& who, const AdmissionInfo& info) override;
+  void precheck(const Principal& who) override;
+  bool entitled(const Principal& who) override;
   std::optional<std::string> usage_report(const Principal& who) override;
   void record(const UsageRecord& record) override;
 

@@ -20,7 +20,7 @@ Principal StaticKeyAuthenticator::authenticate(const std::string& presented_secr
   bool ok = false;
   for (auto& k : keys_) ok |= constant_time_equal(k, presented_secret);
   if (!ok) throw ApiError(401, "authentication_error", "invalid API key", "", "invalid_api_key");
-  return {"static"};
+  return {"static", true};
 }
 
 void MemoryUsageSink::record(const UsageRecord& record) {

@@ -16,6 +16,10 @@ namespace v4::api {
 
 struct Principal {
   std::string key_id;  // "static" for the --api-key key, "anonymous" when auth is off
+  bool is_operator = false;  // the --api-key key (or no auth at all): may read /metrics and all usage
+  // The unit of fair sharing and of prefix-cache isolation (the key's id; its account once keys
+  // belong to accounts).
+  const std::string& tenant() const { return key_id; }
 };
 
 struct AdmissionInfo {
@@ -23,6 +27,7 @@ struct AdmissionInfo {
   std::string model;
   int64_t prompt_tokens = 0;
   int64_t max_output_tokens = 0;
+  bool free_of_charge = false;  // token counting: rate limits and credit > 0 apply, nothing is held
 };
 
 class Authenticator {
@@ -31,6 +36,12 @@ class Authenticator {
   // The secret from "Authorization: Bearer …" or "x-api-key" (empty when none was sent).
   // Throws ApiError (401) when it is missing or wrong.
   virtual Principal authenticate(const std::string& presented_secret) = 0;
+  // Before any work on a request (reading its body, parsing, tokenising): throws ApiError (401 key
+  // revoked, 402 no credit left) for a key that could not be admitted whatever the request is.
+  virtual void precheck(const Principal&) {}
+  // While a request runs: false once the key was revoked or its credit set to zero or below, which
+  // stops its running generations.
+  virtual bool entitled(const Principal&) { return true; }
   // Called once the prompt size is known, before generation. Throws ApiError (402 no credit,
   // 429 rate limited, ...) to refuse. An admitted request always reaches UsageSink::record.
   virtual void admit(const Principal&, const AdmissionInfo&) {}
@@ -57,7 +68,7 @@ class UsageSink {
 // No keys configured: everyone is "anonymous".
 class OpenAuthenticator final : public Authenticator {
  public:
-  Principal authenticate(const std::string&) override { return {"anonymous"}; }
+  Principal authenticate(const std::string&) override { return {"anonymous", true}; }
 };
 
 // `serve --api-key KEY` (repeatable): constant-time comparison against the configured keys.

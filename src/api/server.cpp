@@ -1,6 +1,11 @@
 #include "api/server.h"
 
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <array>
 #include <atomic>
+#include <cctype>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -34,17 +39,43 @@ struct Waker {
   }
 };
 
-struct Route {
-  Dialect dialect = Dialect::chat;  // error shape
-  bool anthropic = false;
+// The disconnect watcher's state, shared with its session (both run on the session's strand).
+struct Watch {
+  explicit Watch(net::any_io_executor ex) : exited(ex) { exited.expires_at(net::steady_timer::time_point::max()); }
+  std::string pipelined;  // bytes of the client's next request(s), read while this one ran
+  bool finished = false;
+  net::steady_timer exited;
 };
+constexpr size_t kMaxPipelined = size_t(64) << 10;
+
+enum class RouteId { health, models, model, metrics, usage, chat, responses, messages, count_tokens };
+
+struct Route {
+  RouteId id;
+  http::verb method;           // GET routes answer HEAD too
+  bool open = false;           // no key needed
+  bool operator_only = false;  // operator keys only (403 for customer keys)
+};
+
+std::optional<Route> find_route(std::string_view path) {
+  if (path == "/health" || path == "/healthz") return Route{RouteId::health, http::verb::get, true};
+  if (path == "/v1/models") return Route{RouteId::models, http::verb::get};
+  if (path.starts_with("/v1/models/")) return Route{RouteId::model, http::verb::get};
+  if (path == "/metrics") return Route{RouteId::metrics, http::verb::get, false, true};
+  if (path == "/v1/usage") return Route{RouteId::usage, http::verb::get};
+  if (path == "/v1/chat/completions") return Route{RouteId::chat, http::verb::post};
+  if (path == "/v1/responses") return Route{RouteId::responses, http::verb::post};
+  if (path == "/v1/messages") return Route{RouteId::messages, http::verb::post};
+  if (path == "/v1/messages/count_tokens") return Route{RouteId::count_tokens, http::verb::post};
+  return std::nullopt;
+}
 
 Dialect dialect_for_path(std::string_view path) {
   return path.starts_with("/v1/messages") ? Dialect::anthropic : Dialect::chat;
 }
 
-std::string presented_secret(const http::request<http::string_body>& req) {
-  auto auth = req[http::field::authorization];
+std::string presented_secret(const http::fields& h) {
+  auto auth = h[http::field::authorization];
   if (!auth.empty()) {
     std::string_view a(auth.data(), auth.size());
     if (a.size() > 7 && (a.substr(0, 7) == "Bearer " || a.substr(0, 7) == "bearer ")) {
@@ -54,15 +85,93 @@ std::string presented_secret(const http::request<http::string_body>& req) {
       return std::string(a);
     }
   }
-  auto x = req["x-api-key"];
+  auto x = h["x-api-key"];
   return std::string(x.data(), x.size());
+}
+
+ApiError bad_framing(const std::string& message, const char* code) {
+  return ApiError(400, "invalid_request_error", message, "", code);
+}
+
+// RFC 9112 6.1-6.3: chunked is the only transfer coding we decode, so it must be the only one (and
+// on HTTP/1.1). Anything else leaves the body's length to guesswork: a body that a proxy and this
+// server frame differently smuggles a request. Host is required on HTTP/1.1 (RFC 9112 3.2).
+void check_framing(const http::request_header<>& h) {
+  std::vector<std::string> codings;
+  std::string listed;
+  auto [first, last] = h.equal_range(http::field::transfer_encoding);
+  for (auto it = first; it != last; ++it) {
+    std::string value(it->value());
+    listed += (listed.empty() ? "" : ", ") + value;
+    size_t pos = 0;
+    while (pos <= value.size()) {
+      size_t comma = std::min(value.find(',', pos), value.size());
+      std::string token = value.substr(pos, comma - pos);
+      token.erase(0, token.find_first_not_of(" \t"));
+      token.erase(token.find_last_not_of(" \t") + 1);
+      for (auto& c : token) c = char(std::tolower(static_cast<unsigned char>(c)));
+      if (!token.empty()) codings.push_back(token);
+      pos = comma + 1;
+    }
+  }
+  if (first != last) {
+    if (codings.size() != 1 || codings[0] != "chunked" || h.version() < 11)
+      throw bad_framing("Transfer-Encoding '" + listed + "' is not supported: only 'chunked', alone, on HTTP/1.1",
+                        "unsupported_transfer_encoding");
+    if (h.count(http::field::content_length) > 0)
+      throw bad_framing("a request may not have both Transfer-Encoding and Content-Length", "ambiguous_framing");
+  }
+  if (h.version() >= 11 && h.count(http::field::host) != 1)
+    throw bad_framing("an HTTP/1.1 request needs exactly one Host header", "missing_host");
+}
+
+// A share of the global budget of request bodies in memory, returned when the body is consumed.
+class BodyHold {
+ public:
+  BodyHold() = default;
+  BodyHold(std::atomic<size_t>* pool, size_t bytes) : pool_(pool), bytes_(bytes) {}
+  BodyHold(const BodyHold&) = delete;
+  BodyHold& operator=(const BodyHold&) = delete;
+  ~BodyHold() { release(); }
+  void release() {
+    if (pool_ && bytes_) pool_->fetch_sub(bytes_);
+    bytes_ = 0;
+  }
+
+ private:
+  std::atomic<size_t>* pool_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// A request head that passed every check that comes before reading its body.
+struct Admitted {
+  Route route;
+  Principal who;
+  std::shared_ptr<BodyHold> body;
+};
+
+int default_max_connections() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 8192;
+  return int(std::clamp<rlim_t>(rl.rlim_cur > 128 ? rl.rlim_cur - 64 : rl.rlim_cur / 2, 1, 8192));
+}
+
+bool out_of_descriptors(const boost::system::error_code& ec) {
+  return ec == net::error::no_descriptors || ec == net::error::no_buffer_space || ec == net::error::no_memory ||
+         ec == boost::system::errc::too_many_files_open_in_system;
 }
 
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(ApiService& s, ServerOptions o) : service(s), options(std::move(o)), ioc(std::max(1, options.threads)),
-                                          acceptor(ioc), signals(ioc) {}
+  Impl(ApiService& s, ServerOptions o)
+      : service(s), options(std::move(o)), ioc(std::max(1, options.threads)), acceptor(ioc), signals(ioc),
+        work(size_t(std::max(1, options.work_threads))),
+        max_connections(options.max_connections > 0 ? options.max_connections : default_max_connections()) {}
+  ~Impl() {
+    work.stop();
+    work.join();
+  }
 
   ApiService& service;
   ServerOptions options;
@@ -70,6 +179,11 @@ struct HttpServer::Impl {
   tcp::acceptor acceptor;
   net::signal_set signals;
   std::atomic<bool> draining{false};
+  net::thread_pool work;              // parsing and tokenisation
+  std::atomic<int> work_pending{0};   // jobs queued or running on `work`
+  std::atomic<int> connections{0};
+  std::atomic<size_t> body_bytes{0};  // reserved by bodies being read or parsed
+  const int max_connections;
 
   struct SessionInfo {
     std::shared_ptr<beast::tcp_stream> stream;
@@ -88,15 +202,20 @@ struct HttpServer::Impl {
     res.set("request-id", request_id);
   }
 
-  http::response<http::string_body> json_response(http::status status, const json::value& body, unsigned version,
-                                                   bool keep_alive, const std::string& request_id) {
+  http::response<http::string_body> text_response(http::status status, std::string body, const char* content_type,
+                                                   unsigned version, bool keep_alive, const std::string& request_id) {
     http::response<http::string_body> res{status, version};
     common_headers(res, request_id);
-    res.set(http::field::content_type, "application/json");
-    res.body() = json::serialize(body);
+    res.set(http::field::content_type, content_type);
+    res.body() = std::move(body);
     res.keep_alive(keep_alive);
     res.prepare_payload();
     return res;
+  }
+
+  http::response<http::string_body> json_response(http::status status, const json::value& body, unsigned version,
+                                                   bool keep_alive, const std::string& request_id) {
+    return text_response(status, json::serialize(body), "application/json", version, keep_alive, request_id);
   }
 
   http::response<http::string_body> error_response(Dialect dialect, const ApiError& e, unsigned version, bool keep_alive,
@@ -108,7 +227,11 @@ struct HttpServer::Impl {
     return res;
   }
 
-  // ------------------------------------------------------------------ session
+  static ApiError internal_error(Dialect dialect, const std::string& message) {
+    return ApiError(500, dialect == Dialect::anthropic ? "api_error" : "server_error", message);
+  }
+
+  // ------------------------------------------------------------------ transport
   awaitable<void> session(tcp::socket socket) {
     auto stream = std::make_shared<beast::tcp_stream>(std::move(socket));
     uint64_t id;
@@ -119,61 +242,20 @@ struct HttpServer::Impl {
     }
     beast::flat_buffer buffer;
     try {
-      for (;;) {
+      for (bool first = true;; first = false) {
         if (draining) break;
         boost::system::error_code ec;
-        // Keep-alive idle wait for the first byte of the next request.
+        // Wait for the first byte of the next request: briefly on a new connection (one that
+        // never sends holds a descriptor for nothing), the keep-alive time after a request.
         if (buffer.size() == 0) {
-          stream->expires_after(options.idle_timeout);
+          stream->expires_after(first ? options.first_byte_timeout : options.idle_timeout);
           size_t n = co_await stream->async_read_some(buffer.prepare(4096), net::redirect_error(use_awaitable, ec));
           if (ec) break;
           buffer.commit(n);
         }
         set_idle(id, false);
-        http::request_parser<http::string_body> parser;
-        parser.body_limit(options.body_limit);
-        parser.header_limit(64 * 1024);
-        stream->expires_after(options.header_timeout);
-        co_await http::async_read_header(*stream, buffer, parser, net::redirect_error(use_awaitable, ec));
-        if (!ec && beast::iequals(parser.get()[http::field::expect], "100-continue")) {
-          // curl and others wait for this before sending a large body.
-          http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
-          co_await http::async_write(*stream, cont, net::redirect_error(use_awaitable, ec));
-        }
-        if (!ec) co_await http::async_read(*stream, buffer, parser, net::redirect_error(use_awaitable, ec));
-        if (ec) {
-          if (ec == http::error::body_limit) {
-            std::string target(parser.get().target());
-            ApiError e(413, "invalid_request_error",
-                       "request body exceeds the limit of " + std::to_string(options.body_limit) + " bytes", "",
-                       "request_too_large");
-            auto res = error_response(dialect_for_path(target), e, 11, false, "req_" + random_id(24));
-            stream->expires_after(std::chrono::seconds(10));
-            co_await http::async_write(*stream, res, net::redirect_error(use_awaitable, ec));
-            // Lingering close: read and drop what the client is still sending (bounded), so it sees
-            // the 413 instead of a connection reset.
-            boost::system::error_code lec;
-            stream->socket().shutdown(tcp::socket::shutdown_send, lec);
-            stream->expires_after(std::chrono::seconds(5));
-            std::vector<char> scratch(64 * 1024);
-            size_t drained = 0;
-            while (!lec && drained < (size_t(256) << 20)) {
-              drained += co_await stream->async_read_some(net::buffer(scratch), net::redirect_error(use_awaitable, lec));
-            }
-          } else if (ec != http::error::end_of_stream && ec != beast::error::timeout && ec != net::error::eof &&
-                     ec != net::error::connection_reset && ec != net::error::operation_aborted) {
-            ApiError e(400, "invalid_request_error", "malformed HTTP request: " + ec.message());
-            auto res = error_response(Dialect::chat, e, 11, false, "req_" + random_id(24));
-            stream->expires_after(std::chrono::seconds(10));
-            co_await http::async_write(*stream, res, net::redirect_error(use_awaitable, ec));
-          }
-          break;
-        }
-        stream->expires_never();
-        auto req = parser.release();
-        bool keep = co_await handle(id, stream, std::move(req));
+        if (!co_await serve_one(id, stream, buffer) || draining) break;
         set_idle(id, true);
-        if (!keep || draining) break;
       }
     } catch (const std::exception& e) {
       spdlog::warn("session ended by error: {}", e.what());
@@ -181,8 +263,117 @@ struct HttpServer::Impl {
     boost::system::error_code ignored;
     stream->socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream->socket().close(ignored);
+    connections.fetch_sub(1);
     std::lock_guard lock(sessions_mutex);
     sessions.erase(id);
+  }
+
+  // Reads one request (head, checks, body) and serves it; returns whether the connection stays.
+  awaitable<bool> serve_one(uint64_t id, const std::shared_ptr<beast::tcp_stream>& stream, beast::flat_buffer& buffer) {
+    boost::system::error_code ec;
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(boost::none);  // a declared length is judged by check_head, after authentication
+    parser.header_limit(std::uint32_t(options.header_limit));
+    stream->expires_after(options.header_timeout);
+    co_await http::async_read_header(*stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+    if (ec) {
+      if (ec == http::error::header_limit)
+        co_await refuse(stream, Dialect::chat,
+                        ApiError(431, "invalid_request_error",
+                                 "request header fields exceed the limit of " + std::to_string(options.header_limit) +
+                                     " bytes", "", "header_too_large"));
+      else if (!quiet_end(ec))
+        co_await refuse(stream, Dialect::chat, bad_framing("malformed HTTP request: " + ec.message(), "malformed_request"));
+      co_return false;
+    }
+    const std::string target(parser.get().target());
+    const std::string path = target.substr(0, target.find('?'));
+    std::optional<Admitted> admitted;
+    std::optional<ApiError> refusal;
+    try {
+      admitted = check_head(parser, path);
+    } catch (const ApiError& e) {
+      refusal = e;
+    }
+    if (refusal) {  // nothing of the body is read: the connection closes after the answer
+      co_await refuse(stream, dialect_for_path(path), *refusal);
+      co_return false;
+    }
+    parser.body_limit(options.body_limit);  // for chunked bodies, whose length is known only as they arrive
+    if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+      // Only now, authenticated and within limits, does the client send the body.
+      http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
+      co_await http::async_write(*stream, cont, net::redirect_error(use_awaitable, ec));
+    }
+    if (!ec) co_await http::async_read(*stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+    if (ec) {
+      if (ec == http::error::body_limit)
+        co_await refuse(stream, dialect_for_path(path),
+                        ApiError(413, "invalid_request_error",
+                                 "request body exceeds the limit of " + std::to_string(options.body_limit) + " bytes",
+                                 "", "request_too_large"));
+      else if (!quiet_end(ec))
+        co_await refuse(stream, Dialect::chat, bad_framing("malformed HTTP request: " + ec.message(), "malformed_request"));
+      co_return false;
+    }
+    stream->expires_never();
+    co_return co_await handle(id, stream, buffer, parser.release(), std::move(*admitted));
+  }
+
+  static bool quiet_end(const boost::system::error_code& ec) {
+    return ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::eof ||
+           ec == net::error::connection_reset || ec == net::error::operation_aborted;
+  }
+
+  // Answers with an error and closes. Lingering close: read and drop a bounded amount of what the
+  // client is still sending, so it sees the answer rather than a connection reset.
+  awaitable<void> refuse(const std::shared_ptr<beast::tcp_stream>& stream, Dialect dialect, const ApiError& e) {
+    boost::system::error_code ec;
+    auto res = error_response(dialect, e, 11, false, "req_" + random_id(24));
+    stream->expires_after(std::chrono::seconds(10));
+    co_await http::async_write(*stream, res, net::redirect_error(use_awaitable, ec));
+    stream->socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream->expires_after(std::chrono::seconds(2));
+    std::array<char, 16384> scratch;
+    size_t drained = 0;
+    while (!ec && drained < (size_t(1) << 20))
+      drained += co_await stream->async_read_some(net::buffer(scratch), net::redirect_error(use_awaitable, ec));
+  }
+
+  // Everything decided from the head alone, before a byte of the body is read.
+  Admitted check_head(const http::request_parser<http::string_body>& parser, const std::string& path) {
+    const auto& h = parser.get().base();
+    check_framing(h);
+    auto route = find_route(path);
+    Principal who;
+    // Unknown paths too: an anonymous caller learns nothing about which routes exist.
+    if (!route || !route->open) who = service.authenticate(presented_secret(h));
+    if (!route)
+      throw ApiError(404, "not_found_error", "no route for " + std::string(h.method_string()) + " " + path, "",
+                     "unknown_route");
+    const bool head_of_get = h.method() == http::verb::head && route->method == http::verb::get;
+    if (h.method() != route->method && !head_of_get)
+      throw ApiError(405, "invalid_request_error",
+                     std::string("use ") + (route->method == http::verb::get ? "GET" : "POST") + " for " + path, "",
+                     "method_not_allowed");
+    if (route->operator_only && !who.is_operator)
+      throw ApiError(403, "permission_error", path + " is for operator keys only", "", "operator_only");
+    if (route->method == http::verb::post) service.precheck(who);
+    return {*route, who, reserve_body(parser, dialect_for_path(path))};
+  }
+
+  std::shared_ptr<BodyHold> reserve_body(const http::request_parser<http::string_body>& parser, Dialect dialect) {
+    const uint64_t n = parser.chunked() ? options.body_limit : parser.content_length().value_or(0);
+    if (n > options.body_limit)
+      throw ApiError(413, "invalid_request_error",
+                     "request body exceeds the limit of " + std::to_string(options.body_limit) + " bytes", "",
+                     "request_too_large");
+    if (n == 0) return std::make_shared<BodyHold>();
+    if (body_bytes.fetch_add(n) + n > options.body_budget) {
+      body_bytes.fetch_sub(n);
+      throw overloaded(dialect, "too many request bodies are being received; retry shortly");
+    }
+    return std::make_shared<BodyHold>(&body_bytes, n);
   }
 
   void set_idle(uint64_t id, bool idle, std::shared_ptr<Generation> g = nullptr) {
@@ -193,38 +384,77 @@ struct HttpServer::Impl {
     it->second.generation = std::move(g);
   }
 
-  template <class Res>
-  awaitable<bool> send(const std::shared_ptr<beast::tcp_stream>& stream, Res&& res) {
+  // Writes a response; to HEAD, its head only (RFC 9110 9.3.2: the same fields, no content).
+  awaitable<bool> send(const std::shared_ptr<beast::tcp_stream>& stream, http::response<http::string_body> res,
+                       bool head_only = false) {
     boost::system::error_code ec;
     bool keep = res.keep_alive();
     stream->expires_after(std::chrono::seconds(60));
-    co_await http::async_write(*stream, res, net::redirect_error(use_awaitable, ec));
+    if (head_only) {
+      http::response<http::empty_body> bare{res.base()};
+      bare.content_length(res.body().size());
+      co_await http::async_write(*stream, bare, net::redirect_error(use_awaitable, ec));
+    } else {
+      co_await http::async_write(*stream, res, net::redirect_error(use_awaitable, ec));
+    }
     stream->expires_never();
     co_return !ec && keep;
   }
 
-  awaitable<bool> handle(uint64_t session_id, std::shared_ptr<beast::tcp_stream> stream, http::request<http::string_body> req) {
+  // Runs f() on the work pool (bounded: 503 when its queue is full) and resumes here with its result.
+  template <class F>
+  awaitable<std::invoke_result_t<F&>> on_work_pool(Dialect dialect, F f) {
+    using R = std::invoke_result_t<F&>;
+    if (work_pending.fetch_add(1) >= options.work_threads + options.work_queue) {
+      work_pending.fetch_sub(1);
+      throw overloaded(dialect, "too many requests are being parsed; retry shortly");
+    }
+    struct Done {
+      std::atomic<int>& n;
+      ~Done() { n.fetch_sub(1); }
+    } done{work_pending};
+    co_return co_await net::co_spawn(
+        work.get_executor(), [&f]() -> awaitable<R> { co_return f(); }, use_awaitable);
+  }
+
+  // ------------------------------------------------------------------ handling
+  awaitable<bool> handle(uint64_t session_id, std::shared_ptr<beast::tcp_stream> stream, beast::flat_buffer& buffer,
+                         http::request<http::string_body> req, Admitted admitted) {
     const unsigned version = req.version();
     const bool keep_alive = req.keep_alive() && !draining;
+    const bool head_only = req.method() == http::verb::head;
     std::string target(req.target());
     std::string path = target.substr(0, target.find('?'));
-    const Dialect dialect = dialect_for_path(path);
+    const Route route = admitted.route;
+    const Principal& who = admitted.who;
+    const Dialect dialect = route.id == RouteId::chat        ? Dialect::chat
+                            : route.id == RouteId::responses ? Dialect::responses
+                                                             : dialect_for_path(path);
     std::string request_id = "req_" + random_id(24);
     std::optional<http::response<http::string_body>> reply;
     std::optional<PreparedRequest> prepared;
-    Principal who;
-    // (no co_await inside the try: a coroutine cannot suspend in a handler)
+    // (no co_await inside a catch handler: a coroutine cannot suspend there)
     try {
-      reply = route(req, path, version, keep_alive, request_id, prepared, who);
+      if (route.method == http::verb::get) {
+        reply = respond_get(route.id, path, who, version, keep_alive, request_id);
+      } else if (route.id == RouteId::count_tokens) {
+        auto counted = co_await on_work_pool(dialect, [&] { return service.count_tokens(req.body(), who); });
+        reply = json_response(http::status::ok, counted, version, keep_alive, request_id);
+      } else {
+        prepared = co_await on_work_pool(dialect, [&] { return service.prepare(dialect, req.body()); });
+      }
     } catch (const ApiError& e) {
       if (e.status >= 500) spdlog::warn("{} {} -> {} {}", std::string(req.method_string()), path, e.status, e.what());
       reply = error_response(dialect, e, version, keep_alive, request_id);
     } catch (const std::exception& e) {
       spdlog::error("{} {} failed: {}", std::string(req.method_string()), path, e.what());
-      ApiError err(500, dialect == Dialect::anthropic ? "api_error" : "server_error", std::string("internal error: ") + e.what());
-      reply = error_response(dialect, err, version, false, request_id);
+      reply = error_response(dialect, internal_error(dialect, std::string("internal error: ") + e.what()), version,
+                             false, request_id);
     }
-    if (reply) co_return co_await send(stream, std::move(*reply));
+    admitted.body->release();
+    req.body().clear();
+    req.body().shrink_to_fit();
+    if (reply) co_return co_await send(stream, std::move(*reply), head_only);
     auto waker = std::make_shared<Waker>(co_await net::this_coro::executor);
     std::shared_ptr<Generation> gen;
     try {
@@ -232,99 +462,117 @@ struct HttpServer::Impl {
     } catch (const ApiError& e) {
       reply = error_response(dialect, e, version, keep_alive, request_id);
     } catch (const std::exception& e) {
-      ApiError err(500, dialect == Dialect::anthropic ? "api_error" : "server_error", std::string("internal error: ") + e.what());
-      reply = error_response(dialect, err, version, false, request_id);
+      reply = error_response(dialect, internal_error(dialect, std::string("internal error: ") + e.what()), version,
+                             false, request_id);
     }
     if (reply) co_return co_await send(stream, std::move(*reply));
-    co_return co_await generate(session_id, stream, std::move(*prepared), gen, waker, version, keep_alive, request_id);
+    co_return co_await generate(session_id, stream, buffer, std::move(*prepared), who, gen, waker, version, keep_alive,
+                                request_id);
   }
 
-  // Everything but generation; returns the reply, or leaves `prepared` set for generate().
-  std::optional<http::response<http::string_body>> route(const http::request<http::string_body>& req, const std::string& path,
-                                                         unsigned version, bool keep_alive, const std::string& request_id,
-                                                         std::optional<PreparedRequest>& prepared, Principal& who) {
-    const auto method = req.method();
-    if (path == "/health" || path == "/healthz")
-      return json_response(http::status::ok, json::object{{"status", draining ? "draining" : "ok"}}, version, keep_alive, request_id);
-    const bool known = path == "/v1/models" || path.starts_with("/v1/models/") || path == "/metrics" ||
-                       path == "/v1/chat/completions" || path == "/v1/responses" || path == "/v1/messages" ||
-                       path == "/v1/messages/count_tokens" || path == "/v1/usage";
-    if (!known)
-      throw ApiError(404, "not_found_error", "no route for " + std::string(req.method_string()) + " " + path, "", "unknown_route");
-    who = service.authenticate(presented_secret(req));
-
-    if (path == "/v1/models" || path.starts_with("/v1/models/") || path == "/metrics") {
-      if (method != http::verb::get) throw ApiError(405, "invalid_request_error", "use GET for " + path, "", "method_not_allowed");
-      if (path == "/metrics") {
-        http::response<http::string_body> res{http::status::ok, version};
-        common_headers(res, request_id);
-        res.set(http::field::content_type, "text/plain; version=0.0.4");
-        res.body() = service.engine().prometheus_text();
-        res.keep_alive(keep_alive);
-        res.prepare_payload();
-        return res;
+  // The GET routes: cheap answers from memory or the ledger.
+  http::response<http::string_body> respond_get(RouteId id, const std::string& path, const Principal& who,
+                                                unsigned version, bool keep_alive, const std::string& request_id) {
+    switch (id) {
+      case RouteId::health:
+        return json_response(http::status::ok, json::object{{"status", draining ? "draining" : "ok"}}, version,
+                             keep_alive, request_id);
+      case RouteId::metrics:
+        return text_response(http::status::ok, service.engine().prometheus_text(), "text/plain; version=0.0.4",
+                             version, keep_alive, request_id);
+      case RouteId::usage: {
+        auto report = service.usage_report(who);
+        if (!report)
+          throw ApiError(404, "not_found_error", "this server keeps no usage ledger (start it with --db)", "",
+                         "unknown_route");
+        return text_response(http::status::ok, std::move(*report), "application/json", version, keep_alive, request_id);
       }
-      json::object list = service.list_models();
-      if (path == "/v1/models") return json_response(http::status::ok, list, version, keep_alive, request_id);
-      std::string id = path.substr(std::string("/v1/models/").size());
-      for (auto& m : list["data"].as_array())
-        if (m.at("id").as_string() == id) return json_response(http::status::ok, m, version, keep_alive, request_id);
-      throw ApiError(404, "not_found_error", "the model '" + id + "' does not exist", "model", "model_not_found");
+      case RouteId::models:
+        return json_response(http::status::ok, service.list_models(), version, keep_alive, request_id);
+      default: {
+        json::object list = service.list_models();
+        std::string model = path.substr(std::string("/v1/models/").size());
+        for (auto& m : list["data"].as_array())
+          if (m.at("id").as_string() == model) return json_response(http::status::ok, m, version, keep_alive, request_id);
+        throw ApiError(404, "not_found_error", "the model '" + model + "' does not exist", "model", "model_not_found");
+      }
     }
-    if (path == "/v1/usage") {
-      if (method != http::verb::get) throw ApiError(405, "invalid_request_error", "use GET for " + path, "", "method_not_allowed");
-      auto report = service.usage_report(who);
-      if (!report) throw ApiError(404, "not_found_error", "this server keeps no usage ledger (start it with --db)", "", "unknown_route");
-      http::response<http::string_body> res{http::status::ok, version};
-      common_headers(res, request_id);
-      res.set(http::field::content_type, "application/json");
-      res.body() = std::move(*report);
-      res.keep_alive(keep_alive);
-      res.prepare_payload();
-      return res;
-    }
-    if (method != http::verb::post) throw ApiError(405, "invalid_request_error", "use POST for " + path, "", "method_not_allowed");
-    if (path == "/v1/messages/count_tokens")
-      return json_response(http::status::ok, service.count_tokens(req.body()), version, keep_alive, request_id);
-    Dialect d = path == "/v1/chat/completions" ? Dialect::chat : path == "/v1/responses" ? Dialect::responses : Dialect::anthropic;
-    prepared = service.prepare(d, req.body());
-    return std::nullopt;
   }
 
-  // Notices a client that goes away while its request runs: a readable socket with nothing to
-  // read is a closed one.
+  // Notices a client that goes away while its request runs. Bytes it sends meanwhile are its next
+  // request (pipelining), kept for the session, not a disconnect. A reset is a disconnect. An
+  // orderly end of its sending (FIN) is one only where nothing else could tell: a stream's next
+  // write finds a closed connection by itself, so for streams a half-close is not a disconnect.
   static awaitable<void> watch_disconnect(std::shared_ptr<beast::tcp_stream> stream, std::shared_ptr<Waker> waker,
-                                          std::shared_ptr<Generation> gen) {
+                                          std::shared_ptr<Generation> gen, std::shared_ptr<Watch> watch,
+                                          bool fin_is_gone) {
+    std::array<char, 4096> chunk;
     boost::system::error_code ec;
-    co_await stream->socket().async_wait(tcp::socket::wait_read, net::redirect_error(use_awaitable, ec));
-    if (ec == net::error::operation_aborted) co_return;
-    if (!ec) {
-      char byte;
-      size_t n = stream->socket().receive(net::buffer(&byte, 1), tcp::socket::message_peek, ec);
-      if (!ec && n > 0) co_return;  // a pipelined request, not a disconnect
+    stream->socket().non_blocking(true, ec);
+    for (;;) {
+      ec = {};
+      co_await stream->socket().async_wait(tcp::socket::wait_read, net::redirect_error(use_awaitable, ec));
+      if (ec == net::error::operation_aborted) break;
+      size_t n = 0;
+      if (!ec) n = stream->socket().read_some(net::buffer(chunk), ec);
+      if (ec == net::error::would_block || ec == net::error::try_again) continue;
+      if (!ec && n > 0) {
+        watch->pipelined.append(chunk.data(), n);
+        if (watch->pipelined.size() >= kMaxPipelined) break;  // more than a next request: stop reading
+        continue;
+      }
+      if (ec == net::error::eof && !fin_is_gone) break;
+      waker->client_gone = true;
+      gen->cancel();
+      waker->wake(waker);
+      break;
     }
-    waker->client_gone = true;
-    gen->cancel();
-    waker->wake(waker);
+    watch->finished = true;
+    watch->exited.cancel();
   }
 
-  awaitable<bool> generate(uint64_t session_id, std::shared_ptr<beast::tcp_stream> stream, PreparedRequest p,
-                           std::shared_ptr<Generation> gen, std::shared_ptr<Waker> waker, unsigned version, bool keep_alive,
-                           std::string request_id) {
+  awaitable<bool> generate(uint64_t session_id, std::shared_ptr<beast::tcp_stream> stream, beast::flat_buffer& buffer,
+                           PreparedRequest p, Principal who, std::shared_ptr<Generation> gen,
+                           std::shared_ptr<Waker> waker, unsigned version, bool keep_alive, std::string request_id) {
     auto ex = co_await net::this_coro::executor;
     set_idle(session_id, false, gen);
-    net::co_spawn(ex, watch_disconnect(stream, waker, gen), net::detached);
+    auto watch = std::make_shared<Watch>(ex);
+    net::co_spawn(ex, watch_disconnect(stream, waker, gen, watch, /*fin_is_gone=*/!p.req.stream), net::detached);
     boost::system::error_code ec;
+    const Dialect dialect = p.req.dialect;
 
+    // Wakes for output, and at least every entitlement_interval to see whether the key may go on
+    // (revoked, or its credit set to zero: the generation stops).
+    using Clock = std::chrono::steady_clock;
+    auto next_check = Clock::now() + options.entitlement_interval;
+    bool revoked = false;
     auto wait_for_output = [&]() -> awaitable<void> {
-      if (waker->pending.exchange(false)) co_return;
-      waker->timer.expires_after(options.ping_interval);
-      co_await waker->timer.async_wait(net::redirect_error(use_awaitable, ec));
+      if (!waker->pending.exchange(false)) {
+        waker->timer.expires_after(std::min<Clock::duration>(options.ping_interval, options.entitlement_interval));
+        co_await waker->timer.async_wait(net::redirect_error(use_awaitable, ec));
+      }
+      if (!revoked && Clock::now() >= next_check) {
+        next_check = Clock::now() + options.entitlement_interval;
+        if (!service.entitled(who)) {
+          revoked = true;
+          gen->cancel();
+        }
+      }
     };
-    auto stop_watching = [&] {
+    // Ends the watcher and takes back the bytes it read for the next request.
+    auto stop_watching = [&]() -> awaitable<void> {
       boost::system::error_code ignored;
       stream->socket().cancel(ignored);
+      if (!watch->finished) co_await watch->exited.async_wait(net::redirect_error(use_awaitable, ignored));
+      if (!watch->pipelined.empty()) {
+        auto space = buffer.prepare(watch->pipelined.size());
+        net::buffer_copy(space, net::buffer(watch->pipelined));
+        buffer.commit(watch->pipelined.size());
+      }
     };
+    const ApiError revoked_error(401, "authentication_error",
+                                 "the API key was revoked or its credit ran out while the request ran", "",
+                                 "invalid_api_key");
 
     if (!p.req.stream) {
       Turn turn;
@@ -338,12 +586,11 @@ struct HttpServer::Impl {
         }
         co_await wait_for_output();
       }
-      stop_watching();
+      co_await stop_watching();
       if (waker->client_gone) co_return false;
+      if (revoked) co_return co_await send(stream, error_response(dialect, revoked_error, version, false, request_id));
       if (outcome->stop == StopKind::error)
-        co_return co_await send(stream, error_response(p.req.dialect,
-                                                       ApiError(500, p.req.dialect == Dialect::anthropic ? "api_error" : "server_error",
-                                                                "generation failed: " + outcome->error),
+        co_return co_await send(stream, error_response(dialect, internal_error(dialect, "generation failed: " + outcome->error),
                                                        version, keep_alive, request_id));
       co_return co_await send(stream, json_response(http::status::ok, render_response(p.req, p.meta, turn, *outcome),
                                                     version, keep_alive, request_id));
@@ -363,6 +610,7 @@ struct HttpServer::Impl {
     stream->expires_after(std::chrono::seconds(60));
     co_await http::async_write_header(*stream, sr, net::redirect_error(use_awaitable, ec));
     auto renderer = make_stream_renderer(p.req, p.meta, int(p.prompt.size()));
+    auto last_write = Clock::now();
     auto write_chunk = [&](const std::string& text) -> awaitable<bool> {
       if (text.empty()) co_return true;
       stream->expires_after(std::chrono::seconds(60));
@@ -371,6 +619,7 @@ struct HttpServer::Impl {
       else
         co_await net::async_write(*stream, net::buffer(text), net::redirect_error(use_awaitable, ec));
       stream->expires_never();
+      last_write = Clock::now();
       co_return !ec;
     };
     bool ok = !ec && co_await write_chunk(renderer->start());
@@ -379,9 +628,10 @@ struct HttpServer::Impl {
       std::string out;
       for (auto& d : batch.deltas) out += renderer->delta(d);
       if (batch.outcome) {
-        if (batch.outcome->stop == StopKind::error)
-          out += renderer->error(ApiError(500, p.req.dialect == Dialect::anthropic ? "api_error" : "server_error",
-                                          "generation failed: " + batch.outcome->error));
+        if (revoked)
+          out += renderer->error(revoked_error);
+        else if (batch.outcome->stop == StopKind::error)
+          out += renderer->error(internal_error(dialect, "generation failed: " + batch.outcome->error));
         else
           out += renderer->finish(*batch.outcome);
         ok = co_await write_chunk(out);
@@ -395,12 +645,12 @@ struct HttpServer::Impl {
         ok = false;
         break;
       }
-      bool was_pending = waker->pending.load();
       co_await wait_for_output();
-      if (!was_pending && !waker->pending.load() && !waker->client_gone && !gen->finished())
+      if (!waker->pending.load() && !waker->client_gone && !gen->finished() &&
+          Clock::now() - last_write >= options.ping_interval)
         ok = co_await write_chunk(renderer->ping());
     }
-    stop_watching();
+    co_await stop_watching();
     if (!ok || waker->client_gone) {
       gen->cancel();
       co_return false;
@@ -409,23 +659,55 @@ struct HttpServer::Impl {
     if (!chunked) co_return false;
     co_await net::async_write(*stream, http::make_chunk_last(), net::redirect_error(use_awaitable, ec));
     stream->expires_never();
-    co_return !ec && keep_alive;
+    co_return !ec && keep_alive && !revoked;
   }
 
   // ------------------------------------------------------------------ accept / shutdown
   awaitable<void> accept_loop() {
+    net::steady_timer backoff(co_await net::this_coro::executor);
+    bool warned = false;
     for (;;) {
       boost::system::error_code ec;
       tcp::socket socket = co_await acceptor.async_accept(net::make_strand(ioc), net::redirect_error(use_awaitable, ec));
       if (ec) {
         if (!acceptor.is_open() || draining) co_return;
+        if (out_of_descriptors(ec)) {
+          // The pending connection stays in the backlog and the acceptor stays readable: retrying at
+          // once would spin a core. Pause; running connections go on being served meanwhile.
+          if (!warned) spdlog::warn("accept: {}; pausing accepts", ec.message());
+          warned = true;
+          backoff.expires_after(options.accept_backoff);
+          co_await backoff.async_wait(net::redirect_error(use_awaitable, ec));
+        }
         continue;
       }
+      warned = false;
       boost::system::error_code ignored;
+      if (connections.fetch_add(1) >= max_connections) {
+        connections.fetch_sub(1);
+        shed(std::move(socket));
+        continue;
+      }
       socket.set_option(tcp::no_delay(true), ignored);
       auto ex = socket.get_executor();
       net::co_spawn(ex, session(std::move(socket)), net::detached);
     }
+  }
+
+  // Over the connection limit: a short 503 written without waiting (best effort), then close.
+  static void shed(tcp::socket socket) {
+    static const std::string kBusy = [] {
+      const std::string body =
+          R"({"error":{"message":"too many open connections, retry later","type":"overloaded_error",)"
+          R"("code":"too_many_connections"}})";
+      return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+             "Connection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    }();
+    boost::system::error_code ignored;
+    socket.non_blocking(true, ignored);
+    socket.write_some(net::buffer(kBusy), ignored);
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
   }
 
   awaitable<void> drain() {

@@ -27,12 +27,12 @@ const char* status_of(runtime::FinishReason r) {
   return "failed";
 }
 
+}  // namespace
+
 ApiError overloaded(Dialect dialect, const std::string& why) {
   if (dialect == Dialect::anthropic) return ApiError(529, "overloaded_error", "Overloaded: " + why);
   return ApiError(503, "overloaded_error", "the server is overloaded, retry later: " + why, "", "server_overloaded");
 }
-
-}  // namespace
 
 // ----------------------------------------------------------------------------- Generation
 Generation::~Generation() = default;
@@ -201,6 +201,22 @@ void check_model(const ServiceOptions& options, const ChatRequest& req) {
 
 }  // namespace
 
+namespace {
+// The engine's limits are the API's: one check (runtime::check_sampling_params), its refusal named
+// in the request's own terms, so nothing the API accepts is refused later by the engine.
+void check_engine_limits(const ChatRequest& req, const runtime::SamplingParams& params) {
+  try {
+    runtime::check_sampling_params(params);
+  } catch (const runtime::InvalidParameter& e) {
+    std::string field = e.field;
+    if (field == "stop" && req.dialect == Dialect::anthropic) field = "stop_sequences";
+    if (field == "max_tokens" && req.dialect == Dialect::responses) field = "max_output_tokens";
+    if (field == "thinking_budget" && req.dialect == Dialect::anthropic) field = "thinking.budget_tokens";
+    throw invalid_value(req.dialect, field, e.what());
+  }
+}
+}  // namespace
+
 PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body) const {
   json::value v = parse_json_body(body);
   PreparedRequest p;
@@ -232,6 +248,7 @@ PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body) co
   s.stop = p.req.stop;
   s.thinking = p.req.thinking;
   s.thinking_budget = p.req.thinking_budget;
+  check_engine_limits(p.req, s);
 
   p.meta.created = std::time(nullptr);
   p.meta.model = p.req.model;
@@ -244,10 +261,13 @@ PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body) co
   return p;
 }
 
-json::object ApiService::count_tokens(const std::string& body) const {
+json::object ApiService::count_tokens(const std::string& body, const Principal& who) const {
   json::value v = parse_json_body(body);
   ChatRequest req = parse_for(Dialect::anthropic, v, /*count_only=*/true);
   check_model(options_, req);
+  AdmissionInfo info{"count_" + random_id(24), req.model, 0, 0};
+  info.free_of_charge = true;
+  auth_->admit(who, info);  // before the tokenisation, which is the work
   return json::object{{"input_tokens", int64_t(encode_request(req, *tokenizer_).size())}};
 }
 
@@ -265,6 +285,15 @@ json::object ApiService::list_models() const {
                                 {"max_output_tokens", options_.catalog.max_output_tokens}});
   return json::object{{"object", "list"}, {"data", std::move(data)}, {"has_more", false},
                       {"first_id", options_.catalog.ids.front()}, {"last_id", options_.catalog.ids.back()}};
+}
+
+// An admitted request the engine did not take: its admission hold is released (nothing to bill).
+void ApiService::release_admission(Generation& g, const char* status) const {
+  if (!usage_) return;
+  UsageRecord rec = g.record_;
+  rec.status = status;
+  rec.ended_at_ms = now_ms();
+  usage_->record(rec);
 }
 
 std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Principal& who, std::function<void()> notify) {
@@ -291,6 +320,8 @@ std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Pr
   gr.id = p.meta.id;
   gr.prompt = p.prompt;
   gr.params = p.params;
+  gr.tenant = who.tenant();
+  gr.cache_salt = options_.shared_prefix_cache ? std::string() : who.tenant();
   runtime::RequestCallbacks cb;
   cb.on_token = [g](const runtime::GeneratedToken& t) { g->on_token(t); };
   cb.on_finish = [g](const runtime::FinishInfo& f) { g->on_finish(f); };
@@ -298,15 +329,14 @@ std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Pr
   try {
     handle = engine_.submit(std::move(gr), std::move(cb));
   } catch (const runtime::OverloadedError& e) {
-    if (usage_) {
-      UsageRecord rec = g->record_;
-      rec.status = "overloaded";
-      rec.ended_at_ms = now_ms();
-      usage_->record(rec);
-    }
+    release_admission(*g, "overloaded");
     throw overloaded(p.req.dialect, e.what());
   } catch (const std::invalid_argument& e) {
+    release_admission(*g, "refused");
     throw bad_request("", std::string("the engine refused the request: ") + e.what());
+  } catch (...) {
+    release_admission(*g, "refused");
+    throw;
   }
   bool cancel_now = false;
   {

@@ -23,7 +23,13 @@ namespace v4::api {
 
 struct ServiceOptions {
   ModelCatalog catalog;
+  // Prefix-cache hits across tenants (serve --shared-prefix-cache): off by default, so a tenant's
+  // cached_tokens and latency say nothing about other tenants' prompts.
+  bool shared_prefix_cache = false;
 };
+
+// 503 (OpenAI dialects) or 529 (Anthropic) with the reason.
+ApiError overloaded(Dialect dialect, const std::string& why);
 
 struct PreparedRequest {
   ChatRequest req;
@@ -75,13 +81,16 @@ class ApiService {
 
   Principal authenticate(const std::string& presented_secret) const { return auth_->authenticate(presented_secret); }
   std::optional<std::string> usage_report(const Principal& who) const { return auth_->usage_report(who); }
+  void precheck(const Principal& who) const { auth_->precheck(who); }
+  bool entitled(const Principal& who) const { return auth_->entitled(who); }
 
   // Parses and validates the body, checks the model id, encodes the prompt, checks the context.
   // Throws ApiError.
   PreparedRequest prepare(Dialect dialect, const std::string& body) const;
 
-  // POST /v1/messages/count_tokens
-  boost::json::object count_tokens(const std::string& body) const;
+  // POST /v1/messages/count_tokens: admitted like a request (rate limits, credit above zero) but
+  // free of charge.
+  boost::json::object count_tokens(const std::string& body, const Principal& who) const;
   // GET /v1/models
   boost::json::object list_models() const;
   int64_t context_length() const;
@@ -94,6 +103,8 @@ class ApiService {
   const ServiceOptions& options() const { return options_; }
 
  private:
+  void release_admission(Generation& g, const char* status) const;
+
   runtime::Engine& engine_;
   std::shared_ptr<const text::Tokenizer> tokenizer_;
   std::shared_ptr<Authenticator> auth_;

@@ -31,10 +31,14 @@ constexpr const char* kUsage =
     "usage: v4flash serve --model DIR [--host 127.0.0.1] [--port 8000] [--api-key KEY[,KEY...]] [--threads N]\n"
     "                     [--db FILE|postgresql://...] [--tokenizer FILE] [--io-threads N] [--max-body-bytes N]\n"
     "                     [--max-running N] [--cache-dir DIR [--cache-disk-bytes N]]\n"
+    "                     [--max-running-per-key N] [--max-connections N] [--shared-prefix-cache]\n"
     "  DIR holds config.json, the safetensors and tokenizer.json (or pass --tokenizer).\n"
     "  --api-key: require this key (Authorization: Bearer KEY or x-api-key: KEY) on every route but /health.\n"
     "  --db: managed keys, credit/rate limits and the usage ledger (see `v4flash keys`); --api-key then acts\n"
     "        as an unmetered operator key.\n"
+    "  --max-running-per-key: running slots one key may hold (default 3/4 of --max-running): others always get a turn.\n"
+    "  --shared-prefix-cache: let prefix-cache hits cross keys (default: each key has its own cache namespace;\n"
+    "        the disk tier serves the shared namespace only).\n"
     "  --rates FILE: rate cards (JSON, see src/product/rate_card.h) instead of the product sheet's prices.\n"
     "  --cache-dir DIR: keep prefix-cache snapshots on disk under DIR too (they survive restarts and outgrow\n"
     "        memory; hits are billed as cached tokens); --cache-disk-bytes N bounds them (default 64 GiB).\n";
@@ -64,8 +68,9 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
     return 0;
   }
   std::vector<std::string> options = {"model", "host", "port", "api-key", "db", "rates", "threads", "tokenizer",
-                                      "io-threads", "max-body-bytes", "max-running", "cache-dir", "cache-disk-bytes"};
-  std::vector<std::string> flags = {"help"};
+                                      "io-threads", "max-body-bytes", "max-running", "cache-dir", "cache-disk-bytes",
+                                      "max-running-per-key", "max-connections"};
+  std::vector<std::string> flags = {"shared-prefix-cache", "help"};
   options.insert(options.end(), hooks.options.begin(), hooks.options.end());
   flags.insert(flags.end(), hooks.flags.begin(), hooks.flags.end());
   args.check_known(options, flags);
@@ -80,6 +85,7 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
   sopts.port = uint16_t(args.integer("port", 8000, 0, 65535));
   sopts.threads = int(args.integer("io-threads", 2, 1, 256));
   sopts.body_limit = size_t(args.integer("max-body-bytes", 32 << 20, 1024, 1 << 30));
+  sopts.max_connections = int(args.integer("max-connections", 0, 0, 1 << 20));
   const int engine_threads = int(args.integer("threads", 0, 0, 4096));
 
   fs::path tokenizer_path;
@@ -112,6 +118,7 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
     runtime::EngineOptions eo;
     eo.threads = engine_threads;
     eo.max_running = int(args.integer("max-running", eo.max_running, 1, 4096));
+    eo.max_running_per_tenant = int(args.integer("max-running-per-key", 0, 0, 4096));
     eo.tokenizer = tokenizer;
     if (auto dir = args.value("cache-dir")) {
       eo.cache_dir = *dir;
@@ -148,6 +155,7 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
   }
 
   api::ServiceOptions svc;
+  svc.shared_prefix_cache = args.flag("shared-prefix-cache");
   api::ApiService service(*engine, tokenizer, auth, usage, svc);
   api::HttpServer server(service, sopts);
   server.listen();

@@ -238,6 +238,7 @@ TEST(ServerOnScriptedEngine, OverloadIs503ForOpenAIAnd529ForAnthropic) {
   beast::tcp_stream s(ioc);
   s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), h.port()));
   http::request<http::string_body> req{http::verb::post, "/v1/chat/completions", 11};
+  req.set(http::field::host, "localhost");
   req.set(http::field::authorization, "Bearer sk-test");
   req.body() = R"({"model":"deepseek-v4-flash","stream":true,"messages":[{"role":"user","content":"Hi"}]})";
   req.prepare_payload();
@@ -277,6 +278,7 @@ TEST(ServerOnScriptedEngine, ClientDisconnectCancelsAndUsageIsStillRecorded) {
       beast::tcp_stream s(ioc);
       s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), h.port()));
       http::request<http::string_body> req{http::verb::post, "/v1/chat/completions", 11};
+      req.set(http::field::host, "localhost");
       req.set(http::field::authorization, "Bearer sk-test");
       req.body() = std::string(R"({"model":"deepseek-v4-flash","stream":)") + (stream ? "true" : "false") +
                    R"(,"messages":[{"role":"user","content":"Hi"}]})";

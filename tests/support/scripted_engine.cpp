@@ -76,7 +76,7 @@ class ScriptedEngine final : public runtime::Engine {
         r->script.push_back(eos_);
       }
       r->info.prompt_tokens = int(r->req.prompt.size());
-      r->info.cached_prompt_tokens = cached_prefix(r->req.prompt);
+      r->info.cached_prompt_tokens = cached_prefix(r->req.cache_salt, r->req.prompt);
       ++metrics_.waiting;
       metrics_.prompt_tokens_total += r->info.prompt_tokens;
       active_.push_back(r);
@@ -115,14 +115,16 @@ class ScriptedEngine final : public runtime::Engine {
 
  private:
   // Toy prefix cache: the longest common prefix with an earlier prompt, in blocks of 16 tokens.
-  int cached_prefix(const std::vector<int32_t>& prompt) {
+  // Like the real prefix cache, a hit never crosses cache salts (tenants).
+  int cached_prefix(const std::string& salt, const std::vector<int32_t>& prompt) {
     size_t best = 0;
-    for (auto& p : seen_prompts_) {
+    for (auto& [seen_salt, p] : seen_prompts_) {
+      if (seen_salt != salt) continue;
       size_t n = 0;
       while (n < p.size() && n < prompt.size() && p[n] == prompt[n]) ++n;
       best = std::max(best, n);
     }
-    seen_prompts_.push_back(prompt);
+    seen_prompts_.emplace_back(salt, prompt);
     if (seen_prompts_.size() > 64) seen_prompts_.pop_front();
     best = std::min(best, prompt.empty() ? 0 : prompt.size() - 1);
     return int(best / 16 * 16);
@@ -242,7 +244,7 @@ class ScriptedEngine final : public runtime::Engine {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::list<std::shared_ptr<ScriptedRequest>> active_;
-  std::deque<std::vector<int32_t>> seen_prompts_;
+  std::deque<std::pair<std::string, std::vector<int32_t>>> seen_prompts_;
   runtime::EngineMetrics metrics_;
   bool stopping_ = false;
   std::thread worker_;

@@ -17,9 +17,10 @@ namespace v4::api {
 struct Principal {
   std::string key_id;  // "static" for the --api-key key, "anonymous" when auth is off
   bool is_operator = false;  // the --api-key key (or no auth at all): may read /metrics and all usage
-  // The unit of fair sharing and of prefix-cache isolation (the key's id; its account once keys
-  // belong to accounts).
-  const std::string& tenant() const { return key_id; }
+  // The unit of fair sharing and of prefix-cache isolation: the key's id (its account once keys
+  // belong to accounts). The operator (or everyone, with auth off) is no tenant: not capped, and
+  // its cache entries live in the shared namespace.
+  std::string tenant() const { return is_operator ? std::string() : key_id; }
 };
 
 struct AdmissionInfo {

@@ -295,8 +295,12 @@ struct HttpServer::Impl {
     } catch (const ApiError& e) {
       refusal = e;
     }
-    if (refusal) {  // nothing of the body is read: the connection closes after the answer
-      co_await refuse(stream, dialect_for_path(path), *refusal);
+    if (refusal) {  // nothing of the body is kept: the connection closes after the answer
+      // An authenticated client told its body is too large gets the time to finish sending it
+      // (discarded), so it sees the 413; anyone else only briefly.
+      const bool patient = refusal->status == 413;
+      co_await refuse(stream, dialect_for_path(path), *refusal, patient ? size_t(256) << 20 : size_t(1) << 20,
+                      patient ? std::chrono::seconds(5) : std::chrono::seconds(2));
       co_return false;
     }
     parser.body_limit(options.body_limit);  // for chunked bodies, whose length is known only as they arrive
@@ -311,7 +315,8 @@ struct HttpServer::Impl {
         co_await refuse(stream, dialect_for_path(path),
                         ApiError(413, "invalid_request_error",
                                  "request body exceeds the limit of " + std::to_string(options.body_limit) + " bytes",
-                                 "", "request_too_large"));
+                                 "", "request_too_large"),
+                        size_t(256) << 20, std::chrono::seconds(5));
       else if (!quiet_end(ec))
         co_await refuse(stream, Dialect::chat, bad_framing("malformed HTTP request: " + ec.message(), "malformed_request"));
       co_return false;
@@ -327,16 +332,17 @@ struct HttpServer::Impl {
 
   // Answers with an error and closes. Lingering close: read and drop a bounded amount of what the
   // client is still sending, so it sees the answer rather than a connection reset.
-  awaitable<void> refuse(const std::shared_ptr<beast::tcp_stream>& stream, Dialect dialect, const ApiError& e) {
+  awaitable<void> refuse(const std::shared_ptr<beast::tcp_stream>& stream, Dialect dialect, const ApiError& e,
+                         size_t linger_bytes = size_t(1) << 20, std::chrono::seconds linger = std::chrono::seconds(2)) {
     boost::system::error_code ec;
     auto res = error_response(dialect, e, 11, false, "req_" + random_id(24));
     stream->expires_after(std::chrono::seconds(10));
     co_await http::async_write(*stream, res, net::redirect_error(use_awaitable, ec));
     stream->socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream->expires_after(std::chrono::seconds(2));
+    stream->expires_after(linger);
     std::array<char, 16384> scratch;
     size_t drained = 0;
-    while (!ec && drained < (size_t(1) << 20))
+    while (!ec && drained < linger_bytes)
       drained += co_await stream->async_read_some(net::buffer(scratch), net::redirect_error(use_awaitable, ec));
   }
 

@@ -506,8 +506,10 @@ TEST(Security, PipelinedBytesDoNotStopTheDisconnectWatcher) {
   Server s(static_key(), usage, {}, fo);
   {
     Raw c(s.port());
-    c.send(post("/v1/chat/completions", chat(64), "sk-test", false) + "GET /he");
-    std::this_thread::sleep_for(300ms);
+    c.send(post("/v1/chat/completions", chat(64), "sk-test", false));
+    std::this_thread::sleep_for(300ms);  // the request runs; what follows reaches the watcher
+    c.send("GET /he");
+    std::this_thread::sleep_for(200ms);
   }  // gone
   auto deadline = std::chrono::steady_clock::now() + 1500ms;
   while (usage->records().empty() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);

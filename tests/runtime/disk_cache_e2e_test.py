@@ -44,13 +44,18 @@ def free_port():
     return port
 
 
+ADMIN_KEY = "sk-disk-cache-operator"
+
+
 class Server:
     def __init__(self, binary, model, db, extra=()):
         self.port = free_port()
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [binary, "serve", "--model", model, "--port", str(self.port), "--db", db, "--threads", "2",
-             "--max-running", "8", *extra], stdout=self.log, stderr=self.log)
+             "--max-running", "8", "--api-key", ADMIN_KEY,
+             # The disk tier serves the shared namespace only (docs/security.md): the operator opts in.
+             "--shared-prefix-cache", *extra], stdout=self.log, stderr=self.log)
         deadline = time.time() + 120
         while True:
             if self.proc.poll() is not None:
@@ -101,7 +106,7 @@ class Server:
 
     def metrics(self):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        c.request("GET", "/metrics", headers={"Authorization": "Bearer " + self.admin})
+        c.request("GET", "/metrics", headers={"Authorization": "Bearer " + ADMIN_KEY})  # /metrics: operator only
         text = c.getresponse().read().decode()
         out = {}
         for line in text.splitlines():

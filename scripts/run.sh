@@ -4,7 +4,8 @@
 #   bash scripts/run.sh --model /path/to/DeepSeek-V4-Flash [--port 8000] ...
 # Every argument is passed to `v4flash serve`; PORT (default 8000) sets the port unless --port is given.
 # Unless --db or --api-key is given, the embedded default is used: a SQLite ledger demo/v4flash.db
-# with one API key, created on the first run and kept in demo/api-key.txt.
+# with one API key, created on the first run and kept in demo/api-key.txt, and a console account with
+# credit whose sign-in is kept in demo/login.txt (sign-up is open in the demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
@@ -37,12 +38,25 @@ fi
 if [ "$have_auth" = 0 ]; then
   mkdir -p demo
   if [ ! -s demo/api-key.txt ] || [ ! -f demo/v4flash.db ]; then
-    rm -f demo/v4flash.db demo/v4flash.db-wal demo/v4flash.db-shm
+    rm -f demo/v4flash.db demo/v4flash.db-wal demo/v4flash.db-shm demo/login.txt
     ( umask 077; "$BIN" keys create --db demo/v4flash.db --name demo --json |
       sed -n 's/.*"key" *: *"\([^"]*\)".*/\1/p' > demo/api-key.txt )
   fi
+  # A console account with credit; its sign-in is kept in demo/login.txt (only this user can read it).
+  if [ ! -s demo/login.txt ]; then
+    password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+    echo "$password" | "$BIN" accounts create --db demo/v4flash.db --email demo@v4flash.local --password-stdin \
+      --credit 10 --admin >/dev/null
+    ( umask 077; printf 'email: demo@v4flash.local\npassword: %s\n' "$password" > demo/login.txt )
+  fi
   echo "run: ledger demo/v4flash.db; API key (also in demo/api-key.txt): $(cat demo/api-key.txt)"
-  args+=(--db demo/v4flash.db)
+  args+=(--db demo/v4flash.db --signup open --signup-credit 1)
 fi
 [ "$have_port" = 1 ] || args+=(--port "${PORT:-8000}")
+if [ "$have_auth" = 0 ]; then
+  port=${PORT:-8000}
+  for ((i = 0; i < ${#args[@]}; i++)); do [ "${args[$i]}" = --port ] && port=${args[$((i + 1))]}; done
+  echo "run: web console http://127.0.0.1:$port/dashboard  sign in with demo/login.txt:"
+  sed 's/^/       /' demo/login.txt
+fi
 exec "$BIN" serve "${args[@]}"

@@ -6,9 +6,10 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git ccache
   libgtest-dev libgmock-dev libbenchmark-dev
   libboost1.81-dev libboost-json1.81-dev
-  libpcre2-dev libsqlite3-dev libssl-dev libfmt-dev libspdlog-dev libpq-dev
+  libpcre2-dev libsqlite3-dev libssl-dev libfmt-dev libspdlog-dev libpq-dev libsodium-dev
   curl python3-numpy
   postgresql clang-14 libclang-rt-14-dev
+  chromium
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -83,6 +83,7 @@ void AccountsGate::record(const UsageRecord& r) {
     e.output_tokens = r.usage.completion_tokens;
     e.reasoning_tokens = r.usage.reasoning_tokens;
     e.status = r.status;
+    e.source = r.source;
     e.started_at_ms = r.started_at_ms;
     e.first_token_at_ms = r.first_token_at_ms;
     e.ended_at_ms = r.ended_at_ms;

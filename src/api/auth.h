@@ -21,6 +21,7 @@ struct Principal {
   // belong to accounts). The operator (or everyone, with auth off) is no tenant: not capped, and
   // its cache entries live in the shared namespace.
   std::string tenant() const { return is_operator ? std::string() : key_id; }
+  std::string source = "api";  // "playground": a console user's request (billed the same way)
 };
 
 struct AdmissionInfo {
@@ -57,6 +58,7 @@ struct UsageRecord {
   Dialect dialect = Dialect::chat;
   Usage usage;
   std::string status;  // completed | length | stop | cancelled | failed
+  std::string source = "api";  // the Principal's source
   int64_t started_at_ms = 0, first_token_at_ms = 0, ended_at_ms = 0;
 };
 

@@ -48,7 +48,7 @@ struct Watch {
 };
 constexpr size_t kMaxPipelined = size_t(64) << 10;
 
-enum class RouteId { health, models, model, metrics, usage, chat, responses, messages, count_tokens };
+enum class RouteId { health, models, model, metrics, usage, chat, responses, messages, count_tokens, web };
 
 struct Route {
   RouteId id;
@@ -87,6 +87,27 @@ std::string presented_secret(const http::fields& h) {
   }
   auto x = h["x-api-key"];
   return std::string(x.data(), x.size());
+}
+
+// The console's view of a request (head fields, lower-case names); the body is added once read.
+WebRequest web_request(const http::request_header<>& h, const std::string& path, const std::string& client) {
+  WebRequest w;
+  w.method = std::string(h.method_string());
+  w.target = std::string(h.target());
+  w.path = path;
+  for (const auto& f : h) {
+    std::string name(f.name_string());
+    for (auto& c : name) c = char(std::tolower(static_cast<unsigned char>(c)));
+    w.headers[name] = std::string(f.value());
+  }
+  w.client = client;
+  return w;
+}
+
+std::string peer_address(const beast::tcp_stream& stream) {
+  boost::system::error_code ec;
+  auto peer = stream.socket().remote_endpoint(ec);
+  return ec ? std::string() : peer.address().to_string();
 }
 
 ApiError bad_framing(const std::string& message, const char* code) {
@@ -218,6 +239,17 @@ struct HttpServer::Impl {
     return text_response(status, json::serialize(body), "application/json", version, keep_alive, request_id);
   }
 
+  // A console page or console API answer: its own headers (content type, caching, CSP, cookies).
+  static http::response<http::string_body> web_response(WebResponse w, unsigned version, bool keep_alive) {
+    http::response<http::string_body> res{http::status(w.status), version};
+    res.set(http::field::server, "v4flash");
+    for (auto& [name, value] : w.headers) res.insert(name, value);
+    res.body() = std::move(w.body);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    return res;
+  }
+
   http::response<http::string_body> error_response(Dialect dialect, const ApiError& e, unsigned version, bool keep_alive,
                                                    const std::string& request_id) {
     auto res = json_response(http::status(e.status), render_error(dialect, e, request_id), version, keep_alive, request_id);
@@ -291,7 +323,7 @@ struct HttpServer::Impl {
     std::optional<Admitted> admitted;
     std::optional<ApiError> refusal;
     try {
-      admitted = check_head(parser, path);
+      admitted = check_head(parser, path, peer_address(*stream));
     } catch (const ApiError& e) {
       refusal = e;
     }
@@ -347,13 +379,18 @@ struct HttpServer::Impl {
   }
 
   // Everything decided from the head alone, before a byte of the body is read.
-  Admitted check_head(const http::request_parser<http::string_body>& parser, const std::string& path) {
+  Admitted check_head(const http::request_parser<http::string_body>& parser, const std::string& path,
+                      const std::string& client) {
     const auto& h = parser.get().base();
     check_framing(h);
+    // The console's pages and its own JSON routes: public or signed in by session (checked by the
+    // console itself, CSRF included), under the same framing rules, body limit and budget.
+    if (options.web && options.web->serves(path))
+      return {Route{RouteId::web, h.method(), true}, Principal{}, reserve_body(parser, Dialect::chat)};
     auto route = find_route(path);
     Principal who;
     // Unknown paths too: an anonymous caller learns nothing about which routes exist.
-    if (!route || !route->open) who = service.authenticate(presented_secret(h));
+    if (!route || !route->open) who = authenticate(h, path, route, client);
     if (!route)
       throw ApiError(404, "not_found_error", "no route for " + std::string(h.method_string()) + " " + path, "",
                      "unknown_route");
@@ -366,6 +403,16 @@ struct HttpServer::Impl {
       throw ApiError(403, "permission_error", path + " is for operator keys only", "", "operator_only");
     if (route->method == http::verb::post) service.precheck(who);
     return {*route, who, reserve_body(parser, dialect_for_path(path))};
+  }
+
+  // A key, or for a keyless chat completion a signed-in console user (session cookie and CSRF
+  // header: both in the head, so this too comes before the body).
+  Principal authenticate(const http::request_header<>& h, const std::string& path, const std::optional<Route>& route,
+                         const std::string& client) {
+    std::string secret = presented_secret(h);
+    if (secret.empty() && options.web && route && route->id == RouteId::chat)
+      if (auto session = options.web->session_principal(web_request(h, path, client))) return *session;
+    return service.authenticate(secret);
   }
 
   std::shared_ptr<BodyHold> reserve_body(const http::request_parser<http::string_body>& parser, Dialect dialect) {
@@ -441,7 +488,12 @@ struct HttpServer::Impl {
     std::optional<PreparedRequest> prepared;
     // (no co_await inside a catch handler: a coroutine cannot suspend there)
     try {
-      if (route.method == http::verb::get) {
+      if (route.id == RouteId::web) {
+        WebRequest w = web_request(req.base(), path, peer_address(*stream));
+        w.body = std::move(req.body());
+        // On the work pool: sign-in hashes a password (Argon2id), too slow for an I/O thread.
+        reply = co_await on_work_pool(dialect, [&] { return web_response(options.web->handle(w), version, keep_alive); });
+      } else if (route.method == http::verb::get) {
         reply = respond_get(route.id, path, who, version, keep_alive, request_id);
       } else if (route.id == RouteId::count_tokens) {
         auto counted = co_await on_work_pool(dialect, [&] { return service.count_tokens(req.body(), who); });

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "api/service.h"
+#include "api/web.h"
 
 namespace v4::api {
 
@@ -36,6 +37,7 @@ struct ServerOptions {
   int work_queue = 64;                            // requests waiting for a work thread; 503 above
   std::chrono::milliseconds accept_backoff{100};  // accept pause when out of file descriptors (EMFILE)
   std::chrono::milliseconds entitlement_interval{500};  // revoked keys / zero credit stop running requests
+  std::shared_ptr<WebRoutes> web;                 // the console's pages and session users (optional)
 };
 
 class HttpServer {

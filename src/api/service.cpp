@@ -312,6 +312,7 @@ std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Pr
   g->parser_ = std::make_unique<text::CompletionParser>(po);
   g->record_.request_id = p.meta.id;
   g->record_.key_id = who.key_id;
+  g->record_.source = who.source;
   g->record_.model = p.req.model;
   g->record_.dialect = p.req.dialect;
   g->record_.started_at_ms = now_ms();

@@ -1,6 +1,7 @@
 // `v4flash keys`: API key management on the accounts database (SQLite path or postgresql:// URL).
-//   keys create --db DB [--name N] [--credit USD] [--rpm N] [--tpm N] [--json]
-//       prints the secret once (--json: {"id": ..., "key": ...}); no --credit = unlimited
+//   keys create --db DB [--name N] [--credit USD] [--rpm N] [--tpm N] [--account EMAIL] [--json]
+//       prints the secret once (--json: {"id": ..., "key": ...}); no --credit = unlimited; without
+//       --account the key belongs to the built-in "default" account (unlimited: the key's own credit rules)
 //   keys list --db DB [--json]
 //   keys revoke ID --db DB
 //   keys set-credit ID --credit USD|unlimited --db DB
@@ -19,7 +20,7 @@ namespace v4::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: v4flash keys create --db DB [--name N] [--credit USD] [--rpm N] [--tpm N] [--json]\n"
+    "usage: v4flash keys create --db DB [--name N] [--credit USD] [--rpm N] [--tpm N] [--account EMAIL] [--json]\n"
     "       v4flash keys list --db DB [--json]\n"
     "       v4flash keys revoke ID --db DB\n"
     "       v4flash keys set-credit ID --credit USD|unlimited --db DB\n"
@@ -76,7 +77,7 @@ int keys_main(const Args& args) {
   }
   const std::string& action = pos[0];
   if (action == "create") {
-    p.check_known({"db", "name", "credit", "rpm", "tpm"}, {"json"});
+    p.check_known({"db", "name", "credit", "rpm", "tpm", "account"}, {"json"});
     if (pos.size() != 1) throw std::invalid_argument("keys create takes no positional arguments");
     product::KeyOptions options;
     options.name = p.value_or("name", "");
@@ -84,6 +85,11 @@ int keys_main(const Args& args) {
     if (auto r = p.value("rpm")) options.rpm_limit = parse_limit("rpm", *r);
     if (auto t = p.value("tpm")) options.tpm_limit = parse_limit("tpm", *t);
     auto accounts = product::Accounts::open(require_db(p));
+    if (auto email = p.value("account")) {
+      auto owner = accounts->find_account_by_email(*email);
+      if (!owner) throw std::invalid_argument("--account: no account with email '" + *email + "'");
+      options.account_id = owner->id;
+    }
     auto created = accounts->create_key(options);
     if (p.flag("json")) {
       boost::json::object o{{"id", created.info.id}, {"key", created.secret}, {"name", created.info.name}};

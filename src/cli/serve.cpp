@@ -15,6 +15,7 @@
 #include "api/service.h"
 #include "cli/command.h"
 #include "cli/serve.h"
+#include "console/console.h"
 #include "core/checkpoint.h"
 #include "core/config.h"
 #include "model/model.h"
@@ -41,7 +42,10 @@ constexpr const char* kUsage =
     "        the disk tier serves the shared namespace only).\n"
     "  --rates FILE: rate cards (JSON, see src/product/rate_card.h) instead of the product sheet's prices.\n"
     "  --cache-dir DIR: keep prefix-cache snapshots on disk under DIR too (they survive restarts and outgrow\n"
-    "        memory; hits are billed as cached tokens); --cache-disk-bytes N bounds them (default 64 GiB).\n";
+    "        memory; hits are billed as cached tokens); --cache-disk-bytes N bounds them (default 64 GiB).\n"
+    "  --signup open|closed: with --db, whether anyone may create a console account (default closed;\n"
+    "        operators create accounts with `v4flash accounts create`). --signup-credit USD: credit of such\n"
+    "        an account (default 0).\n";
 
 std::vector<std::string> split_keys(const std::string& s) {
   std::vector<std::string> out;
@@ -69,7 +73,7 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
   }
   std::vector<std::string> options = {"model", "host", "port", "api-key", "db", "rates", "threads", "tokenizer",
                                       "io-threads", "max-body-bytes", "max-running", "cache-dir", "cache-disk-bytes",
-                                      "max-running-per-key", "max-connections"};
+                                      "max-running-per-key", "max-connections", "signup", "signup-credit"};
   std::vector<std::string> flags = {"shared-prefix-cache", "help"};
   options.insert(options.end(), hooks.options.begin(), hooks.options.end());
   flags.insert(flags.end(), hooks.flags.begin(), hooks.flags.end());
@@ -140,10 +144,15 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
   }
   auto rates_file = args.value("rates");
   if (rates_file && !args.value("db")) throw std::invalid_argument("--rates needs --db (the ledger it prices)");
+  std::shared_ptr<product::Accounts> accounts;
+  const std::string signup = args.value_or("signup", "closed");
+  if (signup != "open" && signup != "closed") throw std::invalid_argument("--signup must be open or closed");
+  if ((args.value("signup") || args.value("signup-credit")) && !args.value("db"))
+    throw std::invalid_argument("--signup needs --db (console accounts live in the database)");
   if (auto db = args.value("db")) {
     auto rates = rates_file ? product::RateCards::from_file(*rates_file) : product::RateCards::defaults();
-    auto gate = std::make_shared<api::AccountsGate>(
-        std::shared_ptr<product::Accounts>(product::Accounts::open(*db, std::move(rates))), static_keys);
+    accounts = product::Accounts::open(*db, std::move(rates));
+    auto gate = std::make_shared<api::AccountsGate>(accounts, static_keys);
     auth = gate;
     usage = gate;
     spdlog::info("managed keys and usage ledger: {}", *db);
@@ -157,6 +166,16 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
   api::ServiceOptions svc;
   svc.shared_prefix_cache = args.flag("shared-prefix-cache");
   api::ApiService service(*engine, tokenizer, auth, usage, svc);
+  if (accounts) {
+    console::ConsoleOptions co;
+    co.signup_open = signup == "open";
+    co.signup_credit = product::parse_usd(args.value_or("signup-credit", "0"));
+    if (co.signup_credit < 0) throw std::invalid_argument("--signup-credit must not be negative");
+    co.model_ids = svc.catalog.ids;
+    co.context_length = service.context_length();
+    co.max_output_tokens = svc.catalog.max_output_tokens;
+    sopts.web = std::make_shared<console::Console>(accounts, co);
+  }
   api::HttpServer server(service, sopts);
   server.listen();
 
@@ -166,6 +185,9 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
                  "  but the text it generates is meaningless. Point --model at real DeepSeek V4 Flash weights for answers.\n\n");
   std::fprintf(stderr, "v4flash serve: listening on http://%s:%u  (models: deepseek-v4-flash, :variant1, :variant2; context %lld)\n",
                sopts.host.c_str(), unsigned(server.port()), (long long)service.context_length());
+  if (accounts)
+    std::fprintf(stderr, "v4flash serve: web console on http://%s:%u/dashboard  (model page /models/deepseek-v4-flash; sign-up %s)\n",
+                 sopts.host.c_str(), unsigned(server.port()), signup.c_str());
   std::fflush(stderr);
   server.run();
   engine->shutdown();

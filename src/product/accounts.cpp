@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "product/schema.h"
+#include "product/secrets.h"
 #include "product/store.h"
 
 namespace v4::product {
@@ -33,6 +34,8 @@ std::string hex(const unsigned char* data, size_t n) {
   return out;
 }
 
+}  // namespace
+
 std::string random_hex(size_t bytes) {
   std::vector<unsigned char> buf(bytes);
   if (RAND_bytes(buf.data(), int(bytes)) != 1) throw std::runtime_error("OpenSSL RAND_bytes failed");
@@ -44,6 +47,8 @@ std::string sha256_hex(std::string_view text) {
   SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
   return hex(digest, sizeof digest);
 }
+
+namespace {
 
 bool is_hex(std::string_view s) {
   for (char c : s)
@@ -69,7 +74,8 @@ void check_day(const std::optional<std::string>& day, const char* what) {
 }
 
 const char* kKeyColumns =
-    "id, name, credit_nano, spent_nano, rpm_limit, tpm_limit, created_at_ms, revoked_at_ms";
+    "id, name, credit_nano, spent_nano, rpm_limit, tpm_limit, created_at_ms, revoked_at_ms, account_id, "
+    "last_used_at_ms, internal";
 
 KeyInfo key_from_row(const SqlRow& r) {
   KeyInfo k;
@@ -81,6 +87,9 @@ KeyInfo key_from_row(const SqlRow& r) {
   k.tpm_limit = r.integer(5);
   k.created_at_ms = r.integer(6);
   if (!r.is_null(7)) k.revoked_at_ms = r.integer(7);
+  k.account_id = r.text(8);
+  if (!r.is_null(9)) k.last_used_at_ms = r.integer(9);
+  k.internal = r.integer(10) != 0;
   return k;
 }
 
@@ -129,6 +138,7 @@ NewKey Accounts::create_key(const KeyOptions& options) {
   std::lock_guard lock(mutex_);
   NewKey created;
   created.info.name = options.name;
+  created.info.account_id = options.account_id;
   created.info.credit = options.credit;
   created.info.rpm_limit = options.rpm_limit;
   created.info.tpm_limit = options.tpm_limit;
@@ -139,11 +149,13 @@ NewKey Accounts::create_key(const KeyOptions& options) {
     SqlValue credit;  // NULL = unlimited
     if (options.credit) credit = *options.credit;
     int64_t inserted = run_transaction(*store_, [&] {
+      if (store_->query("SELECT id FROM accounts WHERE id = ?", {options.account_id}).empty())
+        throw std::invalid_argument("no account '" + options.account_id + "'");
       return store_->exec(
-          "INSERT INTO api_keys (id, name, secret_sha256, created_at_ms, credit_nano, rpm_limit, tpm_limit) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+          "INSERT INTO api_keys (id, name, secret_sha256, created_at_ms, credit_nano, rpm_limit, tpm_limit, account_id) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
           {created.info.id, options.name, sha256_hex(created.secret), created.info.created_at_ms, credit,
-           options.rpm_limit, options.tpm_limit});
+           options.rpm_limit, options.tpm_limit, options.account_id});
     });
     if (inserted == 1) return created;
     if (attempt > 5) throw std::runtime_error("could not allocate a unique key id");
@@ -195,7 +207,7 @@ std::optional<KeyInfo> Accounts::authenticate(std::string_view presented) {
   auto rows = store_->query(std::string("SELECT ") + kKeyColumns + ", secret_sha256 FROM api_keys WHERE id = ?",
                             {std::string(id)});
   if (rows.empty()) return std::nullopt;
-  std::string stored = rows[0].text(8);
+  std::string stored = rows[0].text(11);
   if (stored.size() != presented_hash.size() ||
       CRYPTO_memcmp(stored.data(), presented_hash.data(), stored.size()) != 0)
     return std::nullopt;
@@ -223,7 +235,7 @@ AdmissionDecision Accounts::admit(const KeyInfo& key, const AdmissionRequest& re
     int64_t now = now_ms();
     // Lock the key row (SQLite: BEGIN IMMEDIATE already holds the write lock) so concurrent
     // admissions of one key see each other's holds.
-    auto rows = store_->query(std::string("SELECT credit_nano, revoked_at_ms, rpm_limit, tpm_limit FROM api_keys "
+    auto rows = store_->query(std::string("SELECT credit_nano, revoked_at_ms, rpm_limit, tpm_limit, account_id FROM api_keys "
                                           "WHERE id = ?") + (postgres ? " FOR UPDATE" : ""),
                               {key.id});
     if (rows.empty() || !rows[0].is_null(1))
@@ -231,8 +243,14 @@ AdmissionDecision Accounts::admit(const KeyInfo& key, const AdmissionRequest& re
     std::optional<Nanodollars> credit;
     if (!rows[0].is_null(0)) credit = rows[0].integer(0);
     int64_t rpm = rows[0].integer(2), tpm = rows[0].integer(3);
+    const std::string account_id = rows[0].text(4);
+    // The account's balance (nullopt = unlimited) is locked with it: all its keys draw on it.
+    auto account = store_->query(std::string("SELECT credit_nano FROM accounts WHERE id = ?") + (postgres ? " FOR UPDATE" : ""),
+                                 {account_id});
+    std::optional<Nanodollars> balance;
+    if (!account.empty() && !account[0].is_null(0)) balance = account[0].integer(0);
 
-    if (credit && *credit <= 0)
+    if ((credit && *credit <= 0) || (balance && *balance <= 0))
       return reject(Admission::insufficient_balance, 402, "credit", "Insufficient Balance");
     // The worst case must be covered: a request may never take the balance below zero.
     if (credit && *credit < hold)
@@ -240,6 +258,11 @@ AdmissionDecision Accounts::admit(const KeyInfo& key, const AdmissionRequest& re
                     "Insufficient Balance: this request may cost up to $" + format_usd(hold) +
                         " (its prompt uncached plus max_tokens of output), the balance is $" + format_usd(*credit) +
                         "; lower max_tokens or add credit");
+    if (balance && *balance < hold)
+      return reject(Admission::insufficient_balance, 402, "credit",
+                    "Insufficient Balance: this request may cost up to $" + format_usd(hold) +
+                        " (its prompt uncached plus max_tokens of output), the account's balance is $" +
+                        format_usd(*balance) + "; lower max_tokens or add credit");
 
     store_->exec("DELETE FROM admissions WHERE key_id = ? AND admitted_at_ms < ? AND (settled = 1 OR admitted_at_ms < ?)",
                  {key.id, now - kAdmissionKeepMs, now - hold_ttl_ms_});
@@ -248,6 +271,15 @@ AdmissionDecision Accounts::admit(const KeyInfo& key, const AdmissionRequest& re
       return reject(Admission::duplicate_request, 409, "request_id",
                     "Request id '" + request.request_id + "' was already used");
 
+    if (balance) {
+      auto held = store_->query(
+          "SELECT COALESCE(SUM(hold_nano), 0) FROM admissions WHERE settled = 0 AND admitted_at_ms >= ? AND key_id IN "
+          "(SELECT id FROM api_keys WHERE account_id = ?)",
+          {now - hold_ttl_ms_, account_id});
+      if (*balance - held[0].integer(0) < hold)
+        return reject(Admission::rate_limited, 429, "credit_reserved",
+                      "The account's remaining credit is reserved by requests in progress; retry when they finish", 1);
+    }
     if (credit) {
       auto held = store_->query(
           "SELECT COALESCE(SUM(hold_nano), 0) FROM admissions WHERE key_id = ? AND settled = 0 AND admitted_at_ms >= ?",
@@ -297,9 +329,10 @@ AdmissionDecision Accounts::admit(const KeyInfo& key, const AdmissionRequest& re
     store_->exec("INSERT INTO admissions (request_id, key_id, admitted_at_ms, tokens, hold_nano, settled) "
                  "VALUES (?, ?, ?, ?, ?, ?)",
                  {request.request_id, key.id, now, request.free_of_charge ? int64_t(0) : request.prompt_tokens,
-                  credit ? hold : int64_t(0), int64_t(request.free_of_charge ? 1 : 0)});
+                  credit || balance ? hold : int64_t(0), int64_t(request.free_of_charge ? 1 : 0)});
+    store_->exec("UPDATE api_keys SET last_used_at_ms = ? WHERE id = ?", {now, key.id});
     AdmissionDecision ok;
-    ok.hold = credit ? hold : 0;
+    ok.hold = credit || balance ? hold : 0;
     return ok;
   });
 }
@@ -317,6 +350,8 @@ RecordResult Accounts::record(const LedgerEntry& e) {
   const RateCard* card = rate_cards_.find(e.model);
   if (!card) throw std::invalid_argument("no rate card for model '" + e.model + "'");
   if (e.request_id.empty() || e.key_id.empty()) throw std::invalid_argument("ledger entry needs request and key ids");
+  if (e.source != "api" && e.source != "playground")
+    throw std::invalid_argument("ledger source must be api or playground, got '" + e.source + "'");
   if (e.reasoning_tokens < 0 || e.reasoning_tokens > e.output_tokens)
     throw std::invalid_argument("reasoning tokens must be between 0 and the output tokens");
   Nanodollars cost = cost_of(*card, {e.prompt_cached_tokens, e.prompt_uncached_tokens, e.output_tokens, e.web_search_calls});
@@ -330,12 +365,12 @@ RecordResult Accounts::record(const LedgerEntry& e) {
         "INSERT INTO ledger (request_id, key_id, model, day, prompt_cached_tokens, prompt_uncached_tokens, "
         "output_tokens, reasoning_tokens, web_search_calls, input_rate_nano, cached_input_rate_nano, "
         "output_rate_nano, web_search_rate_nano, cost_nano, status, started_at_ms, first_token_at_ms, ended_at_ms, "
-        "recorded_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "recorded_at_ms, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (request_id) DO NOTHING",
         {e.request_id, e.key_id, e.model, utc_day(ended), e.prompt_cached_tokens, e.prompt_uncached_tokens,
          e.output_tokens, e.reasoning_tokens, e.web_search_calls, card->input_per_token,
          card->cached_input_per_token, card->output_per_token, card->web_search_per_call, cost, e.status,
-         e.started_at_ms, e.first_token_at_ms, ended, now});
+         e.started_at_ms, e.first_token_at_ms, ended, now, e.source});
     if (inserted == 0) {  // already recorded: report the stored row, change nothing
       auto rows = store_->query("SELECT cost_nano FROM ledger WHERE request_id = ?", {e.request_id});
       return {false, rows.at(0).integer(0)};
@@ -344,6 +379,10 @@ RecordResult Accounts::record(const LedgerEntry& e) {
         "UPDATE api_keys SET spent_nano = spent_nano + ?, "
         "credit_nano = CASE WHEN credit_nano IS NULL THEN NULL ELSE credit_nano - ? END WHERE id = ?",
         {cost, cost, e.key_id});
+    store_->exec(
+        "UPDATE accounts SET credit_nano = credit_nano - ? WHERE credit_nano IS NOT NULL AND "
+        "id = (SELECT account_id FROM api_keys WHERE id = ?)",
+        {cost, e.key_id});
     // Settle the admission: its hold ends and the window now counts the real tokens.
     store_->exec("UPDATE admissions SET hold_nano = 0, settled = 1, tokens = ? WHERE request_id = ?",
                  {total_tokens, e.request_id});
@@ -361,6 +400,8 @@ std::vector<UsageRow> Accounts::usage_rows(const UsageQuery& q) {
       "SUM(output_tokens), SUM(reasoning_tokens), SUM(web_search_calls), SUM(cost_nano) FROM ledger WHERE 1 = 1";
   std::vector<SqlValue> params;
   if (q.key_id) sql += " AND key_id = ?", params.emplace_back(*q.key_id);
+  if (q.account_id)
+    sql += " AND key_id IN (SELECT id FROM api_keys WHERE account_id = ?)", params.emplace_back(*q.account_id);
   if (q.since_day) sql += " AND day >= ?", params.emplace_back(*q.since_day);
   if (q.until_day) sql += " AND day <= ?", params.emplace_back(*q.until_day);
   if (q.model) sql += " AND model = ?", params.emplace_back(*q.model);

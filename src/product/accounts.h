@@ -27,9 +27,14 @@ namespace v4::product {
 
 class Store;
 
+inline constexpr const char* kDefaultAccount = "default";  // owner of keys made without an account
+
 struct KeyInfo {
   std::string id;    // public id, also embedded in the secret ("sk-v4f-<id>-<secret>")
   std::string name;
+  std::string account_id = kDefaultAccount;
+  std::optional<int64_t> last_used_at_ms;  // last admitted request
+  bool internal = false;                   // the account's playground key: no usable secret
   std::optional<Nanodollars> credit;  // remaining credit; nullopt = unlimited
   Nanodollars spent = 0;              // total billed so far
   int64_t rpm_limit = 0;              // requests per minute, 0 = unlimited
@@ -41,6 +46,7 @@ struct KeyInfo {
 
 struct KeyOptions {
   std::string name;
+  std::string account_id = kDefaultAccount;
   std::optional<Nanodollars> credit;  // nullopt = unlimited
   int64_t rpm_limit = 0;
   int64_t tpm_limit = 0;
@@ -93,6 +99,7 @@ struct LedgerEntry {
   int64_t reasoning_tokens = 0;
   int64_t web_search_calls = 0;
   std::string status = "completed";
+  std::string source = "api";  // "api" (an API key) or "playground" (the console)
   int64_t started_at_ms = 0;
   int64_t first_token_at_ms = 0;  // 0 when no token was produced
   int64_t ended_at_ms = 0;
@@ -105,6 +112,7 @@ struct RecordResult {
 
 struct UsageQuery {
   std::optional<std::string> key_id;
+  std::optional<std::string> account_id;  // the keys of one account
   std::optional<std::string> since_day;  // "YYYY-MM-DD" (UTC), inclusive
   std::optional<std::string> until_day;  // "YYYY-MM-DD" (UTC), inclusive
   std::optional<std::string> model;
@@ -125,6 +133,42 @@ struct UsageRow {  // one (day, key, model) group
   std::string key_id;
   std::string model;
   UsageTotals totals;
+};
+
+// A console account (email + password): owns keys, credit and, through its keys, ledger rows.
+struct AccountInfo {
+  std::string id;
+  std::string email;
+  bool admin = false;
+  std::optional<Nanodollars> credit;  // nullopt = unlimited (the default account)
+  int64_t created_at_ms = 0;
+};
+
+struct NewSession {
+  std::string token;       // the cookie value; only its SHA-256 is stored
+  std::string csrf_token;  // sent back by the page in X-CSRF-Token on every state change
+  int64_t expires_at_ms = 0;
+};
+
+struct SessionInfo {
+  std::string account_id;
+  std::string csrf_token;
+  int64_t expires_at_ms = 0;
+};
+
+struct SignInResult {
+  enum Outcome { ok, bad_credentials, rate_limited } outcome = bad_credentials;
+  int64_t retry_after_s = 0;  // rate_limited: seconds until another attempt is counted
+  AccountInfo account;        // ok
+  NewSession session;         // ok: a fresh session (never one the client presented)
+};
+
+// One ledger row as the console's request table shows it.
+struct RequestRow {
+  std::string request_id, key_id, key_name, model, status, source;
+  int64_t ended_at_ms = 0;
+  int64_t cached_tokens = 0, uncached_tokens = 0, output_tokens = 0, reasoning_tokens = 0, web_search_calls = 0;
+  Nanodollars cost = 0;
 };
 
 class Accounts {
@@ -157,6 +201,32 @@ class Accounts {
   // for an unknown model or negative counts.
   RecordResult record(const LedgerEntry& entry);
 
+  // Console accounts (accounts_console.cpp). Emails are case-folded; passwords are Argon2id hashes.
+  // create_account throws std::invalid_argument for a malformed email, a short password or a taken email.
+  AccountInfo create_account(const std::string& email, const std::string& password,
+                             std::optional<Nanodollars> credit = 0, bool admin = false);
+  std::optional<AccountInfo> find_account(const std::string& account_id);
+  std::optional<AccountInfo> find_account_by_email(const std::string& email);
+  std::vector<AccountInfo> list_accounts();
+  // Adds to the account's credit (an unlimited account stays unlimited). False: no such account.
+  bool add_credit(const std::string& account_id, Nanodollars amount);
+  std::vector<KeyInfo> list_account_keys(const std::string& account_id);  // without the internal key
+  // The account's playground key (created on first use): playground requests are billed through it.
+  KeyInfo playground_key(const std::string& account_id);
+
+  // Sign-in: at most kSignInFailures failed attempts per email and 4x that per client address in
+  // kSignInWindowMs; beyond that, attempts are refused unchecked until the window has room.
+  static constexpr int kSignInFailures = 5;
+  static constexpr int64_t kSignInWindowMs = 15 * 60'000;
+  SignInResult sign_in(const std::string& email, const std::string& password, const std::string& client);
+  NewSession create_session(const std::string& account_id);
+  std::optional<SessionInfo> find_session(const std::string& token);  // nullopt: unknown or expired
+  void end_session(const std::string& token);
+  static constexpr int64_t kSessionTtlMs = 7 * 24 * 3'600'000LL;
+
+  // The newest ledger rows matching the query (at most `limit`), newest first.
+  std::vector<RequestRow> recent_requests(const UsageQuery& query, int limit);
+
   // Reports.
   UsageTotals usage_totals(const UsageQuery& query);
   std::vector<UsageRow> usage_rows(const UsageQuery& query);  // grouped per day, key and model
@@ -181,6 +251,7 @@ class Accounts {
  private:
   Accounts(std::unique_ptr<Store> store, RateCards rate_cards);
   int64_t now_ms() const;
+  std::optional<AccountInfo> account_where(const std::string& column, const std::string& value);
 
   std::mutex mutex_;  // one connection per Accounts: serialise its use
   std::unique_ptr<Store> store_;

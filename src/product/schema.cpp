@@ -77,6 +77,43 @@ $$ BEGIN RAISE EXCEPTION 'ledger rows are immutable'; END; $$;
 CREATE TRIGGER ledger_no_update BEFORE UPDATE OR DELETE ON ledger
 FOR EACH ROW EXECUTE FUNCTION ledger_immutable();
 )sql"},
+      // Console accounts: every key belongs to an account (keys made before accounts existed, and
+      // `keys create` without --account, belong to the built-in "default" account, which has no
+      // password and unlimited credit, so their own per-key credit keeps governing them). Ledger rows
+      // reach their account through their key; `source` says whether a request came from an API key
+      // or from the console's playground. Sessions and sign-in failures live here too, so several
+      // servers sharing one database agree on them.
+      {3,
+       R"sql(
+CREATE TABLE accounts (
+  id TEXT PRIMARY KEY,
+  email TEXT NOT NULL UNIQUE,
+  password_hash TEXT NOT NULL,
+  is_admin INTEGER NOT NULL DEFAULT 0,
+  credit_nano BIGINT,
+  created_at_ms BIGINT NOT NULL
+);
+INSERT INTO accounts (id, email, password_hash, is_admin, credit_nano, created_at_ms)
+  VALUES ('default', 'default', '!', 0, NULL, 0);
+ALTER TABLE api_keys ADD COLUMN account_id TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE api_keys ADD COLUMN last_used_at_ms BIGINT;
+ALTER TABLE api_keys ADD COLUMN internal INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX api_keys_account ON api_keys (account_id);
+ALTER TABLE ledger ADD COLUMN source TEXT NOT NULL DEFAULT 'api';
+CREATE TABLE sessions (
+  token_sha256 TEXT PRIMARY KEY,
+  account_id TEXT NOT NULL REFERENCES accounts(id),
+  csrf_token TEXT NOT NULL,
+  created_at_ms BIGINT NOT NULL,
+  expires_at_ms BIGINT NOT NULL
+);
+CREATE TABLE signin_failures (
+  subject TEXT NOT NULL,
+  at_ms BIGINT NOT NULL
+);
+CREATE INDEX signin_failures_subject ON signin_failures (subject, at_ms);
+)sql",
+       nullptr, nullptr},
   };
   return steps;
 }

@@ -58,8 +58,8 @@ struct UsageRecord {
   Dialect dialect = Dialect::chat;
   Usage usage;
   std::string status;  // completed | length | stop | cancelled | failed
-  std::string source = "api";  // the Principal's source
   int64_t started_at_ms = 0, first_token_at_ms = 0, ended_at_ms = 0;
+  std::string source = "api";  // the Principal's source
 };
 
 class UsageSink {

@@ -61,7 +61,10 @@ std::optional<api::Principal> Console::session_principal(const api::WebRequest& 
       CRYPTO_memcmp(csrf.data(), session->csrf_token.data(), csrf.size()) != 0)
     throw api::ApiError(403, "permission_error", "console requests need the session's X-CSRF-Token header", "",
                         "csrf_token_missing");
-  return api::Principal{.key_id = accounts_->playground_key(session->account_id).id, .source = "playground"};
+  api::Principal who;
+  who.key_id = accounts_->playground_key(session->account_id).id;
+  who.source = "playground";
+  return who;
 }
 
 }  // namespace v4::console

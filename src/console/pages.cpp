@@ -35,7 +35,7 @@ api::WebResponse shell(const std::string& page) {
 
 std::optional<api::WebResponse> page_routes(Context& ctx) {
   const auto& p = ctx.req.path;
-  if (ctx.req.method != "GET" && ctx.req.method != "HEAD") return std::nullopt;
+  if (ctx.req.method != "GET") return std::nullopt;
   if (p.rfind("/assets/", 0) == 0) {
     std::string rest = p.substr(8);
     auto slash = rest.find('/');

@@ -32,24 +32,24 @@ inline constexpr const char* kDefaultAccount = "default";  // owner of keys made
 struct KeyInfo {
   std::string id;    // public id, also embedded in the secret ("sk-v4f-<id>-<secret>")
   std::string name;
-  std::string account_id = kDefaultAccount;
-  std::optional<int64_t> last_used_at_ms;  // last admitted request
-  bool internal = false;                   // the account's playground key: no usable secret
   std::optional<Nanodollars> credit;  // remaining credit; nullopt = unlimited
   Nanodollars spent = 0;              // total billed so far
   int64_t rpm_limit = 0;              // requests per minute, 0 = unlimited
   int64_t tpm_limit = 0;              // tokens (prompt + output) per minute, 0 = unlimited
   int64_t created_at_ms = 0;
   std::optional<int64_t> revoked_at_ms;
+  std::string account_id = kDefaultAccount;
+  std::optional<int64_t> last_used_at_ms;  // last admitted request
+  bool internal = false;                   // the account's playground key: no usable secret
   bool revoked() const { return revoked_at_ms.has_value(); }
 };
 
 struct KeyOptions {
   std::string name;
-  std::string account_id = kDefaultAccount;
   std::optional<Nanodollars> credit;  // nullopt = unlimited
   int64_t rpm_limit = 0;
   int64_t tpm_limit = 0;
+  std::string account_id = kDefaultAccount;
 };
 
 struct NewKey {
@@ -99,10 +99,10 @@ struct LedgerEntry {
   int64_t reasoning_tokens = 0;
   int64_t web_search_calls = 0;
   std::string status = "completed";
-  std::string source = "api";  // "api" (an API key) or "playground" (the console)
   int64_t started_at_ms = 0;
   int64_t first_token_at_ms = 0;  // 0 when no token was produced
   int64_t ended_at_ms = 0;
+  std::string source = "api";  // "api" (an API key) or "playground" (the console)
 };
 
 struct RecordResult {
@@ -112,10 +112,10 @@ struct RecordResult {
 
 struct UsageQuery {
   std::optional<std::string> key_id;
-  std::optional<std::string> account_id;  // the keys of one account
   std::optional<std::string> since_day;  // "YYYY-MM-DD" (UTC), inclusive
   std::optional<std::string> until_day;  // "YYYY-MM-DD" (UTC), inclusive
   std::optional<std::string> model;
+  std::optional<std::string> account_id;  // the keys of one account
 };
 
 struct UsageTotals {

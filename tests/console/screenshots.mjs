@@ -27,7 +27,7 @@ await page.getByTestId('thinking-budget-input').fill('8');
 await page.getByTestId('max-tokens-input').fill('48');
 await page.getByTestId('prompt-input').fill('Explain **continuous batching** in two sentences.');
 await page.getByTestId('send').click();
-await page.waitForFunction(() => document.querySelector('[data-testid="turn-usage"]')?.dataset.costUsd);
+await page.waitForFunction(() => document.querySelector('[data-testid="turn-usage"]')?.dataset.costUsd, null, { timeout: 180_000 });
 
 const other = await ctx.newPage();
 for (const [width, height, tag] of [[1280, 900, 'wide'], [390, 844, 'narrow']]) {

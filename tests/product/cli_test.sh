@@ -47,8 +47,8 @@ $PY - "$db" "$id" <<'PYEOF'
 import sqlite3, sys
 con = sqlite3.connect(sys.argv[1])
 key = sys.argv[2]
-con.execute("INSERT INTO ledger VALUES ('r1',?,'deepseek-v4-flash','2026-05-28',500,1000,200,50,2,140,140,280,13000000,26266000,'completed',1,2,3,4)", (key,))
-con.execute("INSERT INTO ledger VALUES ('r2',?,'deepseek-v4-flash:variant2','2026-05-29',100,10,30,0,0,138,28,275,10000000,12430,'cancelled',1,2,3,4)", (key,))
+con.execute("INSERT INTO ledger VALUES ('r1',?,'deepseek-v4-flash','2026-05-28',500,1000,200,50,2,140,140,280,13000000,26266000,'completed',1,2,3,4,'api')", (key,))
+con.execute("INSERT INTO ledger VALUES ('r2',?,'deepseek-v4-flash:variant2','2026-05-29',100,10,30,0,0,138,28,275,10000000,12430,'cancelled',1,2,3,4,'api')", (key,))
 con.commit()
 PYEOF
 u=$("$V4" usage --db "$db" --json)

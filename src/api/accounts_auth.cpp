@@ -6,7 +6,15 @@ namespace v4::api {
 
 namespace {
 constexpr const char* kOperator = "static";
+
+// The key's own credit and its account's balance (all the account's keys draw on it): either used
+// up refuses a request before its body, and stops one that runs.
+bool has_credit(product::Accounts& accounts, const product::KeyInfo& key) {
+  if (key.credit && *key.credit <= 0) return false;
+  auto account = accounts.find_account(key.account_id);
+  return !account || !account->credit || *account->credit > 0;
 }
+}  // namespace
 
 AccountsGate::AccountsGate(std::shared_ptr<product::Accounts> accounts, std::vector<std::string> static_keys)
     : accounts_(std::move(accounts)), static_(static_keys), has_static_(!static_keys.empty()) {}
@@ -48,14 +56,14 @@ void AccountsGate::precheck(const Principal& who) {
   if (who.is_operator) return;
   auto key = accounts_->find_key(who.key_id);
   if (!key || key->revoked()) throw ApiError(401, "authentication_error", "the API key was revoked", "", "invalid_api_key");
-  if (key->credit && *key->credit <= 0) throw ApiError(402, "insufficient_balance", "Insufficient Balance", "", "credit");
+  if (!has_credit(*accounts_, *key)) throw ApiError(402, "insufficient_balance", "Insufficient Balance", "", "credit");
 }
 
 bool AccountsGate::entitled(const Principal& who) {
   if (who.is_operator) return true;
   try {
     auto key = accounts_->find_key(who.key_id);
-    return key && !key->revoked() && (!key->credit || *key->credit > 0);
+    return key && !key->revoked() && has_credit(*accounts_, *key);
   } catch (const std::exception& e) {
     spdlog::warn("ledger: entitlement check of {} failed: {}", who.key_id, e.what());
     return true;  // a database hiccup does not stop paid work; admission already reserved its cost

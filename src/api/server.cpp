@@ -169,6 +169,7 @@ struct Admitted {
   Route route;
   Principal who;
   std::shared_ptr<BodyHold> body;
+  size_t body_limit = 0;  // 413 above this
 };
 
 int default_max_connections() {
@@ -335,7 +336,7 @@ struct HttpServer::Impl {
                       patient ? std::chrono::seconds(5) : std::chrono::seconds(2));
       co_return false;
     }
-    parser.body_limit(options.body_limit);  // for chunked bodies, whose length is known only as they arrive
+    parser.body_limit(admitted->body_limit);  // for chunked bodies, whose length is known only as they arrive
     if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
       // Only now, authenticated and within limits, does the client send the body.
       http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
@@ -346,7 +347,7 @@ struct HttpServer::Impl {
       if (ec == http::error::body_limit)
         co_await refuse(stream, dialect_for_path(path),
                         ApiError(413, "invalid_request_error",
-                                 "request body exceeds the limit of " + std::to_string(options.body_limit) + " bytes",
+                                 "request body exceeds the limit of " + std::to_string(admitted->body_limit) + " bytes",
                                  "", "request_too_large"),
                         size_t(256) << 20, std::chrono::seconds(5));
       else if (!quiet_end(ec))
@@ -385,8 +386,11 @@ struct HttpServer::Impl {
     check_framing(h);
     // The console's pages and its own JSON routes: public or signed in by session (checked by the
     // console itself, CSRF included), under the same framing rules, body limit and budget.
-    if (options.web && options.web->serves(path))
-      return {Route{RouteId::web, h.method(), true}, Principal{}, reserve_body(parser, Dialect::chat)};
+    // Open to anyone, so only small bodies (forms and JSON of a few fields).
+    if (options.web && options.web->serves(path)) {
+      const size_t limit = std::min(options.body_limit, options.web->body_limit());
+      return {Route{RouteId::web, h.method(), true}, Principal{}, reserve_body(parser, Dialect::chat, limit), limit};
+    }
     auto route = find_route(path);
     Principal who;
     // Unknown paths too: an anonymous caller learns nothing about which routes exist.
@@ -402,7 +406,7 @@ struct HttpServer::Impl {
     if (route->operator_only && !who.is_operator)
       throw ApiError(403, "permission_error", path + " is for operator keys only", "", "operator_only");
     if (route->method == http::verb::post) service.precheck(who);
-    return {*route, who, reserve_body(parser, dialect_for_path(path))};
+    return {*route, who, reserve_body(parser, dialect_for_path(path), options.body_limit), options.body_limit};
   }
 
   // A key, or for a keyless chat completion a signed-in console user (session cookie and CSRF
@@ -415,12 +419,12 @@ struct HttpServer::Impl {
     return service.authenticate(secret);
   }
 
-  std::shared_ptr<BodyHold> reserve_body(const http::request_parser<http::string_body>& parser, Dialect dialect) {
-    const uint64_t n = parser.chunked() ? options.body_limit : parser.content_length().value_or(0);
-    if (n > options.body_limit)
-      throw ApiError(413, "invalid_request_error",
-                     "request body exceeds the limit of " + std::to_string(options.body_limit) + " bytes", "",
-                     "request_too_large");
+  std::shared_ptr<BodyHold> reserve_body(const http::request_parser<http::string_body>& parser, Dialect dialect,
+                                         size_t limit) {
+    const uint64_t n = parser.chunked() ? limit : parser.content_length().value_or(0);
+    if (n > limit)
+      throw ApiError(413, "invalid_request_error", "request body exceeds the limit of " + std::to_string(limit) + " bytes",
+                     "", "request_too_large");
     if (n == 0) return std::make_shared<BodyHold>();
     if (body_bytes.fetch_add(n) + n > options.body_budget) {
       body_bytes.fetch_sub(n);

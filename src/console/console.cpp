@@ -9,7 +9,6 @@
 namespace v4::console {
 
 namespace {
-constexpr size_t kMaxConsoleBody = 64 * 1024;
 
 Context make_context(const api::WebRequest& req, product::Accounts& accounts, const ConsoleOptions& options) {
   Context ctx{req, accounts, options, std::nullopt, cookie_value(req, kSessionCookie)};
@@ -29,7 +28,7 @@ bool Console::serves(const std::string& path) const {
 
 api::WebResponse Console::handle(const api::WebRequest& req) {
   try {
-    if (req.body.size() > kMaxConsoleBody) throw ConsoleError(413, "invalid_request_error", "request body too large");
+    if (req.body.size() > body_limit()) throw ConsoleError(413, "invalid_request_error", "request body too large");
     Context ctx = make_context(req, *accounts_, options_);
     if (auto r = session_routes(ctx)) return *r;
     if (auto r = dashboard_routes(ctx)) return *r;

@@ -258,6 +258,57 @@ TEST(Security, UnknownPathsAnswer401BeforeAuthentication) {
   EXPECT_EQ(status_of(s.exchange(get("/v1/secret-admin", "sk-test"))), 404);
 }
 
+// The console's seam (src/api/web.h) under the same rules: its open routes take small bodies only
+// (413 from the head, no "100 Continue"), and a keyless chat completion is signed in by session
+// cookie and CSRF header from the head, before its body, like a key.
+TEST(Security, ConsoleRoutesTakeSmallBodiesAndSessionsAuthenticateBeforeTheBody) {
+  struct Web : WebRoutes {
+    std::atomic<int> handled{0};
+    bool serves(const std::string& path) const override { return path.starts_with("/console/"); }
+    WebResponse handle(const WebRequest& r) override {
+      ++handled;
+      return {200, {{"content-type", "text/plain"}}, "console:" + r.body};
+    }
+    std::optional<Principal> session_principal(const WebRequest& r) override {
+      if (r.header("cookie") != "s=good") return std::nullopt;
+      if (r.header("x-csrf-token") != "t") throw ApiError(403, "permission_error", "no CSRF token", "", "csrf");
+      return Principal{.key_id = "static", .source = "playground"};
+    }
+  };
+  auto web = std::make_shared<Web>();
+  ServerOptions so;
+  so.web = web;
+  Server s(static_key(), std::make_shared<MemoryUsageSink>(), so);
+  std::string small = s.exchange("POST /console/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+  EXPECT_EQ(status_of(small), 200) << small;
+  EXPECT_EQ(body_of(small), "console:hello");
+  Raw big(s.port());
+  big.send("POST /console/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\nExpect: 100-continue\r\n\r\n");
+  std::string got = big.read(5s);
+  EXPECT_EQ(status_of(got), 413) << got;
+  EXPECT_EQ(got.find("100 Continue"), std::string::npos);
+  EXPECT_EQ(web->handled.load(), 1);
+  // Strict HTTP holds there too.
+  EXPECT_EQ(status_of(s.exchange("GET /console/x HTTP/1.1\r\nConnection: close\r\n\r\n")), 400);
+
+  const std::string head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n";
+  Raw no_csrf(s.port());
+  no_csrf.send(head + "Cookie: s=good\r\n\r\n");
+  got = no_csrf.read(5s);
+  EXPECT_EQ(status_of(got), 403) << got;
+  EXPECT_EQ(got.find("100 Continue"), std::string::npos);
+  Raw no_session(s.port());
+  no_session.send(head + "Cookie: s=bad\r\nX-CSRF-Token: t\r\n\r\n");
+  EXPECT_EQ(status_of(no_session.read(5s)), 401);
+  Raw signed_in(s.port());
+  signed_in.send(head + "Cookie: s=good\r\nX-CSRF-Token: t\r\n\r\n");
+  EXPECT_EQ(status_of(signed_in.read(5s, "\r\n\r\n")), 100);
+  // Only the chat endpoint takes a session; elsewhere the cookie is no key.
+  EXPECT_EQ(status_of(s.exchange("GET /v1/models HTTP/1.1\r\nHost: x\r\nCookie: s=good\r\nX-CSRF-Token: t\r\n"
+                                 "Connection: close\r\n\r\n")),
+            401);
+}
+
 // Expect: 100-continue was answered before authentication, inviting the body.
 TEST(Security, RefusedBeforeTheBodyWithoutContinueAndTheConnectionCloses) {
   Server s(static_key(), std::make_shared<MemoryUsageSink>());

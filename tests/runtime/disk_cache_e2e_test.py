@@ -131,11 +131,16 @@ def cached(res):
 
 
 def ledger_cached(db, request_id):
-    con = sqlite3.connect(db)
-    row = con.execute("SELECT prompt_cached_tokens, prompt_uncached_tokens FROM ledger WHERE request_id = ?",
-                      (request_id,)).fetchone()
-    con.close()
-    return row
+    # The ledger row is settled after the response is sent: wait for it (bounded).
+    for _ in range(100):
+        con = sqlite3.connect(db)
+        row = con.execute("SELECT prompt_cached_tokens, prompt_uncached_tokens FROM ledger WHERE request_id = ?",
+                          (request_id,)).fetchone()
+        con.close()
+        if row is not None:
+            return row
+        time.sleep(0.05)
+    return None
 
 
 def snapshots(cache_dir):

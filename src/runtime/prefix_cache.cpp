@@ -3,17 +3,9 @@
 #include <algorithm>
 #include <stdexcept>
 
-namespace v4::runtime {
+#include "runtime/content_hash.h"
 
-namespace {
-uint64_t mix(uint64_t h, uint64_t v) {
-  h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
-  h ^= h >> 33;
-  h *= 0xFF51AFD7ED558CCDull;
-  h ^= h >> 33;
-  return h;
-}
-}  // namespace
+namespace v4::runtime {
 
 PrefixCache::PrefixCache(int64_t block_tokens, int64_t budget_bytes)
     : block_tokens_(block_tokens), budget_bytes_(budget_bytes) {
@@ -25,11 +17,11 @@ std::vector<uint64_t> PrefixCache::chain_keys(std::span<const int32_t> tokens, i
   std::vector<uint64_t> keys;
   keys.reserve(size_t(blocks));
   uint64_t h = 0x243F6A8885A308D3ull;
-  for (char c : salt) h = mix(h, uint8_t(c));
-  h = mix(h, salt.size());
+  for (char c : salt) h = hash_mix(h, uint8_t(c));
+  h = hash_mix(h, salt.size());
   for (int64_t b = 0; b < blocks; ++b) {
-    for (int64_t i = b * block_tokens_; i < (b + 1) * block_tokens_; ++i) h = mix(h, uint32_t(tokens[size_t(i)]));
-    h = mix(h, uint64_t(b + 1));  // block end marker
+    for (int64_t i = b * block_tokens_; i < (b + 1) * block_tokens_; ++i) h = hash_mix(h, uint32_t(tokens[size_t(i)]));
+    h = hash_mix(h, uint64_t(b + 1));  // block end marker
     keys.push_back(h);
   }
   return keys;

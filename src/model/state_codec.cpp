@@ -35,6 +35,7 @@ class Reader {
   explicit Reader(std::span<const std::byte> in) : in_(in) {}
   void raw(void* p, size_t n) {
     if (n > in_.size() - at_) throw std::runtime_error("state bytes: truncated");
+    if (n == 0) return;  // an empty vector's data() may be null, which memcpy does not allow
     std::memcpy(p, in_.data() + at_, n);
     at_ += n;
   }

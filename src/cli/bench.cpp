@@ -22,16 +22,13 @@
 #include "cli/command.h"
 #include "core/checkpoint.h"
 #include "core/dtype.h"
+#include "kernels/cpu_features.h"
+#include "kernels/isa.h"
 #include "kernels/linear.h"
+#include "kernels/probes.h"
 #include "kernels/thread_pool.h"
 #include "model/model.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-// GCC 12's AVX-512 headers trip this at inlined intrinsics (_mm512_undefined_*).
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
 
 namespace v4::cli {
 
@@ -77,34 +74,13 @@ std::vector<int> parse_int_list(const std::string& s, const char* what) {
   return out;
 }
 
-// Sum of a float range; the result is used so the loads cannot be removed. With ahead_bytes > 0
-// it also prefetches into L2 that far ahead of the loads (what the decode kernels do); on some
-// machines that reads faster than the hardware prefetcher alone.
-float stream_sum(const float* p, int64_t n, int64_t ahead_bytes) {
-#if defined(__AVX512F__)
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  const int64_t ahead = ahead_bytes / 4;
-  int64_t i = 0;
-  for (; i + 64 <= n; i += 64) {
-    if (ahead > 0 && i + ahead + 64 <= n)
-      for (int line = 0; line < 4; ++line) _mm_prefetch(reinterpret_cast<const char*>(p + i + ahead + 16 * line), _MM_HINT_T1);
-    a0 = _mm512_add_ps(a0, _mm512_loadu_ps(p + i));
-    a1 = _mm512_add_ps(a1, _mm512_loadu_ps(p + i + 16));
-    a2 = _mm512_add_ps(a2, _mm512_loadu_ps(p + i + 32));
-    a3 = _mm512_add_ps(a3, _mm512_loadu_ps(p + i + 48));
-  }
-  float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-  for (; i < n; ++i) s += p[i];
-  return s;
-#else
-  (void)ahead_bytes;
-  float s[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) s[j] += p[i + j];
-  for (; i < n; ++i) s[0] += p[i];
-  return std::accumulate(s, s + 8, 0.0f);
-#endif
+using kernels::stream_sum;
+
+// The CPU and kernel variant a figure was measured on, as JSON members (",\"isa\":...").
+std::string machine_json() {
+  const auto& f = kernels::cpu_features();
+  return std::string(",\"isa\":\"") + kernels::isa_name(kernels::active_isa()) + "\",\"cpu\":\"" +
+         (f.model.empty() ? f.vendor : f.model) + "\",\"cpu_features\":\"" + f.summary() + "\"";
 }
 
 // Read bandwidth in GB/s (1e9 bytes/s) of `threads` threads streaming over `buffer`: each repeat
@@ -324,9 +300,10 @@ int bench_kernels(const Args& args) {
                   (unsigned long long)r.bytes, r.ms.min, r.ms.median, r.gbs_best, r.gbs_median, r.bw_ratio_best,
                   r.bw_ratio_median);
     }
-    std::printf("]}\n");
+    std::printf("]%s}\n", machine_json().c_str());
     return 0;
   }
+  std::printf("%s\n", kernels::isa_report().c_str());
   std::printf("read bandwidth (streaming sums over %llu MiB, best of plain and prefetched, %d repeats):\n", (unsigned long long)buffer_mib, repeats);
   for (const auto& b : bw_rows)
     std::printf("  %d thread%s: best %.2f GB/s, median %.2f GB/s\n", b.threads, b.threads > 1 ? "s" : "", b.gbs.min,
@@ -348,52 +325,22 @@ int bench_kernels(const Args& args) {
 
 // --- model benchmarks -------------------------------------------------------------------------
 
-// Matrix-unit peak of `pool.size()` threads in GFLOP/s, with enough independent accumulators to
-// cover the latency: FP32 FMAs (16 lanes x 2 FLOPs) or, for the quantised path, AVX-512 BF16 dot
-// products (32 products + 32 additions per instruction), the instruction the kernels multiply
-// with. This machine has no AMX, so this is the compute bound prefill is measured against.
-enum class PeakKind { kFp32Fma, kBf16Dot };
+// Matrix-unit peak of `pool.size()` threads in GFLOP/s on the kernel variant in use
+// (kernels/probes.h), with enough independent accumulators to cover the latency: FP32 FMAs or, for
+// the quantised path on avx512bf16, BF16 dot products (32 products + 32 additions per
+// instruction). No AMX kernel exists yet, so this is the compute bound prefill is measured against.
+using kernels::PeakKind;
 
 double measure_peak_gflops(ThreadPool& pool, PeakKind kind) {
-#if defined(__AVX512F__)
   constexpr int64_t kIters = 20'000'000;
-#if !defined(__AVX512BF16__)
-  kind = PeakKind::kFp32Fma;
-#endif
-  std::vector<float> sink(size_t(pool.size()), 0.0f);
+  if (!kernels::peak_available(kind)) kind = PeakKind::fp32_fma;
+  std::vector<double> flops(size_t(pool.size()), 0.0);
   const auto t0 = Clock::now();
   pool.parallel_for(pool.size(), [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      __m512 a[10];
-      for (int k = 0; k < 10; ++k) a[k] = _mm512_set1_ps(1.0f + 0.1f * float(k));
-      const __m512 m = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
-      if (kind == PeakKind::kFp32Fma) {
-        for (int64_t i = 0; i < kIters; ++i)
-#pragma GCC unroll 10
-          for (int k = 0; k < 10; ++k) a[k] = _mm512_fmadd_ps(a[k], m, c);
-      } else {
-#if defined(__AVX512BF16__)
-        const __m512bh w = _mm512_cvtne2ps_pbh(c, c), x = _mm512_cvtne2ps_pbh(m, m);
-        for (int64_t i = 0; i < kIters; ++i)
-#pragma GCC unroll 10
-          for (int k = 0; k < 10; ++k) a[k] = _mm512_dpbf16_ps(a[k], w, x);
-#endif
-      }
-      __m512 s = a[0];
-      for (int k = 1; k < 10; ++k) s = _mm512_add_ps(s, a[k]);
-      sink[size_t(t)] = _mm512_reduce_add_ps(s);
-    }
+    for (int64_t t = b; t < e; ++t) flops[size_t(t)] = kernels::peak_loop(kind, kIters);
   });
   const double secs = seconds_since(t0);
-  volatile float keep = sink[0];
-  (void)keep;
-  const double flops_per_instruction = kind == PeakKind::kFp32Fma ? 32 : 64;
-  return double(pool.size()) * double(kIters) * 10 * flops_per_instruction / secs / 1e9;
-#else
-  (void)pool;
-  (void)kind;
-  return 0.0;
-#endif
+  return std::accumulate(flops.begin(), flops.end(), 0.0) / secs / 1e9;
 }
 
 // What one token costs, from the checkpoint's tensors: every dense weight of the main layers and
@@ -525,12 +472,10 @@ int bench_model(const Args& args, bool decode) {
   std::vector<std::string> json_rows;
   // The quantised path multiplies FP8/FP4 weights with BF16 dot products, the exact path with
   // FP32 FMAs: prefill is measured against the peak of the one it uses.
-#if defined(__AVX512BF16__)
-  const PeakKind peak_kind = o.exact ? PeakKind::kFp32Fma : PeakKind::kBf16Dot;
-#else
-  const PeakKind peak_kind = PeakKind::kFp32Fma;
-#endif
-  const char* peak_name = peak_kind == PeakKind::kBf16Dot ? "bf16_dot" : "fp32_fma";
+  const PeakKind peak_kind =
+      !o.exact && kernels::active_isa() == kernels::Isa::avx512bf16 ? PeakKind::bf16_dot : PeakKind::fp32_fma;
+  const char* peak_name = peak_kind == PeakKind::bf16_dot ? "bf16_dot" : "fp32_fma";
+  if (!o.json) std::printf("%s\n", kernels::isa_report().c_str());
   for (int threads : o.threads) {
     ThreadPool probe(threads);
     double bound = 0;  // GB/s (decode) or GFLOP/s (prefill), best of repeats
@@ -685,7 +630,7 @@ int bench_model(const Args& args, bool decode) {
                     flops_per_token, gf, bound, peak_name, gf / bound, gf_med / bound);
     }
     std::string row_json(row);
-    row_json.insert(row_json.size() - 1, parts_json);  // before the closing brace
+    row_json.insert(row_json.size() - 1, parts_json + machine_json());  // before the closing brace
     json_rows.push_back(row_json);
     if (!o.json) {
       if (decode)
@@ -697,7 +642,7 @@ int bench_model(const Args& args, bool decode) {
         std::printf("prefill threads %d chunk %lld: %.2f tokens/s (median %.2f), %.2f GFLOP/token, %.1f GFLOP/s of %.1f "
                     "GFLOP/s %s peak = %.4f (median %.4f)\n",
                     threads, (long long)o.tokens, tps_best, tps_median, flops_per_token / 1e9,
-                    flops_per_token * tps_best / 1e9, bound, peak_kind == PeakKind::kBf16Dot ? "BF16 dot-product" : "FP32 FMA",
+                    flops_per_token * tps_best / 1e9, bound, peak_kind == PeakKind::bf16_dot ? "BF16 dot-product" : "FP32 FMA",
                     flops_per_token * tps_best / 1e9 / bound,
                     flops_per_token * tps_median / 1e9 / bound);
       std::printf("  %-6s %-4s %12s %12s %10s %8s %12s %10s %8s\n", "part", "type", "ms/token", "MB/token", "GB/s",

@@ -18,6 +18,7 @@
 #include "console/console.h"
 #include "core/checkpoint.h"
 #include "core/config.h"
+#include "kernels/isa.h"
 #include "model/model.h"
 #include "runtime/cache_identity.h"
 #include "runtime/engine.h"
@@ -111,6 +112,7 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
       throw std::invalid_argument("--model DIR is required");
     }
     auto ckpt = core::Checkpoint::open(*model_dir);
+    spdlog::info("{}", kernels::isa_report());
     model::ModelOptions mo;
     mo.threads = engine_threads;
     std::shared_ptr<model::Model> model = model::Model::load(*ckpt, mo);

@@ -1,5 +1,6 @@
 #pragma once
-// Internal to the kernels layer: FP8 and FP4 weights on AVX-512 BF16 dot products. Weights are
+// Internal to the kernels layer: FP8 and FP4 weights on AVX-512 BF16 dot products (the
+// Isa::avx512bf16 variant, x86/bf16_dot_avx512bf16.cpp; call only when the CPU has it). Weights are
 // decoded to BF16 (exact: every e4m3 and e2m1 value times a power-of-two scale is a BF16 number).
 // Activations are either BF16 numbers already (the reference's FP8 activation quantiser leaves
 // e4m3 values times a power of two) or, for FP8 weights, fp32 values split exactly into three
@@ -18,10 +19,6 @@
 #include "kernels/linear.h"
 
 namespace v4::kernels::bf16dot {
-
-// Whether this build has the instructions (AVX-512 BF16 and VBMI); false means linear() keeps the
-// fp32 path for every input.
-bool available();
 
 // Rows whose scales the BF16 path does not take (an exponent that would leave the BF16 range)
 // are computed by `fallback(row_begin, row_end)` for all n rows of x. It must be deterministic per

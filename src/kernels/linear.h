@@ -28,9 +28,10 @@ class ThreadPool;  // kernels/thread_pool.h
 //  kFp32: any fp32 values.
 //  kBf16Exact: every value is exactly a BF16 number (true after the reference's FP8 activation
 //  quantiser).
-// With AVX-512 BF16 and VBMI, FP8 weights run on BF16 dot products (kernels/bf16_dot.h; fp32 x
-// split into three exact BF16 terms), FP4 weights when x is kBf16Exact; the rest on fp32 FMAs.
-// Each path has its own fixed summation order, so the same call always gives the same bits.
+// On the avx512bf16 variant (kernels/isa.h), FP8 weights run on BF16 dot products
+// (kernels/bf16_dot.h; fp32 x split into three exact BF16 terms), FP4 weights when x is kBf16Exact;
+// the rest on fp32 FMAs (avx512, avx2) or the scalar reference. Each path has its own fixed
+// summation order, so the same call on the same variant always gives the same bits.
 enum class InputKind { kFp32, kBf16Exact };
 
 // out[n, rows] = x[n, cols] . W^T with fp32 accumulation. `pool` may be null (single thread).

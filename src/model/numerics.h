@@ -6,35 +6,14 @@
 #include <cstdint>
 #include <vector>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "kernels/vector_ops.h"
 
 namespace v4::model {
 
-// Dot product in a fixed order (16 interleaved partial sums, then a fixed reduction), so it
-// vectorises without depending on the thread or the batch.
-inline float dot(const float* a, const float* b, int64_t n) {
-  float acc[16] = {};
-  int64_t k = 0;
-  for (; k + 16 <= n; k += 16)
-    for (int l = 0; l < 16; ++l) acc[l] += a[k + l] * b[k + l];
-  for (int l = 0; k < n; ++k, ++l) acc[l] += a[k] * b[k];
-  for (int w = 8; w >= 1; w /= 2)
-    for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
-  return acc[0];
-}
-
-// y[k] = fma(a, x[k], y[k]) for k < n: each element rounded once, so vectorised or not the
-// result is the same.
-inline void axpy(float a, const float* x, float* y, int64_t n) {
-  int64_t k = 0;
-#if defined(__AVX512F__)
-  const __m512 av = _mm512_set1_ps(a);
-  for (; k + 16 <= n; k += 16) _mm512_storeu_ps(y + k, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + k), _mm512_loadu_ps(y + k)));
-#endif
-  for (; k < n; ++k) y[k] = std::fma(a, x[k], y[k]);
-}
+// Dot product in a fixed order and element-wise FMA, on the kernel variant in use; the bits do not
+// depend on the variant, the thread or the batch (kernels/vector_ops.h).
+using kernels::axpy;
+using kernels::dot;
 
 // y = w * x / sqrt(mean(x^2) + eps); w may be null (no weight). In place allowed (y == x).
 void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y);

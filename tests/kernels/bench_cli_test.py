@@ -136,6 +136,29 @@ check(len(pl) == L_ and all("flops_ratio" in r and r["flops_per_token"] > 0 for 
 check(close(sum(r["flops_per_token"] for r in pl) + ph.get("flops_per_token", 0), p["flops_per_token"], rel=1e-6),
       "prefill per-part FLOPs do not add up to the whole")
 
+# --- the kernel variant: named in every bench output, chosen by --isa / V4FLASH_ISA -------------------
+import os
+cpu = json.loads(subprocess.run([exe, "cpu", "--json"], check=True, capture_output=True, text=True).stdout)
+check(cpu["active"] == cpu["best"] and cpu["best"] == cpu["supported"][-1], f"cpu --json: {cpu}")
+for row in (k, d, p):
+    check(row.get("isa") == cpu["active"] and row.get("cpu") == cpu["cpu"], f"bench isa/cpu fields: {row.get('isa')}")
+for isa in cpu["supported"]:
+    env = dict(os.environ, V4FLASH_ISA=isa)
+    out = subprocess.run([exe, "bench", "prefill", "--model", ckpt, "--threads", "1", "--tokens", "4", "--repeats", "1",
+                          "--json"], check=True, capture_output=True, text=True, env=env).stdout
+    row = json.loads(out)
+    check(row.get("isa") == isa, f"V4FLASH_ISA={isa}: bench says {row.get('isa')}")
+    want_peak = "bf16_dot" if isa == "avx512bf16" else "fp32_fma"
+    check(row.get("peak_kind") == want_peak or isa == "scalar", f"{isa}: peak_kind {row.get('peak_kind')}")
+    flag = subprocess.run([exe, "cpu", "--json", "--isa", isa], check=True, capture_output=True, text=True).stdout
+    check(json.loads(flag)["active"] == isa, f"--isa {isa}: {flag}")
+bad = subprocess.run([exe, "cpu", "--isa", "avx9000"], capture_output=True, text=True)
+check(bad.returncode != 0 and "avx512bf16" in bad.stderr, f"--isa avx9000: rc {bad.returncode}, {bad.stderr!r}")
+for isa in ("avx2", "avx512", "avx512bf16"):
+    if isa not in cpu["supported"]:  # an unsupported variant is refused by name, not run
+        r = subprocess.run([exe, "cpu", "--isa", isa], capture_output=True, text=True)
+        check(r.returncode != 0 and "not supported" in r.stderr, f"--isa {isa} on a CPU without it: {r.stderr!r}")
+
 if failures:
     print("FAILED:\n  " + "\n  ".join(failures))
     sys.exit(1)

@@ -1,17 +1,20 @@
-// linear(): the scalar reference against hand-computed values, and the fast path against the
-// reference, batch invariance and thread-count independence.
+// linear(): the scalar reference against hand-computed values, and every fast variant this CPU runs
+// (kernels/isa.h; the others are skipped, visibly) against the reference, batch invariance and
+// thread-count independence within the variant.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <ostream>
 #include <random>
+#include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "core/codecs.h"
-#include "kernels/bf16_dot.h"
 #include "kernels/formats.h"
+#include "kernels/isa.h"
 #include "kernels/linear.h"
 #include "kernels/thread_pool.h"
 
@@ -189,6 +192,22 @@ void PrintTo(const Shape& s, std::ostream* os) {
   *os << core::dtype_name(s.dtype) << " [" << s.rows << ", " << s.cols << "]";
 }
 
+// The variants with their own kernels (scalar is the reference itself).
+const Isa kFastIsas[] = {Isa::avx2, Isa::avx512, Isa::avx512bf16};
+
+// Selects `isa` for the test's scope, or skips the test on a CPU without it.
+#define V4_USE_ISA_OR_SKIP(isa)                                                                   \
+  if (!isa_supported(isa)) GTEST_SKIP() << "this CPU lacks " << isa_name(isa) << " (best: "      \
+                                        << isa_name(best_isa()) << ")";                           \
+  const IsaScope isa_scope(isa)
+
+using IsaShape = std::tuple<Isa, Shape>;
+std::string isa_shape_name(const ::testing::TestParamInfo<IsaShape>& info) {
+  const auto& [isa, s] = info.param;
+  return std::string(isa_name(isa)) + "_" + std::string(core::dtype_name(s.dtype)) + "_" + std::to_string(s.rows) + "x" +
+         std::to_string(s.cols);
+}
+
 // The fast path for `input` against the scalar reference over n_max rows of x: within the
 // summation-order bound, bitwise batch invariant (every n computes row i as in the n_max batch) and
 // independent of the thread count.
@@ -222,25 +241,25 @@ void check_fast_path(const RandomWeight& rw, const std::vector<float>& x, int64_
   }
 }
 
-class LinearFast : public ::testing::TestWithParam<Shape> {};
+class LinearFast : public ::testing::TestWithParam<IsaShape> {};
 
 TEST_P(LinearFast, MatchesReferenceBatchInvariantAndThreadIndependent) {
-  const Shape s = GetParam();
+  const auto& [isa, s] = GetParam();
+  V4_USE_ISA_OR_SKIP(isa);
   RandomWeight rw(s.dtype, s.rows, s.cols, 1234u + uint32_t(s.rows));
   check_fast_path(rw, random_x(21, s.cols, 99), 21, InputKind::kFp32);
 }
 
 INSTANTIATE_TEST_SUITE_P(OddShapes, LinearFast,
-                         ::testing::Values(Shape{DType::F8_E4M3, 200, 300}, Shape{DType::F8_E4M3, 129, 128},
-                                           Shape{DType::F8_E4M3, 3, 77}, Shape{DType::F8_E4M3, 64, 256}, Shape{DType::F8_E4M3, 20, 4100},
-                                           Shape{DType::I8, 37, 96}, Shape{DType::I8, 5, 32},
-                                           Shape{DType::I8, 40, 256}, Shape{DType::I8, 9, 4096}, Shape{DType::BF16, 33, 77},
-                                           Shape{DType::BF16, 16, 128}, Shape{DType::F32, 19, 45},
-                                           Shape{DType::F32, 17, 64}),
-                         [](const ::testing::TestParamInfo<Shape>& info) {
-                           return std::string(core::dtype_name(info.param.dtype)) + "_" +
-                                  std::to_string(info.param.rows) + "x" + std::to_string(info.param.cols);
-                         });
+                         ::testing::Combine(::testing::ValuesIn(kFastIsas),
+                                            ::testing::Values(Shape{DType::F8_E4M3, 200, 300}, Shape{DType::F8_E4M3, 129, 128},
+                                                              Shape{DType::F8_E4M3, 3, 77}, Shape{DType::F8_E4M3, 64, 256},
+                                                              Shape{DType::F8_E4M3, 20, 4100}, Shape{DType::I8, 37, 96},
+                                                              Shape{DType::I8, 5, 32}, Shape{DType::I8, 40, 256},
+                                                              Shape{DType::I8, 9, 4096}, Shape{DType::BF16, 33, 77},
+                                                              Shape{DType::BF16, 16, 128}, Shape{DType::F32, 19, 45},
+                                                              Shape{DType::F32, 17, 64}, Shape{DType::F32, 6, 1030})),
+                         isa_shape_name);
 
 // Activations as the FP8 quantiser leaves them: e4m3 values times a power of two per 128 columns,
 // so every value is exactly a BF16 number.
@@ -261,32 +280,36 @@ std::vector<float> quantised_x(int64_t n, int64_t cols, uint32_t seed) {
   return x;
 }
 
-class LinearBf16Input : public ::testing::TestWithParam<Shape> {};
+class LinearBf16Input : public ::testing::TestWithParam<IsaShape> {};
 
 // The BF16 dot-product path (FP8 / FP4 weights, BF16-exact x): within the summation-order bound of
 // the scalar reference, bitwise batch invariant (decode tiles n <= 4 and matrix panels n > 4 give
 // the same bits) and independent of the thread count. Scales stay in the range the path takes
 // (E8M0 100..127); rows outside it are covered by FallbackRowsMatchReference.
 TEST_P(LinearBf16Input, MatchesReferenceBatchInvariantAndThreadIndependent) {
-  const Shape s = GetParam();
+  const auto& [isa, s] = GetParam();
+  V4_USE_ISA_OR_SKIP(isa);
   RandomWeight rw(s.dtype, s.rows, s.cols, 4321u + uint32_t(s.rows), 100, 127);
   check_fast_path(rw, quantised_x(21, s.cols, 7), 21, InputKind::kBf16Exact);
 }
 
 INSTANTIATE_TEST_SUITE_P(OddShapes, LinearBf16Input,
-                         ::testing::Values(Shape{DType::F8_E4M3, 200, 300}, Shape{DType::F8_E4M3, 129, 128},
-                                           Shape{DType::F8_E4M3, 3, 77}, Shape{DType::F8_E4M3, 64, 256},
-                                           Shape{DType::F8_E4M3, 20, 4100}, Shape{DType::F8_E4M3, 6, 2100},
-                                           Shape{DType::I8, 37, 96}, Shape{DType::I8, 5, 32}, Shape{DType::I8, 40, 256},
-                                           Shape{DType::I8, 9, 4096}, Shape{DType::I8, 7, 2080}),
-                         [](const ::testing::TestParamInfo<Shape>& info) {
-                           return std::string(core::dtype_name(info.param.dtype)) + "_" +
-                                  std::to_string(info.param.rows) + "x" + std::to_string(info.param.cols);
-                         });
+                         ::testing::Combine(::testing::ValuesIn(kFastIsas),
+                                            ::testing::Values(Shape{DType::F8_E4M3, 200, 300}, Shape{DType::F8_E4M3, 129, 128},
+                                                              Shape{DType::F8_E4M3, 3, 77}, Shape{DType::F8_E4M3, 64, 256},
+                                                              Shape{DType::F8_E4M3, 20, 4100}, Shape{DType::F8_E4M3, 6, 2100},
+                                                              Shape{DType::I8, 37, 96}, Shape{DType::I8, 5, 32},
+                                                              Shape{DType::I8, 40, 256}, Shape{DType::I8, 9, 4096},
+                                                              Shape{DType::I8, 7, 2080})),
+                         isa_shape_name);
+
+class LinearIsa : public ::testing::TestWithParam<Isa> {};
+std::string isa_param_name(const ::testing::TestParamInfo<Isa>& info) { return isa_name(info.param); }
 
 // Subnormal e4m3 weights, -0 FP4 codes and the edge scales of the BF16 path decode exactly:
 // hand-made rows whose products are exact in fp32, so the fast result must equal the reference.
-TEST(LinearBf16Input, EdgeCodesAndScalesAreExact) {
+TEST_P(LinearIsa, EdgeCodesAndScalesAreExact) {
+  V4_USE_ISA_OR_SKIP(GetParam());
   // FP8: one row per code 0x00..0xFE except NaNs, each times x = 1 in its own column, block scale
   // 2^(32-127) (the smallest the path takes) and 2^(227-127) (the largest) and 2^0.
   for (uint8_t e : {uint8_t(32), uint8_t(127), uint8_t(227)}) {
@@ -326,12 +349,12 @@ TEST(LinearBf16Input, EdgeCodesAndScalesAreExact) {
   }
 }
 
-// Rows whose scales leave the BF16 path's range are computed by the scalar reference, per 4-row
-// tile (FP4) or 128-row block (FP8), and the other rows are unaffected: same bits for every n.
+// On avx512bf16, rows whose scales leave the BF16 path's range are computed by the scalar
+// reference, per 4-row tile (FP4) or 128-row block (FP8), and the other rows are unaffected: same
+// bits for every n. (The fp32 variants take those scales on their vector path: LinearBf16Input
+// and LinearFast cover them.)
 TEST(LinearBf16Input, FallbackRowsMatchReference) {
-  // Only the BF16 dot-product path has fallback rows; without AVX-512 BF16 the fp32 path takes
-  // these scales itself (LinearFast covers it).
-  if (!bf16dot::available()) GTEST_SKIP() << "this build has no AVX-512 BF16 path";
+  V4_USE_ISA_OR_SKIP(Isa::avx512bf16);
   for (DType t : {DType::F8_E4M3, DType::I8}) {
     const int64_t rows = t == DType::I8 ? 12 : 260, cols = 256;
     RandomWeight rw(t, rows, cols, 77u, 110, 120);
@@ -353,7 +376,8 @@ TEST(LinearBf16Input, FallbackRowsMatchReference) {
   }
 }
 
-TEST(LinearFast, ExtremeScaleExponentsDecodeExactly) {
+TEST_P(LinearIsa, ExtremeScaleExponentsDecodeExactly) {
+  V4_USE_ISA_OR_SKIP(GetParam());
   // A large scale (E8M0 140 = 2^13) takes the vector decode, an extreme one (250 = 2^123, where
   // scale * 2^8 overflows) the scalar decode; both must give the reference's products, including
   // for a subnormal e4m3 weight.
@@ -379,6 +403,8 @@ TEST(LinearFast, ExtremeScaleExponentsDecodeExactly) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Variants, LinearIsa, ::testing::ValuesIn(kFastIsas), isa_param_name);
 
 TEST(Linear, BadInputThrows) {
   float x[64] = {}, out[4];

@@ -1,4 +1,4 @@
-// BF16 dot-product kernels for FP8 / FP4 weights (see bf16_dot.h).
+// BF16 dot-product kernels for FP8 / FP4 weights (see bf16_dot.h): the Isa::avx512bf16 variant.
 //
 // A step of columns is two (FP8: 64 columns) or four (FP4: 128 columns) BF16 vectors of 32 lanes:
 //  FP8: the 64 weight bytes index two 128-entry byte tables (high and low byte of the BF16 value;
@@ -15,30 +15,22 @@
 //       weight.
 // Rows with scales outside the ranges below go to the caller's fallback (never the case in real
 // checkpoints).
-#include "kernels/bf16_dot.h"
+//
+// Compiled for every machine: the instructions are enabled by the target pragma below for this
+// file's own code only (see x86/linear_avx512.cpp for why the includes and the tables come first).
+// linear() calls in here only when the CPU has AVX-512 BF16 and VBMI (kernels/isa.h).
+#include <immintrin.h>
 
 #include <algorithm>
 #include <array>
 #include <cstring>
 #include <stdexcept>
+#include <vector>
 
+#include "kernels/bf16_dot.h"
 #include "kernels/formats.h"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512BF16__) && \
-    defined(__AVX512VBMI__)
-#define V4_BF16DOT 1
-#include <immintrin.h>
-// GCC 12's AVX-512 headers build results from _mm512_undefined_*(): see linear.cpp.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
 namespace v4::kernels::bf16dot {
-
-using core::DType;
-
-#if V4_BF16DOT
-
 namespace {
 
 constexpr int kRowTile = 4;            // weight rows per tile
@@ -80,6 +72,23 @@ const Fp4Table kFp4Table = [] {
   return t;
 }();
 
+}  // namespace
+}  // namespace v4::kernels::bf16dot
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vbmi")
+// GCC 12's AVX-512 headers build results from _mm512_undefined_*(): see x86/linear_avx512.cpp.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#define V4_INLINE inline __attribute__((always_inline))
+
+namespace v4::kernels::bf16dot {
+
+using core::DType;
+
+namespace {
+
 // Scales the BF16 path takes: FP8 block scales 2^-95..2^100 keep quantised activations times the
 // scale normal and finite; FP4 group scales must be normal fp32 numbers (not 0 or NaN).
 bool bytes_within(const uint8_t* p, int64_t count, uint8_t lo, uint8_t hi) {
@@ -102,11 +111,8 @@ constexpr uint8_t kFp4ScaleMin = 1, kFp4ScaleMax = 254;
 
 }  // namespace
 
-bool available() { return true; }
-
 namespace {
 
-#define V4_INLINE inline __attribute__((always_inline))
 
 V4_INLINE __mmask16 float_mask(int64_t valid) {
   return valid >= 16 ? __mmask16(0xFFFF) : valid <= 0 ? __mmask16(0) : __mmask16((1u << valid) - 1);
@@ -562,15 +568,7 @@ void rows(const Input& in, float* out, int64_t row_begin, int64_t row_end, const
   }
 }
 
-#else  // no AVX-512 BF16 / VBMI in this build
-
-bool available() { return false; }
-Input::Input(const Weight& w, const float* x, int64_t n, bool bf16_exact)
-    : w_(w), x_(x), n_(n), terms_(bf16_exact ? 1 : 3), padded_cols_(w.cols) {}
-void rows(const Input&, float*, int64_t row_begin, int64_t row_end, const RowFallback& fallback) {
-  fallback(row_begin, row_end);
-}
-
-#endif
-
 }  // namespace v4::kernels::bf16dot
+
+#undef V4_INLINE
+#pragma GCC pop_options

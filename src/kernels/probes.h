@@ -1,0 +1,30 @@
+#pragma once
+// Machine-limit probes for the benchmarks, on the kernel variant in use (kernels/isa.h), so a
+// bound is measured with the same instructions the kernels run.
+#include <cstdint>
+
+namespace v4::kernels {
+
+// Sum of n floats streamed from p (the read-bandwidth probe); with ahead_bytes > 0 it also
+// prefetches into L2 that far ahead of the loads, as the decode kernels do.
+float stream_sum(const float* p, int64_t n, int64_t ahead_bytes);
+
+// The instruction a matrix peak is measured for: FP32 FMA, or the BF16 dot product the
+// avx512bf16 variant multiplies FP8/FP4 weights with.
+enum class PeakKind { fp32_fma, bf16_dot };
+
+// Whether the variant in use has the instruction.
+bool peak_available(PeakKind kind);
+
+// Runs `iters` rounds of 10 independent instructions of that kind on this thread and returns the
+// FLOPs done (0 when the variant lacks it). The caller times it. Scalar: plain multiply-adds.
+double peak_loop(PeakKind kind, int64_t iters);
+
+namespace detail {
+float stream_sum_avx2(const float* p, int64_t n, int64_t ahead_bytes);
+float stream_sum_avx512(const float* p, int64_t n, int64_t ahead_bytes);
+double peak_loop_avx2(int64_t iters);
+double peak_loop_avx512(PeakKind kind, int64_t iters);
+}  // namespace detail
+
+}  // namespace v4::kernels

@@ -1,0 +1,25 @@
+#pragma once
+// Vector building blocks the model's attention and indexer run per head and entry, on the kernel
+// variant in use (kernels/isa.h). Every variant gives the same bits: dot keeps 16 partial sums of
+// separately rounded products (no FMA) and one fixed reduction; axpy rounds each element once (FMA).
+#include <cstdint>
+
+namespace v4::kernels {
+
+// sum over k < n of a[k] * b[k]: partial sum l collects products k = l (mod 16) in order, the
+// tail goes to sums 0, 1, ..., then the 16 sums are added pairwise (l + 8, l + 4, l + 2, l + 1).
+float dot(const float* a, const float* b, int64_t n);
+
+// y[k] = fma(a, x[k], y[k]) for k < n.
+void axpy(float a, const float* x, float* y, int64_t n);
+
+namespace detail {
+float dot_avx2(const float* a, const float* b, int64_t n);
+float dot_avx512(const float* a, const float* b, int64_t n);
+void axpy_avx2(float a, const float* x, float* y, int64_t n);
+void axpy_avx512(float a, const float* x, float* y, int64_t n);
+// The tail and reduction every variant shares.
+float dot_finish(float (&acc)[16], const float* a, const float* b, int64_t k, int64_t n);
+}  // namespace detail
+
+}  // namespace v4::kernels

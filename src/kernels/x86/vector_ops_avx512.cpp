@@ -1,0 +1,33 @@
+// kernels/vector_ops.h on the avx512 variants (target pragma: see x86/linear_avx512.cpp).
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "kernels/vector_ops.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace v4::kernels::detail {
+
+float dot_avx512(const float* a, const float* b, int64_t n) {
+  __m512 sums = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16) sums = _mm512_add_ps(sums, _mm512_mul_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k)));
+  float acc[16];
+  _mm512_storeu_ps(acc, sums);
+  return dot_finish(acc, a, b, k, n);
+}
+
+void axpy_avx512(float a, const float* x, float* y, int64_t n) {
+  const __m512 av = _mm512_set1_ps(a);
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16) _mm512_storeu_ps(y + k, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + k), _mm512_loadu_ps(y + k)));
+  for (; k < n; ++k) y[k] = std::fma(a, x[k], y[k]);
+}
+
+}  // namespace v4::kernels::detail
+
+#pragma GCC pop_options

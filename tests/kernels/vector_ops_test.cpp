@@ -1,0 +1,51 @@
+// dot and axpy: every variant this CPU runs gives the scalar definition's bits.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kernels/isa.h"
+#include "kernels/vector_ops.h"
+
+namespace v4::kernels {
+namespace {
+
+// The definition, written out: 16 partial sums of rounded products, pairwise reduction.
+float dot_definition(const float* a, const float* b, int64_t n) {
+  float acc[16] = {};
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t full = n / 16 * 16;
+    const int l = k < full ? int(k % 16) : int(k - full);
+    const float p = a[k] * b[k];
+    acc[l] = acc[l] + p;
+  }
+  for (int w = 8; w >= 1; w /= 2)
+    for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
+  return acc[0];
+}
+
+TEST(VectorOps, EveryVariantGivesTheDefinitionsBits) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  for (int64_t n : {1, 7, 15, 16, 17, 33, 128, 512, 1000}) {
+    std::vector<float> a(static_cast<size_t>(n)), b(static_cast<size_t>(n)), y0(static_cast<size_t>(n));
+    for (auto* v : {&a, &b, &y0})
+      for (auto& e : *v) e = normal(rng);
+    const float want = dot_definition(a.data(), b.data(), n);
+    std::vector<float> want_y = y0;
+    for (int64_t k = 0; k < n; ++k) want_y[size_t(k)] = std::fma(0.37f, a[size_t(k)], want_y[size_t(k)]);
+    for (Isa isa : supported_isas()) {
+      const IsaScope scope(isa);
+      const float got = dot(a.data(), b.data(), n);
+      EXPECT_EQ(std::memcmp(&got, &want, 4), 0) << isa_name(isa) << " n=" << n << ": " << got << " vs " << want;
+      std::vector<float> y = y0;
+      axpy(0.37f, a.data(), y.data(), n);
+      EXPECT_EQ(std::memcmp(y.data(), want_y.data(), y.size() * 4), 0) << isa_name(isa) << " n=" << n;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace v4::kernels

@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <random>
 #include <stdexcept>
@@ -17,6 +16,8 @@
 #include <fmt/format.h>
 
 #include "core/checkpoint.h"
+#include "kernels/cpu_features.h"
+#include "kernels/isa.h"
 #include "model/model.h"
 #include "runtime/cache_identity.h"
 #include "runtime/engine.h"
@@ -83,21 +84,11 @@ bool same_first_token(const Run& a, const Run& b) {
 }
 
 std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
+  const auto& f = kernels::cpu_features();
+  return f.model.empty() ? f.vendor : f.model;
 }
 
-const char* isa() {
-#if defined(__AVX512BF16__)
-  return "AVX-512 (F/BW/VL/BF16)";
-#elif defined(__AVX512F__)
-  return "AVX-512 (no BF16)";
-#else
-  return "scalar / AVX2";
-#endif
-}
+const char* isa() { return kernels::isa_name(kernels::active_isa()); }
 
 void wait_for_writes(runtime::Engine& engine) {
   while (engine.metrics().disk_cache_writes_pending > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));

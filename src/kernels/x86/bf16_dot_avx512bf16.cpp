@@ -75,8 +75,12 @@ const Fp4Table kFp4Table = [] {
 }  // namespace
 }  // namespace v4::kernels::bf16dot
 
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vbmi"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vbmi")
+#endif
 // GCC 12's AVX-512 headers build results from _mm512_undefined_*(): see x86/linear_avx512.cpp.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -571,4 +575,8 @@ void rows(const Input& in, float* out, int64_t row_begin, int64_t row_end, const
 }  // namespace v4::kernels::bf16dot
 
 #undef V4_INLINE
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif

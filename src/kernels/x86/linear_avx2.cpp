@@ -27,8 +27,12 @@ const std::array<float, 16> kE2m1Avx2 = e2m1_table();
 }  // namespace
 }  // namespace v4::kernels::detail
 
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
+#endif
 
 #define V4_INLINE inline __attribute__((always_inline))
 
@@ -328,4 +332,8 @@ void linear_avx2(const Weight& w, const float* x, int64_t n, float* out, ThreadP
 }  // namespace v4::kernels::detail
 
 #undef V4_INLINE
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif

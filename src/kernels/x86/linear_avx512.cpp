@@ -34,8 +34,12 @@ const std::array<float, 16> kE2m1 = e2m1_table();
 }  // namespace
 }  // namespace v4::kernels::detail
 
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")
+#endif
 // GCC 12's AVX-512 headers build results from _mm512_undefined_*(), which trips these warnings
 // at every inlined intrinsic.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -472,4 +476,8 @@ void linear_avx512(const Weight& w, const float* x, int64_t n, float* out, Threa
 }  // namespace v4::kernels::detail
 
 #undef V4_INLINE
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif

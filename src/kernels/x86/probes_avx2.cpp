@@ -3,8 +3,12 @@
 
 #include "kernels/probes.h"
 
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
+#endif
 
 namespace v4::kernels::detail {
 
@@ -44,4 +48,8 @@ double peak_loop_avx2(int64_t iters) {
 
 }  // namespace v4::kernels::detail
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif

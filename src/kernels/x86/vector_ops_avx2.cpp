@@ -5,8 +5,12 @@
 
 #include "kernels/vector_ops.h"
 
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
+#endif
 
 namespace v4::kernels::detail {
 
@@ -32,4 +36,8 @@ void axpy_avx2(float a, const float* x, float* y, int64_t n) {
 
 }  // namespace v4::kernels::detail
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/isa.h"
 #include "runtime/content_hash.h"
 
 namespace v4::runtime {
@@ -88,7 +89,10 @@ std::string engine_build_id() {
 
 std::string cache_identity(const fs::path& checkpoint_dir, bool exact_numerics) {
   return "checkpoint=" + checkpoint_fingerprint(checkpoint_dir) + " build=" + engine_build_id() +
-         " numerics=" + (exact_numerics ? "exact" : "default");
+         " numerics=" + (exact_numerics ? "exact" : "default") +
+         // Each kernel variant has its own summation order, so state written under one is not
+         // bit-equal to what another computes.
+         " isa=" + kernels::isa_name(kernels::active_isa());
 }
 
 }  // namespace v4::runtime

@@ -15,7 +15,7 @@ std::string checkpoint_fingerprint(const std::filesystem::path& dir);
 // This executable's bytes, hashed (any rebuild that changes code changes it) with the version.
 std::string engine_build_id();
 
-// "checkpoint=<fp> build=<id> numerics=exact|default"
+// "checkpoint=<fp> build=<id> numerics=exact|default isa=<kernel variant>"
 std::string cache_identity(const std::filesystem::path& checkpoint_dir, bool exact_numerics);
 
 }  // namespace v4::runtime

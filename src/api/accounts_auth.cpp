@@ -39,7 +39,8 @@ void AccountsGate::admit(const Principal& who, const AdmissionInfo& info) {
   if (who.is_operator) return;
   auto key = accounts_->find_key(who.key_id);
   if (!key || key->revoked()) throw ApiError(401, "authentication_error", "the API key was revoked", "", "invalid_api_key");
-  product::AdmissionRequest request{info.request_id, info.model, info.prompt_tokens, info.max_output_tokens, 0};
+  product::AdmissionRequest request{info.request_id, info.model, info.prompt_tokens, info.max_output_tokens,
+                                    info.web_search_calls};
   request.free_of_charge = info.free_of_charge;
   auto d = accounts_->admit(*key, request);
   if (d.admitted()) return;
@@ -90,6 +91,7 @@ void AccountsGate::record(const UsageRecord& r) {
     e.prompt_uncached_tokens = r.usage.prompt_tokens - r.usage.cached_tokens;
     e.output_tokens = r.usage.completion_tokens;
     e.reasoning_tokens = r.usage.reasoning_tokens;
+    e.web_search_calls = r.web_search_calls;
     e.status = r.status;
     e.source = r.source;
     e.started_at_ms = r.started_at_ms;

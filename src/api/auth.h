@@ -30,6 +30,7 @@ struct AdmissionInfo {
   int64_t prompt_tokens = 0;
   int64_t max_output_tokens = 0;
   bool free_of_charge = false;  // token counting: rate limits and credit > 0 apply, nothing is held
+  int64_t web_search_calls = 0;  // searches the request made (held and billed per call)
 };
 
 class Authenticator {
@@ -60,6 +61,7 @@ struct UsageRecord {
   std::string status;  // completed | length | stop | cancelled | failed
   int64_t started_at_ms = 0, first_token_at_ms = 0, ended_at_ms = 0;
   std::string source = "api";  // the Principal's source
+  int64_t web_search_calls = 0;  // searches run for the request (the ledger's web_search_calls)
 };
 
 class UsageSink {

@@ -29,8 +29,16 @@ std::string sse_event(const std::string& event, const json::value& v) {
   return "event: " + event + "\ndata: " + json::serialize(v) + "\n\n";
 }
 
+namespace {
+// The OpenAI dialects have no field for server-side searches: a request that searched reports them
+// the way Anthropic does (and OpenRouter for every dialect), usage.server_tool_use.web_search_requests.
+void add_search_usage(json::object& usage, const Usage& u) {
+  if (u.web_search_calls > 0) usage["server_tool_use"] = json::object{{"web_search_requests", u.web_search_calls}};
+}
+}  // namespace
+
 json::object chat_usage(const Usage& u) {
-  return json::object{
+  json::object o{
       {"prompt_tokens", u.prompt_tokens},
       {"completion_tokens", u.completion_tokens},
       {"total_tokens", u.prompt_tokens + u.completion_tokens},
@@ -39,16 +47,20 @@ json::object chat_usage(const Usage& u) {
       {"prompt_cache_hit_tokens", u.cached_tokens},
       {"prompt_cache_miss_tokens", u.prompt_tokens - u.cached_tokens},
   };
+  add_search_usage(o, u);
+  return o;
 }
 
 json::object responses_usage(const Usage& u) {
-  return json::object{
+  json::object o{
       {"input_tokens", u.prompt_tokens},
       {"input_tokens_details", json::object{{"cached_tokens", u.cached_tokens}, {"cache_write_tokens", 0}}},
       {"output_tokens", u.completion_tokens},
       {"output_tokens_details", json::object{{"reasoning_tokens", u.reasoning_tokens}}},
       {"total_tokens", u.prompt_tokens + u.completion_tokens},
   };
+  add_search_usage(o, u);
+  return o;
 }
 
 // Anthropic's input_tokens counts only the uncached part of the prompt.
@@ -58,7 +70,7 @@ json::object anthropic_usage(const Usage& u) {
       {"output_tokens", u.completion_tokens},
       {"cache_creation_input_tokens", 0},
       {"cache_read_input_tokens", u.cached_tokens},
-      {"server_tool_use", json::object{{"web_search_requests", 0}, {"web_fetch_requests", 0}}},
+      {"server_tool_use", json::object{{"web_search_requests", u.web_search_calls}, {"web_fetch_requests", 0}}},
       {"service_tier", "standard"},
   };
 }

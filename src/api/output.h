@@ -18,6 +18,7 @@ struct Usage {
   int cached_tokens = 0;  // subset of prompt_tokens served from the prefix cache
   int completion_tokens = 0;
   int reasoning_tokens = 0;  // subset of completion_tokens
+  int web_search_calls = 0;  // searches run for the request (billed per call)
 };
 
 struct AltLogprob {

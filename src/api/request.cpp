@@ -192,9 +192,37 @@ void read_common_sampling(ChatRequest& req, const Fields& f) {
     req.thinking_budget_given = true;
   }
   if (auto e = f.boolean("enable_thinking")) req.thinking = *e && req.thinking;
-  if (auto w = f.boolean("web_search_linkup"); w && *w)
-    throw bad_request("web_search_linkup", "web_search_linkup is not available on this server");
-  f.boolean("disable_formatting");
+  if (auto w = f.boolean("web_search_linkup"); w && *w) req.web_search_field = "web_search_linkup";
+  if (auto d = f.boolean("disable_formatting")) req.disable_formatting = *d;
+}
+
+// Chat's web_search_options: a search before the answer, like web_search_linkup; the context size
+// chooses how many results the model reads. The provider takes no location: user_location is refused.
+void read_web_search_options(ChatRequest& req, const Fields& f) {
+  auto* o = f.object("web_search_options");
+  if (!o) return;
+  Fields wf = f.sub(*o, "web_search_options");
+  req.web_search_field = "web_search_options";
+  if (auto size = wf.str("search_context_size")) {
+    if (*size == "low") req.web_search_results = 3;
+    else if (*size == "medium") req.web_search_results = 5;
+    else if (*size == "high") req.web_search_results = 10;
+    else
+      throw invalid_value(req.dialect, "web_search_options.search_context_size",
+                          "'web_search_options.search_context_size' must be low, medium or high; got '" + *size + "'");
+  }
+  if (wf.find("user_location"))
+    throw invalid_value(req.dialect, "web_search_options.user_location",
+                        "'web_search_options.user_location' is not supported: the search provider takes no location");
+}
+
+// Server-side search tools of the dialects are not run by this server: the refusal names the field
+// and the request field that does the search instead.
+[[noreturn]] void refuse_tool_type(Dialect dialect, const std::string& param, const std::string& type, const char* supported) {
+  std::string hint = type.rfind("web_search", 0) == 0
+                         ? "; for a web search before the answer send \"web_search_linkup\": true"
+                         : "";
+  throw invalid_value(dialect, param, "tool type '" + type + "' is not supported (" + supported + ")" + hint);
 }
 
 // DeepSeek's thinking: {"type": "enabled"|"disabled"} (Anthropic adds budget_tokens, display, adaptive).
@@ -355,6 +383,7 @@ ChatRequest parse_chat_request(const json::value& body) {
     Fields sf = f.sub(*so, "stream_options");
     if (auto u = sf.boolean("include_usage")) req.include_usage = *u;
   }
+  read_web_search_options(req, f);
   if (auto l = f.boolean("logprobs")) req.logprobs = *l;
   if (auto t = f.integer("top_logprobs", 0, 20)) {
     if (!req.logprobs) throw invalid_value(req.dialect, "top_logprobs", "'top_logprobs' requires 'logprobs': true");
@@ -367,7 +396,7 @@ ChatRequest parse_chat_request(const json::value& body) {
     for (auto& t : *tools) {
       std::string tp = "tools[" + std::to_string(i++) + "]";
       Fields tf = f.sub(as_object(t, tp, req.dialect), tp);
-      if (tf.req_str("type") != "function") throw invalid_value(req.dialect, tp + ".type", "only function tools are supported");
+      if (auto type = tf.req_str("type"); type != "function") refuse_tool_type(req.dialect, tp + ".type", type, "function tools only");
       const json::object* fn = tf.object("function");
       if (!fn) throw bad_request(tp + ".function", "missing required parameter '" + tp + ".function'");
       Fields ff = f.sub(*fn, tp + ".function");
@@ -452,7 +481,7 @@ ChatRequest parse_responses_request(const json::value& body) {
       std::string tp = "tools[" + std::to_string(i++) + "]";
       Fields tf = f.sub(as_object(t, tp, req.dialect), tp);
       std::string type = tf.req_str("type");
-      if (type != "function") throw invalid_value(req.dialect, tp + ".type", "tool type '" + type + "' is not supported (function tools only)");
+      if (type != "function") refuse_tool_type(req.dialect, tp + ".type", type, "function tools only");
       if (auto* p = tf.find("parameters"); p && !p->is_object()) throw tf.type_error("parameters", "an object", *p);
       req.tools.push_back(chat_tool(tf.req_str("name"), tf.str("description").value_or(""), tf.find("parameters")));
     }
@@ -564,8 +593,7 @@ ChatRequest parse_anthropic_request(const json::value& body, bool count_tokens_o
     for (auto& t : *tools) {
       std::string tp = "tools[" + std::to_string(i++) + "]";
       Fields tf = f.sub(as_object(t, tp, req.dialect), tp);
-      if (auto type = tf.str("type"); type && *type != "custom")
-        throw invalid_value(req.dialect, tp + ".type", "tool type '" + *type + "' is not supported (client tools only)");
+      if (auto type = tf.str("type"); type && *type != "custom") refuse_tool_type(req.dialect, tp + ".type", *type, "client tools only");
       const json::value* schema = tf.find("input_schema");
       if (!schema) throw bad_request(tp + ".input_schema", "missing required parameter '" + tp + ".input_schema'");
       if (!schema->is_object()) throw tf.type_error("input_schema", "an object", *schema);

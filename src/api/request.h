@@ -81,6 +81,13 @@ struct ChatRequest {
   bool stream = false;
   bool include_usage = false;
 
+  // Web search before the answer (web_search_linkup, or Chat's web_search_options): the request
+  // field that asked for it (named in errors), the results wanted (0: the server's --search-results)
+  // and whether the Sources footer is left out.
+  std::string web_search_field;
+  int web_search_results = 0;
+  bool disable_formatting = false;
+
 
   // Responses: request fields the response object echoes.
   std::string instructions;

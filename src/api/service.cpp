@@ -3,6 +3,9 @@
 #include <chrono>
 #include <ctime>
 
+#include <spdlog/spdlog.h>
+
+#include "search/sources.h"
 #include "text/chat_encoder.h"
 #include "text/detokenizer.h"
 
@@ -96,6 +99,15 @@ void Generation::on_finish(const runtime::FinishInfo& f) {
     std::lock_guard lock(mutex_);
     if (!f.tail_text.empty()) push(parser_->feed(f.tail_text));
     push(parser_->finish());
+    // The Sources footer closes an answer that used web search (not a failed or cancelled one, nor
+    // a turn that ends in tool calls, whose answer comes in a later request).
+    const bool answered = f.reason != runtime::FinishReason::Error && f.reason != runtime::FinishReason::Cancelled;
+    if (!footer_.empty() && answered && !has_tool_calls_) {
+      Delta d;
+      d.kind = Delta::Kind::content;
+      d.text = footer_;
+      deltas_.push_back(std::move(d));
+    }
     Outcome o;
     switch (f.reason) {
       case runtime::FinishReason::Length: o.stop = StopKind::length; break;
@@ -107,6 +119,7 @@ void Generation::on_finish(const runtime::FinishInfo& f) {
     o.usage.cached_tokens = std::min(f.cached_prompt_tokens, f.prompt_tokens);
     o.usage.completion_tokens = f.completion_tokens;
     o.usage.reasoning_tokens = std::min(f.reasoning_tokens, f.completion_tokens);
+    o.usage.web_search_calls = int(record_.web_search_calls);
     outcome_ = o;
     record_.usage = o.usage;
     record_.status = status_of(f.reason);
@@ -222,6 +235,7 @@ PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body) co
   PreparedRequest p;
   p.req = parse_for(dialect, v);
   check_model(options_, p.req);
+  if (!p.req.web_search_field.empty()) run_web_search(p);
   p.prompt = encode_request(p.req, *tokenizer_);
 
   const int64_t ctx = context_length();
@@ -287,6 +301,58 @@ json::object ApiService::list_models() const {
                       {"first_id", options_.catalog.ids.front()}, {"last_id", options_.catalog.ids.back()}};
 }
 
+namespace {
+
+// A failed search, before any token: 503 when trying again later may work (timeout, rate limit,
+// provider down), 502 when the provider's answer was unusable (key refused, no credit, malformed,
+// nothing found). Nothing is billed for it.
+ApiError search_failed(const std::string& field, const search::Error& e) {
+  using K = search::Error::Kind;
+  const bool transient = e.kind == K::timeout || e.kind == K::rate_limited || e.kind == K::unavailable;
+  const char* code = e.kind == K::no_results ? "web_search_no_results"
+                     : transient             ? "web_search_unavailable"
+                                             : "web_search_failed";
+  ApiError err(transient ? 503 : 502, "server_error", std::string("web search failed: ") + e.what(), field, code);
+  if (transient) err.retry_after_s = e.kind == K::rate_limited ? 5 : 1;
+  return err;
+}
+
+}  // namespace
+
+void ApiService::run_web_search(PreparedRequest& p) const {
+  ChatRequest& req = p.req;
+  const std::string& field = req.web_search_field;
+  if (!options_.search)
+    throw bad_request(field, "web search is not enabled on this server ('" + field +
+                                 "'); the operator starts it with serve --search linkup|local");
+  size_t last_user = req.messages.size();
+  for (size_t i = req.messages.size(); i-- > 0;)
+    if (req.messages[i].role == "user") {
+      last_user = i;
+      break;
+    }
+  std::string text = last_user < req.messages.size() ? search::query_from_message(req.messages[last_user].content) : "";
+  if (text.empty())
+    throw bad_request(field, "'" + field + "' searches with the latest user message's text, and there is none");
+  search::Query q;
+  q.text = text;
+  q.depth = options_.search_depth;
+  q.max_results = req.web_search_results > 0 ? req.web_search_results : options_.search_results;
+  try {
+    p.sources = options_.search->search(q);
+  } catch (const search::Error& e) {
+    spdlog::warn("web search ({}) failed: {}", options_.search->name(), e.what());
+    throw search_failed(field, e);
+  }
+  p.web_search_calls = 1;
+  // The results go right before the message they answer, as a system message (the V4 encoder
+  // renders it as plain text there; first in the conversation it is the system prompt).
+  std::string context = search::context_message(text, p.sources, search::utc_date_today());
+  if (last_user > 0) context = "\n\n" + context;
+  req.messages.insert(req.messages.begin() + ptrdiff_t(last_user), Message{"system", context, {}, {}, {}});
+  if (!req.disable_formatting) p.footer = search::sources_footer(p.sources);
+}
+
 // An admitted request the engine did not take: its admission hold is released (nothing to bill).
 void ApiService::release_admission(Generation& g, const char* status) const {
   if (!usage_) return;
@@ -297,13 +363,16 @@ void ApiService::release_admission(Generation& g, const char* status) const {
 }
 
 std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Principal& who, std::function<void()> notify) {
-  auth_->admit(who, AdmissionInfo{p.meta.id, p.req.model, int64_t(p.prompt.size()), p.params.max_tokens});
+  AdmissionInfo admission{p.meta.id, p.req.model, int64_t(p.prompt.size()), p.params.max_tokens};
+  admission.web_search_calls = p.web_search_calls;
+  auth_->admit(who, admission);
 
   std::shared_ptr<Generation> g(new Generation());
   g->notify_ = std::move(notify);
   g->tokenizer_ = tokenizer_;
   g->usage_sink_ = usage_;
   g->want_logprobs_ = p.req.logprobs;
+  g->footer_ = p.footer;
   text::ParserOptions po;
   po.start_in_reasoning = p.req.thinking;
   po.parse_tool_calls = !p.req.tools.empty() && p.req.tool_choice != "none";
@@ -316,6 +385,7 @@ std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Pr
   g->record_.model = p.req.model;
   g->record_.dialect = p.req.dialect;
   g->record_.started_at_ms = now_ms();
+  g->record_.web_search_calls = p.web_search_calls;
 
   runtime::GenerationRequest gr;
   gr.id = p.meta.id;

@@ -16,6 +16,7 @@
 #include "api/output.h"
 #include "api/request.h"
 #include "runtime/engine.h"
+#include "search/provider.h"
 #include "text/completion_parser.h"
 #include "text/tokenizer.h"
 
@@ -26,6 +27,10 @@ struct ServiceOptions {
   // Prefix-cache hits across tenants (serve --shared-prefix-cache): off by default, so a tenant's
   // cached_tokens and latency say nothing about other tenants' prompts.
   bool shared_prefix_cache = false;
+  // Web search (serve --search): null when off, and a request that asks for it is refused (400).
+  std::shared_ptr<const search::Provider> search;
+  int search_results = 5;
+  search::Depth search_depth = search::Depth::standard;
 };
 
 // 503 (OpenAI dialects) or 529 (Anthropic) with the reason.
@@ -36,6 +41,9 @@ struct PreparedRequest {
   std::vector<int32_t> prompt;
   ResponseMeta meta;
   runtime::SamplingParams params;
+  int web_search_calls = 0;
+  std::vector<search::Result> sources;  // the search results the model was given
+  std::string footer;                   // appended to the answer ("" with disable_formatting)
 };
 
 // One running generation. Engine callbacks fill it (engine thread); the HTTP side takes what is
@@ -67,6 +75,7 @@ class Generation {
   UsageRecord record_;
   bool want_logprobs_ = false;
   bool has_tool_calls_ = false;
+  std::string footer_;  // the Sources footer, the answer's last content
   std::vector<TokenLogprobOut> pending_logprobs_;
   std::vector<Delta> deltas_;
   std::optional<Outcome> outcome_;
@@ -104,6 +113,9 @@ class ApiService {
 
  private:
   void release_admission(Generation& g, const char* status) const;
+  // web_search_linkup / web_search_options: searches with the latest user message and puts the
+  // results before it. Throws ApiError (400 when off, 502/503 when the search fails).
+  void run_web_search(PreparedRequest& p) const;
 
   runtime::Engine& engine_;
   std::shared_ptr<const text::Tokenizer> tokenizer_;

@@ -1,6 +1,7 @@
 // v4flash serve: the HTTP API (OpenAI Chat Completions / Responses, Anthropic Messages) on one
 // engine serving the product sheet's model ids.
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <sstream>
@@ -22,6 +23,8 @@
 #include "model/model.h"
 #include "runtime/cache_identity.h"
 #include "runtime/engine.h"
+#include "search/linkup.h"
+#include "search/local_index.h"
 #include "text/tokenizer.h"
 
 namespace {
@@ -34,6 +37,9 @@ constexpr const char* kUsage =
     "                     [--db FILE|postgresql://...] [--tokenizer FILE] [--io-threads N] [--max-body-bytes N]\n"
     "                     [--max-running N] [--cache-dir DIR [--cache-disk-bytes N]]\n"
     "                     [--max-running-per-key N] [--max-connections N] [--shared-prefix-cache]\n"
+    "                     [--search linkup|local|off [--linkup-url URL] [--linkup-key-env NAME] [--linkup-ca FILE]\n"
+    "                      [--search-index FILE] [--search-results N] [--search-depth fast|standard|deep]\n"
+    "                      [--search-timeout-ms N]]\n"
     "  DIR holds config.json, the safetensors and tokenizer.json (or pass --tokenizer).\n"
     "  --api-key: require this key (Authorization: Bearer KEY or x-api-key: KEY) on every route but /health.\n"
     "  --db: managed keys, credit/rate limits and the usage ledger (see `v4flash keys`); --api-key then acts\n"
@@ -46,7 +52,12 @@ constexpr const char* kUsage =
     "        memory; hits are billed as cached tokens); --cache-disk-bytes N bounds them (default 64 GiB).\n"
     "  --signup open|closed: with --db, whether anyone may create a console account (default closed;\n"
     "        operators create accounts with `v4flash accounts create`). --signup-credit USD: credit of such\n"
-    "        an account (default 0).\n";
+    "        an account (default 0).\n"
+    "  --search linkup|local|off: web search for requests with web_search_linkup (default off: such requests\n"
+    "        get 400). linkup: Linkup's API at --linkup-url (default https://api.linkup.so/v1), its key read\n"
+    "        from the environment variable --linkup-key-env (default LINKUP_API_KEY), --linkup-ca FILE: a CA to\n"
+    "        trust besides the system's. local: the index --search-index FILE (`v4flash search-index build`).\n"
+    "        --search-results N (default 5), --search-depth (default standard), --search-timeout-ms (15000).\n";
 
 std::vector<std::string> split_keys(const std::string& s) {
   std::vector<std::string> out;
@@ -64,6 +75,41 @@ bool looks_random(const fs::path& dir, const core::ModelConfig& cfg) {
   return fs::exists(dir / "RANDOM_WEIGHTS") || cfg.hidden_size < 1024;
 }
 
+// serve --search: the provider, or null when off. The Linkup key comes from the environment only,
+// so it never shows in a process list or a shell history.
+std::shared_ptr<const search::Provider> search_provider(const cli::ArgParser& args) {
+  const std::string mode = args.value_or("search", "off");
+  const bool linkup_opts = args.value("linkup-url") || args.value("linkup-key-env") || args.value("linkup-ca");
+  if (mode == "off") {
+    if (linkup_opts || args.value("search-index")) throw std::invalid_argument("search options need --search linkup|local");
+    return nullptr;
+  }
+  if (mode == "linkup") {
+    if (args.value("search-index")) throw std::invalid_argument("--search-index is for --search local");
+    search::LinkupOptions o;
+    o.base_url = args.value_or("linkup-url", o.base_url);
+    o.ca_file = args.value_or("linkup-ca", "");
+    o.timeout = std::chrono::milliseconds(args.integer("search-timeout-ms", 15000, 100, 600000));
+    const std::string env = args.value_or("linkup-key-env", "LINKUP_API_KEY");
+    const char* key = std::getenv(env.c_str());
+    if (!key || !*key)
+      throw std::invalid_argument("--search linkup: the environment variable " + env + " (the Linkup API key) is not set");
+    o.api_key = key;
+    auto p = std::make_shared<search::LinkupProvider>(o);
+    spdlog::info("web search: Linkup at {} (key from ${})", o.base_url, env);
+    return p;
+  }
+  if (mode == "local") {
+    if (linkup_opts) throw std::invalid_argument("--linkup-* options are for --search linkup");
+    auto index = args.value("search-index");
+    if (!index) throw std::invalid_argument("--search local needs --search-index FILE (v4flash search-index build)");
+    auto p = std::make_shared<search::LocalIndexProvider>(*index);
+    spdlog::info("web search: the local index {}", *index);
+    return p;
+  }
+  throw std::invalid_argument("--search must be linkup, local or off; got '" + mode + "'");
+}
+
 }  // namespace
 
 int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
@@ -74,7 +120,9 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
   }
   std::vector<std::string> options = {"model", "host", "port", "api-key", "db", "rates", "threads", "tokenizer",
                                       "io-threads", "max-body-bytes", "max-running", "cache-dir", "cache-disk-bytes",
-                                      "max-running-per-key", "max-connections", "signup", "signup-credit"};
+                                      "max-running-per-key", "max-connections", "signup", "signup-credit",
+                                      "search", "linkup-url", "linkup-key-env", "linkup-ca", "search-index",
+                                      "search-results", "search-depth", "search-timeout-ms"};
   std::vector<std::string> flags = {"shared-prefix-cache", "help"};
   options.insert(options.end(), hooks.options.begin(), hooks.options.end());
   flags.insert(flags.end(), hooks.flags.begin(), hooks.flags.end());
@@ -167,6 +215,9 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
 
   api::ServiceOptions svc;
   svc.shared_prefix_cache = args.flag("shared-prefix-cache");
+  svc.search = search_provider(args);
+  svc.search_results = int(args.integer("search-results", 5, 1, 50));
+  svc.search_depth = search::parse_depth(args.value_or("search-depth", "standard"));
   api::ApiService service(*engine, tokenizer, auth, usage, svc);
   if (accounts) {
     console::ConsoleOptions co;
@@ -176,6 +227,7 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
     co.model_ids = svc.catalog.ids;
     co.context_length = service.context_length();
     co.max_output_tokens = svc.catalog.max_output_tokens;
+    co.web_search = svc.search ? svc.search->name() : "";
     sopts.web = std::make_shared<console::Console>(accounts, co);
   }
   api::HttpServer server(service, sopts);

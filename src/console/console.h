@@ -18,6 +18,7 @@ struct ConsoleOptions {
   std::vector<std::string> model_ids;      // the API's model ids
   int64_t context_length = 0;
   int64_t max_output_tokens = 0;
+  std::string web_search;  // the search provider's name ("linkup", "local"); empty: web search is off
 };
 
 class Console final : public api::WebRoutes {

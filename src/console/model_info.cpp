@@ -47,8 +47,10 @@ json::array parameters(const Context& ctx) {
       param("top_p", "number", d.top_p, "0 to 1", "nucleus sampling"),
       param("max_tokens", "integer", d.max_tokens, "1 to " + max_out, "output cap, reasoning included"),
       param("stop", "string | string[]", nullptr, "up to 4 non-empty strings", "stop sequences"),
-      param("web_search_linkup", "boolean", false, "false (this server has no search backend: true is refused)",
-            "web search"),
+      param("web_search_linkup", "boolean", false,
+            ctx.options.web_search.empty() ? "false (web search is off on this server: true is refused)"
+                                           : "true | false (provider: " + ctx.options.web_search + ", billed per call)",
+            "search with the latest user message and give the results to the model"),
       param("disable_formatting", "boolean", false, "true | false", "no Sources footer after web-search answers (no effect without web search)"),
       param("stream", "boolean", d.stream, "true | false", "server-sent events"),
   };

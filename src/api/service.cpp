@@ -341,7 +341,9 @@ void ApiService::run_web_search(PreparedRequest& p) const {
   try {
     p.sources = options_.search->search(q);
   } catch (const search::Error& e) {
-    spdlog::warn("web search ({}) failed: {}", options_.search->name(), e.what());
+    // The provider's status only: its message may quote the query, which stays out of the log.
+    spdlog::warn("web search ({}) failed: kind {}, provider status {}", options_.search->name(), search::kind_name(e.kind),
+                 e.http_status);
     throw search_failed(field, e);
   }
   p.web_search_calls = 1;

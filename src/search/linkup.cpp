@@ -24,22 +24,6 @@ namespace http = beast::http;
 namespace json = boost::json;
 using tcp = net::ip::tcp;
 
-const char* depth_name(Depth d) {
-  switch (d) {
-    case Depth::fast: return "fast";
-    case Depth::standard: return "standard";
-    case Depth::deep: return "deep";
-  }
-  return "standard";
-}
-
-Depth parse_depth(const std::string& s) {
-  if (s == "fast") return Depth::fast;
-  if (s == "standard") return Depth::standard;
-  if (s == "deep") return Depth::deep;
-  throw std::invalid_argument("search depth must be fast, standard or deep, got '" + s + "'");
-}
-
 namespace {
 
 constexpr size_t kMaxAnswerBytes = size_t(16) << 20;

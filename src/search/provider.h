@@ -38,6 +38,8 @@ struct Error : std::runtime_error {
   int http_status;  // the provider's HTTP status, 0 when there was none
 };
 
+const char* kind_name(Error::Kind kind);
+
 class Provider {
  public:
   virtual ~Provider() = default;

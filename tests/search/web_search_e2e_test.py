@@ -13,7 +13,9 @@ Checks, in the three dialects, streamed and not:
     cost = tokens at the rate card + the call; `v4flash usage --json` shows web_search_calls per model;
   - a provider failing with 5xx (after its retries) gives 503 and nothing is billed; with 401, 502;
   - the server's log holds neither the Linkup key nor the query text;
-  - a server without --search answers 400 naming web_search_linkup.
+  - a server without --search answers 400 naming web_search_linkup;
+  - the demo's setup (the product binary on a tiny random-weight checkpoint, the local index of docs/)
+    answers a web_search_linkup request with a Sources footer.
 usage: web_search_e2e_test.py --binary build/v4flash --testserver build/v4flash-testserver --tokenizer T --docs DIR
 """
 import argparse
@@ -323,6 +325,20 @@ def main():
             check(status == 200 and "\n\nSources:\n[1] " in (text or ""), "local search footer in %s: %r" % (dialect, text))
     finally:
         local.stop()
+
+    # The demo (scripts/run.sh): the product binary, a tiny random-weight checkpoint, the local index.
+    ckpt = os.path.join(tmp, "tiny")
+    subprocess.run([a.binary, "synth", "--out", ckpt, "--shape", "tiny", "--tokenizer", a.tokenizer], check=True,
+                   capture_output=True)
+    demo = Server([a.binary, "serve", "--model", ckpt, "--db", db, "--search", "local", "--search-index", index])
+    try:
+        body = {"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": "How is web search billed?"}],
+                "max_tokens": 8, "thinking": {"type": "disabled"}, "web_search_linkup": True}
+        status, j, text, *_ = send(demo.port, "chat", key, body)
+        check(status == 200 and "\n\nSources:\n[1] " in (text or ""), "demo server: Sources footer: %s %r" % (status, text))
+        check("web-search.md" in (text or ""), "demo server: the docs page about web search is a source: %r" % text)
+    finally:
+        demo.stop()
 
     if FAILURES:
         print("%d failure(s)" % len(FAILURES))

@@ -1,10 +1,13 @@
 #include "runtime/sampler.h"
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <numeric>
 #include <stdexcept>
+#include <string>
 
 namespace v4::runtime {
 
@@ -19,103 +22,287 @@ double RequestRng::next_unit() { return double(next_u64() >> 11) * 0x1.0p-53; }
 
 namespace {
 
-// NaN counts as the lowest possible logit so a broken row can never win.
-float clean(float x) { return std::isnan(x) ? -std::numeric_limits<float>::infinity() : x; }
-
-// Orders ids by logit descending, id ascending: a strict total order, so sorting is deterministic.
-struct ByLogitDesc {
-  std::span<const float> logits;
-  bool operator()(int32_t a, int32_t b) const {
-    float la = clean(logits[size_t(a)]), lb = clean(logits[size_t(b)]);
-    if (la != lb) return la > lb;
-    return a < b;
-  }
-};
-
-int32_t argmax(std::span<const float> logits) {
-  int32_t best = 0;
-  for (size_t i = 1; i < logits.size(); ++i)
-    if (clean(logits[i]) > clean(logits[size_t(best)])) best = int32_t(i);
-  return best;
+// e^x = 2^n * e^f with n = round(x / ln 2), f = x - n ln 2 (Cody-Waite, two-part ln 2) in
+// [-0.35, 0.35], e^f by its degree-6 Taylor polynomial (relative error < 2e-7). Plain arithmetic,
+// so the loops calling it vectorise.
+inline float exp_nonpositive(float x) {
+  const float xc = std::max(x, -87.0f);
+  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round (1.5 * 2^23 trick)
+  const float f = (xc - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
+  float p = 1.0f / 720;
+  p = p * f + 1.0f / 120;
+  p = p * f + 1.0f / 24;
+  p = p * f + 1.0f / 6;
+  p = p * f + 0.5f;
+  p = p * f + 1.0f;
+  p = p * f + 1.0f;
+  const float scale = std::bit_cast<float>(uint32_t(int32_t(n) + 127) << 23);
+  return x < -87.0f ? 0.0f : p * scale;
 }
 
 }  // namespace
 
-int32_t sample_token(std::span<const float> logits, const SamplingParams& params, RequestRng& rng) {
-  if (logits.empty()) throw std::invalid_argument("sample_token: empty logits");
-  if (!(params.temperature > kGreedyTemperature)) return argmax(logits);
+float sampling_exp(float x) { return exp_nonpositive(x); }
 
-  const size_t vocab = logits.size();
-  const bool use_top_k = params.top_k > 0 && size_t(params.top_k) < vocab;
-  const bool use_top_p = params.top_p > 0 && params.top_p < 1;
-  const ByLogitDesc order{logits};
-  float max_logit = -std::numeric_limits<float>::infinity();
-  for (float x : logits) max_logit = std::max(max_logit, clean(x));
-  if (std::isinf(max_logit) && max_logit < 0) return argmax(logits);  // nothing finite
-  auto weight_of = [&](int32_t id) {
-    return std::exp((double(clean(logits[size_t(id)])) - max_logit) / params.temperature);
+namespace {
+
+uint32_t key_of(float w) { return std::bit_cast<uint32_t>(w); }  // monotone for w >= 0
+
+// Row checks and steps 1 (into `x`), returning max x.
+constexpr int kLanes = 16;  // independent accumulators, so reductions vectorise in a fixed order
+
+float max_of(std::span<const float> x) {
+  float lanes[kLanes];
+  std::fill(lanes, lanes + kLanes, -std::numeric_limits<float>::infinity());
+  size_t i = 0;
+  for (; i + kLanes <= x.size(); i += kLanes)
+    for (int l = 0; l < kLanes; ++l) lanes[l] = lanes[l] > x[i + size_t(l)] ? lanes[l] : x[i + size_t(l)];
+  float m = -std::numeric_limits<float>::infinity();
+  for (; i < x.size(); ++i) m = std::max(m, x[i]);
+  for (float v : lanes) m = std::max(m, v);
+  return m;
+}
+
+// Row checks and step 1 (into `x`), returning max x.
+float adjusted_logits(std::span<const float> logits, const SamplingParams& p, std::span<const int32_t> generated,
+                      std::vector<float>& x) {
+  x.resize(logits.size());
+  int bad_lanes[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= x.size(); i += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const float v = logits[i + size_t(l)];
+      x[i + size_t(l)] = v;
+      bad_lanes[l] |= (v != v) | (v == std::numeric_limits<float>::infinity());
+    }
+  int bad = 0;
+  for (; i < x.size(); ++i) {
+    x[i] = logits[i];
+    bad |= (x[i] != x[i]) | (x[i] == std::numeric_limits<float>::infinity());
+  }
+  for (int b : bad_lanes) bad |= b;
+  if (bad) throw std::invalid_argument("sampler: the logits row holds NaN or +inf");
+  for (auto [token, bias] : p.logit_bias)
+    if (token >= 0 && size_t(token) < x.size()) x[size_t(token)] += bias;
+  if ((p.frequency_penalty != 0 || p.presence_penalty != 0) && !generated.empty()) {
+    std::vector<int32_t> sorted(generated.begin(), generated.end());
+    std::sort(sorted.begin(), sorted.end());
+    for (size_t j = 0; j < sorted.size();) {
+      size_t k = j;
+      while (k < sorted.size() && sorted[k] == sorted[j]) ++k;
+      if (sorted[j] >= 0 && size_t(sorted[j]) < x.size())
+        x[size_t(sorted[j])] -= float(p.frequency_penalty * double(k - j) + p.presence_penalty);
+      j = k;
+    }
+  }
+  const float max_x = max_of(x);
+  if (max_x == -std::numeric_limits<float>::infinity())
+    throw std::invalid_argument("sampler: no token has a finite logit");
+  return max_x;
+}
+
+// Steps 3-4 in place over x.
+void weights_in_place(std::vector<float>& x, float max_x, const SamplingParams& p) {
+  const float inv_t = float(1.0 / p.temperature);
+  for (float& v : x) v = exp_nonpositive((v - max_x) * inv_t);
+  if (p.min_p > 0) {
+    const float floor = float(p.min_p);
+    for (float& v : x) v = v >= floor ? v : 0.0f;
+  }
+}
+
+int32_t first_argmax(std::span<const float> x) {
+  size_t best = 0;
+  for (size_t i = 1; i < x.size(); ++i)
+    if (x[i] > x[best]) best = i;
+  return int32_t(best);
+}
+
+// Which tokens a top_k or top_p cut keeps, in the order (w desc, id asc): those with key > `key`,
+// and of the ties (key == `key`) the first `ties` by id.
+struct Cut {
+  uint32_t key = 0;
+  int64_t ties = std::numeric_limits<int64_t>::max();
+};
+
+// What a cut keeps: the first `k` of the order (k > 0), or the shortest head whose mass reaches
+// top_p times the mass of the whole row.
+struct Goal {
+  int64_t k = 0;
+  double top_p = 0;
+};
+
+// Radix selection of the cut: up to three histogram passes over the float bits (11, 11 and 10
+// bits), each over the ids still in the boundary bucket (a pass that leaves them all in one bucket
+// gathers nothing; a group of equal weights stops the passes), then the exact ties left, in id order.
+Cut find_cut(std::span<const float> w, Goal goal) {
+  struct Level { int shift, bits; };
+  constexpr std::array<Level, 3> levels{{{21, 11}, {10, 11}, {0, 10}}};
+  thread_local std::vector<int32_t> group, next;
+  thread_local std::array<int64_t, 2048> count;
+  thread_local std::array<double, 2048> mass;
+  bool whole_row = true;
+  int64_t group_size = int64_t(w.size()), count_above = 0;
+  double mass_above = 0, target = 0;
+  auto enough = [&](int64_t c, double m) { return goal.k > 0 ? c >= goal.k : m >= target; };
+  uint32_t prefix = 0;
+  bool identical = false;
+  for (size_t li = 0; li < levels.size() && !identical; ++li) {
+    const Level level = levels[li];
+    const uint32_t mask = (1u << level.bits) - 1;
+    count.fill(0);
+    mass.fill(0);
+    uint32_t kmin = UINT32_MAX, kmax = 0;
+    auto visit = [&](size_t i) {
+      const uint32_t k = key_of(w[i]);
+      kmin = std::min(kmin, k);
+      kmax = std::max(kmax, k);
+      count[(k >> level.shift) & mask]++;
+      mass[(k >> level.shift) & mask] += double(w[i]);
+    };
+    if (whole_row) {
+      for (size_t i = 0; i < w.size(); ++i) visit(i);
+    } else {
+      for (int32_t i : group) visit(size_t(i));
+    }
+    if (li == 0) {
+      double total = 0;
+      for (uint32_t b = 0; b <= mask; ++b) total += mass[b];
+      target = goal.top_p * total;
+    }
+    int boundary = -1;
+    for (int b = int(mask); b >= 0; --b) {
+      if (count[size_t(b)] == 0) continue;
+      if (enough(count_above + count[size_t(b)], mass_above + mass[size_t(b)])) {
+        boundary = b;
+        break;
+      }
+      count_above += count[size_t(b)];
+      mass_above += mass[size_t(b)];
+    }
+    // Never enough: at the top level the whole row is kept; below, rounding made the parts of a
+    // bucket sum short of the bucket, and its whole group is kept.
+    if (boundary < 0) return Cut{prefix, std::numeric_limits<int64_t>::max()};
+    prefix |= uint32_t(boundary) << level.shift;
+    if (count[size_t(boundary)] == group_size) {  // the group stays whole
+      identical = kmin == kmax;
+      if (identical) prefix = kmin;
+      continue;
+    }
+    next.clear();
+    auto gather = [&](size_t i) {
+      if ((key_of(w[i]) >> level.shift) == (prefix >> level.shift)) next.push_back(int32_t(i));
+    };
+    if (whole_row) {
+      for (size_t i = 0; i < w.size(); ++i) gather(i);
+    } else {
+      for (int32_t i : group) gather(size_t(i));
+    }
+    std::swap(group, next);
+    group_size = int64_t(group.size());
+    whole_row = false;
+  }
+  // The ties (key == prefix), in id order.
+  double m = mass_above;
+  int64_t r = 0;
+  auto tie = [&](size_t i) {
+    m += double(w[i]);
+    return enough(count_above + ++r, m);
   };
-
-  // Candidates in the order they are accumulated: by probability when a top-k/top-p cut needs it,
-  // else by id. Weights in double, summed in that fixed order.
-  std::vector<int32_t> ids(vocab);
-  std::iota(ids.begin(), ids.end(), 0);
-  size_t kept = vocab;
-  if (use_top_k) {
-    std::partial_sort(ids.begin(), ids.begin() + params.top_k, ids.end(), order);
-    kept = size_t(params.top_k);
-  }
-  std::vector<double> weight(kept);
-  double total = 0;
-  if (use_top_p && !use_top_k) {
-    // The mass of the whole vocabulary, then the sorted head only as far as top_p needs: sort the
-    // best 64, and widen (x8) only while they hold less than top_p of the mass. Same result as a
-    // full sort, since the order is strict.
-    for (size_t i = 0; i < vocab; ++i) total += weight_of(int32_t(i));
-    const double target = params.top_p * total;
-    for (size_t head = std::min<size_t>(64, vocab);; head = std::min(vocab, head * 8)) {
-      std::partial_sort(ids.begin(), ids.begin() + long(head), ids.end(), order);
-      double cumulative = 0;
-      kept = 0;
-      while (kept < head) {
-        weight[kept] = weight_of(ids[kept]);
-        cumulative += weight[kept++];
-        if (cumulative >= target) break;
-      }
-      if (cumulative >= target || head == vocab) break;
-    }
-    weight.resize(kept);
-    total = 0;
-    for (size_t i = 0; i < kept; ++i) total += weight[i];
+  if (whole_row) {
+    for (size_t i = 0; i < w.size(); ++i)
+      if (tie(i)) return Cut{prefix, r};
   } else {
-    for (size_t i = 0; i < kept; ++i) total += (weight[i] = weight_of(ids[i]));
-    if (use_top_p) {  // after top-k: ids are sorted, keep the smallest head reaching top_p
-      double cumulative = 0, target = params.top_p * total;
-      for (size_t i = 0; i < kept; ++i) {
-        cumulative += weight[i];
-        if (cumulative >= target) {
-          kept = i + 1;
-          break;
-        }
-      }
-      total = 0;
-      for (size_t i = 0; i < kept; ++i) total += weight[i];
-    }
+    for (int32_t i : group)
+      if (tie(size_t(i))) return Cut{prefix, r};
   }
-  double u = rng.next_unit() * total, cumulative = 0;
-  for (size_t i = 0; i < kept; ++i) {
-    cumulative += weight[i];
-    if (u < cumulative) return ids[i];
+  return Cut{prefix, std::numeric_limits<int64_t>::max()};
+}
+
+void apply_cut(std::span<float> w, Cut cut) {
+  int64_t ties = 0;
+  for (float& v : w) {
+    const uint32_t k = key_of(v);
+    if (k < cut.key || (k == cut.key && ties++ >= cut.ties)) v = 0.0f;
   }
-  // Rounding left u just above the sum: take the last token that has weight.
-  for (size_t i = kept; i-- > 0;)
-    if (weight[i] > 0) return ids[i];
-  return ids[0];
+}
+
+// Block masses in the documented order (sampler.h); returns the total.
+double block_masses(std::span<const float> w, std::vector<double>& blocks) {
+  blocks.assign((w.size() + kSampleBlock - 1) / kSampleBlock, 0.0);
+  double total = 0;
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    const size_t begin = b * size_t(kSampleBlock), end = std::min(w.size(), begin + size_t(kSampleBlock));
+    double lanes[8] = {};
+    size_t i = begin;
+    for (; i + 8 <= end; i += 8)
+      for (int l = 0; l < 8; ++l) lanes[l] += double(w[i + size_t(l)]);
+    double m = 0;
+    for (double v : lanes) m += v;
+    for (; i < end; ++i) m += double(w[i]);
+    blocks[b] = m;
+    total += m;
+  }
+  return total;
+}
+
+int32_t draw_with(std::span<const float> w, const std::vector<double>& blocks, double total, double unit) {
+  const double u = unit * total;
+  double cumulative = 0;
+  size_t b = 0;
+  while (b + 1 < blocks.size() && !(u < cumulative + blocks[b])) cumulative += blocks[b++];
+  const size_t begin = b * kSampleBlock, end = std::min(w.size(), begin + kSampleBlock);
+  int32_t last = -1;
+  for (size_t i = begin; i < end; ++i) {
+    if (w[i] <= 0) continue;
+    cumulative += double(w[i]);
+    last = int32_t(i);
+    if (u < cumulative) return last;
+  }
+  // Rounding left u just above the block's running sum: its last token with weight, else the
+  // last such token of the row.
+  if (last >= 0) return last;
+  for (size_t i = w.size(); i-- > 0;)
+    if (w[i] > 0) return int32_t(i);
+  throw std::invalid_argument("sampler: every weight is zero");
+}
+
+}  // namespace
+
+std::vector<float> sampling_weights(std::span<const float> logits, const SamplingParams& params,
+                                    std::span<const int32_t> generated) {
+  std::vector<float> w;
+  const float max_x = adjusted_logits(logits, params, generated, w);
+  weights_in_place(w, max_x, params);
+  return w;
+}
+
+int32_t draw_token(std::span<const float> w, double unit) {
+  std::vector<double> blocks;
+  const double total = block_masses(w, blocks);
+  return draw_with(w, blocks, total, unit);
+}
+
+int32_t sample_token(std::span<const float> logits, const SamplingParams& params, RequestRng& rng,
+                     std::span<const int32_t> generated) {
+  if (logits.empty()) throw std::invalid_argument("sample_token: empty logits");
+  thread_local std::vector<float> w;
+  thread_local std::vector<double> blocks;
+  const float max_x = adjusted_logits(logits, params, generated, w);
+  if (!(params.temperature > kGreedyTemperature)) return first_argmax(w);
+  weights_in_place(w, max_x, params);
+
+  const size_t vocab = w.size();
+  if (params.top_k > 0 && size_t(params.top_k) < vocab) apply_cut(w, find_cut(w, Goal{params.top_k, 0}));
+  if (params.top_p > 0 && params.top_p < 1) apply_cut(w, find_cut(w, Goal{0, params.top_p}));
+  const double total = block_masses(w, blocks);
+  return draw_with(w, blocks, total, rng.next_unit());
 }
 
 LogprobResult compute_logprobs(std::span<const float> logits, int32_t token, int n_top) {
   if (token < 0 || size_t(token) >= logits.size())
     throw std::invalid_argument("compute_logprobs: token outside the logits row");
+  auto clean = [](float x) { return std::isnan(x) ? -std::numeric_limits<float>::infinity() : x; };
   double max_logit = -std::numeric_limits<double>::infinity();
   for (float x : logits) max_logit = std::max(max_logit, double(clean(x)));
   double sum = 0;
@@ -129,7 +316,10 @@ LogprobResult compute_logprobs(std::span<const float> logits, int32_t token, int
   if (n_top > 0) {
     std::vector<int32_t> ids(logits.size());
     std::iota(ids.begin(), ids.end(), 0);
-    std::partial_sort(ids.begin(), ids.begin() + n_top, ids.end(), ByLogitDesc{logits});
+    std::partial_sort(ids.begin(), ids.begin() + n_top, ids.end(), [&](int32_t a, int32_t b) {
+      const float la = clean(logits[size_t(a)]), lb = clean(logits[size_t(b)]);
+      return la != lb ? la > lb : a < b;
+    });
     for (int i = 0; i < n_top; ++i) result.top.push_back({ids[size_t(i)], logprob(ids[size_t(i)])});
   }
   return result;

@@ -28,7 +28,7 @@ TEST(Sampler, GreedyTakesArgmaxAndLowestIdOnTies) {
   RequestRng rng(1);
   EXPECT_EQ(sample_token(std::vector<float>{0.1f, 2.0f, -1.0f, 1.5f}, params(0), rng), 1);
   EXPECT_EQ(sample_token(std::vector<float>{0.1f, 2.0f, 2.0f, 1.5f}, params(0), rng), 1);
-  EXPECT_EQ(sample_token(std::vector<float>{NAN, 0.5f, 0.2f}, params(0), rng), 1);
+  EXPECT_EQ(sample_token(std::vector<float>{-INFINITY, 0.5f, 0.2f}, params(0), rng), 1);
 }
 
 TEST(Sampler, GreedyDoesNotConsumeRandomness) {

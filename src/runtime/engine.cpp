@@ -18,6 +18,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "kernels/thread_pool.h"
 #include "model/model.h"
 #include "runtime/disk_cache.h"
 #include "runtime/engine.h"
@@ -108,6 +109,7 @@ struct Sequence {
   StopTextStream reasoning_text;  // the reasoning section: complete UTF-8 only, no stop strings
   StopTextStream text;            // the answer: stop strings apply here
   RequestRng rng{0};
+  std::vector<int32_t> output;    // generated tokens (the sampler's penalties count them)
 
   bool prefilling() const { return prompt_done < int64_t(request.prompt.size()); }
 };
@@ -125,7 +127,7 @@ class EngineImpl final : public Engine {
         inter_token_(inter_token_buckets()),
         e2e_(request_latency_buckets()),
         queue_time_(request_latency_buckets()) {
-    if (options_.max_running < 1) options_.max_running = 1;
+    if (options_.max_running < 1) options_.max_running = default_max_running(config_, options_);
     if (options_.step_token_budget < 1) options_.step_token_budget = 1;
     per_tenant_cap_ = options_.max_running_per_tenant > 0 ? options_.max_running_per_tenant
                                                           : std::max(1, options_.max_running * 3 / 4);
@@ -141,6 +143,8 @@ class EngineImpl final : public Engine {
           DiskCacheOptions{options_.cache_dir, options_.cache_identity, block_, options_.cache_disk_bytes},
           model_->new_state());
     }
+    const int threads = options_.threads > 0 ? options_.threads : int(std::thread::hardware_concurrency());
+    sampling_pool_ = std::make_unique<kernels::ThreadPool>(std::max(1, threads));
     thread_ = std::thread([this] { run(); });
   }
 
@@ -217,6 +221,14 @@ class EngineImpl final : public Engine {
                  double(stats_.prefix_cache_bytes));
     write_metric(out, p + "requests_finished_total", "counter", "Requests finished (any reason).",
                  double(stats_.requests_finished_total));
+    write_metric(out, p + "engine_steps_total", "counter", "Scheduler steps (model forward calls).",
+                 double(stats_.steps_total));
+    write_metric(out, p + "engine_forward_seconds_total", "counter", "Time in the model's forward calls.",
+                 step_time_.forward);
+    write_metric(out, p + "engine_sampling_seconds_total", "counter", "Time sampling the steps' tokens (all threads' wall).",
+                 step_time_.sampling);
+    write_metric(out, p + "engine_delivery_seconds_total", "counter", "Time delivering tokens (text, stop strings, callbacks).",
+                 step_time_.delivery);
     ttft_.write(out, p + "time_to_first_token_seconds", "Time from arrival to the first generated token.");
     inter_token_.write(out, p + "inter_token_latency_seconds", "Time between consecutive generated tokens.");
     e2e_.write(out, p + "e2e_request_latency_seconds", "Time from arrival to finish.");
@@ -258,6 +270,9 @@ class EngineImpl final : public Engine {
       if (t < 0 || t >= config_.vocab_size)
         throw std::invalid_argument("prompt token id " + std::to_string(t) + " is outside the vocabulary");
     check_sampling_params(p);
+    for (const auto& entry : p.logit_bias)
+      if (entry.first < 0 || entry.first >= config_.vocab_size)
+        throw InvalidParameter("logit_bias", "logit_bias token id " + std::to_string(entry.first) + " is outside the vocabulary");
     if (!vocabulary_)
       for (const auto& s : p.stop)
         if (!s.empty()) throw std::invalid_argument("stop strings need the engine to have a tokenizer");
@@ -450,6 +465,7 @@ class EngineImpl final : public Engine {
     }
 
     std::vector<float> logits;
+    const auto t_forward = Clock::now();
     try {
       logits = model_->forward(items);
       if (logits.size() != items.size() * size_t(config_.vocab_size))
@@ -461,16 +477,18 @@ class EngineImpl final : public Engine {
       remove_done();
       return;
     }
+    const auto t_sampling = Clock::now();
     {
       std::lock_guard lock(stats_mutex_);
+      step_time_.forward += seconds_between(t_forward, t_sampling);
       stats_.steps_total++;
       stats_.max_batch_sequences = std::max<int64_t>(stats_.max_batch_sequences, int64_t(items.size()));
     }
 
     const size_t vocab = size_t(config_.vocab_size);
+    std::vector<size_t> ready;  // items whose logits pick a token this step
     for (size_t i = 0; i < planned.size(); ++i) {
       Sequence& s = *planned[i].seq;
-      std::span<const float> row(logits.data() + i * vocab, vocab);
       if (s.prefilling()) {
         s.prompt_done = planned[i].chunk_end;
         maybe_snapshot(s);
@@ -480,13 +498,55 @@ class EngineImpl final : public Engine {
         finish(s, FinishReason::Cancelled);
         continue;
       }
+      ready.push_back(i);
+    }
+    // Sampling (and logprobs) touch only the sequence's own state, so the sequences of a step are
+    // sampled in parallel; delivery (callbacks, text) stays on this thread, in batch order.
+    const auto t_pick = Clock::now();
+    std::vector<Pick> picks(ready.size());
+    sampling_pool_->parallel_for(int64_t(ready.size()), [&](int64_t begin, int64_t end) {
+      for (int64_t j = begin; j < end; ++j) {
+        const size_t i = ready[size_t(j)];
+        picks[size_t(j)] = pick(*planned[i].seq, std::span<const float>(logits.data() + i * vocab, vocab));
+      }
+    });
+    const auto t_delivery = Clock::now();
+    for (size_t j = 0; j < ready.size(); ++j) {
+      Sequence& s = *planned[ready[j]].seq;
+      if (!picks[j].error.empty()) {
+        finish(s, FinishReason::Error, picks[j].error);
+        continue;
+      }
       try {
-        deliver(s, choose(s, row), row);
+        deliver(s, picks[j]);
       } catch (const std::exception& e) {
         finish(s, FinishReason::Error, e.what());
       }
     }
+    {
+      std::lock_guard lock(stats_mutex_);
+      step_time_.sampling += seconds_between(t_pick, t_delivery);
+      step_time_.delivery += seconds_between(t_delivery, Clock::now());
+    }
     remove_done();
+  }
+
+  struct Pick {
+    int32_t token = -1;
+    std::optional<LogprobResult> logprobs;
+    std::string error;
+  };
+
+  Pick pick(Sequence& s, std::span<const float> logits) {
+    Pick out;
+    try {
+      out.token = choose(s, logits);
+      if (s.request.params.top_logprobs >= 0)
+        out.logprobs = compute_logprobs(logits, out.token, s.request.params.top_logprobs);
+    } catch (const std::exception& e) {
+      out.error = std::string("sampling failed: ") + e.what();
+    }
+    return out;
   }
 
   void maybe_snapshot(Sequence& s) {
@@ -509,11 +569,13 @@ class EngineImpl final : public Engine {
   int32_t choose(Sequence& s, std::span<const float> logits) {
     const auto& p = s.request.params;
     if (p.thinking && s.in_reasoning && think_end_ >= 0 && s.reasoning >= p.thinking_budget) return think_end_;
-    return sample_token(logits, p, s.rng);
+    return sample_token(logits, p, s.rng, s.output);
   }
 
-  void deliver(Sequence& s, int32_t token, std::span<const float> logits) {
+  void deliver(Sequence& s, Pick& pick) {
     const auto& p = s.request.params;
+    const int32_t token = pick.token;
+    s.output.push_back(token);
     const auto now = Clock::now();
     s.generated++;
     {
@@ -536,10 +598,9 @@ class EngineImpl final : public Engine {
       s.reasoning++;
       if (token == think_end_) s.in_reasoning = false;
     }
-    if (p.top_logprobs >= 0) {
-      auto lp = compute_logprobs(logits, token, p.top_logprobs);
-      out.logprob = lp.chosen;
-      out.top = std::move(lp.top);
+    if (pick.logprobs) {
+      out.logprob = pick.logprobs->chosen;
+      out.top = std::move(pick.logprobs->top);
     }
     if (vocabulary_) {
       // Stop strings apply to the answer, as in DeepSeek's API, not to the reasoning. The reasoning
@@ -632,6 +693,8 @@ class EngineImpl final : public Engine {
   PrefixCache cache_;
   std::unique_ptr<DiskCache> disk_;  // null without a cache directory
 
+  std::unique_ptr<kernels::ThreadPool> sampling_pool_;
+
   std::shared_ptr<Wakeup> wakeup_;
   // Guarded by wakeup_->mutex.
   std::deque<std::unique_ptr<Sequence>> incoming_;
@@ -645,6 +708,9 @@ class EngineImpl final : public Engine {
 
   mutable std::mutex stats_mutex_;
   EngineMetrics stats_;
+  struct {
+    double forward = 0, sampling = 0, delivery = 0;
+  } step_time_;
   Histogram ttft_, inter_token_, e2e_, queue_time_;
 
   std::mutex join_mutex_;
@@ -659,6 +725,13 @@ void check_sampling_params(const SamplingParams& p) {
     throw InvalidParameter("temperature", "temperature must be >= 0");
   if (!(p.top_p > 0 && p.top_p <= 1)) throw InvalidParameter("top_p", "top_p must be in (0, 1]");
   if (p.top_k < 0) throw InvalidParameter("top_k", "top_k must be >= 0");
+  if (!(p.min_p >= 0 && p.min_p <= 1)) throw InvalidParameter("min_p", "min_p must be in [0, 1]");
+  if (!(std::abs(p.frequency_penalty) <= 2))
+    throw InvalidParameter("frequency_penalty", "frequency_penalty must be in [-2, 2]");
+  if (!(std::abs(p.presence_penalty) <= 2))
+    throw InvalidParameter("presence_penalty", "presence_penalty must be in [-2, 2]");
+  for (const auto& entry : p.logit_bias)
+    if (!(std::abs(entry.second) <= 100)) throw InvalidParameter("logit_bias", "logit_bias values must be in [-100, 100]");
   if (p.top_logprobs < -1 || p.top_logprobs > kMaxTopLogprobs)
     throw InvalidParameter("top_logprobs", "top_logprobs must be between 0 and " + std::to_string(kMaxTopLogprobs));
   if (p.stop.size() > size_t(kMaxStopStrings))
@@ -673,6 +746,12 @@ void check_sampling_params(const SamplingParams& p) {
 std::shared_ptr<const TokenVocabulary> vocabulary_from_tokenizer(std::shared_ptr<const text::Tokenizer> tokenizer) {
   if (!tokenizer) return nullptr;
   return std::make_shared<TokenizerVocabulary>(std::move(tokenizer));
+}
+
+int default_max_running(const core::ModelConfig& config, const EngineOptions& opts) {
+  const StateMemory memory = state_memory(config);
+  const int64_t per_sequence = std::max<int64_t>(1, memory.bytes_at(config, kDefaultContextForSizing));
+  return int(std::clamp<int64_t>(opts.state_memory_budget / per_sequence, 16, 256));
 }
 
 std::unique_ptr<Engine> create_engine(std::shared_ptr<model::Model> model, const EngineOptions& opts) {

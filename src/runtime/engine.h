@@ -8,6 +8,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/config.h"
@@ -18,6 +19,10 @@ struct SamplingParams {
   double temperature = 0.7;
   double top_p = 0.9;
   int top_k = 0;                      // 0 = off
+  double min_p = 0;                   // drop tokens below min_p x the most likely one's probability
+  double frequency_penalty = 0;       // logit -= frequency_penalty x times generated so far
+  double presence_penalty = 0;        // logit -= presence_penalty once generated
+  std::vector<std::pair<int32_t, float>> logit_bias;  // (token, added to its logit)
   std::optional<uint64_t> seed;       // reproducible sampling when set
   int max_tokens = 4096;              // generated tokens, reasoning included
   int top_logprobs = -1;              // -1: no logprobs; 0..20: chosen token's logprob + N alternatives
@@ -154,13 +159,13 @@ class TokenVocabulary {
 std::shared_ptr<const TokenVocabulary> vocabulary_from_tokenizer(std::shared_ptr<const text::Tokenizer> tokenizer);
 
 struct EngineOptions {
-  int max_running = 16;                 // sequences decoded together
+  int max_running = 0;                  // sequences decoded together; 0 = default_max_running()
   int max_running_per_tenant = 0;       // running slots one tenant may hold; 0 = 3/4 of max_running (>= 1)
   int max_waiting = 256;                // queued requests before OverloadedError
   int step_token_budget = 512;          // new tokens per step (decode tokens + prefill chunk)
   int64_t state_memory_budget = int64_t(8) << 30;   // bytes for running sequence states
   int64_t prefix_cache_budget = int64_t(2) << 30;   // bytes for cached prefix snapshots
-  int threads = 0;                      // unused: the model's threads are set by model::ModelOptions
+  int threads = 0;                      // threads sampling a step's sequences (0 = hardware concurrency)
   // Token ids -> text. Without one (both null), text deltas are empty, stop strings are refused
   // (std::invalid_argument) and the thinking budget cannot force </think>.
   std::shared_ptr<const text::Tokenizer> tokenizer;
@@ -180,6 +185,13 @@ struct EngineOptions {
   int64_t cache_disk_bytes = int64_t(64) << 30;
   std::string cache_identity;
 };
+
+// The default batch size: as many sequences as state_memory_budget holds at a context of
+// kDefaultContextForSizing tokens each (runtime/state_memory.h), between 16 and 256. A decode step
+// reads the weights once for the whole batch, so on CPU the batch is bounded by memory, not by the
+// weight reads; past 256 a step's own compute makes every stream slower than the reads saved.
+inline constexpr int64_t kDefaultContextForSizing = 8192;
+int default_max_running(const core::ModelConfig& config, const EngineOptions& opts);
 
 // Starts the scheduler thread on a loaded model. submit() throws OverloadedError (queue/memory
 // full, shutting down) or std::invalid_argument (empty prompt, id out of vocabulary, prompt beyond

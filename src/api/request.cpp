@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <climits>
+#include <cstdlib>
 
 namespace v4::api {
 
@@ -181,6 +183,20 @@ void read_stop(ChatRequest& req, const Fields& f, std::string_view key) {
                                                       std::to_string(req.stop.size()));
   for (auto& s : req.stop)
     if (s.empty()) throw invalid_value(req.dialect, f.path(key), "'" + f.path(key) + "' must not contain empty strings");
+}
+
+// logit_bias: {"token id": bias in [-100, 100]}; ids beyond the vocabulary are refused by the engine.
+void read_logit_bias(ChatRequest& req, const Fields& f, const json::object& bias) {
+  for (const auto& kv : bias) {
+    const std::string key(kv.key());
+    char* end = nullptr;
+    const long id = std::strtol(key.c_str(), &end, 10);
+    if (key.empty() || *end != '\0' || id < 0 || id > INT32_MAX)
+      throw invalid_value(req.dialect, f.path(key), "'logit_bias' keys must be token ids, got '" + key + "'");
+    const auto value = f.number(key, -100, 100);
+    if (!value) throw invalid_value(req.dialect, f.path(key), "'" + f.path(key) + "' must be a number");
+    req.logit_bias.push_back({int32_t(id), float(*value)});
+  }
 }
 
 void read_common_sampling(ChatRequest& req, const Fields& f) {
@@ -375,8 +391,9 @@ ChatRequest parse_chat_request(const json::value& body) {
   if (auto m = f.integer("max_tokens", 1, kMaxOutput)) req.max_tokens = int(*m), req.max_tokens_given = true;
   if (auto m = f.integer("max_completion_tokens", 1, kMaxOutput)) req.max_tokens = int(*m), req.max_tokens_given = true;
   if (auto n = f.integer("n", 1, 128); n && *n != 1) throw invalid_value(req.dialect, "n", "only n=1 is supported");
-  f.number("frequency_penalty", -2, 2);
-  f.number("presence_penalty", -2, 2);
+  if (auto v = f.number("frequency_penalty", -2, 2)) req.frequency_penalty = *v;
+  if (auto v = f.number("presence_penalty", -2, 2)) req.presence_penalty = *v;
+  if (auto* bias = f.object("logit_bias")) read_logit_bias(req, f.sub(*bias, "logit_bias"), *bias);
   read_stop(req, f, "stop");
   if (auto s = f.boolean("stream")) req.stream = *s;
   if (auto* so = f.object("stream_options")) {

@@ -5,6 +5,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/json.hpp>
@@ -62,6 +63,8 @@ struct ChatRequest {
   double temperature = 0.7;
   double top_p = 0.9;
   int top_k = 0;
+  double frequency_penalty = 0, presence_penalty = 0;      // chat completions
+  std::vector<std::pair<int32_t, float>> logit_bias;       // chat completions: (token id, bias)
   std::optional<uint64_t> seed;
   int max_tokens = 4096;
   bool max_tokens_given = false;

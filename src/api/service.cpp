@@ -256,6 +256,9 @@ PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body) co
   s.temperature = p.req.temperature;
   s.top_p = p.req.top_p;
   s.top_k = p.req.top_k;
+  s.frequency_penalty = p.req.frequency_penalty;
+  s.presence_penalty = p.req.presence_penalty;
+  s.logit_bias = p.req.logit_bias;
   s.seed = p.req.seed;
   s.max_tokens = max_tokens;
   s.top_logprobs = p.req.logprobs ? p.req.top_logprobs : -1;

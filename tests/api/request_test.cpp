@@ -244,3 +244,22 @@ TEST(AnthropicRequest, BadInputIsAlways400) {
   // count_tokens does not need max_tokens.
   EXPECT_NO_THROW(parse_anthropic_request(J(R"({"model":"m","messages":[{"role":"user","content":"x"}]})"), true));
 }
+
+TEST(ChatRequest, PenaltiesAndLogitBiasAreHonouredFields) {
+  auto r = parse_chat_request(J(R"({"model":"deepseek-v4-flash","messages":[{"role":"user","content":"Hi"}],
+    "frequency_penalty":0.5,"presence_penalty":-1,"logit_bias":{"5":10,"70000":-100}})"));
+  EXPECT_EQ(r.frequency_penalty, 0.5);
+  EXPECT_EQ(r.presence_penalty, -1);
+  ASSERT_EQ(r.logit_bias.size(), 2u);
+  EXPECT_EQ(r.logit_bias[0], (std::pair<int32_t, float>{5, 10.0f}));
+  EXPECT_EQ(r.logit_bias[1], (std::pair<int32_t, float>{70000, -100.0f}));
+  auto bad_key = error_of([] {
+    parse_chat_request(J(R"({"model":"deepseek-v4-flash","messages":[{"role":"user","content":"Hi"}],"logit_bias":{"abc":1}})"));
+  });
+  EXPECT_EQ(bad_key.param, "logit_bias.abc");
+  EXPECT_NE(std::string(bad_key.what()).find("logit_bias"), std::string::npos);
+  auto bad_value = error_of([] {
+    parse_chat_request(J(R"({"model":"deepseek-v4-flash","messages":[{"role":"user","content":"Hi"}],"logit_bias":{"5":101}})"));
+  });
+  EXPECT_EQ(bad_value.param, "logit_bias.5");
+}

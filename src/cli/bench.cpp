@@ -7,6 +7,8 @@
 //                   measured in the same run
 //   bench tokenize  provided by the text layer (src/cli/bench_tokenize.cpp)
 //   bench cache     TTFT uncached / memory hit / disk hit (src/cli/bench_cache.cpp)
+//   bench sample    the sampler's cost per token (src/bench/sample_bench.cpp)
+//   bench serve     load generator against a running server (src/bench/serve_bench.cpp)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -19,6 +21,8 @@
 #include <vector>
 
 #include "cli/bench_cache.h"
+#include "bench/sample_bench.h"
+#include "bench/serve_bench.h"
 #include "cli/command.h"
 #include "core/checkpoint.h"
 #include "core/dtype.h"
@@ -694,6 +698,8 @@ const char* kUsage =
     "  prefill   model prefill tokens/s and ratio to the matrix peak (--model DIR)\n"
     "  tokenize  tokenizer throughput\n"
     "  cache     time to first token uncached / memory prefix-cache hit / disk-cache hit after a restart\n"
+    "  sample    sampler microseconds per token, worst case included\n"
+    "  serve     load generator for a running server: req/s, tok/s, TTFT, ITL per concurrency\n"
     "Run `v4flash bench <what> --help` for the options.\n";
 
 int bench_main(const Args& args) {
@@ -706,6 +712,8 @@ int bench_main(const Args& args) {
   if (what == "kernels" || what == "linear") return bench_kernels(rest);
   if (what == "tokenize") return run_bench_tokenize(rest);
   if (what == "cache") return run_bench_cache(rest);
+  if (what == "sample") return bench::run_bench_sample(rest);
+  if (what == "serve") return bench::run_bench_serve(rest);
   if (what == "decode" || what == "prefill") {
     if (!rest.empty() && (rest[0] == "--help" || rest[0] == "-h")) {
       std::fputs(kModelUsage, stdout);

@@ -57,7 +57,11 @@ constexpr const char* kUsage =
     "        get 400). linkup: Linkup's API at --linkup-url (default https://api.linkup.so/v1), its key read\n"
     "        from the environment variable --linkup-key-env (default LINKUP_API_KEY), --linkup-ca FILE: a CA to\n"
     "        trust besides the system's. local: the index --search-index FILE (`v4flash search-index build`).\n"
-    "        --search-results N (default 5), --search-depth (default standard), --search-timeout-ms (15000).\n";
+    "        --search-results N (default 5), --search-depth (default standard), --search-timeout-ms (15000).\n"
+
+    "  --max-running N: sequences decoded together (default: as many as the 8 GiB state budget holds at an\n"
+    "        8K-token context each, between 16 and 256; runtime::default_max_running).\n"
+    "  --threads N: the model's threads and the threads sampling a step's sequences (default: all cores).\n";
 
 std::vector<std::string> split_keys(const std::string& s) {
   std::vector<std::string> out;
@@ -171,7 +175,7 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
                    tokenizer->vocab_size(), model->config().vocab_size);
     runtime::EngineOptions eo;
     eo.threads = engine_threads;
-    eo.max_running = int(args.integer("max-running", eo.max_running, 1, 4096));
+    eo.max_running = int(args.integer("max-running", 0, 1, 4096));  // absent: 0 = sized by the engine
     eo.max_running_per_tenant = int(args.integer("max-running-per-key", 0, 0, 4096));
     eo.tokenizer = tokenizer;
     if (auto dir = args.value("cache-dir")) {
@@ -183,6 +187,8 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
       throw std::invalid_argument("--cache-disk-bytes needs --cache-dir");
     }
     engine = runtime::create_engine(std::move(model), eo);
+    spdlog::info("engine: at most {} sequences per step (--max-running)",
+                 eo.max_running > 0 ? eo.max_running : runtime::default_max_running(engine->config(), eo));
   }
 
   std::shared_ptr<api::Authenticator> auth;

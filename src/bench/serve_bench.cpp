@@ -32,10 +32,11 @@ const char* kUsage =
     "usage: v4flash bench serve [--host 127.0.0.1] [--port 8000] [--api-key KEY | --api-key-file F]\n"
     "         [--dialect chat|responses|anthropic] [--model-name deepseek-v4-flash]\n"
     "         [--concurrency 1,4,16,64 | --request-rate R1,R2 [--max-concurrency 64]]\n"
-    "         [--requests N] [--input-len 64] [--input-range 0] [--output-len 64] [--output-range 0]\n"
+    "         [--requests N | --requests-per-stream 4] [--input-len 64] [--input-range 0] [--output-len 64] [--output-range 0]\n"
     "         [--prefix-ratio 0] [--thinking] [--temperature T] [--top-p P] [--seed 1]\n"
     "         [--model DIR [--threads N] [--buffer-mib 1024]] [--json]\n"
-    "Each level sends --requests streamed requests (default 4 per stream, at least 8): with\n"
+    "Each level sends --requests streamed requests (default --requests-per-stream x streams, at least 2;\n"
+    "at a request rate R, 16 x R): with\n"
     "--concurrency C, C streams back to back; with --request-rate R, Poisson arrivals at R/s (at most\n"
     "--max-concurrency in flight). Prompts are random words (about one token each) of --input-len\n"
     "+-input-range (a fraction), the first --prefix-ratio of them shared by every request; outputs ask\n"
@@ -58,7 +59,7 @@ struct Options {
   ServeTarget target;
   std::vector<double> levels;
   bool by_rate = false;
-  int max_concurrency = 64, requests = 0;
+  int max_concurrency = 64, requests = 0, per_stream = 4;
   int input_len = 64, output_len = 64;
   double input_range = 0, output_range = 0, prefix_ratio = 0;
   bool thinking = false, json = false;
@@ -100,7 +101,7 @@ double parse_fraction(const cli::ArgParser& p, const std::string& name, double f
 Options parse(const cli::Args& args) {
   cli::ArgParser p(args);
   p.check_known({"host", "port", "api-key", "api-key-file", "dialect", "model-name", "concurrency", "request-rate",
-                 "max-concurrency", "requests", "input-len", "input-range", "output-len", "output-range",
+                 "max-concurrency", "requests", "requests-per-stream", "input-len", "input-range", "output-len", "output-range",
                  "prefix-ratio", "temperature", "top-p", "seed", "model", "threads", "buffer-mib"},
                 {"thinking", "json"});
   Options o;
@@ -125,6 +126,7 @@ Options parse(const cli::Args& args) {
                        : parse_list(p.value_or("concurrency", "1,4,16,64"), "concurrency");
   o.max_concurrency = int(p.integer("max-concurrency", 64, 1, 4096));
   o.requests = int(p.integer("requests", 0, 0, 1 << 20));
+  o.per_stream = int(p.integer("requests-per-stream", 4, 1, 1 << 20));
   o.input_len = int(p.integer("input-len", 64, 1, 1 << 20));
   o.output_len = int(p.integer("output-len", 64, 1, 1 << 20));
   o.input_range = parse_fraction(p, "input-range", 0, 1);
@@ -240,7 +242,9 @@ double delta(const std::map<std::string, double>& a, const std::map<std::string,
 LevelReport run_level(const Options& o, double level, const std::string& prefix, uint64_t first_index,
                       const StepBytes* bytes, double bandwidth) {
   const int streams = o.by_rate ? o.max_concurrency : int(level);
-  const int total = o.requests > 0 ? o.requests : std::max(8, 4 * (o.by_rate ? int(std::ceil(level * 4)) : streams));
+  const int total = o.requests > 0 ? o.requests
+                                    : o.by_rate ? std::max(2, int(std::ceil(level * 16)))
+                                                : std::max(2, o.per_stream * streams);
   std::vector<double> arrivals(size_t(total), 0.0);  // seconds after the start
   if (o.by_rate) {
     std::mt19937_64 gen(o.seed + uint64_t(level * 1000));

@@ -50,6 +50,8 @@ std::vector<Case> cases(size_t vocab) {
   out.push_back({"flat t=2 top_p=0.99 (worst case)", flat, sampling(2.0, 0.99)});
   out.push_back({"flat t=0.7 top_p=0.99", flat, sampling(0.7, 0.99)});
   out.push_back({"flat defaults t=0.7 top_p=0.9", flat, sampling(0.7, 0.9)});
+  out.push_back({"normal(0,0.05) defaults (near flat)", normal_row(0.05f), sampling(0.7, 0.9)});
+  out.push_back({"normal(0,0.3) defaults", normal_row(0.3f), sampling(0.7, 0.9)});
   out.push_back({"normal(0,1) defaults", normal_row(1.0f), sampling(0.7, 0.9)});
   out.push_back({"normal(0,4) defaults", normal_row(4.0f), sampling(0.7, 0.9)});
   out.push_back({"peaked defaults", peaked, sampling(0.7, 0.9)});

@@ -189,15 +189,20 @@ Cut find_cut(std::span<const float> w, Goal goal) {
       if (identical) prefix = kmin;
       continue;
     }
-    next.clear();
+    // Branch-free gather: the split is data-dependent and often close to random.
+    next.resize(size_t(count[size_t(boundary)]) + 1);
+    size_t n = 0;
+    const uint32_t want = prefix >> level.shift;
     auto gather = [&](size_t i) {
-      if ((key_of(w[i]) >> level.shift) == (prefix >> level.shift)) next.push_back(int32_t(i));
+      next[std::min(n, next.size() - 1)] = int32_t(i);
+      n += (key_of(w[i]) >> level.shift) == want;
     };
     if (whole_row) {
       for (size_t i = 0; i < w.size(); ++i) gather(i);
     } else {
       for (int32_t i : group) gather(size_t(i));
     }
+    next.resize(n);
     std::swap(group, next);
     group_size = int64_t(group.size());
     whole_row = false;

@@ -413,6 +413,14 @@ int run_bench_serve(const cli::Args& args) {
   for (double level : o.levels) {
     reps.push_back(run_level(o, level, prefix, index, bytes ? &*bytes : nullptr, bandwidth));
     index += uint64_t(reps.back().requests);
+    const LevelReport& r = reps.back();
+    if (!o.json) {  // as soon as the level ends: long runs show their figures before the summary
+      std::printf("level %g: %d requests, %d errors, %.2f req/s, %.1f out tok/s, TTFT p50 %.1f ms, ITL p50 %.1f ms; "
+                  "server %.1f tok/s, %.2f tok/step, sampling %.1f%%, bound %.1f tok/s\n",
+                  r.level, r.requests, r.errors, r.req_per_s, r.out_tok_per_s, r.ttft.p50 * 1e3, r.itl.p50 * 1e3,
+                  r.server_tokens_per_s, r.tokens_per_step, r.sampling_share * 100, r.bound_tokens_per_s);
+      std::fflush(stdout);
+    }
   }
   if (o.json) print_json(o, reps, baseline, bandwidth);
   else print_text(o, reps, baseline, bandwidth);

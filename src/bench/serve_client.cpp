@@ -203,6 +203,12 @@ ServeResult ServeClient::generate(const ServeRequest& request) {
 }
 
 std::map<std::string, double> ServeClient::metrics() {
+  std::map<std::string, double> out = metrics_once();
+  if (out.empty()) out = metrics_once();  // the server may have closed an idle keep-alive connection
+  return out;
+}
+
+std::map<std::string, double> ServeClient::metrics_once() {
   std::map<std::string, double> out;
   try {
     impl_->connect();

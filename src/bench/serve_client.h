@@ -46,6 +46,7 @@ class ServeClient {
   std::map<std::string, double> metrics();
 
  private:
+  std::map<std::string, double> metrics_once();
   struct Impl;
   Impl* impl_;
 };

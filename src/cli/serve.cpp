@@ -58,9 +58,11 @@ constexpr const char* kUsage =
     "        from the environment variable --linkup-key-env (default LINKUP_API_KEY), --linkup-ca FILE: a CA to\n"
     "        trust besides the system's. local: the index --search-index FILE (`v4flash search-index build`).\n"
     "        --search-results N (default 5), --search-depth (default standard), --search-timeout-ms (15000).\n"
-
     "  --max-running N: sequences decoded together (default: as many as the 8 GiB state budget holds at an\n"
     "        8K-token context each, between 16 and 256; runtime::default_max_running).\n"
+    "  --step-tokens N: new tokens per engine step (default 2048): every running stream's next token, then\n"
+    "        prefill chunks of whole 128-token blocks; larger chunks prefill long prompts faster, smaller ones\n"
+    "        keep the streams' inter-token time lower while a long prompt is prefilled.\n"
     "  --threads N: the model's threads and the threads sampling a step's sequences (default: all cores).\n";
 
 std::vector<std::string> split_keys(const std::string& s) {
@@ -123,7 +125,8 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
     return 0;
   }
   std::vector<std::string> options = {"model", "host", "port", "api-key", "db", "rates", "threads", "tokenizer",
-                                      "io-threads", "max-body-bytes", "max-running", "cache-dir", "cache-disk-bytes",
+                                      "io-threads", "max-body-bytes", "max-running", "step-tokens",
+                                      "cache-dir", "cache-disk-bytes",
                                       "max-running-per-key", "max-connections", "signup", "signup-credit",
                                       "search", "linkup-url", "linkup-key-env", "linkup-ca", "search-index",
                                       "search-results", "search-depth", "search-timeout-ms"};
@@ -176,6 +179,7 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
     runtime::EngineOptions eo;
     eo.threads = engine_threads;
     eo.max_running = int(args.integer("max-running", 0, 1, 4096));  // absent: 0 = sized by the engine
+    eo.step_token_budget = int(args.integer("step-tokens", eo.step_token_budget, 1, 1 << 20));
     eo.max_running_per_tenant = int(args.integer("max-running-per-key", 0, 0, 4096));
     eo.tokenizer = tokenizer;
     if (auto dir = args.value("cache-dir")) {

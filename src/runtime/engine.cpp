@@ -435,6 +435,22 @@ class EngineImpl final : public Engine {
     return blocks % stride == 0;
   }
 
+  // Where this step's prefill chunk of `s` ends, given `budget` tokens: as many whole blocks as fit
+  // (at least one), ending at a block multiple or the prompt's end, and never past the last block
+  // boundary before the prompt's final token (snapshotted there, a repeat of the prompt reuses it).
+  // Chunks of many blocks make a long prompt read the weights once per chunk rather than once per
+  // block; the model computes every row in the same order whatever the chunking, so the bits do not
+  // depend on it.
+  int64_t prefill_chunk_end(const Sequence& s, int64_t budget) const {
+    const int64_t prompt_len = int64_t(s.request.prompt.size());
+    const int64_t start = s.prompt_done;
+    const int64_t next_block = (start / block_ + 1) * block_;
+    int64_t end = std::max(next_block, (start + budget) / block_ * block_);
+    const int64_t last_boundary = (prompt_len - 1) / block_ * block_;
+    if (start < last_boundary && end > last_boundary) end = last_boundary;
+    return std::min(prompt_len, end);
+  }
+
   void step() {
     struct Planned {
       Sequence* seq;
@@ -453,8 +469,7 @@ class EngineImpl final : public Engine {
     bool any_prefill = false;
     for (auto& s : running_) {
       if (!s->prefilling()) continue;
-      const int64_t prompt_len = int64_t(s->request.prompt.size());
-      const int64_t end = std::min(prompt_len, (s->prompt_done / block_ + 1) * block_);
+      const int64_t end = prefill_chunk_end(*s, budget);
       const int64_t n = end - s->prompt_done;
       if (any_prefill && n > budget) break;  // FCFS: later prompts wait for their turn
       items.push_back({s->state.get(),

@@ -162,7 +162,9 @@ struct EngineOptions {
   int max_running = 0;                  // sequences decoded together; 0 = default_max_running()
   int max_running_per_tenant = 0;       // running slots one tenant may hold; 0 = 3/4 of max_running (>= 1)
   int max_waiting = 256;                // queued requests before OverloadedError
-  int step_token_budget = 512;          // new tokens per step (decode tokens + prefill chunk)
+  // New tokens per step: the running decodes, then prefill chunks of whole prefix blocks up to the
+  // rest (a prompt's first chunk may exceed it by one block).
+  int step_token_budget = 2048;
   int64_t state_memory_budget = int64_t(8) << 30;   // bytes for running sequence states
   int64_t prefix_cache_budget = int64_t(2) << 30;   // bytes for cached prefix snapshots
   int threads = 0;                      // threads sampling a step's sequences (0 = hardware concurrency)

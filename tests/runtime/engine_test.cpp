@@ -87,6 +87,25 @@ TEST(Engine, GreedyFollowsTheModelsArgmax) {
   EXPECT_EQ(f.model->tokens_fed, 10 + 11);
 }
 
+// A long prompt is prefilled in chunks of as many whole blocks as the step budget holds (one weight
+// pass per chunk, not per block), stopping at the last block boundary before its final token so a
+// repeat of the prompt reuses everything but that token.
+TEST(Engine, PrefillsInChunksOfManyBlocksUpToTheStepBudget) {
+  EngineOptions opts;
+  opts.step_token_budget = 160;
+  opts.prefix_block_tokens = 32;
+  Fixture f(opts);
+  const auto prompt = prompt_of(300, 4);
+  auto first = f.run(request(prompt, 1));
+  // [0, 160) then [160, 288) (not 320: 288 is the last boundary before token 300), then [288, 300).
+  EXPECT_EQ(f.model->calls, 3);
+  EXPECT_EQ(f.model->tokens_fed, 300);
+  auto again = f.run(request(prompt, 1));
+  ASSERT_TRUE(again->finish);
+  EXPECT_EQ(again->finish->cached_prompt_tokens, 288);
+  EXPECT_EQ(again->ids(), first->ids());
+}
+
 TEST(Engine, SixteenConcurrentRequestsEqualOneByOneBitForBit) {
   auto make = [](int i) {
     auto r = request(prompt_of(size_t(20 + 37 * i), uint64_t(i)), 24, i % 3 == 0 ? 0.0 : 0.9);

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <mutex>
 #include <random>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -29,13 +30,16 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kUsage =
-    "usage: v4flash bench cache --model DIR [--tokens 32768] [--threads N] [--cache-dir DIR] [--exact] [--json]\n"
-    "Time to first token (one generated token, greedy) of one prompt of --tokens random ids:\n"
+    "usage: v4flash bench cache --model DIR [--tokens 32768] [--threads N] [--step-tokens 2048] [--cache-dir DIR]\n"
+    "                           [--exact] [--json]\n"
+    "The prefill bound: one forward of the whole prompt as a single chunk (what `bench prefill --tokens N`\n"
+    "times), then the time to first token (one generated token, greedy) of that prompt of --tokens random ids:\n"
     "  uncached     a fresh engine with an empty --cache-dir (default: a new folder in /tmp, removed after)\n"
     "  memory hit   the same prompt again on that engine (the memory prefix cache)\n"
     "  disk hit     the engine shut down and a new one started on the same directory (empty memory cache)\n"
     "and the snapshot files: bytes of the longest one per token it holds, bytes of all of them. The three\n"
-    "first tokens and their top-20 logprobs must be identical bit for bit, or the run fails.\n";
+    "first tokens and their top-20 logprobs must be identical bit for bit, or the run fails. The uncached\n"
+    "TTFT over the one-chunk prefill shows what the engine's chunking (--step-tokens per step) costs.\n";
 
 struct Run {
   double ttft = 0;
@@ -105,6 +109,16 @@ std::pair<int64_t, int64_t> snapshot_bytes(const fs::path& dir) {
   return {largest, total};
 }
 
+// The model's forward of the whole prompt in one chunk on a fresh state: the bound the engine's
+// chunked prefill is compared with.
+double one_chunk_prefill_seconds(model::Model& model, const std::vector<int32_t>& prompt) {
+  auto state = model.new_state();
+  const model::BatchItem item{state.get(), prompt, false};
+  const auto t0 = std::chrono::steady_clock::now();
+  model.forward(std::span<const model::BatchItem>(&item, 1));
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 }  // namespace
 
 int run_bench_cache(const Args& args) {
@@ -113,7 +127,7 @@ int run_bench_cache(const Args& args) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  p.check_known({"model", "tokens", "threads", "cache-dir"}, {"exact", "json", "help"});
+  p.check_known({"model", "tokens", "threads", "step-tokens", "cache-dir"}, {"exact", "json", "help"});
   const auto dir = p.value("model");
   if (!dir) throw std::invalid_argument("--model DIR is required");
   const int64_t tokens = p.integer("tokens", 32768, 2, int64_t(1) << 24);
@@ -135,6 +149,8 @@ int run_bench_cache(const Args& args) {
   for (auto& t : prompt) t = pick(rng);
 
   runtime::EngineOptions eo;
+  eo.step_token_budget = int(p.integer("step-tokens", eo.step_token_budget, 1, 1 << 24));
+  const double one_chunk = one_chunk_prefill_seconds(*model, prompt);
   eo.cache_dir = cache_dir.string();
   eo.cache_identity = runtime::cache_identity(*dir, exact);
   eo.prefix_cache_budget = int64_t(16) << 30;
@@ -159,17 +175,21 @@ int run_bench_cache(const Args& args) {
   const unsigned hw = std::thread::hardware_concurrency();
   if (json) {
     std::printf("{\"cpu\":\"%s\",\"isa\":\"%s\",\"threads\":%u,\"exact\":%s,\"prompt_tokens\":%lld,"
+                "\"step_tokens\":%d,\"prefill_one_chunk_s\":%.4f,\"ttft_over_prefill\":%.4f,"
                 "\"ttft_uncached_s\":%.4f,\"ttft_memory_hit_s\":%.4f,\"ttft_disk_hit_s\":%.4f,"
                 "\"memory_cached_tokens\":%d,\"disk_cached_tokens\":%d,\"disk_over_uncached\":%.5f,"
                 "\"snapshot_bytes_per_token\":%.1f,\"largest_snapshot_bytes\":%lld,\"all_snapshots_bytes\":%lld,"
                 "\"identical\":%s}\n",
                 cpu_model().c_str(), isa(), threads > 0 ? unsigned(threads) : hw, exact ? "true" : "false",
-                (long long)tokens, uncached.ttft, memory.ttft, disk.ttft, memory.cached, disk.cached,
+                (long long)tokens, eo.step_token_budget, one_chunk, uncached.ttft / one_chunk, uncached.ttft, memory.ttft,
+                disk.ttft, memory.cached, disk.cached,
                 disk.ttft / uncached.ttft, per_token, (long long)largest, (long long)total, identical ? "true" : "false");
   } else {
     std::printf("bench cache: %s, %s, %u threads, %s numerics, prompt of %lld tokens\n", cpu_model().c_str(), isa(),
                 threads > 0 ? unsigned(threads) : hw, exact ? "exact" : "default", (long long)tokens);
-    std::printf("  uncached     TTFT %9.3f s\n", uncached.ttft);
+    std::printf("  one chunk    %9.3f s  (the model's forward of the whole prompt at once, as bench prefill)\n", one_chunk);
+    std::printf("  uncached     TTFT %9.3f s  = %.3f x the one-chunk prefill (engine steps of %d tokens)\n", uncached.ttft,
+                uncached.ttft / one_chunk, eo.step_token_budget);
     std::printf("  memory hit   TTFT %9.3f s  (%d tokens cached)  %.4f of uncached\n", memory.ttft, memory.cached,
                 memory.ttft / uncached.ttft);
     std::printf("  disk hit     TTFT %9.3f s  (%d tokens cached)  %.4f of uncached, after a restart\n", disk.ttft,

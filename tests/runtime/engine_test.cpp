@@ -87,23 +87,35 @@ TEST(Engine, GreedyFollowsTheModelsArgmax) {
   EXPECT_EQ(f.model->tokens_fed, 10 + 11);
 }
 
-// A long prompt is prefilled in chunks of as many whole blocks as the step budget holds (one weight
-// pass per chunk, not per block), stopping at the last block boundary before its final token so a
-// repeat of the prompt reuses everything but that token.
-TEST(Engine, PrefillsInChunksOfManyBlocksUpToTheStepBudget) {
+// A long prompt is prefilled in chunks of many blocks (one weight pass per chunk, not per block): a
+// chunk ends at the step budget, at the next boundary the prefix cache snapshots, or at the last
+// boundary before the prompt's final token, so a repeat of the prompt reuses all but that token.
+TEST(Engine, PrefillsInChunksOfManyBlocksEndingWhereTheCacheSnapshots) {
   EngineOptions opts;
-  opts.step_token_budget = 160;
+  opts.step_token_budget = 1024;
   opts.prefix_block_tokens = 32;
   Fixture f(opts);
-  const auto prompt = prompt_of(300, 4);
+  const auto prompt = prompt_of(4101, 4);  // 128 blocks + 5 tokens
   auto first = f.run(request(prompt, 1));
-  // [0, 160) then [160, 288) (not 320: 288 is the last boundary before token 300), then [288, 300).
-  EXPECT_EQ(f.model->calls, 3);
-  EXPECT_EQ(f.model->tokens_fed, 300);
+  // Snapshot boundaries (in blocks): 1..16, 18..32 by 2, 36..64 by 4, 72..128 by 8: 40 chunks, then
+  // the last 5 tokens (one block per chunk would take 129).
+  EXPECT_EQ(f.model->calls, 41);
+  EXPECT_EQ(f.model->tokens_fed, 4101);
   auto again = f.run(request(prompt, 1));
   ASSERT_TRUE(again->finish);
-  EXPECT_EQ(again->finish->cached_prompt_tokens, 288);
+  EXPECT_EQ(again->finish->cached_prompt_tokens, 4096);
   EXPECT_EQ(again->ids(), first->ids());
+}
+
+// Without a prefix cache nothing needs a snapshot: chunks are as large as the budget allows.
+TEST(Engine, WithoutAPrefixCacheChunksFillTheStepBudget) {
+  EngineOptions opts;
+  opts.step_token_budget = 1024;
+  opts.prefix_block_tokens = 32;
+  opts.prefix_cache_budget = 0;
+  Fixture f(opts);
+  f.run(request(prompt_of(4101, 4), 1));
+  EXPECT_EQ(f.model->calls, 5);  // 4 x 1024 tokens, then 5
 }
 
 TEST(Engine, SixteenConcurrentRequestsEqualOneByOneBitForBit) {

@@ -156,7 +156,9 @@ TEST(TinyModelEngine, ThousandTokenSharedPrefixHitGivesIdenticalLogits) {
   // The raw logits: the last prompt chunk's row and every decode row, bit for bit.
   ASSERT_GE(cold_rows.size(), size_t(generated));
   ASSERT_GE(warm_rows.size(), size_t(generated));
-  EXPECT_LT(warm_rows.size(), cold_rows.size());  // fewer prefill chunks
+  // Without a cache the cold run prefills the 1040 tokens in one chunk (nothing to snapshot), the warm
+  // one resumes at 896: different chunkings, the same bits.
+  EXPECT_LE(warm_rows.size(), cold_rows.size());
   for (size_t k = 1; k <= size_t(generated); ++k) {
     const auto& a = cold_rows[cold_rows.size() - k];
     const auto& b = warm_rows[warm_rows.size() - k];

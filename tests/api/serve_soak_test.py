@@ -108,8 +108,12 @@ def stream_one(port, key, dialect, text, max_tokens, abort_after):
 def metrics(port, key):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     c.request("GET", "/metrics", headers={"Authorization": "Bearer " + key})
+    r = c.getresponse()
+    body = r.read().decode()
+    if r.status != 200:
+        raise RuntimeError(f"/metrics answered {r.status}: {body[:200]}")
     out = {}
-    for line in c.getresponse().read().decode().splitlines():
+    for line in body.splitlines():
         if line and not line.startswith("#") and "{" not in line:
             name, value = line.split(" ", 1)
             out[name] = float(value)
@@ -184,8 +188,9 @@ def main():
                                      "--json"], check=True, capture_output=True, text=True).stdout)["key"]
     port = free_port()
     log = tempfile.TemporaryFile()
+    operator = "soak-operator-" + os.urandom(8).hex()  # /metrics is for operator keys only
     proc = subprocess.Popen([a.binary, "serve", "--model", model, "--db", db, "--port", str(port),
-                             "--max-running", str(a.streams)], stdout=log, stderr=log)
+                             "--api-key", operator, "--max-running", str(a.streams)], stdout=log, stderr=log)
     try:
         deadline = time.time() + 120
         while True:
@@ -208,7 +213,7 @@ def main():
             ids, aborted, errors = run_round(port, key, a.streams, a.seconds, seed=7)
             check(not errors, f"round {round_no}: {len(errors)} errors, first: {errors[:3]}")
             check(len(ids) > a.streams, f"round {round_no}: only {len(ids)} requests completed")
-            m = wait_idle(port, key)
+            m = wait_idle(port, operator)
             check(m.get("v4flash:state_memory_bytes", -1) == 0,
                   f"round {round_no}: {m.get('v4flash:state_memory_bytes')} bytes of sequence state held when idle")
             check(0 <= m.get("v4flash:prefix_cache_memory_bytes", -1) <= PREFIX_CACHE_BUDGET,

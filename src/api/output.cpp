@@ -145,12 +145,18 @@ std::string reasoning_item_id(const ResponseMeta& m) { return "rs_" + m.item_id;
 std::string message_item_id(const ResponseMeta& m) { return "msg_" + m.item_id; }
 std::string call_item_id(const ResponseMeta& m, size_t i) { return "fc_" + m.item_id + "_" + std::to_string(i); }
 
-json::object reasoning_item(const ResponseMeta& m, const std::string& text, const char* status) {
-  json::array content;
-  if (!text.empty() || std::string(status) == "completed")
-    content.push_back(json::object{{"type", "reasoning_text"}, {"text", text}});
-  return json::object{{"type", "reasoning"}, {"id", reasoning_item_id(m)}, {"summary", json::array{}},
-                      {"content", std::move(content)}, {"encrypted_content", nullptr}, {"status", status}};
+// The reasoning item. reasoning.summary asked for: the summary is the reasoning itself (this server
+// has no summariser; docs/api.md). include reasoning.encrypted_content: the sealed copy, once complete.
+json::object reasoning_item(const ChatRequest& req, const ResponseMeta& m, const std::string& text, const char* status) {
+  const bool done = std::string(status) == "completed";
+  json::array content, summary;
+  if (!text.empty() || done) content.push_back(json::object{{"type", "reasoning_text"}, {"text", text}});
+  if (!req.reasoning_summary.empty() && (!text.empty() || done))
+    summary.push_back(json::object{{"type", "summary_text"}, {"text", text}});
+  json::value sealed = nullptr;
+  if (req.encrypted_reasoning && done) sealed = json::value(seal_reasoning(text));
+  return json::object{{"type", "reasoning"}, {"id", reasoning_item_id(m)}, {"summary", std::move(summary)},
+                      {"content", std::move(content)}, {"encrypted_content", std::move(sealed)}, {"status", status}};
 }
 
 json::object output_text_part(const std::string& text, const std::vector<TokenLogprobOut>& lps) {
@@ -163,15 +169,46 @@ json::object message_item(const ResponseMeta& m, json::array content, const char
                       {"status", status}, {"content", std::move(content)}};
 }
 
-json::object call_item(const ResponseMeta& m, const text::ToolCall& c, const std::string& arguments, const char* status) {
-  return json::object{{"type", "function_call"}, {"id", call_item_id(m, c.index)}, {"call_id", c.id},
-                      {"name", c.name}, {"arguments", arguments}, {"status", status}};
+const ToolOrigin* origin_of(const ChatRequest& req, const std::string& model_name) {
+  for (auto& o : req.tool_origins)
+    if (o.model_name == model_name) return &o;
+  return nullptr;
+}
+
+// A custom tool's input: the `input` argument the model gave (its raw arguments if it gave none).
+std::string custom_input(const std::string& arguments) {
+  boost::system::error_code ec;
+  json::value v = json::parse(arguments, ec);
+  if (!ec && v.is_object() && v.get_object().contains("input") && v.at("input").is_string())
+    return std::string(v.at("input").get_string());
+  return arguments;
+}
+
+// A call in the shape its tool was declared in: function_call (with `namespace` for a namespace's
+// member) or custom_tool_call.
+json::object call_item(const ChatRequest& req, const ResponseMeta& m, const text::ToolCall& c, const std::string& arguments,
+                       const char* status) {
+  const ToolOrigin* o = origin_of(req, c.name);
+  if (o && o->custom) {
+    json::object item{{"type", "custom_tool_call"}, {"id", "ctc_" + m.item_id + "_" + std::to_string(c.index)},
+                      {"call_id", c.id}, {"name", o->name}, {"input", custom_input(arguments)}, {"status", status}};
+    if (!o->ns.empty()) item["namespace"] = o->ns;
+    return item;
+  }
+  json::object item{{"type", "function_call"}, {"id", call_item_id(m, c.index)}, {"call_id", c.id},
+                    {"name", o ? o->name : c.name}, {"arguments", arguments}, {"status", status}};
+  if (o && !o->ns.empty()) item["namespace"] = o->ns;
+  return item;
 }
 
 json::array responses_tools(const ChatRequest& req) {
   json::array out;
   for (auto& t : req.tools) {
     auto& fn = t.at("function").as_object();
+    if (const ToolOrigin* origin = origin_of(req, std::string(fn.at("name").as_string())); origin && origin->custom) {
+      out.push_back(json::object{{"type", "custom"}, {"name", origin->name}});
+      continue;
+    }
     json::object o{{"type", "function"}, {"name", fn.at("name")}, {"parameters", fn.at("parameters")}, {"strict", false}};
     o["description"] = fn.contains("description") ? fn.at("description") : json::value(nullptr);
     out.push_back(std::move(o));
@@ -183,6 +220,16 @@ json::value responses_tool_choice(const ChatRequest& req) {
   if (req.tool_choice == "auto" || req.tool_choice == "none" || req.tool_choice == "required")
     return json::value(req.tool_choice);
   return json::object{{"type", "function"}, {"name", req.tool_choice}};
+}
+
+// Declared tools the model was not given, with why (docs/api.md): a v4flash extension field.
+json::array withheld_tools(const ChatRequest& req) {
+  json::array out;
+  for (auto& type : req.withheld_tools)
+    out.push_back(json::object{{"type", type},
+                               {"reason", "this server does not run web_search as a tool the model calls; the tool was "
+                                          "not given to the model (web_search_linkup searches before the answer)"}});
+  return out;
 }
 
 // The Response object in any state; `output` and `usage` filled by the caller.
@@ -205,9 +252,10 @@ json::object response_object(const ChatRequest& req, const ResponseMeta& m, cons
       {"max_output_tokens", req.max_tokens_given ? json::value(req.max_tokens) : json::value(nullptr)},
       {"model", m.model},
       {"output", json::array{}},
-      {"parallel_tool_calls", true},
+      {"parallel_tool_calls", req.parallel_tool_calls},
       {"previous_response_id", nullptr},
-      {"reasoning", json::object{{"effort", req.thinking ? json::value(req.effort) : json::value("none")}, {"summary", nullptr}}},
+      {"reasoning", json::object{{"effort", req.thinking ? json::value(req.effort) : json::value("none")},
+                                 {"summary", req.reasoning_summary.empty() ? json::value(nullptr) : json::value(req.reasoning_summary)}}},
       {"service_tier", "default"},
       {"store", false},
       {"temperature", req.temperature},
@@ -217,6 +265,8 @@ json::object response_object(const ChatRequest& req, const ResponseMeta& m, cons
       {"top_p", req.top_p},
       {"truncation", "disabled"},
       {"metadata", req.metadata},  // usage: added once known (the schema has no null usage)
+      {"prompt_cache_key", req.prompt_cache_key.empty() ? json::value(nullptr) : json::value(req.prompt_cache_key)},
+      {"withheld_tools", withheld_tools(req)},
   };
 }
 
@@ -231,6 +281,13 @@ void set_response_outcome(json::object& r, const Outcome& o) {
     r["status"] = "completed";
   }
   r["usage"] = responses_usage(o.usage);
+}
+
+// anthropic-beta thinking-token-count: the reasoning share of output_tokens.
+json::object anthropic_usage_for(const ChatRequest& req, const Usage& u) {
+  json::object usage = anthropic_usage(u);
+  if (req.thinking_token_count) usage["output_tokens_details"] = json::object{{"thinking_tokens", u.reasoning_tokens}};
+  return usage;
 }
 
 const char* anthropic_error_type(int status) {
@@ -337,15 +394,23 @@ class ResponsesStream final : public StreamRenderer {
         open_ = Open::reasoning;
         index_ = next_index_++;
         out += event("response.output_item.added",
-                     json::object{{"output_index", index_}, {"item", reasoning_item(meta_, "", "in_progress")}});
+                     json::object{{"output_index", index_}, {"item", reasoning_item(req_, meta_, "", "in_progress")}});
         out += event("response.content_part.added",
                      json::object{{"item_id", reasoning_item_id(meta_)}, {"output_index", index_}, {"content_index", 0},
                                   {"part", json::object{{"type", "reasoning_text"}, {"text", ""}}}});
+        if (summarise())
+          out += event("response.reasoning_summary_part.added",
+                       json::object{{"item_id", reasoning_item_id(meta_)}, {"output_index", index_}, {"summary_index", 0},
+                                    {"part", json::object{{"type", "summary_text"}, {"text", ""}}}});
       }
       out += event("response.reasoning_text.delta", json::object{{"item_id", reasoning_item_id(meta_)},
                                                                   {"output_index", index_},
                                                                   {"content_index", 0},
                                                                   {"delta", d.text}});
+      if (summarise())
+        out += event("response.reasoning_summary_text.delta",
+                     json::object{{"item_id", reasoning_item_id(meta_)}, {"output_index", index_}, {"summary_index", 0},
+                                  {"delta", d.text}});
     } else if (d.kind == Delta::Kind::content) {
       out += open_message();
       out += event("response.output_text.delta",
@@ -355,13 +420,23 @@ class ResponsesStream final : public StreamRenderer {
       out += close();
       int idx = next_index_++;
       const auto& c = d.call;
-      out += event("response.output_item.added", json::object{{"output_index", idx}, {"item", call_item(meta_, c, "", "in_progress")}});
-      out += event("response.function_call_arguments.delta",
-                   json::object{{"item_id", call_item_id(meta_, c.index)}, {"output_index", idx}, {"delta", c.arguments}});
-      out += event("response.function_call_arguments.done",
-                   json::object{{"item_id", call_item_id(meta_, c.index)}, {"output_index", idx}, {"name", c.name},
-                                {"arguments", c.arguments}});
-      out += event("response.output_item.done", json::object{{"output_index", idx}, {"item", call_item(meta_, c, c.arguments, "completed")}});
+      json::object added = call_item(req_, meta_, c, "", "in_progress");
+      json::object done = call_item(req_, meta_, c, c.arguments, "completed");
+      const json::value item_id = done.at("id");
+      out += event("response.output_item.added", json::object{{"output_index", idx}, {"item", std::move(added)}});
+      if (done.at("type") == "custom_tool_call") {
+        out += event("response.custom_tool_call_input.delta",
+                     json::object{{"item_id", item_id}, {"output_index", idx}, {"delta", done.at("input")}});
+        out += event("response.custom_tool_call_input.done",
+                     json::object{{"item_id", item_id}, {"output_index", idx}, {"input", done.at("input")}});
+      } else {
+        out += event("response.function_call_arguments.delta",
+                     json::object{{"item_id", item_id}, {"output_index", idx}, {"delta", c.arguments}});
+        out += event("response.function_call_arguments.done",
+                     json::object{{"item_id", item_id}, {"output_index", idx}, {"name", done.at("name")},
+                                  {"arguments", c.arguments}});
+      }
+      out += event("response.output_item.done", json::object{{"output_index", idx}, {"item", std::move(done)}});
     }
     return out;
   }
@@ -387,6 +462,7 @@ class ResponsesStream final : public StreamRenderer {
 
  private:
   enum class Open { none, reasoning, message };
+  bool summarise() const { return !req_.reasoning_summary.empty(); }
   std::string event(const std::string& type, json::object body) {
     body["type"] = type;
     body["sequence_number"] = seq_++;
@@ -407,6 +483,14 @@ class ResponsesStream final : public StreamRenderer {
   std::string close() {
     std::string out;
     if (open_ == Open::reasoning) {
+      if (summarise()) {
+        out += event("response.reasoning_summary_text.done",
+                     json::object{{"item_id", reasoning_item_id(meta_)}, {"output_index", index_}, {"summary_index", 0},
+                                  {"text", turn_.reasoning}});
+        out += event("response.reasoning_summary_part.done",
+                     json::object{{"item_id", reasoning_item_id(meta_)}, {"output_index", index_}, {"summary_index", 0},
+                                  {"part", json::object{{"type", "summary_text"}, {"text", turn_.reasoning}}}});
+      }
       out += event("response.reasoning_text.done", json::object{{"item_id", reasoning_item_id(meta_)},
                                                                  {"output_index", index_},
                                                                  {"content_index", 0},
@@ -415,7 +499,7 @@ class ResponsesStream final : public StreamRenderer {
                    json::object{{"item_id", reasoning_item_id(meta_)}, {"output_index", index_}, {"content_index", 0},
                                 {"part", json::object{{"type", "reasoning_text"}, {"text", turn_.reasoning}}}});
       out += event("response.output_item.done",
-                   json::object{{"output_index", index_}, {"item", reasoning_item(meta_, turn_.reasoning, "completed")}});
+                   json::object{{"output_index", index_}, {"item", reasoning_item(req_, meta_, turn_.reasoning, "completed")}});
     } else if (open_ == Open::message) {
       out += event("response.output_text.done",
                    json::object{{"item_id", message_item_id(meta_)}, {"output_index", index_}, {"content_index", 0},
@@ -479,7 +563,7 @@ class AnthropicStream final : public StreamRenderer {
   }
   std::string finish(const Outcome& o) override {
     std::string out = close();
-    json::object usage = anthropic_usage(o.usage);
+    json::object usage = anthropic_usage_for(req_, o.usage);
     out += sse_event("message_delta",
                      json::object{{"type", "message_delta"},
                                   {"delta", json::object{{"stop_reason", anthropic_stop_reason(o, has_tool_calls_)},
@@ -572,10 +656,10 @@ json::object render_response(const ChatRequest& req, const ResponseMeta& m, cons
     case Dialect::responses: {
       json::object r = response_object(req, m, "completed");
       json::array output;
-      if (!turn.reasoning.empty()) output.push_back(reasoning_item(m, turn.reasoning, "completed"));
+      if (!turn.reasoning.empty()) output.push_back(reasoning_item(req, m, turn.reasoning, "completed"));
       if (!turn.content.empty() || !has_calls)
         output.push_back(message_item(m, json::array{output_text_part(turn.content, turn.logprobs)}, "completed"));
-      for (auto& c : turn.tool_calls) output.push_back(call_item(m, c, c.arguments, "completed"));
+      for (auto& c : turn.tool_calls) output.push_back(call_item(req, m, c, c.arguments, "completed"));
       r["output"] = std::move(output);
       set_response_outcome(r, o);
       return r;
@@ -587,7 +671,7 @@ json::object render_response(const ChatRequest& req, const ResponseMeta& m, cons
                                        {"thinking", req.show_thinking ? turn.reasoning : std::string()},
                                        {"signature", kThinkingSignature}});
       if (!turn.content.empty() || !has_calls)
-        content.push_back(json::object{{"type", "text"}, {"text", turn.content}, {"citations", nullptr}});
+        content.push_back(json::object{{"type", "text"}, {"text", turn.content}});
       for (auto& c : turn.tool_calls)
         content.push_back(json::object{{"type", "tool_use"}, {"id", c.id}, {"name", c.name}, {"input", tool_input_object(c.arguments)}});
       return json::object{{"id", m.id},
@@ -597,7 +681,7 @@ json::object render_response(const ChatRequest& req, const ResponseMeta& m, cons
                           {"content", std::move(content)},
                           {"stop_reason", anthropic_stop_reason(o, has_calls)},
                           {"stop_sequence", o.stop == StopKind::stop_string ? json::value(o.matched_stop) : json::value(nullptr)},
-                          {"usage", anthropic_usage(o.usage)}};
+                          {"usage", anthropic_usage_for(req, o.usage)}};
     }
   }
   return {};

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <climits>
 #include <cstdlib>
+#include <functional>
 
 namespace v4::api {
 
@@ -21,6 +22,26 @@ ApiError invalid_value(Dialect dialect, const std::string& param, const std::str
 
 bool ModelCatalog::serves(const std::string& id) const {
   return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+
+std::optional<std::string> ModelCatalog::resolve(const std::string& id) const {
+  if (serves(id)) return id;
+  for (const auto& [pattern, target] : aliases) {
+    const bool wildcard = !pattern.empty() && pattern.back() == '*';
+    const std::string_view stem(pattern.data(), pattern.size() - (wildcard ? 1 : 0));
+    if (wildcard ? std::string_view(id).starts_with(stem) : id == pattern) return target;
+  }
+  return std::nullopt;
+}
+
+std::pair<std::string, std::string> parse_model_alias(const std::string& spec) {
+  const size_t eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+    throw std::invalid_argument("--model-alias takes PATTERN=MODEL (e.g. 'claude-*=deepseek-v4-flash'), got '" + spec + "'");
+  std::string pattern = spec.substr(0, eq);
+  if (pattern.find('*') != std::string::npos && pattern.find('*') != pattern.size() - 1)
+    throw std::invalid_argument("--model-alias: '*' may only end the pattern, got '" + pattern + "'");
+  return {pattern, spec.substr(eq + 1)};
 }
 
 json::value parse_json_body(const std::string& body) {
@@ -130,6 +151,16 @@ class Fields {
     return &v->get_object();
   }
   Fields sub(const json::object& o, const std::string& name) const { return Fields(o, dialect_, name + "."); }
+  // Every field present must be one of `known`: a field this server does not honour is refused,
+  // never ignored (400 naming it).
+  void only(std::initializer_list<std::string_view> known) const {
+    for (auto& kv : obj_) {
+      if (std::find(known.begin(), known.end(), kv.key()) != known.end()) continue;
+      throw ApiError(400, "invalid_request_error",
+                     "'" + path(kv.key()) + "' is not supported by this server (docs/api.md lists the fields it honours)",
+                     path(kv.key()), "unsupported_parameter");
+    }
+  }
 
   static std::string fmt_num(double d) {
     if (std::floor(d) == d && std::fabs(d) < 1e15) return std::to_string(int64_t(d));
@@ -246,6 +277,7 @@ void read_thinking_object(ChatRequest& req, const Fields& f) {
   auto* t = f.object("thinking");
   if (!t) return;
   Fields tf = f.sub(*t, "thinking");
+  tf.only({"type", "budget_tokens", "display"});
   std::string type = tf.req_str("type");
   if (type == "disabled") {
     req.thinking = false;
@@ -277,8 +309,10 @@ std::string text_of_parts(const json::value& content, const std::string& path, D
     Fields pf(po, dialect, ppath + ".");
     std::string type = pf.req_str("type");
     if (type == "text" || type == "input_text" || type == "output_text") {
+      pf.only({"type", "text", "annotations", "logprobs"});  // annotations, logprobs: output metadata passed back
       out += pf.req_str("text");
     } else if (type == "refusal") {
+      pf.only({"type", "refusal"});
       out += pf.req_str("refusal");
     } else {
       throw bad_request(ppath + ".type", "'" + ppath + ".type': content part type '" + type + "' is not supported (text only)");
@@ -371,6 +405,11 @@ ChatRequest parse_chat_request(const json::value& body) {
   ChatRequest req;
   req.dialect = Dialect::chat;
   Fields f(body.as_object(), req.dialect);
+  f.only({"model", "messages", "temperature", "top_p", "seed", "thinking_budget", "enable_thinking", "web_search_linkup",
+          "disable_formatting", "reasoning_effort", "thinking", "chat_template_kwargs", "max_tokens",
+          "max_completion_tokens", "n", "frequency_penalty", "presence_penalty", "logit_bias", "stop", "stream",
+          "stream_options", "logprobs", "top_logprobs", "response_format", "tools", "tool_choice",
+          "parallel_tool_calls", "prompt_cache_key", "web_search_options"});
   req.model = f.req_str("model");
   check_model(req, f);
 
@@ -384,6 +423,7 @@ ChatRequest parse_chat_request(const json::value& body) {
   read_common_sampling(req, f);
   if (auto* kw = f.object("chat_template_kwargs")) {
     Fields kf = f.sub(*kw, "chat_template_kwargs");
+    kf.only({"enable_thinking", "thinking"});
     if (auto t = kf.boolean("enable_thinking")) req.thinking = *t && req.thinking;
     if (auto t = kf.boolean("thinking")) req.thinking = *t && req.thinking;
   }
@@ -398,6 +438,7 @@ ChatRequest parse_chat_request(const json::value& body) {
   if (auto s = f.boolean("stream")) req.stream = *s;
   if (auto* so = f.object("stream_options")) {
     Fields sf = f.sub(*so, "stream_options");
+    sf.only({"include_usage"});
     if (auto u = sf.boolean("include_usage")) req.include_usage = *u;
   }
   read_web_search_options(req, f);
@@ -428,6 +469,8 @@ ChatRequest parse_chat_request(const json::value& body) {
       if (!fn) throw bad_request("tool_choice.function", "missing required parameter 'tool_choice.function'");
       return f.sub(*fn, "tool_choice.function").req_str("name");
     });
+  if (auto p = f.boolean("parallel_tool_calls")) req.parallel_tool_calls = *p;
+  if (auto k = f.str("prompt_cache_key")) req.prompt_cache_key = *k;  // a routing hint: one engine, one cache
 
   size_t i = 0;
   for (auto& mv : *messages) {
@@ -465,107 +508,432 @@ ChatRequest parse_chat_request(const json::value& body) {
   return req;
 }
 
+namespace {
+
+// A freeform (`custom`) tool's one parameter, as the model sees it.
+json::object custom_tool_parameters() {
+  return json::object{{"type", "object"},
+                      {"properties", json::object{{"input", json::object{{"type", "string"},
+                                                                         {"description", "the tool's freeform input"}}}}},
+                      {"required", json::array{"input"}}};
+}
+
+// One Responses tool. function and custom tools reach the model (a namespace's members named
+// "NAMESPACE.NAME"); web_search is withheld while the server has no search provider; anything else
+// is refused naming it.
+void read_responses_tool(ChatRequest& req, const Fields& f, const json::value& t, const std::string& tp,
+                         const std::string& ns = {}, const std::string& ns_description = {}) {
+  Fields tf = f.sub(as_object(t, tp, req.dialect), tp);
+  std::string type = tf.req_str("type");
+  auto describe = [&](std::string d) { return ns_description.empty() ? d : "(" + ns + ": " + ns_description + ") " + d; };
+  if (type == "function") {
+    tf.only({"type", "name", "description", "parameters", "strict"});
+    if (auto strict = tf.boolean("strict"); strict && *strict)
+      throw invalid_value(req.dialect, tp + ".strict",
+                          "'" + tp + ".strict': strict tools need constrained decoding, which this server does not "
+                          "have; send strict: false");
+    if (auto* p = tf.find("parameters"); p && !p->is_object()) throw tf.type_error("parameters", "an object", *p);
+    const std::string name = tf.req_str("name");
+    const std::string model_name = ns.empty() ? name : ns + "." + name;
+    req.tools.push_back(chat_tool(model_name, describe(tf.str("description").value_or("")), tf.find("parameters")));
+    if (!ns.empty()) req.tool_origins.push_back({model_name, name, ns, false});
+  } else if (type == "custom") {
+    tf.only({"type", "name", "description", "format"});
+    if (auto* fmt = tf.object("format")) {
+      Fields ff = f.sub(*fmt, tp + ".format");
+      ff.only({"type", "syntax", "definition"});
+      if (ff.req_str("type") != "text")
+        throw invalid_value(req.dialect, tp + ".format.type",
+                            "'" + tp + ".format.type': grammar-constrained custom tools need constrained decoding, "
+                            "which this server does not have; use format {\"type\": \"text\"}");
+    }
+    const std::string name = tf.req_str("name");
+    const std::string model_name = ns.empty() ? name : ns + "." + name;
+    const json::value params = custom_tool_parameters();
+    req.tools.push_back(chat_tool(model_name, describe(tf.str("description").value_or("")), &params));
+    req.tool_origins.push_back({model_name, name, ns, true});
+  } else if (type == "namespace" && ns.empty()) {
+    tf.only({"type", "name", "description", "tools"});
+    const std::string name = tf.req_str("name");
+    const json::array* members = tf.array("tools");
+    if (!members) throw bad_request(tp + ".tools", "missing required parameter '" + tp + ".tools'");
+    size_t k = 0;
+    for (auto& m : *members)
+      read_responses_tool(req, f, m, tp + ".tools[" + std::to_string(k++) + "]", name, tf.str("description").value_or(""));
+  } else if (type == "web_search" || type == "web_search_preview") {
+    tf.only({"type", "external_web_access", "search_context_size", "user_location", "filters"});
+    req.withheld_tools.push_back(type);
+  } else {
+    refuse_tool_type(req.dialect, tp + ".type", type, "function, custom and namespace tools; web_search is withheld");
+  }
+}
+
+// The text of a reasoning input item: its sealed copy when it has one, else its content or summary.
+std::string reasoning_input_text(const Fields& itf, const std::string& ip) {
+  if (auto sealed = itf.str("encrypted_content"); sealed && !sealed->empty())
+    return unseal_reasoning(*sealed, ip + ".encrypted_content");
+  std::string text;
+  auto gather = [&](const json::array* parts) {
+    if (!parts) return;
+    for (auto& p : *parts)
+      if (p.is_object() && p.get_object().contains("text") && p.at("text").is_string()) text += p.at("text").get_string();
+  };
+  gather(itf.array("content"));
+  if (text.empty()) gather(itf.array("summary"));
+  return text;
+}
+
+// A call's name as the model knows it (namespaced tools: "NAMESPACE.NAME").
+std::string model_tool_name(const Fields& itf) {
+  std::string name = itf.req_str("name");
+  if (auto ns = itf.str("namespace"); ns && !ns->empty()) return *ns + "." + name;
+  return name;
+}
+
+void read_responses_input(ChatRequest& req, const Fields& f, const json::array& items) {
+  size_t i = 0;
+  // Consecutive reasoning / assistant message / call items form one assistant turn.
+  auto assistant_turn = [&]() -> Message& {
+    if (req.messages.empty() || req.messages.back().role != "assistant" || !req.messages.back().tool_calls.empty())
+      req.messages.push_back(Message{"assistant", "", {}, {}, {}});
+    return req.messages.back();
+  };
+  for (auto& item : items) {
+    std::string ip = "input[" + std::to_string(i++) + "]";
+    Fields itf = f.sub(as_object(item, ip, req.dialect), ip);
+    std::string type = itf.str("type").value_or("message");
+    if (type == "message") {
+      itf.only({"type", "id", "role", "content", "status"});
+      std::string role = itf.req_str("role");
+      if (role != "system" && role != "developer" && role != "user" && role != "assistant")
+        throw invalid_value(req.dialect, ip + ".role", "'" + ip + ".role' must be system, developer, user or assistant");
+      std::string content = text_of_parts(itf.require("content"), ip + ".content", req.dialect);
+      if (role == "assistant") assistant_turn().content += content;
+      else req.messages.push_back(Message{role, content, {}, {}, {}});
+    } else if (type == "reasoning") {
+      itf.only({"type", "id", "summary", "content", "encrypted_content", "status"});
+      Message& a = assistant_turn();
+      a.reasoning_content = a.reasoning_content.value_or("") + reasoning_input_text(itf, ip);
+    } else if (type == "function_call") {
+      itf.only({"type", "id", "call_id", "name", "namespace", "arguments", "status"});
+      assistant_turn().tool_calls.push_back({itf.req_str("call_id"), model_tool_name(itf), itf.str("arguments").value_or("{}")});
+    } else if (type == "custom_tool_call") {
+      itf.only({"type", "id", "call_id", "name", "namespace", "input", "status"});
+      json::object args{{"input", itf.str("input").value_or("")}};
+      assistant_turn().tool_calls.push_back({itf.req_str("call_id"), model_tool_name(itf), json::serialize(args)});
+    } else if (type == "function_call_output" || type == "custom_tool_call_output") {
+      itf.only({"type", "id", "call_id", "output", "status"});
+      Message m{"tool", "", {}, {}, itf.req_str("call_id")};
+      m.content = text_of_parts(itf.require("output"), ip + ".output", req.dialect);
+      req.messages.push_back(std::move(m));
+    } else {
+      throw bad_request(ip + ".type", "'" + ip + ".type': input item type '" + type + "' is not supported");
+    }
+  }
+}
+
+void read_responses_include(ChatRequest& req, const Fields& f) {
+  const json::array* inc = f.array("include");
+  if (!inc) return;
+  size_t i = 0;
+  for (auto& v : *inc) {
+    std::string p = "include[" + std::to_string(i++) + "]";
+    if (!v.is_string()) throw bad_request(p, "'" + p + "' must be a string");
+    if (v.get_string() == "message.output_text.logprobs") req.logprobs = true;
+    else if (v.get_string() == "reasoning.encrypted_content") req.encrypted_reasoning = true;
+    else
+      throw invalid_value(req.dialect, p, "'" + p + "': '" + std::string(v.get_string()) +
+                                              "' is not supported (reasoning.encrypted_content, message.output_text.logprobs)");
+  }
+}
+
+void read_responses_reasoning(ChatRequest& req, const Fields& f) {
+  const json::object* r = f.object("reasoning");
+  if (!r) return;
+  Fields rf = f.sub(*r, "reasoning");
+  rf.only({"effort", "summary", "generate_summary"});
+  if (auto e = rf.str("effort")) apply_effort(req, normalise_effort(req.dialect, "reasoning.effort", *e));
+  for (const char* key : {"generate_summary", "summary"}) {
+    auto s = rf.str(key);
+    if (!s) continue;
+    if (*s != "auto" && *s != "concise" && *s != "detailed")
+      throw invalid_value(req.dialect, rf.path(key), "'" + rf.path(key) + "' must be auto, concise or detailed");
+    req.reasoning_summary = *s;
+  }
+}
+
+}  // namespace
+
 // ---------------------------------------------------------------- OpenAI Responses
 ChatRequest parse_responses_request(const json::value& body) {
   ChatRequest req;
   req.dialect = Dialect::responses;
   Fields f(body.as_object(), req.dialect);
+  f.only({"model", "input", "instructions", "reasoning", "thinking", "temperature", "top_p", "seed", "thinking_budget",
+          "enable_thinking", "web_search_linkup", "disable_formatting", "max_output_tokens", "stream", "top_logprobs",
+          "include", "previous_response_id", "metadata", "text", "tools", "tool_choice", "parallel_tool_calls",
+          "store", "prompt_cache_key", "client_metadata", "truncation"});
   req.model = f.req_str("model");
   check_model(req, f);
-  if (auto* r = f.object("reasoning")) {
-    Fields rf = f.sub(*r, "reasoning");
-    if (auto e = rf.str("effort")) apply_effort(req, normalise_effort(req.dialect, "reasoning.effort", *e));
-  }
+  read_responses_reasoning(req, f);
   read_thinking_object(req, f);
   read_common_sampling(req, f);
   if (auto m = f.integer("max_output_tokens", 1, kMaxOutput)) req.max_tokens = int(*m), req.max_tokens_given = true;
   if (auto s = f.boolean("stream")) req.stream = *s;
   req.include_usage = true;
   if (auto t = f.integer("top_logprobs", 0, 20)) req.logprobs = true, req.top_logprobs = int(*t);
-  if (auto* inc = f.array("include"))
-    for (auto& v : *inc)
-      if (v.is_string() && v.get_string() == "message.output_text.logprobs") req.logprobs = true;
+  read_responses_include(req, f);
   if (auto p = f.str("previous_response_id"))
     throw bad_request("previous_response_id", "previous_response_id is not supported: this server stores no responses; send the full input");
+  if (auto s = f.boolean("store"); s && *s)
+    throw invalid_value(req.dialect, "store", "'store': true is not supported: this server keeps no responses; send store: false");
+  if (auto t = f.str("truncation"); t && *t != "disabled")
+    throw invalid_value(req.dialect, "truncation", "'truncation' must be disabled (a prompt over the context is refused)");
+  if (auto k = f.str("prompt_cache_key")) req.prompt_cache_key = *k;
+  f.object("client_metadata");  // Codex's own tags: no behaviour is defined for them (docs/api.md)
   if (auto* md = f.object("metadata")) req.metadata = *md;
   if (auto* text = f.object("text")) {
     Fields tf = f.sub(*text, "text");
+    tf.only({"format"});
     if (auto* fmt = tf.object("format")) read_response_format(req, f, *fmt, "text.format");
   }
   if (auto* tools = f.array("tools")) {
     size_t i = 0;
-    for (auto& t : *tools) {
-      std::string tp = "tools[" + std::to_string(i++) + "]";
-      Fields tf = f.sub(as_object(t, tp, req.dialect), tp);
-      std::string type = tf.req_str("type");
-      if (type != "function") refuse_tool_type(req.dialect, tp + ".type", type, "function tools only");
-      if (auto* p = tf.find("parameters"); p && !p->is_object()) throw tf.type_error("parameters", "an object", *p);
-      req.tools.push_back(chat_tool(tf.req_str("name"), tf.str("description").value_or(""), tf.find("parameters")));
-    }
+    for (auto& t : *tools) read_responses_tool(req, f, t, "tools[" + std::to_string(i++) + "]");
   }
   if (auto* tc = f.find("tool_choice"))  // {"type": "function", "name": ...}
     read_tool_choice(req, f, *tc, [](const Fields& cf) { return cf.req_str("name"); });
+  if (auto p = f.boolean("parallel_tool_calls")) req.parallel_tool_calls = *p;
   if (auto ins = f.str("instructions")) {
     req.instructions = *ins;
     if (!ins->empty()) req.messages.push_back(Message{"system", *ins, {}, {}, {}});
   }
 
   const json::value& input = f.require("input");
-  if (input.is_string()) {
-    req.messages.push_back(Message{"user", std::string(input.get_string()), {}, {}, {}});
-  } else if (input.is_array()) {
-    size_t i = 0;
-    // Consecutive reasoning / assistant message / function_call items form one assistant turn.
-    auto assistant_turn = [&]() -> Message& {
-      if (req.messages.empty() || req.messages.back().role != "assistant" || !req.messages.back().tool_calls.empty())
-        req.messages.push_back(Message{"assistant", "", {}, {}, {}});
-      return req.messages.back();
-    };
-    for (auto& item : input.get_array()) {
-      std::string ip = "input[" + std::to_string(i++) + "]";
-      Fields itf = f.sub(as_object(item, ip, req.dialect), ip);
-      std::string type = itf.str("type").value_or("message");
-      if (type == "message") {
-        std::string role = itf.req_str("role");
-        if (role != "system" && role != "developer" && role != "user" && role != "assistant")
-          throw invalid_value(req.dialect, ip + ".role", "'" + ip + ".role' must be system, developer, user or assistant");
-        std::string content = text_of_parts(itf.require("content"), ip + ".content", req.dialect);
-        if (role == "assistant") {
-          Message& a = assistant_turn();
-          a.content += content;
-        } else {
-          req.messages.push_back(Message{role, content, {}, {}, {}});
-        }
-      } else if (type == "reasoning") {
-        std::string text;
-        if (auto* c = itf.array("content"))
-          for (auto& p : *c)
-            if (p.is_object() && p.get_object().contains("text") && p.at("text").is_string()) text += p.at("text").get_string();
-        if (text.empty())
-          if (auto* s = itf.array("summary"))
-            for (auto& p : *s)
-              if (p.is_object() && p.get_object().contains("text") && p.at("text").is_string()) text += p.at("text").get_string();
-        Message& a = assistant_turn();
-        a.reasoning_content = a.reasoning_content.value_or("") + text;
-      } else if (type == "function_call") {
-        Message& a = assistant_turn();
-        a.tool_calls.push_back({itf.req_str("call_id"), itf.req_str("name"), itf.str("arguments").value_or("{}")});
-      } else if (type == "function_call_output") {
-        Message m{"tool", "", {}, {}, itf.req_str("call_id")};
-        const json::value& out = itf.require("output");
-        m.content = text_of_parts(out, ip + ".output", req.dialect);
-        req.messages.push_back(std::move(m));
-      } else {
-        throw bad_request(ip + ".type", "'" + ip + ".type': input item type '" + type + "' is not supported");
-      }
-    }
-  } else {
-    throw f.type_error("input", "a string or an array", input);
-  }
+  if (input.is_string()) req.messages.push_back(Message{"user", std::string(input.get_string()), {}, {}, {}});
+  else if (input.is_array()) read_responses_input(req, f, input.get_array());
+  else throw f.type_error("input", "a string or an array", input);
   if (req.messages.empty() || (req.messages.size() == 1 && req.messages[0].role == "system"))
     throw bad_request("input", "'input' must contain at least one message");
   finish_thinking(req);
   return req;
+}
+
+namespace {
+
+// The betas this server honours (anthropic-beta header); docs/api.md says what each one does here.
+constexpr std::string_view kAnthropicBetas[] = {
+    "claude-code-20250219",            // names the client; nothing to change
+    "interleaved-thinking-2025-05-14",  // thinking between tool calls: V4 reasons after every tool result
+    "thinking-token-count-2026-05-13",  // usage.output_tokens_details.thinking_tokens
+    "context-management-2025-06-27",    // context_management edits (clear_thinking)
+    "prompt-caching-scope-2026-01-05",  // cache_control: the prefix cache (automatic)
+    "prompt-caching-2024-07-31",        // the same, older name
+    "mid-conversation-system-2026-04-07",  // role "system" inside messages
+    "effort-2025-11-24",                // output_config.effort
+};
+
+// Anthropic cache_control {"type": "ephemeral", "ttl": "5m"|"1h"}: honoured by the prefix cache,
+// which keeps every prompt's blocks without being asked (a cached prefix is reported as
+// cache_read_input_tokens), so the marker needs no action beyond validation.
+void read_cache_control(const Fields& f) {
+  const json::object* cc = f.object("cache_control");
+  if (!cc) return;
+  Fields cf = f.sub(*cc, f.path("cache_control"));
+  cf.only({"type", "ttl"});
+  if (cf.req_str("type") != "ephemeral")
+    throw invalid_value(Dialect::anthropic, cf.path("type"), "'" + cf.path("type") + "' must be ephemeral");
+  if (auto ttl = cf.str("ttl"); ttl && *ttl != "5m" && *ttl != "1h")
+    throw invalid_value(Dialect::anthropic, cf.path("ttl"), "'" + cf.path("ttl") + "' must be 5m or 1h");
+}
+
+// Text of an Anthropic string-or-text-blocks value (system, tool_result content, system messages).
+std::string anthropic_text(const Fields& parent, const json::value& content, const std::string& path) {
+  if (content.is_string()) return std::string(content.get_string());
+  if (!content.is_array()) throw bad_request(path, "invalid type for '" + path + "': expected a string or an array of text blocks");
+  std::string out;
+  size_t i = 0;
+  for (auto& part : content.get_array()) {
+    std::string pp = path + "[" + std::to_string(i++) + "]";
+    Fields pf = parent.sub(as_object(part, pp, Dialect::anthropic), pp);
+    pf.only({"type", "text", "cache_control", "citations"});
+    if (pf.req_str("type") != "text")
+      throw bad_request(pp + ".type", "'" + pp + ".type': only text blocks are supported here");
+    read_cache_control(pf);
+    out += pf.req_str("text");
+  }
+  return out;
+}
+
+// context_management.edits: clear_thinking_20251015 keeps the thinking of the last `keep` assistant
+// turns ("all": every one) and drops the rest from the prompt. Returns the number of turns to
+// keep (-1: all); other edits are refused.
+int read_context_management(const Fields& f) {
+  const json::object* cm = f.object("context_management");
+  if (!cm) return -1;
+  Fields cf = f.sub(*cm, "context_management");
+  cf.only({"edits"});
+  int keep = -1;
+  const json::array* edits = cf.array("edits");
+  size_t i = 0;
+  for (auto& e : edits ? *edits : json::array{}) {
+    std::string ep = "context_management.edits[" + std::to_string(i++) + "]";
+    Fields ef = f.sub(as_object(e, ep, Dialect::anthropic), ep);
+    std::string type = ef.req_str("type");
+    if (type != "clear_thinking_20251015")
+      throw invalid_value(Dialect::anthropic, ep + ".type",
+                          "'" + ep + ".type': the context edit '" + type + "' is not supported (clear_thinking_20251015 only)");
+    ef.only({"type", "keep"});
+    const json::value* k = ef.find("keep");
+    if (!k || (k->is_string() && k->get_string() == "all")) continue;
+    if (!k->is_object()) throw ef.type_error("keep", "\"all\" or an object", *k);
+    Fields kf = f.sub(k->get_object(), ep + ".keep");
+    kf.only({"type", "value"});
+    if (kf.req_str("type") != "thinking_turns")
+      throw invalid_value(Dialect::anthropic, ep + ".keep.type", "'" + ep + ".keep.type' must be thinking_turns");
+    kf.require("value");
+    keep = int(*kf.integer("value", 1, 1 << 20));
+  }
+  return keep;
+}
+
+void clear_thinking(ChatRequest& req, int keep) {
+  if (keep < 0) return;
+  for (auto it = req.messages.rbegin(); it != req.messages.rend(); ++it) {
+    if (it->role != "assistant" || !it->reasoning_content) continue;
+    if (keep > 0) --keep;
+    else it->reasoning_content.reset();
+  }
+}
+
+void read_anthropic_tools(ChatRequest& req, const Fields& f) {
+  if (auto* tools = f.array("tools")) {
+    size_t i = 0;
+    for (auto& t : *tools) {
+      std::string tp = "tools[" + std::to_string(i++) + "]";
+      Fields tf = f.sub(as_object(t, tp, req.dialect), tp);
+      tf.only({"type", "name", "description", "input_schema", "cache_control"});
+      if (auto type = tf.str("type"); type && *type != "custom") refuse_tool_type(req.dialect, tp + ".type", *type, "client tools only");
+      read_cache_control(tf);
+      const json::value* schema = tf.find("input_schema");
+      if (!schema) throw bad_request(tp + ".input_schema", "missing required parameter '" + tp + ".input_schema'");
+      if (!schema->is_object()) throw tf.type_error("input_schema", "an object", *schema);
+      req.tools.push_back(chat_tool(tf.req_str("name"), tf.str("description").value_or(""), schema));
+    }
+  }
+  if (auto* tc = f.object("tool_choice")) {
+    Fields cf = f.sub(*tc, "tool_choice");
+    cf.only({"type", "name", "disable_parallel_tool_use"});
+    std::string type = cf.req_str("type");
+    if (type == "auto" || type == "none") req.tool_choice = type;
+    else if (type == "any") req.tool_choice = "required";
+    else if (type == "tool") {
+      req.tool_choice = cf.req_str("name");
+      check_tool_choice_name(req, req.tool_choice, "tool_choice.name");
+    } else {
+      throw invalid_value(req.dialect, "tool_choice.type", "'tool_choice.type' must be auto, any, tool or none");
+    }
+    if (auto d = cf.boolean("disable_parallel_tool_use")) req.parallel_tool_calls = !*d;
+  }
+}
+
+// One content block of an Anthropic message, added to `turn` (or, for tool results, to the
+// request as tool messages).
+void read_anthropic_block(ChatRequest& req, const Fields& f, const json::value& bv, const std::string& bp,
+                          const std::string& role, Message& turn, const std::function<void()>& flush_user) {
+  Fields bf = f.sub(as_object(bv, bp, req.dialect), bp);
+  std::string type = bf.req_str("type");
+  if (type == "text") {
+    bf.only({"type", "text", "cache_control", "citations"});
+    read_cache_control(bf);
+    turn.content += bf.req_str("text");
+  } else if (type == "thinking" && role == "assistant") {
+    bf.only({"type", "thinking", "signature"});
+    turn.reasoning_content = turn.reasoning_content.value_or("") + bf.req_str("thinking");
+  } else if (type == "redacted_thinking" && role == "assistant") {
+    bf.only({"type", "data"});  // not made by this server, so there is nothing to restore
+  } else if (type == "tool_use" && role == "assistant") {
+    bf.only({"type", "id", "name", "input", "cache_control"});
+    read_cache_control(bf);
+    const json::value& input = bf.require("input");
+    if (!input.is_object()) throw bf.type_error("input", "an object", input);
+    turn.tool_calls.push_back({bf.req_str("id"), bf.req_str("name"), json::serialize(input)});
+  } else if (type == "tool_result" && role == "user") {
+    bf.only({"type", "tool_use_id", "content", "is_error", "cache_control"});
+    read_cache_control(bf);
+    flush_user();
+    Message tm{"tool", "", {}, {}, bf.req_str("tool_use_id")};
+    if (auto* c = bf.find("content")) tm.content = anthropic_text(bf, *c, bp + ".content");
+    // The V4 encoding has no error flag on a tool result: the model reads it in the text.
+    if (auto e = bf.boolean("is_error"); e && *e) tm.content = "Error: " + tm.content;
+    req.messages.push_back(std::move(tm));
+  } else {
+    throw bad_request(bp + ".type", "'" + bp + ".type': content block type '" + type + "' is not supported in a " + role + " message");
+  }
+}
+
+void read_anthropic_messages(ChatRequest& req, const Fields& f) {
+  const json::array* messages = f.array("messages");
+  if (!messages) throw bad_request("messages", "missing required parameter 'messages'");
+  if (messages->empty()) throw bad_request("messages", "'messages' must contain at least one message");
+  size_t i = 0;
+  for (auto& mv : *messages) {
+    std::string mp = "messages[" + std::to_string(i++) + "]";
+    Fields mf = f.sub(as_object(mv, mp, req.dialect), mp);
+    mf.only({"role", "content"});
+    std::string role = mf.req_str("role");
+    const json::value& content = mf.require("content");
+    if (role == "system") {
+      // Mid-conversation system message (mid-conversation-system beta). The V4 encoding's
+      // in-conversation instruction role is `developer` (rendered as a user turn); a system message
+      // before any turn joins the system prompt.
+      std::string text = anthropic_text(mf, content, mp + ".content");
+      if (req.messages.empty() || (req.messages.size() == 1 && req.messages[0].role == "system" && i == 1)) {
+        if (req.messages.empty()) req.messages.push_back(Message{"system", text, {}, {}, {}});
+        else req.messages[0].content += "\n\n" + text;
+      } else {
+        req.messages.push_back(Message{"developer", text, {}, {}, {}});
+      }
+      continue;
+    }
+    if (role != "user" && role != "assistant")
+      throw bad_request(mp + ".role", "'" + mp + ".role' must be user, assistant or system; got '" + role + "'");
+    if (content.is_string()) {
+      req.messages.push_back(Message{role, std::string(content.get_string()), {}, {}, {}});
+      continue;
+    }
+    if (!content.is_array()) throw mf.type_error("content", "a string or an array of content blocks", content);
+    Message turn{role, "", {}, {}, {}};
+    auto flush_user = [&]() {
+      if (!turn.content.empty()) req.messages.push_back(turn);
+      turn.content.clear();
+    };
+    size_t k = 0;
+    for (auto& bv : content.get_array())
+      read_anthropic_block(req, f, bv, mp + ".content[" + std::to_string(k++) + "]", role, turn, flush_user);
+    if (role == "user") flush_user();
+    else req.messages.push_back(std::move(turn));
+  }
+  if (std::none_of(req.messages.begin(), req.messages.end(), [](const Message& m) { return m.role != "system"; }))
+    throw bad_request("messages", "'messages' must contain a user or assistant message");
+}
+
+}  // namespace
+
+void check_anthropic_betas(const std::string& header) {
+  size_t pos = 0;
+  while (pos <= header.size()) {
+    size_t comma = std::min(header.find(',', pos), header.size());
+    std::string beta = header.substr(pos, comma - pos);
+    beta.erase(0, beta.find_first_not_of(" \t"));
+    beta.erase(beta.find_last_not_of(" \t") + 1);
+    pos = comma + 1;
+    if (beta.empty()) continue;
+    if (std::find(std::begin(kAnthropicBetas), std::end(kAnthropicBetas), beta) == std::end(kAnthropicBetas))
+      throw ApiError(400, "invalid_request_error",
+                     "anthropic-beta '" + beta + "' is not supported by this server (docs/api.md lists the betas it honours)",
+                     "anthropic-beta", "unsupported_beta");
+  }
 }
 
 // ---------------------------------------------------------------- Anthropic Messages
@@ -573,18 +941,23 @@ ChatRequest parse_anthropic_request(const json::value& body, bool count_tokens_o
   ChatRequest req;
   req.dialect = Dialect::anthropic;
   Fields f(body.as_object(), req.dialect);
+  f.only({"model", "messages", "max_tokens", "system", "stop_sequences", "temperature", "top_p", "top_k", "stream",
+          "tools", "tool_choice", "thinking", "output_config", "metadata", "context_management", "seed",
+          "thinking_budget", "enable_thinking", "web_search_linkup", "disable_formatting"});
   req.model = f.req_str("model");
   check_model(req, f);
   if (!count_tokens_only) f.require("max_tokens");
   if (auto m = f.integer("max_tokens", 1, kMaxOutput)) req.max_tokens = int(*m), req.max_tokens_given = true;
   if (auto* oc = f.object("output_config")) {
     Fields of = f.sub(*oc, "output_config");
+    of.only({"effort", "format"});
     if (auto e = of.str("effort")) {
       if (*e == "none") throw invalid_value(req.dialect, "output_config.effort", "'output_config.effort' must be low, medium, high, xhigh or max");
       apply_effort(req, normalise_effort(req.dialect, "output_config.effort", *e));
     }
     if (auto* fmt = of.object("format")) {
       Fields ff = f.sub(*fmt, "output_config.format");
+      ff.only({"type", "schema"});
       std::string type = ff.req_str("type");
       if (type != "json_schema") throw invalid_value(req.dialect, "output_config.format.type", "'output_config.format.type' must be json_schema");
       const json::value* schema = ff.find("schema");
@@ -599,85 +972,20 @@ ChatRequest parse_anthropic_request(const json::value& body, bool count_tokens_o
   read_stop(req, f, "stop_sequences");
   if (auto s = f.boolean("stream")) req.stream = *s;
   req.include_usage = true;
-  if (auto* md = f.object("metadata")) req.metadata = *md;
-
+  if (auto* md = f.object("metadata")) {
+    Fields mf = f.sub(*md, "metadata");
+    mf.only({"user_id"});
+    mf.str("user_id");  // an end-user id for abuse tracking: validated, neither stored nor logged
+    req.metadata = *md;
+  }
+  const int keep_thinking = read_context_management(f);
   if (auto* sys = f.find("system")) {
-    std::string text = text_of_parts(*sys, "system", req.dialect);
+    std::string text = anthropic_text(f, *sys, "system");
     if (!text.empty()) req.messages.push_back(Message{"system", text, {}, {}, {}});
   }
-  if (auto* tools = f.array("tools")) {
-    size_t i = 0;
-    for (auto& t : *tools) {
-      std::string tp = "tools[" + std::to_string(i++) + "]";
-      Fields tf = f.sub(as_object(t, tp, req.dialect), tp);
-      if (auto type = tf.str("type"); type && *type != "custom") refuse_tool_type(req.dialect, tp + ".type", *type, "client tools only");
-      const json::value* schema = tf.find("input_schema");
-      if (!schema) throw bad_request(tp + ".input_schema", "missing required parameter '" + tp + ".input_schema'");
-      if (!schema->is_object()) throw tf.type_error("input_schema", "an object", *schema);
-      req.tools.push_back(chat_tool(tf.req_str("name"), tf.str("description").value_or(""), schema));
-    }
-  }
-  if (auto* tc = f.object("tool_choice")) {
-    Fields cf = f.sub(*tc, "tool_choice");
-    std::string type = cf.req_str("type");
-    if (type == "auto" || type == "none") req.tool_choice = type;
-    else if (type == "any") req.tool_choice = "required";
-    else if (type == "tool") {
-      req.tool_choice = cf.req_str("name");
-      check_tool_choice_name(req, req.tool_choice, "tool_choice.name");
-    } else {
-      throw invalid_value(req.dialect, "tool_choice.type", "'tool_choice.type' must be auto, any, tool or none");
-    }
-  }
-
-  const json::array* messages = f.array("messages");
-  if (!messages) throw bad_request("messages", "missing required parameter 'messages'");
-  if (messages->empty()) throw bad_request("messages", "'messages' must contain at least one message");
-  size_t i = 0;
-  for (auto& mv : *messages) {
-    std::string mp = "messages[" + std::to_string(i++) + "]";
-    Fields mf = f.sub(as_object(mv, mp, req.dialect), mp);
-    std::string role = mf.req_str("role");
-    if (role != "user" && role != "assistant")
-      throw bad_request(mp + ".role", "'" + mp + ".role' must be user or assistant; got '" + role + "'");
-    const json::value& content = mf.require("content");
-    if (content.is_string()) {
-      req.messages.push_back(Message{role, std::string(content.get_string()), {}, {}, {}});
-      continue;
-    }
-    if (!content.is_array()) throw mf.type_error("content", "a string or an array of content blocks", content);
-    Message turn{role, "", {}, {}, {}};
-    auto flush_user = [&]() {
-      if (!turn.content.empty()) req.messages.push_back(turn);
-      turn.content.clear();
-    };
-    size_t k = 0;
-    for (auto& bv : content.get_array()) {
-      std::string bp = mp + ".content[" + std::to_string(k++) + "]";
-      Fields bf = f.sub(as_object(bv, bp, req.dialect), bp);
-      std::string type = bf.req_str("type");
-      if (type == "text") {
-        turn.content += bf.req_str("text");
-      } else if (type == "thinking" && role == "assistant") {
-        turn.reasoning_content = turn.reasoning_content.value_or("") + bf.req_str("thinking");
-      } else if (type == "redacted_thinking" && role == "assistant") {
-        // opaque to us: nothing to render
-      } else if (type == "tool_use" && role == "assistant") {
-        const json::value& input = bf.require("input");
-        if (!input.is_object()) throw bf.type_error("input", "an object", input);
-        turn.tool_calls.push_back({bf.req_str("id"), bf.req_str("name"), json::serialize(input)});
-      } else if (type == "tool_result" && role == "user") {
-        flush_user();
-        Message tm{"tool", "", {}, {}, bf.req_str("tool_use_id")};
-        if (auto* c = bf.find("content")) tm.content = text_of_parts(*c, bp + ".content", req.dialect);
-        req.messages.push_back(std::move(tm));
-      } else {
-        throw bad_request(bp + ".type", "'" + bp + ".type': content block type '" + type + "' is not supported in a " + role + " message");
-      }
-    }
-    if (role == "user") flush_user();
-    else req.messages.push_back(std::move(turn));
-  }
+  read_anthropic_tools(req, f);
+  read_anthropic_messages(req, f);
+  clear_thinking(req, keep_thinking);
   finish_thinking(req);
   return req;
 }

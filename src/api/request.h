@@ -36,13 +36,32 @@ ApiError invalid_value(Dialect dialect, const std::string& param, const std::str
 // The product sheet: model ids served, context and output limits.
 struct ModelCatalog {
   std::vector<std::string> ids = {"deepseek-v4-flash", "deepseek-v4-flash:variant1", "deepseek-v4-flash:variant2"};
+  // Names clients send for a served id (serve --model-alias PATTERN=ID; a trailing '*' matches any
+  // suffix). The default lets Claude Code's claude-* names reach the model, as DeepSeek's own
+  // Anthropic endpoint does.
+  std::vector<std::pair<std::string, std::string>> aliases = {{"claude-*", "deepseek-v4-flash"}};
   int64_t context_length = 1048576;
   int64_t max_output_tokens = 393216;
   bool serves(const std::string& id) const;
+  // The served id that `id` names (itself or through an alias); std::nullopt when none.
+  std::optional<std::string> resolve(const std::string& id) const;
 };
+
+// Parses one --model-alias value, PATTERN=ID (throws std::invalid_argument).
+std::pair<std::string, std::string> parse_model_alias(const std::string& spec);
 
 struct ToolCallIn {
   std::string id, name, arguments;  // arguments: JSON text
+};
+
+// How a tool the model sees was declared, so its calls go back in the declaring shape: Responses
+// `namespace` groups (the model sees "NAMESPACE.NAME"; the call item carries `namespace`) and
+// `custom` freeform tools (one string parameter `input`; the call is a custom_tool_call).
+struct ToolOrigin {
+  std::string model_name;  // the name in the prompt
+  std::string name;        // the client's name
+  std::string ns;          // Responses namespace, or empty
+  bool custom = false;
 };
 
 struct Message {
@@ -59,6 +78,12 @@ struct ChatRequest {
   std::vector<Message> messages;
   boost::json::array tools;  // OpenAI chat shape: [{type:"function", function:{name, description, parameters}}]
   std::string tool_choice = "auto";  // auto | none | required | <function name>
+  std::vector<ToolOrigin> tool_origins;  // only for tools not plain functions (namespaced, custom)
+  bool parallel_tool_calls = true;       // false: at most one call per turn (later ones dropped)
+  // Tools the request declared that this server does not give the model (a web_search tool: no
+  // model-called search tool yet; web_search_linkup searches before the answer): named in the response (Responses: `x-v4flash-withheld-tools` header and the
+  // response object's `withheld_tools`), never silently.
+  std::vector<std::string> withheld_tools;
 
   double temperature = 0.7;
   double top_p = 0.9;
@@ -75,6 +100,7 @@ struct ChatRequest {
   int thinking_budget = 32768;
   bool thinking_budget_given = false;
   bool show_thinking = true;  // Anthropic thinking.display = "omitted" hides the deltas
+  bool thinking_token_count = false;  // anthropic-beta thinking-token-count: usage.output_tokens_details
 
   bool logprobs = false;
   int top_logprobs = 0;
@@ -93,6 +119,10 @@ struct ChatRequest {
 
 
   // Responses: request fields the response object echoes.
+  std::string reasoning_summary;     // "" (none) | auto | concise | detailed
+  bool encrypted_reasoning = false;  // include: ["reasoning.encrypted_content"]
+  bool store = false;                // only false is served (no response store)
+  std::string prompt_cache_key;      // echoed; the single engine's prefix cache is shared anyway
   std::string instructions;
   std::optional<std::string> previous_response_id;
   boost::json::object metadata;
@@ -103,6 +133,15 @@ struct ChatRequest {
 ChatRequest parse_chat_request(const boost::json::value& body);
 ChatRequest parse_responses_request(const boost::json::value& body);
 ChatRequest parse_anthropic_request(const boost::json::value& body, bool count_tokens_only = false);
+
+// The `anthropic-beta` header values (comma-separated): each must be one this server honours
+// (request.cpp lists them); an unknown one is refused with 400 naming it.
+void check_anthropic_betas(const std::string& header);
+
+// Opaque reasoning round trip (Responses include ["reasoning.encrypted_content"]): the reasoning
+// text sealed with a per-process key, and read back (400 naming `param` when it was not made here).
+std::string seal_reasoning(const std::string& text);
+std::string unseal_reasoning(const std::string& sealed, const std::string& param);
 
 // Parses a request body as JSON, throwing a 400 ApiError that says where it is malformed.
 boost::json::value parse_json_body(const std::string& body);

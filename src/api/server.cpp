@@ -70,8 +70,18 @@ std::optional<Route> find_route(std::string_view path) {
   return std::nullopt;
 }
 
+// DeepSeek's base-URL styles: the API routes also without the /v1 prefix (/chat/completions,
+// /models, ...) and under /anthropic (/anthropic/v1/messages, DeepSeek's Anthropic base URL).
+std::string canonical_path(std::string_view path) {
+  if (path.starts_with("/anthropic/v1/messages")) return std::string(path.substr(std::string_view("/anthropic").size()));
+  for (std::string_view bare : {"/chat/completions", "/responses", "/messages", "/models", "/usage"})
+    if (path.starts_with(bare) && (path.size() == bare.size() || path[bare.size()] == '/')) return "/v1" + std::string(path);
+  return std::string(path);
+}
+
 Dialect dialect_for_path(std::string_view path) {
-  return path.starts_with("/v1/messages") ? Dialect::anthropic : Dialect::chat;
+  const std::string p = canonical_path(path);
+  return std::string_view(p).starts_with("/v1/messages") ? Dialect::anthropic : Dialect::chat;
 }
 
 std::string presented_secret(const http::fields& h) {
@@ -264,6 +274,14 @@ struct HttpServer::Impl {
     return ApiError(500, dialect == Dialect::anthropic ? "api_error" : "server_error", message);
   }
 
+  // Declared tools the model was not given (docs/api.md): named in a header as well as the body.
+  template <class Body>
+  static void withheld_header(http::response<Body>& res, const ChatRequest& req) {
+    std::string list;
+    for (auto& t : req.withheld_tools) list += (list.empty() ? "" : ", ") + t;
+    if (!list.empty()) res.set("x-v4flash-withheld-tools", list);
+  }
+
   // ------------------------------------------------------------------ transport
   awaitable<void> session(tcp::socket socket) {
     auto stream = std::make_shared<beast::tcp_stream>(std::move(socket));
@@ -333,7 +351,8 @@ struct HttpServer::Impl {
       // (discarded), so it sees the 413; anyone else only briefly.
       const bool patient = refusal->status == 413;
       co_await refuse(stream, dialect_for_path(path), *refusal, patient ? size_t(256) << 20 : size_t(1) << 20,
-                      patient ? std::chrono::seconds(5) : std::chrono::seconds(2));
+                      patient ? std::chrono::seconds(5) : std::chrono::seconds(2),
+                      parser.get().method() == http::verb::head);
       co_return false;
     }
     parser.body_limit(admitted->body_limit);  // for chunked bodies, whose length is known only as they arrive
@@ -366,11 +385,18 @@ struct HttpServer::Impl {
   // Answers with an error and closes. Lingering close: read and drop a bounded amount of what the
   // client is still sending, so it sees the answer rather than a connection reset.
   awaitable<void> refuse(const std::shared_ptr<beast::tcp_stream>& stream, Dialect dialect, const ApiError& e,
-                         size_t linger_bytes = size_t(1) << 20, std::chrono::seconds linger = std::chrono::seconds(2)) {
+                         size_t linger_bytes = size_t(1) << 20, std::chrono::seconds linger = std::chrono::seconds(2),
+                         bool head_only = false) {
     boost::system::error_code ec;
     auto res = error_response(dialect, e, 11, false, "req_" + random_id(24));
     stream->expires_after(std::chrono::seconds(10));
-    co_await http::async_write(*stream, res, net::redirect_error(use_awaitable, ec));
+    if (head_only) {  // RFC 9110 9.3.2: the answer to HEAD has the fields of the answer to GET, no content
+      http::response<http::empty_body> bare{res.base()};
+      bare.content_length(res.body().size());
+      co_await http::async_write(*stream, bare, net::redirect_error(use_awaitable, ec));
+    } else {
+      co_await http::async_write(*stream, res, net::redirect_error(use_awaitable, ec));
+    }
     stream->socket().shutdown(tcp::socket::shutdown_send, ec);
     stream->expires_after(linger);
     std::array<char, 16384> scratch;
@@ -387,11 +413,14 @@ struct HttpServer::Impl {
     // The console's pages and its own JSON routes: public or signed in by session (checked by the
     // console itself, CSRF included), under the same framing rules, body limit and budget.
     // Open to anyone, so only small bodies (forms and JSON of a few fields).
-    if (options.web && options.web->serves(path)) {
+    const std::string api_path = canonical_path(path);
+    // A path both the console and the API answer (/models): a request carrying an API key is the API's.
+    const bool api_client = !presented_secret(h).empty() && find_route(api_path) && api_path != path;
+    if (options.web && options.web->serves(path) && !api_client) {
       const size_t limit = std::min(options.body_limit, options.web->body_limit());
       return {Route{RouteId::web, h.method(), true}, Principal{}, reserve_body(parser, Dialect::chat, limit), limit};
     }
-    auto route = find_route(path);
+    auto route = find_route(api_path);
     Principal who;
     // Unknown paths too: an anonymous caller learns nothing about which routes exist.
     if (!route || !route->open) who = authenticate(h, path, route, client);
@@ -481,8 +510,9 @@ struct HttpServer::Impl {
     const bool keep_alive = req.keep_alive() && !draining;
     const bool head_only = req.method() == http::verb::head;
     std::string target(req.target());
-    std::string path = target.substr(0, target.find('?'));
     const Route route = admitted.route;
+    const std::string raw_path = target.substr(0, target.find('?'));
+    const std::string path = route.id == RouteId::web ? raw_path : canonical_path(raw_path);
     const Principal& who = admitted.who;
     const Dialect dialect = route.id == RouteId::chat        ? Dialect::chat
                             : route.id == RouteId::responses ? Dialect::responses
@@ -490,6 +520,9 @@ struct HttpServer::Impl {
     std::string request_id = "req_" + random_id(24);
     std::optional<http::response<http::string_body>> reply;
     std::optional<PreparedRequest> prepared;
+    std::string betas;  // every anthropic-beta header, joined
+    for (auto [it, end] = req.equal_range("anthropic-beta"); it != end; ++it)
+      betas += (betas.empty() ? "" : ",") + std::string(it->value());
     // (no co_await inside a catch handler: a coroutine cannot suspend there)
     try {
       if (route.id == RouteId::web) {
@@ -500,10 +533,10 @@ struct HttpServer::Impl {
       } else if (route.method == http::verb::get) {
         reply = respond_get(route.id, path, who, version, keep_alive, request_id);
       } else if (route.id == RouteId::count_tokens) {
-        auto counted = co_await on_work_pool(dialect, [&] { return service.count_tokens(req.body(), who); });
+        auto counted = co_await on_work_pool(dialect, [&] { return service.count_tokens(req.body(), who, betas); });
         reply = json_response(http::status::ok, counted, version, keep_alive, request_id);
       } else {
-        prepared = co_await on_work_pool(dialect, [&] { return service.prepare(dialect, req.body()); });
+        prepared = co_await on_work_pool(dialect, [&] { return service.prepare(dialect, req.body(), betas); });
       }
     } catch (const ApiError& e) {
       if (e.status >= 500) spdlog::warn("{} {} -> {} {}", std::string(req.method_string()), path, e.status, e.what());
@@ -654,8 +687,10 @@ struct HttpServer::Impl {
       if (outcome->stop == StopKind::error)
         co_return co_await send(stream, error_response(dialect, internal_error(dialect, "generation failed: " + outcome->error),
                                                        version, keep_alive, request_id));
-      co_return co_await send(stream, json_response(http::status::ok, render_response(p.req, p.meta, turn, *outcome),
-                                                    version, keep_alive, request_id));
+      auto res = json_response(http::status::ok, render_response(p.req, p.meta, turn, *outcome), version, keep_alive,
+                               request_id);
+      withheld_header(res, p.req);
+      co_return co_await send(stream, std::move(res));
     }
 
     // Streamed: chunked SSE.
@@ -664,6 +699,7 @@ struct HttpServer::Impl {
     res.set(http::field::content_type, "text/event-stream; charset=utf-8");
     res.set(http::field::cache_control, "no-cache");
     res.set("x-accel-buffering", "no");
+    withheld_header(res, p.req);
     // HTTP/1.0 has no chunked encoding: the stream then ends with the connection.
     const bool chunked = version >= 11;
     res.keep_alive(keep_alive && chunked);

@@ -57,6 +57,8 @@ void Generation::push(std::vector<text::CompletionEvent> events) {
         pending_logprobs_.clear();
         break;
       case text::CompletionEvent::Kind::tool_call:
+        // parallel_tool_calls: false: the first call is the turn's only one (later ones dropped).
+        if (single_tool_call_ && has_tool_calls_) continue;
         d.kind = Delta::Kind::tool_call;
         d.call = std::move(e.tool_call);
         has_tool_calls_ = true;
@@ -203,8 +205,17 @@ std::vector<int32_t> encode_request(const ChatRequest& req, const text::Tokenize
   }
 }
 
-void check_model(const ServiceOptions& options, const ChatRequest& req) {
-  if (!options.catalog.serves(req.model)) {
+// The request's model names a served id, directly or through an alias (--model-alias); the
+// request then carries the served id (billing, the response's `model`).
+void apply_betas(ChatRequest& req, const std::string& anthropic_beta) {
+  check_anthropic_betas(anthropic_beta);
+  req.thinking_token_count = anthropic_beta.find("thinking-token-count-2026-05-13") != std::string::npos;
+}
+
+void check_model(const ServiceOptions& options, ChatRequest& req) {
+  if (auto id = options.catalog.resolve(req.model)) {
+    req.model = *id;
+  } else {
     std::string list;
     for (auto& id : options.catalog.ids) list += (list.empty() ? "" : ", ") + id;
     throw ApiError(404, "not_found_error", "the model '" + req.model + "' does not exist; this server serves " + list,
@@ -230,10 +241,11 @@ void check_engine_limits(const ChatRequest& req, const runtime::SamplingParams& 
 }
 }  // namespace
 
-PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body) const {
+PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body, const std::string& anthropic_beta) const {
   json::value v = parse_json_body(body);
   PreparedRequest p;
   p.req = parse_for(dialect, v);
+  if (dialect == Dialect::anthropic) apply_betas(p.req, anthropic_beta);
   check_model(options_, p.req);
   if (!p.req.web_search_field.empty()) run_web_search(p);
   p.prompt = encode_request(p.req, *tokenizer_);
@@ -278,9 +290,10 @@ PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body) co
   return p;
 }
 
-json::object ApiService::count_tokens(const std::string& body, const Principal& who) const {
+json::object ApiService::count_tokens(const std::string& body, const Principal& who, const std::string& anthropic_beta) const {
   json::value v = parse_json_body(body);
   ChatRequest req = parse_for(Dialect::anthropic, v, /*count_only=*/true);
+  apply_betas(req, anthropic_beta);
   check_model(options_, req);
   AdmissionInfo info{"count_" + random_id(24), req.model, 0, 0};
   info.free_of_charge = true;
@@ -378,6 +391,7 @@ std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Pr
   g->usage_sink_ = usage_;
   g->want_logprobs_ = p.req.logprobs;
   g->footer_ = p.footer;
+  g->single_tool_call_ = !p.req.parallel_tool_calls;
   text::ParserOptions po;
   po.start_in_reasoning = p.req.thinking;
   po.parse_tool_calls = !p.req.tools.empty() && p.req.tool_choice != "none";

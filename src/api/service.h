@@ -76,6 +76,7 @@ class Generation {
   bool want_logprobs_ = false;
   bool has_tool_calls_ = false;
   std::string footer_;  // the Sources footer, the answer's last content
+  bool single_tool_call_ = false;
   std::vector<TokenLogprobOut> pending_logprobs_;
   std::vector<Delta> deltas_;
   std::optional<Outcome> outcome_;
@@ -95,11 +96,13 @@ class ApiService {
 
   // Parses and validates the body, checks the model id, encodes the prompt, checks the context.
   // Throws ApiError.
-  PreparedRequest prepare(Dialect dialect, const std::string& body) const;
+  // `anthropic_beta`: the Anthropic request's anthropic-beta header (each beta honoured or refused).
+  PreparedRequest prepare(Dialect dialect, const std::string& body, const std::string& anthropic_beta = {}) const;
 
   // POST /v1/messages/count_tokens: admitted like a request (rate limits, credit above zero) but
   // free of charge.
-  boost::json::object count_tokens(const std::string& body, const Principal& who) const;
+  boost::json::object count_tokens(const std::string& body, const Principal& who,
+                                   const std::string& anthropic_beta = {}) const;
   // GET /v1/models
   boost::json::object list_models() const;
   int64_t context_length() const;

@@ -40,6 +40,7 @@ constexpr const char* kUsage =
     "                     [--search linkup|local|off [--linkup-url URL] [--linkup-key-env NAME] [--linkup-ca FILE]\n"
     "                      [--search-index FILE] [--search-results N] [--search-depth fast|standard|deep]\n"
     "                      [--search-timeout-ms N]]\n"
+    "                     [--model-alias PATTERN=MODEL[,...]|none]\n"
     "  DIR holds config.json, the safetensors and tokenizer.json (or pass --tokenizer).\n"
     "  --api-key: require this key (Authorization: Bearer KEY or x-api-key: KEY) on every route but /health.\n"
     "  --db: managed keys, credit/rate limits and the usage ledger (see `v4flash keys`); --api-key then acts\n"
@@ -63,7 +64,10 @@ constexpr const char* kUsage =
     "  --step-tokens N: new tokens per engine step (default 2048): every running stream's next token, then\n"
     "        prefill chunks of whole 128-token blocks; larger chunks prefill long prompts faster, smaller ones\n"
     "        keep the streams' inter-token time lower while a long prompt is prefilled.\n"
-    "  --threads N: the model's threads and the threads sampling a step's sequences (default: all cores).\n";
+    "  --threads N: the model's threads and the threads sampling a step's sequences (default: all cores).\n"
+    "  --model-alias: other model names clients may send for a served model; a trailing '*' matches any\n"
+    "        suffix. Default 'claude-*=deepseek-v4-flash' (Claude Code's names); yours are tried first;\n"
+    "        'none' removes the default.\n";
 
 std::vector<std::string> split_keys(const std::string& s) {
   std::vector<std::string> out;
@@ -129,7 +133,7 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
                                       "cache-dir", "cache-disk-bytes",
                                       "max-running-per-key", "max-connections", "signup", "signup-credit",
                                       "search", "linkup-url", "linkup-key-env", "linkup-ca", "search-index",
-                                      "search-results", "search-depth", "search-timeout-ms"};
+                                      "search-results", "search-depth", "search-timeout-ms", "model-alias"};
   std::vector<std::string> flags = {"shared-prefix-cache", "help"};
   options.insert(options.end(), hooks.options.begin(), hooks.options.end());
   flags.insert(flags.end(), hooks.flags.begin(), hooks.flags.end());
@@ -228,6 +232,19 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
   svc.search = search_provider(args);
   svc.search_results = int(args.integer("search-results", 5, 1, 50));
   svc.search_depth = search::parse_depth(args.value_or("search-depth", "standard"));
+  if (auto spec = args.value("model-alias")) {
+    std::vector<std::pair<std::string, std::string>> aliases;
+    if (*spec != "none") {
+      for (const auto& one : split_keys(*spec)) {
+        auto alias = api::parse_model_alias(one);
+        if (!svc.catalog.serves(alias.second))
+          throw std::invalid_argument("--model-alias: '" + alias.second + "' is not a model this server serves");
+        aliases.push_back(std::move(alias));
+      }
+      aliases.insert(aliases.end(), svc.catalog.aliases.begin(), svc.catalog.aliases.end());
+    }
+    svc.catalog.aliases = std::move(aliases);
+  }
   api::ApiService service(*engine, tokenizer, auth, usage, svc);
   if (accounts) {
     console::ConsoleOptions co;

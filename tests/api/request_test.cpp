@@ -188,7 +188,7 @@ TEST(ResponsesRequest, BadInput) {
       {R"({"model":"m","input":"x","max_output_tokens":0})", 422, "max_output_tokens"},
       {R"({"model":"m","input":"x","reasoning":{"effort":"huge"}})", 422, "reasoning.effort"},
       {R"({"model":"m","input":"x","previous_response_id":"resp_1"})", 400, "previous_response_id"},
-      {R"({"model":"m","input":"x","tools":[{"type":"web_search"}]})", 422, "tools[0].type"},
+      {R"({"model":"m","input":"x","tools":[{"type":"file_search"}]})", 422, "tools[0].type"},
       {R"({"model":"m","input":[{"type":"mystery"}]})", 400, "input[0].type"},
   };
   for (auto& c : cases) {
@@ -230,7 +230,7 @@ TEST(AnthropicRequest, BadInputIsAlways400) {
       {R"({"model":"m","messages":[{"role":"user","content":"x"}]})", 400, "max_tokens"},
       {R"({"model":"m","max_tokens":0,"messages":[{"role":"user","content":"x"}]})", 400, "max_tokens"},
       {R"({"model":"m","max_tokens":10,"temperature":3,"messages":[{"role":"user","content":"x"}]})", 400, "temperature"},
-      {R"({"model":"m","max_tokens":10,"messages":[{"role":"system","content":"x"}]})", 400, "messages[0].role"},
+      {R"({"model":"m","max_tokens":10,"messages":[{"role":"tool","content":"x"}]})", 400, "messages[0].role"},
       {R"({"model":"m","max_tokens":10,"messages":[{"role":"user","content":5}]})", 400, "messages[0].content"},
       {R"({"model":"m","max_tokens":10,"stop_sequences":["1","2","3","4","5"],"messages":[{"role":"user","content":"x"}]})", 400, "stop_sequences"},
       {R"({"model":"m","max_tokens":10,"tools":[{"name":"f"}],"messages":[{"role":"user","content":"x"}]})", 400, "tools[0].input_schema"},

@@ -2,6 +2,7 @@
 // client disconnect -> cancellation, keep-alive, graceful stop. Uses the fake engine.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <chrono>
 #include <thread>
 
@@ -206,7 +207,7 @@ TEST(ServerOnScriptedEngine, BadInputTable) {
       {"/v1/chat/completions", R"({"model":"gpt-4o","messages":[{"role":"user","content":"x"}]})", 404, "not_found_error"},
       {"/v1/responses", R"({"model":"deepseek-v4-flash","input":"x","max_output_tokens":999999})", 422, "invalid_request_error"},
       {"/v1/messages", R"({"model":"deepseek-v4-flash","messages":[{"role":"user","content":"x"}]})", 400, "invalid_request_error"},
-      {"/v1/messages", R"({"model":"claude-3","max_tokens":5,"messages":[{"role":"user","content":"x"}]})", 404, "not_found_error"},
+      {"/v1/messages", R"({"model":"gpt-4o","max_tokens":5,"messages":[{"role":"user","content":"x"}]})", 404, "not_found_error"},
       {"/v1/messages", "[]", 400, "invalid_request_error"},
       {"/v1/chat/completions", std::string(R"({"model":"deepseek-v4-flash","messages":[{"role":"user","content":")") + std::string(5000, 'a') + "\"}]}", 413, "invalid_request_error"},
       {"/v1/messages", std::string(R"({"model":"deepseek-v4-flash","max_tokens":5,"messages":[{"role":"user","content":")") + std::string(5000, 'a') + "\"}]}", 413, "request_too_large"},
@@ -429,4 +430,94 @@ TEST(ServerOnScriptedEngine, Http10StreamIsPlainAndEndsWithTheConnection) {
   EXPECT_EQ(all.find("Transfer-Encoding"), std::string::npos);
   EXPECT_NE(all.find("\r\n\r\ndata: {"), std::string::npos) << "SSE starts right after the header, no chunk size";
   EXPECT_NE(all.find("data: [DONE]\n\n"), std::string::npos);
+}
+
+namespace {
+
+// Everything the server sends for one request on a fresh connection that it closes afterwards.
+std::string raw_exchange(uint16_t port, const std::string& request) {
+  net::io_context ioc;
+  tcp::socket s(ioc);
+  s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  net::write(s, net::buffer(request));
+  std::string out;
+  boost::system::error_code ec;
+  std::array<char, 4096> buf;
+  for (;;) {
+    size_t n = s.read_some(net::buffer(buf), ec);
+    out.append(buf.data(), n);
+    if (ec) break;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(ServerOnScriptedEngine, HeadIsAnsweredWithoutABodyOnEveryRoute) {
+  Harness h(fake());
+  for (const char* path : {"/", "/health", "/v1/models", "/models", "/v1/models/deepseek-v4-flash", "/metrics", "/v1/usage",
+                           "/v1/chat/completions", "/chat/completions", "/v1/responses", "/responses", "/v1/messages",
+                           "/anthropic/v1/messages", "/v1/messages/count_tokens", "/no/such/route"}) {
+    for (const char* auth : {"Authorization: Bearer sk-test\r\n", ""}) {
+      std::string reply = raw_exchange(
+          h.port(), std::string("HEAD ") + path + " HTTP/1.1\r\nHost: x\r\n" + auth + "Connection: close\r\n\r\n");
+      const size_t end = reply.find("\r\n\r\n");
+      ASSERT_NE(end, std::string::npos) << path << ": " << reply;
+      EXPECT_EQ(reply.size(), end + 4) << "HEAD " << path << " (" << auth << ") sent a body: " << reply;
+    }
+  }
+}
+
+TEST(ServerOnScriptedEngine, DeepSeekBaseUrlStylesAndClaudeNames) {
+  Harness h(fake());
+  EXPECT_EQ(h.post("/chat/completions", kChat).status, 200);
+  EXPECT_EQ(h.request(http::verb::get, "/models", "").json().at("object"), "list");
+  EXPECT_EQ(h.request(http::verb::get, "/models/deepseek-v4-flash", "").status, 200);
+  auto anth = h.post("/anthropic/v1/messages", kMessages, {{"x-api-key", "sk-test"}});
+  ASSERT_EQ(anth.status, 200) << anth.body;
+  EXPECT_EQ(anth.json().at("type"), "message");
+  EXPECT_EQ(h.post("/anthropic/v1/messages/count_tokens", kMessages, {{"x-api-key", "sk-test"}}).status, 200);
+  // Claude Code without ANTHROPIC_MODEL: its claude-* name is served by the default alias.
+  auto claude = h.post("/v1/messages", R"({"model":"claude-opus-4-8","max_tokens":16,"messages":[{"role":"user","content":"Hi"}]})",
+                       {{"x-api-key", "sk-test"}});
+  ASSERT_EQ(claude.status, 200) << claude.body;
+  EXPECT_EQ(claude.json().at("model"), "deepseek-v4-flash");
+}
+
+TEST(ServerOnScriptedEngine, AnthropicBetasHonouredOrRefused) {
+  Harness h(fake());
+  const std::string claude_betas =
+      "claude-code-20250219,interleaved-thinking-2025-05-14,thinking-token-count-2026-05-13,"
+      "context-management-2025-06-27,prompt-caching-scope-2026-01-05,mid-conversation-system-2026-04-07,effort-2025-11-24";
+  auto ok = h.post("/v1/messages?beta=true", kMessages, {{"x-api-key", "sk-test"}, {"anthropic-beta", claude_betas}});
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_TRUE(ok.json().at("usage").at("output_tokens_details").at("thinking_tokens").is_int64());
+  auto bad = h.post("/v1/messages", kMessages, {{"x-api-key", "sk-test"}, {"anthropic-beta", "code-execution-2025-08-25"}});
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("code-execution-2025-08-25"), std::string::npos);
+}
+
+TEST(ServerOnScriptedEngine, WithheldWebSearchIsNamedAndParallelToolCallsFalseKeepsOneCall) {
+  Harness h(fake());
+  auto r = h.post("/v1/responses", R"({"model":"deepseek-v4-flash","input":"Hi","tools":[{"type":"web_search"}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.raw["x-v4flash-withheld-tools"], "web_search");
+  ASSERT_EQ(r.json().at("withheld_tools").as_array().size(), 1u) << r.body;
+  EXPECT_EQ(r.json().at("withheld_tools").at(0).at("type"), "web_search");
+  const std::string invoke =
+      "<｜DSML｜invoke name=\"f\">\n<｜DSML｜parameter name=\"x\" string=\"true\">1</｜DSML｜parameter>\n</｜DSML｜invoke>";
+  const std::string script = "</think>\n\n<｜DSML｜tool_calls>\n" + invoke + "\n" + invoke + "\n</｜DSML｜tool_calls><｜end▁of▁sentence｜>";
+  for (bool parallel : {true, false}) {
+    json::object body{{"model", "deepseek-v4-flash"}, {"instructions", v4::testing::script_marker(script)},
+                      {"input", "go"}, {"parallel_tool_calls", parallel},
+                      {"tools", json::array{json::object{{"type", "function"}, {"name", "f"},
+                                                         {"parameters", json::object{{"type", "object"}}}}}}};
+    auto res = h.post("/v1/responses", json::serialize(body));
+    ASSERT_EQ(res.status, 200) << res.body;
+    ASSERT_TRUE(res.json().as_object().contains("output")) << res.body;
+    size_t calls = 0;
+    const json::value j = res.json();
+    for (auto& item : j.at("output").as_array()) calls += item.at("type") == "function_call";
+    EXPECT_EQ(calls, parallel ? 2u : 1u);
+  }
 }

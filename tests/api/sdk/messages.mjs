@@ -103,7 +103,7 @@ export async function messagesChecks(checks, server) {
     catch (e) { assert(e instanceof Anthropic.AuthenticationError, `AuthenticationError, got ${e}`); eq(e.error?.error?.type, 'authentication_error', 'type'); }
     try { await client.messages.create({ model, max_tokens: 0, messages }); throw new Error('expected 400'); }
     catch (e) { assert(e instanceof Anthropic.BadRequestError, `BadRequestError, got ${e}`); eq(e.error?.error?.type, 'invalid_request_error', 'type'); }
-    try { await client.messages.create({ model: 'claude-sonnet-4', max_tokens: 5, messages }); throw new Error('expected 404'); }
+    try { await client.messages.create({ model: 'gpt-4o', max_tokens: 5, messages }); throw new Error('expected 404'); }
     catch (e) { assert(e instanceof Anthropic.NotFoundError, `NotFoundError, got ${e}`); }
   });
 }

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <chrono>
+#include <mutex>
 #include <thread>
 
 #include <boost/asio.hpp>
@@ -520,4 +521,34 @@ TEST(ServerOnScriptedEngine, WithheldWebSearchIsNamedAndParallelToolCallsFalseKe
     for (auto& item : j.at("output").as_array()) calls += item.at("type") == "function_call";
     EXPECT_EQ(calls, parallel ? 2u : 1u);
   }
+}
+
+namespace {
+// Keeps what each admission asked for (the credit a managed key would hold).
+class RecordingGate final : public Authenticator {
+ public:
+  Principal authenticate(const std::string&) override { return {"anonymous", true}; }
+  void admit(const Principal&, const AdmissionInfo& info) override {
+    std::lock_guard lock(mutex_);
+    admitted_.push_back(info);
+  }
+  std::vector<AdmissionInfo> admitted() const {
+    std::lock_guard lock(mutex_);
+    return admitted_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<AdmissionInfo> admitted_;
+};
+}  // namespace
+
+TEST(ServerOnScriptedEngine, DefaultMaxTokensHoldsCreditFor4096) {
+  auto gate = std::make_shared<RecordingGate>();
+  Harness h(fake(), "", {}, gate);
+  ASSERT_EQ(h.post("/v1/chat/completions", kChat).status, 200);
+  ASSERT_EQ(h.post("/v1/responses", R"({"model":"deepseek-v4-flash","input":"Hi"})").status, 200);
+  auto admitted = gate->admitted();
+  ASSERT_EQ(admitted.size(), 2u);
+  for (auto& a : admitted) EXPECT_EQ(a.max_output_tokens, 4096) << a.request_id;
 }

@@ -731,6 +731,7 @@ constexpr std::string_view kAnthropicBetas[] = {
     "prompt-caching-2024-07-31",        // the same, older name
     "mid-conversation-system-2026-04-07",  // role "system" inside messages
     "effort-2025-11-24",                // output_config.effort
+    "context-1m-2025-08-07",            // a 1M-token context: the model's own window
 };
 
 // Anthropic cache_control {"type": "ephemeral", "ttl": "5m"|"1h"}: honoured by the prefix cache,

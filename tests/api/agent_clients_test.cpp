@@ -290,3 +290,13 @@ TEST(Chat, FieldsNotHonouredAreRefusedAndParallelToolCallsRead) {
   auto r = parse_chat_request(J(R"({"model":"m","messages":[{"role":"user","content":"x"}],"parallel_tool_calls":false})"));
   EXPECT_FALSE(r.parallel_tool_calls);
 }
+
+TEST(Anthropic, ToolResultErrorFlagReachesTheModelAsText) {
+  auto r = parse_anthropic_request(J(R"({"model":"m","max_tokens":8,"thinking":{"type":"disabled"},"messages":[
+      {"role":"user","content":"go"},
+      {"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{}}]},
+      {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","is_error":true,"content":"no such file"}]}],
+      "tools":[{"name":"f","input_schema":{"type":"object"}}]})"));
+  ASSERT_EQ(r.messages.back().role, "tool");
+  EXPECT_EQ(r.messages.back().content, "Error: no such file");
+}

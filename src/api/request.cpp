@@ -813,8 +813,8 @@ void read_anthropic_tools(ChatRequest& req, const Fields& f) {
     for (auto& t : *tools) {
       std::string tp = "tools[" + std::to_string(i++) + "]";
       Fields tf = f.sub(as_object(t, tp, req.dialect), tp);
-      tf.only({"type", "name", "description", "input_schema", "cache_control"});
       if (auto type = tf.str("type"); type && *type != "custom") refuse_tool_type(req.dialect, tp + ".type", *type, "client tools only");
+      tf.only({"type", "name", "description", "input_schema", "cache_control"});
       read_cache_control(tf);
       const json::value* schema = tf.find("input_schema");
       if (!schema) throw bad_request(tp + ".input_schema", "missing required parameter '" + tp + ".input_schema'");

@@ -38,22 +38,8 @@ RATES = {
     "deepseek-v4-flash:variant1": (200, 200, 400),
     "deepseek-v4-flash:variant2": (138, 28, 275),
 }
-FAILURES = []
-
-
-def check(cond, what):
-    if not cond:
-        FAILURES.append(what)
-        print("FAIL:", what, flush=True)
-    return cond
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from e2e_checks import FAILURES, check, free_port  # noqa: E402
 
 
 class Server:

@@ -23,7 +23,6 @@ import http.client
 import http.server
 import json
 import os
-import socket
 import sqlite3
 import ssl
 import subprocess
@@ -43,22 +42,8 @@ RESULTS = {"results": [
     {"type": "text", "name": "Bern - Wikipedia", "url": "https://en.wikipedia.org/wiki/Bern",
      "content": "Bern is the de facto capital of Switzerland.", "favicon": "https://en.wikipedia.org/favicon.ico"},
     {"type": "text", "name": "Swiss cities", "url": "https://example.ch/cities", "content": "Zurich is the largest."}]}
-FAILURES = []
-
-
-def check(cond, what):
-    if not cond:
-        FAILURES.append(what)
-        print("FAIL:", what, flush=True)
-    return cond
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from e2e_checks import FAILURES, check, free_port  # noqa: E402
 
 
 class FakeLinkup:

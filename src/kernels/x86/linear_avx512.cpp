@@ -334,6 +334,31 @@ bool row_is_regular<F8Rows>(const F8Rows& w) {
   return w.row_is_regular();
 }
 
+// Longest BF16 row fused_x_tiles takes: kRowTile rows of it (16 KiB at 2048) stay in L1 across the
+// x tiles.
+constexpr int64_t kFusedBf16MaxCols = 2048;
+
+// Every x tile (kXTile rows) against each tile of kRowTile weight rows, the weights decoded into
+// the multiply-adds once per x tile; the order per output element is fused_tile's, whatever n.
+template <class Rows>
+void fused_x_tiles(const Rows& proto, int64_t cols, const float* x, int64_t n, float* out, int64_t ldo,
+                   int64_t row_begin, int64_t row_end) {
+  auto row_tile = [&]<int R>(int64_t r0, int64_t next) {
+    for (int64_t i = 0; i < n; i += kXTile)
+      fused_rows<R>(proto, r0, i == 0 ? next : -1, cols, x + i * cols, std::min<int64_t>(kXTile, n - i),
+                    out + i * ldo + r0, ldo);
+  };
+  int64_t r0 = row_begin;
+  for (; r0 + kRowTile <= row_end; r0 += kRowTile)
+    row_tile.template operator()<kRowTile>(r0, r0 + 3 * kRowTile <= row_end ? r0 + 2 * kRowTile : -1);
+  switch (row_end - r0) {
+    case 1: row_tile.template operator()<1>(r0, -1); break;
+    case 2: row_tile.template operator()<2>(r0, -1); break;
+    case 3: row_tile.template operator()<3>(r0, -1); break;
+    default: break;
+  }
+}
+
 // Rows [row_begin, row_end) of the output for all n rows of x. Up to one x tile (decode): tiles
 // decode the weights straight into the multiply-adds, every weight byte read once. More rows
 // (batched decode, prefill): R weight rows are decoded panel by panel into an L1-resident buffer
@@ -357,6 +382,16 @@ void fast_rows(const Rows& proto, const Weight& weight, const float* x, int64_t 
     if (n == 1) {
       for (int64_t r0 = row_begin; r0 < row_end; ++r0)
         fused_rows<1>(proto, r0, r0 + 2 < row_end ? r0 + 2 : -1, cols, x, n, out + r0, rows);
+      return;
+    }
+  }
+  if constexpr (std::is_same_v<Rows, BF16Rows>) {
+    // Batched BF16 (the LM head in batched decode): widening a BF16 chunk is two cheap
+    // instructions, so each x tile re-decodes the tile's weight rows (L1-resident after the first
+    // x tile) straight into its multiply-adds instead of going through the panel, whose per-tile
+    // accumulator traffic costs more than the work for short rows (cols 256 on the demo shape).
+    if (n > kXTile && cols <= kFusedBf16MaxCols) {
+      fused_x_tiles(proto, cols, x, n, out, rows, row_begin, row_end);
       return;
     }
   }
@@ -387,7 +422,10 @@ void fast_rows(const Rows& proto, const Weight& weight, const float* x, int64_t 
       pack_x_tile(x + (i0 + i) * cols, cols, int(std::min<int64_t>(kXTile, nb - i)), xpack.data() + i * chunks * kChunk);
     for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowTile) {
       const int R = int(std::min<int64_t>(kRowTile, row_end - r0));
-      std::fill(accs.begin(), accs.end(), 0.0f);
+      // Only the block's accumulators: the buffer is sized for the largest block (256 KiB of x), and
+      // clearing all of it per row tile cost more than the multiply-adds for short rows (the LM head
+      // of the demo shape, cols 256, at batch 8: 64 KiB cleared per 4 weight rows).
+      std::fill(accs.begin(), accs.begin() + nb * kRowTile * kChunk, 0.0f);
       for (int64_t p0 = 0; p0 < chunks; p0 += kPanelChunks) {
         const int64_t p1 = std::min(chunks, p0 + kPanelChunks);
         for (int k = 0; k < R; ++k) {

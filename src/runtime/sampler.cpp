@@ -139,6 +139,12 @@ Cut find_cut(std::span<const float> w, Goal goal) {
   struct Level { int shift, bits; };
   constexpr std::array<Level, 3> levels{{{21, 11}, {10, 11}, {0, 10}}};
   thread_local std::vector<int32_t> group, next;
+  // kCopies interleaved histograms (id i counts into copy i % kCopies), summed in copy order: runs
+  // of ids in one bucket (a flat row puts almost all of them in one) would otherwise chain every
+  // add through the same memory location.
+  constexpr size_t kCopies = 4;
+  thread_local std::array<std::array<int64_t, 2048>, kCopies> counts;
+  thread_local std::array<std::array<double, 2048>, kCopies> masses;
   thread_local std::array<int64_t, 2048> count;
   thread_local std::array<double, 2048> mass;
   bool whole_row = true;
@@ -150,20 +156,31 @@ Cut find_cut(std::span<const float> w, Goal goal) {
   for (size_t li = 0; li < levels.size() && !identical; ++li) {
     const Level level = levels[li];
     const uint32_t mask = (1u << level.bits) - 1;
-    count.fill(0);
-    mass.fill(0);
+    for (size_t c = 0; c < kCopies; ++c) {
+      std::fill(counts[c].begin(), counts[c].begin() + mask + 1, 0);
+      std::fill(masses[c].begin(), masses[c].begin() + mask + 1, 0.0);
+    }
     uint32_t kmin = UINT32_MAX, kmax = 0;
-    auto visit = [&](size_t i) {
+    auto visit = [&](size_t c, size_t i) {
       const uint32_t k = key_of(w[i]);
       kmin = std::min(kmin, k);
       kmax = std::max(kmax, k);
-      count[(k >> level.shift) & mask]++;
-      mass[(k >> level.shift) & mask] += double(w[i]);
+      counts[c][(k >> level.shift) & mask]++;
+      masses[c][(k >> level.shift) & mask] += double(w[i]);
     };
-    if (whole_row) {
-      for (size_t i = 0; i < w.size(); ++i) visit(i);
-    } else {
-      for (int32_t i : group) visit(size_t(i));
+    const size_t n_ids = whole_row ? w.size() : group.size();
+    auto id_at = [&](size_t j) { return whole_row ? j : size_t(group[j]); };
+    size_t j = 0;
+    for (; j + kCopies <= n_ids; j += kCopies)
+      for (size_t c = 0; c < kCopies; ++c) visit(c, id_at(j + c));
+    for (size_t c = 0; j < n_ids; ++j, ++c) visit(c, id_at(j));
+    for (uint32_t b = 0; b <= mask; ++b) {
+      count[b] = counts[0][b];
+      mass[b] = masses[0][b];
+      for (size_t c = 1; c < kCopies; ++c) {
+        count[b] += counts[c][b];
+        mass[b] += masses[c][b];
+      }
     }
     if (li == 0) {
       double total = 0;
@@ -224,12 +241,19 @@ Cut find_cut(std::span<const float> w, Goal goal) {
   return Cut{prefix, std::numeric_limits<int64_t>::max()};
 }
 
+// The drop below the cut is branch-free (on a spread row whether a token is kept is close to
+// random) and vectorises; the ties are walked only when the cut keeps part of them.
 void apply_cut(std::span<float> w, Cut cut) {
-  int64_t ties = 0;
+  int64_t equal = 0;
   for (float& v : w) {
     const uint32_t k = key_of(v);
-    if (k < cut.key || (k == cut.key && ties++ >= cut.ties)) v = 0.0f;
+    equal += k == cut.key;
+    v = k < cut.key ? 0.0f : v;
   }
+  if (equal <= cut.ties) return;
+  int64_t ties = 0;
+  for (float& v : w)
+    if (key_of(v) == cut.key && ties++ >= cut.ties) v = 0.0f;
 }
 
 // Block masses in the documented order (sampler.h); returns the total.

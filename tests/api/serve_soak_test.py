@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import random
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -25,7 +24,8 @@ import time
 PATHS = {"chat": "/v1/chat/completions", "responses": "/v1/responses", "anthropic": "/v1/messages"}
 PREFIX_CACHE_BUDGET = 2 << 30  # the engine's default
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from e2e_checks import FAILURES, check, free_port  # noqa: E402
+from e2e_checks import FAILURES, check  # noqa: E402
+from e2e_server import ServerProcess  # noqa: E402
 
 
 def body_for(dialect, text, max_tokens):
@@ -172,28 +172,11 @@ def main():
                    capture_output=True)
     key = json.loads(subprocess.run([a.binary, "keys", "create", "--db", db, "--name", "soak", "--credit", "1000000",
                                      "--json"], check=True, capture_output=True, text=True).stdout)["key"]
-    port = free_port()
-    log = tempfile.TemporaryFile()
     operator = "soak-operator-" + os.urandom(8).hex()  # /metrics is for operator keys only
-    proc = subprocess.Popen([a.binary, "serve", "--model", model, "--db", db, "--port", str(port),
-                             "--api-key", operator, "--max-running", str(a.streams)], stdout=log, stderr=log)
+    server = ServerProcess([a.binary, "serve", "--model", model, "--db", db, "--api-key", operator,
+                            "--max-running", str(a.streams)], ready_seconds=120, stop_seconds=60)
+    port, proc = server.port, server.proc
     try:
-        deadline = time.time() + 120
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError("server exited early:\n" + log.read().decode(errors="replace"))
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                c.request("GET", "/health")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError("server did not come up")
-            time.sleep(0.2)
-
         all_ids, rss = [], []
         for round_no in (1, 2):
             ids, aborted, errors = run_round(port, key, a.streams, a.seconds, seed=7)
@@ -212,12 +195,7 @@ def main():
         check(rss[1] <= rss[0] * 1.05 + (16 << 20),
               f"resident size grew on the identical second round: {rss[0] / 2**20:.1f} -> {rss[1] / 2**20:.1f} MiB")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        server.stop()
     con = sqlite3.connect(db)
     rows = [r[0] for r in con.execute("SELECT request_id FROM ledger")]
     con.close()

@@ -23,7 +23,6 @@ import argparse
 import http.client
 import json
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -39,49 +38,14 @@ RATES = {
     "deepseek-v4-flash:variant2": (138, 28, 275),
 }
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from e2e_checks import FAILURES, check, free_port  # noqa: E402
+from e2e_checks import FAILURES, check  # noqa: E402
+from e2e_server import ServerProcess  # noqa: E402
 
 
-class Server:
+class Server(ServerProcess):
     def __init__(self, binary, engine, db, extra=()):
         """engine: the server command line up to its options (see main)."""
-        self.port = free_port()
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [*engine, "--port", str(self.port), "--db", db, "--max-running", "256", *extra],
-            stdout=self.log, stderr=self.log)
-        deadline = time.time() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError("server exited early:\n" + self.output())
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                c.request("GET", "/health")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                self.proc.kill()
-                raise RuntimeError("server did not come up:\n" + self.output())
-            time.sleep(0.1)
-
-    def output(self):
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
+        super().__init__([*engine, "--db", db, "--max-running", "256", *extra])
 
 
 PATHS = {"chat": "/v1/chat/completions", "responses": "/v1/responses", "anthropic": "/v1/messages"}

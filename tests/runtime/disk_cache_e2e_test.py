@@ -17,7 +17,6 @@ import http.client
 import json
 import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -26,53 +25,20 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from e2e_checks import FAILURES, check, free_port  # noqa: E402
+from e2e_checks import FAILURES, check  # noqa: E402
+from e2e_server import ServerProcess  # noqa: E402
 
 
 ADMIN_KEY = "sk-disk-cache-operator"
 
 
-class Server:
+class Server(ServerProcess):
     def __init__(self, binary, model, db, extra=()):
-        self.port = free_port()
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [binary, "serve", "--model", model, "--port", str(self.port), "--db", db, "--threads", "2",
-             "--max-running", "8", "--api-key", ADMIN_KEY,
+        super().__init__(
+            [binary, "serve", "--model", model, "--db", db, "--threads", "2", "--max-running", "8",
+             "--api-key", ADMIN_KEY,
              # The disk tier serves the shared namespace only (docs/security.md): the operator opts in.
-             "--shared-prefix-cache", *extra], stdout=self.log, stderr=self.log)
-        deadline = time.time() + 120
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError("server exited early:\n" + self.output())
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                c.request("GET", "/health")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                self.proc.kill()
-                raise RuntimeError("server did not come up:\n" + self.output())
-            time.sleep(0.1)
-
-    def output(self):
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
+             "--shared-prefix-cache", *extra], ready_seconds=120, stop_seconds=60)
 
     def chat(self, key, text):
         body = {"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": text}], "max_tokens": 3,

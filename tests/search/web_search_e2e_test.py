@@ -43,7 +43,8 @@ RESULTS = {"results": [
      "content": "Bern is the de facto capital of Switzerland.", "favicon": "https://en.wikipedia.org/favicon.ico"},
     {"type": "text", "name": "Swiss cities", "url": "https://example.ch/cities", "content": "Zurich is the largest."}]}
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from e2e_checks import FAILURES, check, free_port  # noqa: E402
+from e2e_checks import FAILURES, check  # noqa: E402
+from e2e_server import ServerProcess  # noqa: E402
 
 
 class FakeLinkup:
@@ -81,41 +82,6 @@ class FakeLinkup:
         self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-
-class Server:
-    def __init__(self, cmd, env=None):
-        self.port = free_port()
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([*cmd, "--port", str(self.port)], stdout=self.log, stderr=self.log,
-                                     env={**os.environ, **(env or {})})
-        deadline = time.time() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError("server exited early:\n" + self.output())
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                c.request("GET", "/health")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                self.proc.kill()
-                raise RuntimeError("server did not come up:\n" + self.output())
-            time.sleep(0.1)
-
-    def output(self):
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 PATHS = {"chat": "/v1/chat/completions", "responses": "/v1/responses", "anthropic": "/v1/messages"}
@@ -207,7 +173,7 @@ def main():
                                     check=True, capture_output=True, text=True).stdout)["key"]
     linkup = FakeLinkup(tmp)
     base = [a.testserver, "--scripted-engine", "--tokenizer", a.tokenizer, "--db", db]
-    server = Server(base + ["--search", "linkup", "--linkup-url", "https://127.0.0.1:%d/v1" % linkup.port,
+    server = ServerProcess(base + ["--search", "linkup", "--linkup-url", "https://127.0.0.1:%d/v1" % linkup.port,
                             "--linkup-ca", linkup.cert, "--search-depth", "fast"], env={"LINKUP_API_KEY": LINKUP_KEY})
     billed = {}  # response id -> model
     try:
@@ -284,7 +250,7 @@ def main():
         linkup.httpd.shutdown()
 
     # No --search: a request asking for it is refused, naming the field.
-    off = Server(base)
+    off = ServerProcess(base)
     try:
         for dialect in ("chat", "responses", "anthropic"):
             status, j, *_ = send(off.port, dialect, key, body_for(dialect, "deepseek-v4-flash", "q", False,
@@ -302,7 +268,7 @@ def main():
     built = subprocess.run([a.binary, "search-index", "build", "--docs", a.docs, "--out", index],
                            capture_output=True, text=True)
     check(built.returncode == 0 and "indexed" in built.stdout, "search-index build: " + built.stdout + built.stderr)
-    local = Server(base + ["--search", "local", "--search-index", index])
+    local = ServerProcess(base + ["--search", "local", "--search-index", index])
     try:
         for dialect in ("chat", "anthropic"):
             status, j, text, *_ = send(local.port, dialect, key, body_for(
@@ -315,7 +281,7 @@ def main():
     ckpt = os.path.join(tmp, "tiny")
     subprocess.run([a.binary, "synth", "--out", ckpt, "--shape", "tiny", "--tokenizer", a.tokenizer], check=True,
                    capture_output=True)
-    demo = Server([a.binary, "serve", "--model", ckpt, "--db", db, "--search", "local", "--search-index", index])
+    demo = ServerProcess([a.binary, "serve", "--model", ckpt, "--db", db, "--search", "local", "--search-index", index])
     try:
         body = {"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": "How is web search billed?"}],
                 "max_tokens": 8, "thinking": {"type": "disabled"}, "web_search_linkup": True}

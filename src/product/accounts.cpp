@@ -6,6 +6,7 @@
 #include <openssl/sha.h>
 
 #include <boost/json.hpp>
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <map>
@@ -178,22 +179,59 @@ std::optional<KeyInfo> Accounts::find_key(const std::string& key_id) {
 }
 
 bool Accounts::revoke_key(const std::string& key_id) {
-  std::lock_guard lock(mutex_);
-  int64_t now = now_ms();
-  return run_transaction(*store_, [&] {
-    // Revoking twice keeps the first time.
-    store_->exec("UPDATE api_keys SET revoked_at_ms = ? WHERE id = ? AND revoked_at_ms IS NULL", {now, key_id});
-    return !store_->query("SELECT id FROM api_keys WHERE id = ?", {key_id}).empty();
-  });
+  bool found;
+  {
+    std::lock_guard lock(mutex_);
+    int64_t now = now_ms();
+    found = run_transaction(*store_, [&] {
+      // Revoking twice keeps the first time.
+      store_->exec("UPDATE api_keys SET revoked_at_ms = ? WHERE id = ? AND revoked_at_ms IS NULL", {now, key_id});
+      return !store_->query("SELECT id FROM api_keys WHERE id = ?", {key_id}).empty();
+    });
+  }
+  if (found) entitlements_lost({key_id});
+  return found;
 }
 
 bool Accounts::set_credit(const std::string& key_id, std::optional<Nanodollars> credit) {
-  std::lock_guard lock(mutex_);
-  SqlValue value;  // NULL = unlimited
-  if (credit) value = *credit;
-  return run_transaction(*store_, [&] {
-    return store_->exec("UPDATE api_keys SET credit_nano = ? WHERE id = ?", {value, key_id}) == 1;
-  });
+  bool found;
+  {
+    std::lock_guard lock(mutex_);
+    SqlValue value;  // NULL = unlimited
+    if (credit) value = *credit;
+    found = run_transaction(*store_, [&] {
+      return store_->exec("UPDATE api_keys SET credit_nano = ? WHERE id = ?", {value, key_id}) == 1;
+    });
+  }
+  if (found && credit && *credit <= 0) entitlements_lost({key_id});
+  return found;
+}
+
+void Accounts::watch_entitlements(KeyListener listener) {
+  std::lock_guard lock(listeners_mutex_);
+  listeners_.push_back(std::make_shared<const KeyListener>(std::move(listener)));
+}
+
+void Accounts::entitlements_lost(const std::vector<std::string>& key_ids) {
+  if (key_ids.empty()) return;
+  std::vector<std::shared_ptr<const KeyListener>> listeners;
+  {
+    std::lock_guard lock(listeners_mutex_);
+    listeners = listeners_;
+  }
+  std::vector<std::shared_ptr<const KeyListener>> gone;
+  for (auto& l : listeners)
+    if (!(*l)(key_ids)) gone.push_back(l);
+  if (gone.empty()) return;
+  std::lock_guard lock(listeners_mutex_);
+  std::erase_if(listeners_, [&](const auto& l) { return std::find(gone.begin(), gone.end(), l) != gone.end(); });
+}
+
+std::vector<std::string> Accounts::account_key_ids(const std::string& account_id) {
+  std::vector<std::string> ids;
+  for (const auto& r : store_->query("SELECT id FROM api_keys WHERE account_id = ?", {account_id}))
+    ids.push_back(r.text(0));
+  return ids;
 }
 
 std::optional<KeyInfo> Accounts::authenticate(std::string_view presented) {
@@ -357,37 +395,58 @@ RecordResult Accounts::record(const LedgerEntry& e) {
   Nanodollars cost = cost_of(*card, {e.prompt_cached_tokens, e.prompt_uncached_tokens, e.output_tokens, e.web_search_calls});
   int64_t total_tokens = checked_add(checked_add(e.prompt_cached_tokens, e.prompt_uncached_tokens), e.output_tokens);
 
-  std::lock_guard lock(mutex_);
-  int64_t now = now_ms();
-  int64_t ended = e.ended_at_ms ? e.ended_at_ms : now;
-  return run_transaction(*store_, [&]() -> RecordResult {
-    int64_t inserted = store_->exec(
-        "INSERT INTO ledger (request_id, key_id, model, day, prompt_cached_tokens, prompt_uncached_tokens, "
-        "output_tokens, reasoning_tokens, web_search_calls, input_rate_nano, cached_input_rate_nano, "
-        "output_rate_nano, web_search_rate_nano, cost_nano, status, started_at_ms, first_token_at_ms, ended_at_ms, "
-        "recorded_at_ms, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (request_id) DO NOTHING",
-        {e.request_id, e.key_id, e.model, utc_day(ended), e.prompt_cached_tokens, e.prompt_uncached_tokens,
-         e.output_tokens, e.reasoning_tokens, e.web_search_calls, card->input_per_token,
-         card->cached_input_per_token, card->output_per_token, card->web_search_per_call, cost, e.status,
-         e.started_at_ms, e.first_token_at_ms, ended, now, e.source});
-    if (inserted == 0) {  // already recorded: report the stored row, change nothing
-      auto rows = store_->query("SELECT cost_nano FROM ledger WHERE request_id = ?", {e.request_id});
-      return {false, rows.at(0).integer(0)};
-    }
-    store_->exec(
-        "UPDATE api_keys SET spent_nano = spent_nano + ?, "
-        "credit_nano = CASE WHEN credit_nano IS NULL THEN NULL ELSE credit_nano - ? END WHERE id = ?",
-        {cost, cost, e.key_id});
-    store_->exec(
-        "UPDATE accounts SET credit_nano = credit_nano - ? WHERE credit_nano IS NOT NULL AND "
-        "id = (SELECT account_id FROM api_keys WHERE id = ?)",
-        {cost, e.key_id});
-    // Settle the admission: its hold ends and the window now counts the real tokens.
-    store_->exec("UPDATE admissions SET hold_nano = 0, settled = 1, tokens = ? WHERE request_id = ?",
-                 {total_tokens, e.request_id});
-    return {true, cost};
-  });
+  std::vector<std::string> exhausted;  // keys whose credit (or account's) this charge used up
+  RecordResult result;
+  {
+    std::lock_guard lock(mutex_);
+    int64_t now = now_ms();
+    int64_t ended = e.ended_at_ms ? e.ended_at_ms : now;
+    result = run_transaction(*store_, [&]() -> RecordResult {
+      exhausted.clear();
+      int64_t inserted = store_->exec(
+          "INSERT INTO ledger (request_id, key_id, model, day, prompt_cached_tokens, prompt_uncached_tokens, "
+          "output_tokens, reasoning_tokens, web_search_calls, input_rate_nano, cached_input_rate_nano, "
+          "output_rate_nano, web_search_rate_nano, cost_nano, status, started_at_ms, first_token_at_ms, ended_at_ms, "
+          "recorded_at_ms, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+          "ON CONFLICT (request_id) DO NOTHING",
+          {e.request_id, e.key_id, e.model, utc_day(ended), e.prompt_cached_tokens, e.prompt_uncached_tokens,
+           e.output_tokens, e.reasoning_tokens, e.web_search_calls, card->input_per_token,
+           card->cached_input_per_token, card->output_per_token, card->web_search_per_call, cost, e.status,
+           e.started_at_ms, e.first_token_at_ms, ended, now, e.source});
+      if (inserted == 0) {  // already recorded: report the stored row, change nothing
+        auto rows = store_->query("SELECT cost_nano FROM ledger WHERE request_id = ?", {e.request_id});
+        return {false, rows.at(0).integer(0)};
+      }
+      store_->exec(
+          "UPDATE api_keys SET spent_nano = spent_nano + ?, "
+          "credit_nano = CASE WHEN credit_nano IS NULL THEN NULL ELSE credit_nano - ? END WHERE id = ?",
+          {cost, cost, e.key_id});
+      store_->exec(
+          "UPDATE accounts SET credit_nano = credit_nano - ? WHERE credit_nano IS NOT NULL AND "
+          "id = (SELECT account_id FROM api_keys WHERE id = ?)",
+          {cost, e.key_id});
+      // Settle the admission: its hold ends and the window now counts the real tokens.
+      store_->exec("UPDATE admissions SET hold_nano = 0, settled = 1, tokens = ? WHERE request_id = ?",
+                   {total_tokens, e.request_id});
+      if (cost > 0) exhausted = exhausted_keys(e.key_id);
+      return {true, cost};
+    });
+  }
+  entitlements_lost(exhausted);
+  return result;
+}
+
+// After a charge to `key_id`: the key itself if its credit is used up, every key of its account if
+// the account's balance is.
+std::vector<std::string> Accounts::exhausted_keys(const std::string& key_id) {
+  auto rows = store_->query(
+      "SELECT k.credit_nano, a.credit_nano, k.account_id FROM api_keys k LEFT JOIN accounts a ON a.id = k.account_id "
+      "WHERE k.id = ?",
+      {key_id});
+  if (rows.empty()) return {};
+  if (!rows[0].is_null(1) && rows[0].integer(1) <= 0) return account_key_ids(rows[0].text(2));
+  if (!rows[0].is_null(0) && rows[0].integer(0) <= 0) return {key_id};
+  return {};
 }
 
 // ---------------------------------------------------------------- reports

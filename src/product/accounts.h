@@ -13,6 +13,7 @@
 // All methods are thread-safe. Several processes may share one database (PostgreSQL, or SQLite on
 // one host): credit, holds and rate-limit windows live in the database, not in process memory.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -190,6 +191,14 @@ class Accounts {
   // The presented secret (Bearer token or x-api-key) -> the key, if it exists and is not revoked.
   std::optional<KeyInfo> authenticate(std::string_view presented_secret);
 
+  // Keys that lost the right to run through this object (revoked, or their credit or their
+  // account's balance at zero or below): `listener` gets their ids right after the change is
+  // committed, outside any lock, so running requests stop at once. It returns false once its
+  // subscriber is gone, and is then dropped. Changes made by other processes (the CLI, another
+  // replica) are not seen here: the API polls for those.
+  using KeyListener = std::function<bool(const std::vector<std::string>& key_ids)>;
+  void watch_entitlements(KeyListener listener);
+
   // Admission: checks credit (402) and rpm/tpm sliding windows (429); on success reserves the
   // request's worst-case cost so parallel requests cannot overspend. Every admitted request must end
   // in record() (or release() if it is abandoned before producing anything billable).
@@ -252,12 +261,17 @@ class Accounts {
   Accounts(std::unique_ptr<Store> store, RateCards rate_cards);
   int64_t now_ms() const;
   std::optional<AccountInfo> account_where(const std::string& column, const std::string& value);
+  std::vector<std::string> account_key_ids(const std::string& account_id);  // under mutex_
+  std::vector<std::string> exhausted_keys(const std::string& key_id);        // under mutex_
+  void entitlements_lost(const std::vector<std::string>& key_ids);         // not under mutex_
 
   std::mutex mutex_;  // one connection per Accounts: serialise its use
   std::unique_ptr<Store> store_;
   RateCards rate_cards_;
   int64_t (*clock_)() = nullptr;
   int64_t hold_ttl_ms_ = 3'600'000;
+  std::mutex listeners_mutex_;
+  std::vector<std::shared_ptr<const KeyListener>> listeners_;
 };
 
 }  // namespace v4::product

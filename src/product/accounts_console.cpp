@@ -98,15 +98,23 @@ std::vector<AccountInfo> Accounts::list_accounts() {
 }
 
 bool Accounts::add_credit(const std::string& account_id, Nanodollars amount) {
-  std::lock_guard lock(mutex_);
-  return run_transaction(*store_, [&] {
-    auto rows = store_->query("SELECT credit_nano FROM accounts WHERE id = ?", {account_id});
-    if (rows.empty()) return false;
-    if (rows[0].is_null(0)) return true;  // unlimited stays unlimited
-    int64_t next = checked_add(rows[0].integer(0), amount);
-    store_->exec("UPDATE accounts SET credit_nano = ? WHERE id = ?", {next, account_id});
-    return true;
-  });
+  std::vector<std::string> exhausted;  // a negative amount may use the balance up
+  bool found;
+  {
+    std::lock_guard lock(mutex_);
+    found = run_transaction(*store_, [&] {
+      exhausted.clear();
+      auto rows = store_->query("SELECT credit_nano FROM accounts WHERE id = ?", {account_id});
+      if (rows.empty()) return false;
+      if (rows[0].is_null(0)) return true;  // unlimited stays unlimited
+      int64_t next = checked_add(rows[0].integer(0), amount);
+      store_->exec("UPDATE accounts SET credit_nano = ? WHERE id = ?", {next, account_id});
+      if (next <= 0) exhausted = account_key_ids(account_id);
+      return true;
+    });
+  }
+  entitlements_lost(exhausted);
+  return found;
 }
 
 std::vector<KeyInfo> Accounts::list_account_keys(const std::string& account_id) {

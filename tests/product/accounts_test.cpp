@@ -2,6 +2,8 @@
 // rate-limit admission, usage reports. Each test gets a fresh database.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <boost/json.hpp>
 
 #include "product/accounts.h"
@@ -182,6 +184,47 @@ TEST_P(AccountsTest, LedgerIsExactlyOncePerRequestAndChargesCredit) {
   EXPECT_THROW(accounts->record(entry("req-5", key.id, "deepseek-v4-flash", 0, 1, 1, 2, 0)), std::invalid_argument);
   EXPECT_THROW(accounts->record(entry("req-6", "nokey", "deepseek-v4-flash", 0, 1, 1, 0, 0)), std::runtime_error);
   EXPECT_EQ(count_rows(db, "SELECT COUNT(*) FROM ledger"), 2);
+}
+
+// Keys that lose the right to run through this object (revoked, credit or the account's balance
+// used up) are signalled at once, so the API stops their running requests without waiting for
+// its poll; a listener whose subscriber is gone is dropped.
+TEST_P(AccountsTest, KeysThatLoseTheirEntitlementAreSignalled) {
+  V4_FRESH_DB(db, tmp);
+  auto accounts = Accounts::open(db);
+  std::vector<std::vector<std::string>> heard;
+  accounts->watch_entitlements([&](const std::vector<std::string>& ids) {
+    heard.push_back(ids);
+    std::sort(heard.back().begin(), heard.back().end());
+    return true;
+  });
+  int gone_calls = 0;
+  accounts->watch_entitlements([&](const std::vector<std::string>&) { return ++gone_calls, false; });
+  auto a = accounts->create_key({"a", parse_usd("1"), 0, 0}).info;
+  auto b = accounts->create_key({"b", std::nullopt, 0, 0}).info;
+  accounts->set_credit(b.id, parse_usd("2"));  // more credit: nothing to stop
+  accounts->record(entry("req-0", a.id, "deepseek-v4-flash", 0, 10, 10, 0, 0));  // credit left
+  EXPECT_TRUE(heard.empty());
+  accounts->revoke_key(b.id);
+  accounts->set_credit(a.id, 0);
+  ASSERT_EQ(heard.size(), 2u);
+  EXPECT_EQ(heard[0], std::vector<std::string>{b.id});
+  EXPECT_EQ(heard[1], std::vector<std::string>{a.id});
+  EXPECT_EQ(gone_calls, 1);
+  // A charge that uses the key's credit up (cost 26,266,000: see the ledger test).
+  auto c = accounts->create_key({"c", 26'266'000, 0, 0}).info;
+  accounts->record(entry("req-1", c.id, "deepseek-v4-flash", 500, 1000, 200, 50, 2));
+  ASSERT_EQ(heard.size(), 3u);
+  EXPECT_EQ(heard[2], std::vector<std::string>{c.id});
+  // An account's balance used up: all its keys.
+  auto account = accounts->create_account("x@example.com", "x-password-1", parse_usd("1"));
+  KeyOptions ko;
+  ko.account_id = account.id;
+  std::vector<std::string> keys = {accounts->create_key(ko).info.id, accounts->create_key(ko).info.id};
+  std::sort(keys.begin(), keys.end());
+  accounts->add_credit(account.id, -parse_usd("1"));
+  ASSERT_EQ(heard.size(), 4u);
+  EXPECT_EQ(heard[3], keys);
 }
 
 TEST_P(AccountsTest, AdmissionRefusesSpentKeysWith402) {

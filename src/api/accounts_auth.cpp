@@ -71,6 +71,10 @@ bool AccountsGate::entitled(const Principal& who) {
   }
 }
 
+void AccountsGate::watch_entitlements(std::function<bool(const std::vector<std::string>& key_ids)> lost) {
+  accounts_->watch_entitlements(std::move(lost));
+}
+
 std::optional<std::string> AccountsGate::usage_report(const Principal& who) {
   if (who.is_operator) return accounts_->usage_json({});
   return accounts_->daily_usage_json(who.key_id);

@@ -19,6 +19,7 @@ class AccountsGate final : public Authenticator, public UsageSink {
   void admit(const Principal& who, const AdmissionInfo& info) override;
   void precheck(const Principal& who) override;
   bool entitled(const Principal& who) override;
+  void watch_entitlements(std::function<bool(const std::vector<std::string>& key_ids)> lost) override;
   std::optional<std::string> usage_report(const Principal& who) override;
   void record(const UsageRecord& record) override;
 

@@ -3,6 +3,7 @@
 // who the caller is and whether the request may run, and tells a UsageSink what every request
 // used (exactly once per admitted request, also when it failed or the client went away).
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -45,6 +46,11 @@ class Authenticator {
   // While a request runs: false once the key was revoked or its credit set to zero or below, which
   // stops its running generations.
   virtual bool entitled(const Principal&) { return true; }
+  // The same news pushed, where this process learns it (a key revoked through it, a charge that
+  // used its credit up): `lost` gets the keys' ids at once, from any thread, so their running
+  // generations stop at the engine's next step; it returns false once its owner is gone.
+  // entitled() stays the fallback for changes made elsewhere (the CLI, another replica).
+  virtual void watch_entitlements(std::function<bool(const std::vector<std::string>& key_ids)> /*lost*/) {}
   // Called once the prompt size is known, before generation. Throws ApiError (402 no credit,
   // 429 rate limited, ...) to refuse. An admitted request always reaches UsageSink::record.
   virtual void admit(const Principal&, const AdmissionInfo&) {}

@@ -636,22 +636,20 @@ struct HttpServer::Impl {
     boost::system::error_code ec;
     const Dialect dialect = p.req.dialect;
 
-    // Wakes for output, and at least every entitlement_interval to see whether the key may go on
-    // (revoked, or its credit set to zero: the generation stops).
+    // Wakes for output, and at least every entitlement_interval to see whether the key may go on.
+    // A key revoked (or its credit used up) in this process stops the generation at once
+    // (Generation::revoke, signalled by the Authenticator); this poll finds what other processes
+    // changed (the CLI, another replica).
     using Clock = std::chrono::steady_clock;
     auto next_check = Clock::now() + options.entitlement_interval;
-    bool revoked = false;
     auto wait_for_output = [&]() -> awaitable<void> {
       if (!waker->pending.exchange(false)) {
         waker->timer.expires_after(std::min<Clock::duration>(options.ping_interval, options.entitlement_interval));
         co_await waker->timer.async_wait(net::redirect_error(use_awaitable, ec));
       }
-      if (!revoked && Clock::now() >= next_check) {
+      if (!gen->revoked() && Clock::now() >= next_check) {
         next_check = Clock::now() + options.entitlement_interval;
-        if (!service.entitled(who)) {
-          revoked = true;
-          gen->cancel();
-        }
+        if (!service.entitled(who)) gen->revoke();
       }
     };
     // Ends the watcher and takes back the bytes it read for the next request.
@@ -683,7 +681,7 @@ struct HttpServer::Impl {
       }
       co_await stop_watching();
       if (waker->client_gone) co_return false;
-      if (revoked) co_return co_await send(stream, error_response(dialect, revoked_error, version, false, request_id));
+      if (gen->revoked()) co_return co_await send(stream, error_response(dialect, revoked_error, version, false, request_id));
       if (outcome->stop == StopKind::error)
         co_return co_await send(stream, error_response(dialect, internal_error(dialect, "generation failed: " + outcome->error),
                                                        version, keep_alive, request_id));
@@ -726,7 +724,7 @@ struct HttpServer::Impl {
       std::string out;
       for (auto& d : batch.deltas) out += renderer->delta(d);
       if (batch.outcome) {
-        if (revoked)
+        if (gen->revoked())
           out += renderer->error(revoked_error);
         else if (batch.outcome->stop == StopKind::error)
           out += renderer->error(internal_error(dialect, "generation failed: " + batch.outcome->error));
@@ -757,7 +755,7 @@ struct HttpServer::Impl {
     if (!chunked) co_return false;
     co_await net::async_write(*stream, http::make_chunk_last(), net::redirect_error(use_awaitable, ec));
     stream->expires_never();
-    co_return !ec && keep_alive && !revoked;
+    co_return !ec && keep_alive && !gen->revoked();
   }
 
   // ------------------------------------------------------------------ accept / shutdown

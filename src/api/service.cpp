@@ -1,6 +1,7 @@
 #include "api/service.h"
 
 #include <chrono>
+#include <map>
 #include <ctime>
 
 #include <spdlog/spdlog.h>
@@ -166,12 +167,56 @@ void Generation::cancel() {
   if (h) h->cancel();
 }
 
+void Generation::revoke() {
+  {
+    std::lock_guard lock(mutex_);
+    if (outcome_) return;
+    revoked_ = true;
+  }
+  cancel();
+}
+
+bool Generation::revoked() const {
+  std::lock_guard lock(mutex_);
+  return revoked_;
+}
+
+// ----------------------------------------------------------------------------- RunningByKey
+class RunningByKey {
+ public:
+  void add(const std::string& key_id, const std::shared_ptr<Generation>& g) {
+    std::lock_guard lock(mutex_);
+    std::erase_if(running_, [](const auto& entry) { return entry.second.expired(); });
+    running_.emplace(key_id, g);
+  }
+  void revoke(const std::vector<std::string>& key_ids) {
+    std::vector<std::shared_ptr<Generation>> stop;
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& id : key_ids)
+        for (auto [it, end] = running_.equal_range(id); it != end; ++it)
+          if (auto g = it->second.lock()) stop.push_back(std::move(g));
+    }
+    for (auto& g : stop) g->revoke();  // outside the lock: cancel reaches into the engine
+  }
+
+ private:
+  std::mutex mutex_;
+  std::multimap<std::string, std::weak_ptr<Generation>> running_;  // expired entries pruned on add
+};
+
 // ----------------------------------------------------------------------------- ApiService
 ApiService::ApiService(runtime::Engine& engine, std::shared_ptr<const text::Tokenizer> tokenizer,
                        std::shared_ptr<Authenticator> auth, std::shared_ptr<UsageSink> usage, ServiceOptions options)
     : engine_(engine), tokenizer_(std::move(tokenizer)), auth_(std::move(auth)), usage_(std::move(usage)),
-      options_(std::move(options)) {
+      options_(std::move(options)), running_(std::make_shared<RunningByKey>()) {
   if (!auth_) auth_ = std::make_shared<OpenAuthenticator>();
+  auth_->watch_entitlements([weak = std::weak_ptr<RunningByKey>(running_)](const std::vector<std::string>& key_ids) {
+    auto running = weak.lock();
+    if (!running) return false;  // this service is gone
+    running->revoke(key_ids);
+    return true;
+  });
 }
 
 int64_t ApiService::context_length() const {
@@ -381,11 +426,14 @@ void ApiService::release_admission(Generation& g, const char* status) const {
 }
 
 std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Principal& who, std::function<void()> notify) {
+  std::shared_ptr<Generation> g(new Generation());
+  // Known as running before admission looks at the key: a revocation is then either seen by the
+  // admission or signalled to this generation (which, not yet submitted, is cancelled on submit).
+  if (!who.is_operator) running_->add(who.key_id, g);
   AdmissionInfo admission{p.meta.id, p.req.model, int64_t(p.prompt.size()), p.params.max_tokens};
   admission.web_search_calls = p.web_search_calls;
   auth_->admit(who, admission);
 
-  std::shared_ptr<Generation> g(new Generation());
   g->notify_ = std::move(notify);
   g->tokenizer_ = tokenizer_;
   g->usage_sink_ = usage_;

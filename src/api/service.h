@@ -56,6 +56,10 @@ class Generation {
   };
   Batch take();
   void cancel();
+  // Stops it because its key may no longer run (revoked, credit used up): cancelled at the engine's
+  // next step, and revoked() tells the client why. No effect once it has finished.
+  void revoke();
+  bool revoked() const;
   bool finished() const;
   ~Generation();
 
@@ -82,7 +86,11 @@ class Generation {
   std::optional<Outcome> outcome_;
   bool outcome_taken_ = false;
   bool cancel_requested_ = false;
+  bool revoked_ = false;
 };
+
+// The running generations of each key, so that a key that loses its entitlement stops them.
+class RunningByKey;
 
 class ApiService {
  public:
@@ -125,6 +133,7 @@ class ApiService {
   std::shared_ptr<Authenticator> auth_;
   std::shared_ptr<UsageSink> usage_;
   ServiceOptions options_;
+  std::shared_ptr<RunningByKey> running_;
 };
 
 }  // namespace v4::api

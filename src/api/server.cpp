@@ -1,5 +1,6 @@
 #include "api/server.h"
 
+#include <poll.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <cctype>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include <boost/asio.hpp>
@@ -41,12 +43,29 @@ struct Waker {
 
 // The disconnect watcher's state, shared with its session (both run on the session's strand).
 struct Watch {
-  explicit Watch(net::any_io_executor ex) : exited(ex) { exited.expires_at(net::steady_timer::time_point::max()); }
+  explicit Watch(net::any_io_executor ex) : exited(ex), pause(ex) {
+    exited.expires_at(net::steady_timer::time_point::max());
+  }
   std::string pipelined;  // bytes of the client's next request(s), read while this one ran
+  std::string sent;       // the answer's first bytes, written to a half-closed client (see gone_after_fin)
+  bool half_closed = false;
+  bool stopping = false;  // the session wants the watcher to end
   bool finished = false;
   net::steady_timer exited;
+  net::steady_timer pause;
 };
 constexpr size_t kMaxPipelined = size_t(64) << 10;
+
+// The first bytes of every answer to an HTTP/x.y request, whatever its status: "HTTP/1.1 ".
+std::string status_line_prefix(unsigned version) {
+  return "HTTP/" + std::to_string(version / 10) + "." + std::to_string(version % 10) + " ";
+}
+
+// A reset (or an error) is pending on the socket: the peer is gone, not merely done sending.
+bool peer_reset(tcp::socket& socket) {
+  pollfd p{socket.native_handle(), 0, 0};  // POLLERR and POLLHUP are reported whatever is asked
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP)) != 0;
+}
 
 enum class RouteId { health, models, model, metrics, usage, chat, responses, messages, count_tokens, web };
 
@@ -471,12 +490,20 @@ struct HttpServer::Impl {
   }
 
   // Writes a response; to HEAD, its head only (RFC 9110 9.3.2: the same fields, no content).
+  // `already_sent`: its first bytes, written earlier (gone_after_fin), which are not repeated.
   awaitable<bool> send(const std::shared_ptr<beast::tcp_stream>& stream, http::response<http::string_body> res,
-                       bool head_only = false) {
+                       bool head_only = false, const std::string& already_sent = {}) {
     boost::system::error_code ec;
     bool keep = res.keep_alive();
     stream->expires_after(std::chrono::seconds(60));
-    if (head_only) {
+    if (!already_sent.empty()) {
+      std::ostringstream whole;
+      whole << res;
+      const std::string text = whole.str();
+      if (!text.starts_with(already_sent)) co_return false;  // cannot happen: the same status line
+      co_await net::async_write(*stream, net::buffer(text.data() + already_sent.size(), text.size() - already_sent.size()),
+                                net::redirect_error(use_awaitable, ec));
+    } else if (head_only) {
       http::response<http::empty_body> bare{res.base()};
       bare.content_length(res.body().size());
       co_await http::async_write(*stream, bare, net::redirect_error(use_awaitable, ec));
@@ -596,18 +623,19 @@ struct HttpServer::Impl {
 
   // Notices a client that goes away while its request runs. Bytes it sends meanwhile are its next
   // request (pipelining), kept for the session, not a disconnect. A reset is a disconnect. An
-  // orderly end of its sending (FIN) is one only where nothing else could tell: a stream's next
-  // write finds a closed connection by itself, so for streams a half-close is not a disconnect.
+  // orderly end of its sending (FIN, shutdown(SHUT_WR)) is not: the client may be waiting for the
+  // answer. A stream's next write finds out whether it is still there; a non-streamed request asks
+  // (gone_after_fin).
   static awaitable<void> watch_disconnect(std::shared_ptr<beast::tcp_stream> stream, std::shared_ptr<Waker> waker,
-                                          std::shared_ptr<Generation> gen, std::shared_ptr<Watch> watch,
-                                          bool fin_is_gone) {
+                                          std::shared_ptr<Generation> gen, std::shared_ptr<Watch> watch, bool streamed,
+                                          unsigned version) {
     std::array<char, 4096> chunk;
     boost::system::error_code ec;
     stream->socket().non_blocking(true, ec);
     for (;;) {
       ec = {};
       co_await stream->socket().async_wait(tcp::socket::wait_read, net::redirect_error(use_awaitable, ec));
-      if (ec == net::error::operation_aborted) break;
+      if (ec == net::error::operation_aborted || watch->stopping) break;
       size_t n = 0;
       if (!ec) n = stream->socket().read_some(net::buffer(chunk), ec);
       if (ec == net::error::would_block || ec == net::error::try_again) continue;
@@ -616,7 +644,11 @@ struct HttpServer::Impl {
         if (watch->pipelined.size() >= kMaxPipelined) break;  // more than a next request: stop reading
         continue;
       }
-      if (ec == net::error::eof && !fin_is_gone) break;
+      if (ec == net::error::eof) {
+        if (streamed) break;
+        const bool gone = co_await gone_after_fin(*stream, *watch, version);
+        if (!gone) break;
+      }
       waker->client_gone = true;
       gen->cancel();
       waker->wake(waker);
@@ -626,13 +658,37 @@ struct HttpServer::Impl {
     watch->exited.cancel();
   }
 
+  // A FIN on a non-streamed request: half-closed (waiting for its answer) or closed? Without writing
+  // TCP cannot tell, so this writes the answer's first bytes, the same whatever its status
+  // ("HTTP/1.1 "; the rest follows when it is ready). A closed peer answers them with a reset,
+  // which ends the wait (EPOLLERR/EPOLLHUP) and so the generation within a step; a half-closed one
+  // just reads them. Returns whether the peer is gone (false: the session ended the wait).
+  static awaitable<bool> gone_after_fin(beast::tcp_stream& stream, Watch& watch, unsigned version) {
+    watch.half_closed = true;
+    auto& socket = stream.socket();
+    const std::string prefix = status_line_prefix(version);
+    boost::system::error_code ec;
+    size_t n = socket.write_some(net::buffer(prefix), ec);  // non-blocking, into an empty send buffer
+    watch.sent = prefix.substr(0, ec ? 0 : n);
+    if (ec) co_return true;  // EPIPE, ECONNRESET: gone already
+    for (;;) {
+      co_await socket.async_wait(tcp::socket::wait_error, net::redirect_error(use_awaitable, ec));
+      if (ec == net::error::operation_aborted || watch.stopping) co_return false;
+      if (ec || peer_reset(socket)) co_return true;
+      // Woken without an error (urgent data): look again after a pause rather than spin.
+      watch.pause.expires_after(std::chrono::milliseconds(50));
+      co_await watch.pause.async_wait(net::redirect_error(use_awaitable, ec));
+      if (watch.stopping) co_return false;
+    }
+  }
+
   awaitable<bool> generate(uint64_t session_id, std::shared_ptr<beast::tcp_stream> stream, beast::flat_buffer& buffer,
                            PreparedRequest p, Principal who, std::shared_ptr<Generation> gen,
                            std::shared_ptr<Waker> waker, unsigned version, bool keep_alive, std::string request_id) {
     auto ex = co_await net::this_coro::executor;
     set_idle(session_id, false, gen);
     auto watch = std::make_shared<Watch>(ex);
-    net::co_spawn(ex, watch_disconnect(stream, waker, gen, watch, /*fin_is_gone=*/!p.req.stream), net::detached);
+    net::co_spawn(ex, watch_disconnect(stream, waker, gen, watch, p.req.stream, version), net::detached);
     boost::system::error_code ec;
     const Dialect dialect = p.req.dialect;
 
@@ -655,6 +711,8 @@ struct HttpServer::Impl {
     // Ends the watcher and takes back the bytes it read for the next request.
     auto stop_watching = [&]() -> awaitable<void> {
       boost::system::error_code ignored;
+      watch->stopping = true;
+      watch->pause.cancel();
       stream->socket().cancel(ignored);
       if (!watch->finished) co_await watch->exited.async_wait(net::redirect_error(use_awaitable, ignored));
       if (!watch->pipelined.empty()) {
@@ -681,14 +739,19 @@ struct HttpServer::Impl {
       }
       co_await stop_watching();
       if (waker->client_gone) co_return false;
-      if (gen->revoked()) co_return co_await send(stream, error_response(dialect, revoked_error, version, false, request_id));
+      // A half-closed client sends nothing more after what it pipelined: close after the answer.
+      const bool keep = keep_alive && !(watch->half_closed && buffer.size() == 0);
+      if (gen->revoked())
+        co_return co_await send(stream, error_response(dialect, revoked_error, version, false, request_id), false,
+                                watch->sent);
       if (outcome->stop == StopKind::error)
         co_return co_await send(stream, error_response(dialect, internal_error(dialect, "generation failed: " + outcome->error),
-                                                       version, keep_alive, request_id));
-      auto res = json_response(http::status::ok, render_response(p.req, p.meta, turn, *outcome), version, keep_alive,
+                                                       version, keep, request_id),
+                                false, watch->sent);
+      auto res = json_response(http::status::ok, render_response(p.req, p.meta, turn, *outcome), version, keep,
                                request_id);
       withheld_header(res, p.req);
-      co_return co_await send(stream, std::move(res));
+      co_return co_await send(stream, std::move(res), false, watch->sent);
     }
 
     // Streamed: chunked SSE.

@@ -19,6 +19,7 @@
 
 #include "api/accounts_auth.h"
 #include "api/server.h"
+#include "raw_socket.h"
 #include "scripted_engine.h"
 
 using namespace v4;
@@ -34,60 +35,7 @@ std::shared_ptr<const text::Tokenizer> tokenizer() {
   return t;
 }
 
-// One blocking POSIX connection: what an attacker's script has, nothing of Beast's client side.
-class Raw {
- public:
-  explicit Raw(uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      if (fd_ >= 0) ::close(fd_);
-      fd_ = -1;
-    }
-  }
-  ~Raw() { close(); }
-  bool ok() const { return fd_ >= 0; }
-  void close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  bool send(std::string_view data) {
-    while (!data.empty()) {
-      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      data.remove_prefix(size_t(n));
-    }
-    return true;
-  }
-  void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
-  // Reads until the peer closes (closed() then true), `marker` arrives, or the timeout passes.
-  std::string read(std::chrono::milliseconds timeout, const std::string& marker = {}) {
-    std::string got;
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      if (!marker.empty() && got.find(marker) != std::string::npos) return got;
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return got;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, int(left.count())) <= 0) return got;
-      char buf[65536];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) {
-        closed_ = true;
-        return got;
-      }
-      got.append(buf, size_t(n));
-    }
-  }
-  bool closed() const { return closed_; }
-
- private:
-  int fd_ = -1;
-  bool closed_ = false;
-};
+using Raw = v4::testing::RawSocket;
 
 int count_of(const std::string& text, const std::string& what) {
   int n = 0;
@@ -124,6 +72,8 @@ class Server {
     engine_->shutdown();
   }
   uint16_t port() const { return port_; }
+  // Tokens the engine generated so far: a count that says when generation stopped, unlike a clock.
+  int64_t tokens_generated() const { return engine_->metrics().generation_tokens_total; }
 
   // One request on a fresh connection; the whole response text.
   std::string exchange(const std::string& request, std::chrono::milliseconds timeout = 10s) {
@@ -592,6 +542,80 @@ TEST(Security, HalfCloseAfterAStreamedRequestIsNotADisconnect) {
   EXPECT_NE(got.find("data: [DONE]"), std::string::npos) << got;
   ASSERT_EQ(usage->records().size(), 1u);
   EXPECT_EQ(usage->records()[0].status, "completed");
+}
+
+// Before: a non-streamed request whose client half-closed after sending (the FIN of
+// shutdown(SHUT_WR)) was taken for gone: no answer, generation cancelled, the prompt billed. Now
+// the whole answer comes, framed right (its first bytes, written early to probe the peer, are not
+// repeated), billed in full, and the connection closes after it.
+TEST(Security, HalfCloseAfterANonStreamedRequestIsNotADisconnect) {
+  Ledger l;
+  v4::testing::ScriptedEngineOptions fo;
+  fo.token_delay_us = 20'000;  // the answer takes about half a second: the FIN arrives while it runs
+  Server s(l.gate, l.gate, {}, fo);
+  auto key = l.key();
+  Raw c(s.port());
+  c.send(post("/v1/chat/completions", chat(64), key.secret, /*close=*/false));
+  c.shutdown_write();
+  std::string got = c.read(10s);
+  EXPECT_TRUE(c.closed());
+  ASSERT_EQ(status_of(got), 200) << got;
+  EXPECT_EQ(count_of(got, "HTTP/1.1"), 1) << got;
+  EXPECT_NE(got.find("Connection: close\r\n"), std::string::npos) << got;
+  const std::string body = body_of(got);
+  EXPECT_NE(got.find("Content-Length: " + std::to_string(body.size()) + "\r\n"), std::string::npos) << got;
+  auto answer = json::parse(body).as_object();
+  EXPECT_EQ(answer.at("choices").as_array()[0].at("finish_reason").as_string(), "stop");
+  const int64_t completion = answer.at("usage").at("completion_tokens").as_int64();
+  EXPECT_GT(completion, 10);
+  auto rows = l.accounts->recent_requests({}, 10);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].status, "completed");
+  EXPECT_EQ(rows[0].output_tokens, completion);
+}
+
+// The same early bytes precede an error answer: here the key is revoked while its half-closed
+// client waits, and the 401 arrives whole and framed.
+TEST(Security, HalfClosedClientGetsAnErrorAnswerWhole) {
+  Ledger l;
+  v4::testing::ScriptedEngineOptions fo;
+  fo.token_delay_us = 100'000;
+  Server s(l.gate, l.gate, {}, fo);
+  auto key = l.key();
+  Raw c(s.port());
+  c.send(post("/v1/chat/completions", chat(64), key.secret, /*close=*/false));
+  c.shutdown_write();
+  ASSERT_EQ(c.read(5s, "HTTP/1.1 "), "HTTP/1.1 ");  // the probe: the status line's first bytes
+  l.accounts->revoke_key(key.info.id);
+  std::string got = "HTTP/1.1 " + c.read(5s);
+  EXPECT_TRUE(c.closed());
+  ASSERT_EQ(status_of(got), 401) << got;
+  EXPECT_EQ(count_of(got, "HTTP/1.1"), 1) << got;
+  const std::string body = body_of(got);
+  EXPECT_NE(got.find("Content-Length: " + std::to_string(body.size()) + "\r\n"), std::string::npos) << got;
+  EXPECT_NE(json::parse(body).at("error").at("message").as_string().find("revoked"), std::string::npos) << body;
+}
+
+// A client that closes (not half-closes) while its non-streamed request runs: the probe's bytes
+// meet a closed socket, the reset stops generation within a step or two.
+TEST(Security, AClientThatClosesDuringANonStreamedRequestStopsGenerationWithinAStep) {
+  auto usage = std::make_shared<MemoryUsageSink>();
+  v4::testing::ScriptedEngineOptions fo;
+  fo.token_delay_us = 100'000;  // one token per 100 ms: the answer would take about 2.5 s
+  Server s(static_key(), usage, {}, fo);
+  int64_t at_close = 0;
+  {
+    Raw c(s.port());
+    c.send(post("/v1/chat/completions", chat(64), "sk-test", false));
+    std::this_thread::sleep_for(300ms);  // a few tokens in
+    at_close = s.tokens_generated();
+  }  // close(): FIN, then a reset for the probe's bytes
+  auto deadline = std::chrono::steady_clock::now() + 3s;
+  while (usage->records().empty() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(usage->records().size(), 1u) << "still generating for a client that left";
+  EXPECT_EQ(usage->records()[0].status, "cancelled");
+  EXPECT_LE(s.tokens_generated() - at_close, 2);
+  EXPECT_LT(usage->records()[0].usage.completion_tokens, 10);
 }
 
 TEST(Security, AStreamedClientThatLeavesStopsGenerationAtOnce) {

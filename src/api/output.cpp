@@ -1,6 +1,7 @@
 // The three dialects' response objects and SSE streams (wire shapes of api.md section 2).
 #include "api/output.h"
 
+#include <algorithm>
 #include <random>
 
 namespace v4::api {
@@ -12,8 +13,39 @@ void Turn::add(const Delta& d) {
     case Delta::Kind::reasoning: reasoning += d.text; break;
     case Delta::Kind::content: content += d.text; break;
     case Delta::Kind::tool_call: tool_calls.push_back(d.call); break;
+    case Delta::Kind::search_call: break;
+    case Delta::Kind::search_result: searches.push_back(d.search); break;
   }
   logprobs.insert(logprobs.end(), d.logprobs.begin(), d.logprobs.end());
+  const bool text = d.kind == Delta::Kind::reasoning || d.kind == Delta::Kind::content;
+  if (text && !parts.empty() && parts.back().kind == d.kind) {
+    parts.back().text += d.text;
+    parts.back().logprobs.insert(parts.back().logprobs.end(), d.logprobs.begin(), d.logprobs.end());
+  } else {
+    parts.push_back(d);
+  }
+}
+
+std::vector<Citation> find_citations(const std::string& text, size_t sources_count) {
+  std::vector<Citation> out;
+  size_t cp = 0;  // code points before text[i]
+  for (size_t i = 0; i < text.size(); ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) continue;
+    if (text[i] == '[') {
+      size_t j = i + 1, n = 0;
+      while (j < text.size() && j - i <= 4 && text[j] >= '0' && text[j] <= '9') n = n * 10 + size_t(text[j++] - '0');
+      if (j > i + 1 && j < text.size() && text[j] == ']' && n >= 1 && n <= sources_count)
+        out.push_back(Citation{cp, cp + (j - i) + 1, n - 1});  // all ASCII: bytes are code points
+    }
+    ++cp;
+  }
+  return out;
+}
+
+std::vector<search::Result> numbered_sources(const ResponseMeta& meta, const std::vector<SearchCall>& searches) {
+  std::vector<search::Result> out = meta.sources;
+  for (auto& s : searches) out.insert(out.end(), s.results.begin(), s.results.end());
+  return out;
 }
 
 std::string random_id(size_t n) {
@@ -123,6 +155,7 @@ const char* anthropic_stop_reason(const Outcome& o, bool has_tool_calls) {
     case StopKind::length: return "max_tokens";
     case StopKind::stop_string: return "stop_sequence";
     case StopKind::tool_calls: return "tool_use";
+    case StopKind::pause_turn: return "pause_turn";
     default: return has_tool_calls ? "tool_use" : "end_turn";
   }
 }
@@ -134,6 +167,77 @@ json::value tool_input_object(const std::string& arguments) {
   return v;
 }
 
+// OpenAI's url_citation annotations of a text: Responses' flat shape, Chat's nested one.
+json::array url_citations(const std::string& text, const std::vector<search::Result>& sources, bool chat) {
+  json::array out;
+  for (auto& c : find_citations(text, sources.size())) {
+    const search::Result& r = sources[c.source];
+    json::object a{{"end_index", c.end}, {"start_index", c.start}, {"title", r.title}, {"url", r.url}};
+    if (chat) out.push_back(json::object{{"type", "url_citation"}, {"url_citation", std::move(a)}});
+    else {
+      a["type"] = "url_citation";
+      out.push_back(std::move(a));
+    }
+  }
+  return out;
+}
+
+// Anthropic's citations of a text block: each source it cites once, as web_search_result_location.
+json::array anthropic_citations(const std::string& text, const std::vector<search::Result>& sources) {
+  json::array out;
+  std::vector<bool> seen(sources.size());
+  for (auto& c : find_citations(text, sources.size())) {
+    if (seen[c.source]) continue;
+    seen[c.source] = true;
+    const search::Result& r = sources[c.source];
+    std::string cited = r.content.substr(0, std::min<size_t>(r.content.size(), 150));
+    while (!cited.empty() && (static_cast<unsigned char>(cited.back()) & 0xC0) == 0x80) cited.pop_back();
+    if (!cited.empty() && (static_cast<unsigned char>(cited.back()) & 0xC0) == 0xC0) cited.pop_back();
+    out.push_back(json::object{{"type", "web_search_result_location"}, {"url", r.url}, {"title", r.title},
+                               {"encrypted_index", seal_reasoning(std::to_string(c.source + 1))},
+                               {"cited_text", cited}});
+  }
+  return out;
+}
+
+// Anthropic's server_tool_use and web_search_tool_result blocks of one search.
+json::object server_tool_use_block(const SearchCall& c, bool with_input = true) {
+  return json::object{{"type", "server_tool_use"}, {"id", c.id}, {"name", "web_search"},
+                      {"input", with_input ? json::object{{"query", c.query}} : json::object{}}};
+}
+
+json::object search_result_block(const SearchCall& c) {
+  json::value content;
+  if (!c.error_code.empty()) {
+    content = json::object{{"type", "web_search_tool_result_error"}, {"error_code", c.error_code}};
+  } else {
+    json::array results;
+    for (auto& r : c.results)
+      results.push_back(json::object{{"type", "web_search_result"}, {"url", r.url}, {"title", r.title},
+                                     {"encrypted_content", seal_reasoning(r.content)},
+                                     {"page_age", r.date ? json::value(*r.date) : json::value(nullptr)}});
+    content = std::move(results);
+  }
+  return json::object{{"type", "web_search_tool_result"}, {"tool_use_id", c.id}, {"content", std::move(content)}};
+}
+
+// The Responses web_search_call item; its sources once the search ran, when the request includes them.
+json::object search_item(const ChatRequest& req, const SearchCall& c, const char* status) {
+  json::object action{{"type", "search"}, {"query", c.query}, {"queries", json::array{json::value(c.query)}}};
+  if (req.search_sources && std::string(status) == "completed") {
+    json::array sources;
+    for (auto& r : c.results) sources.push_back(json::object{{"type", "url"}, {"url", r.url}});
+    action["sources"] = std::move(sources);
+  }
+  return json::object{{"type", "web_search_call"}, {"id", c.id}, {"status", status}, {"action", std::move(action)}};
+}
+
+const SearchCall* result_of(const std::vector<SearchCall>& searches, const std::string& id) {
+  for (auto& s : searches)
+    if (s.id == id) return &s;
+  return nullptr;
+}
+
 json::object chat_tool_call(const text::ToolCall& c) {
   return json::object{{"id", c.id},
                       {"type", "function"},
@@ -141,13 +245,19 @@ json::object chat_tool_call(const text::ToolCall& c) {
 }
 
 // ---- Responses helpers shared by the object and the stream
-std::string reasoning_item_id(const ResponseMeta& m) { return "rs_" + m.item_id; }
-std::string message_item_id(const ResponseMeta& m) { return "msg_" + m.item_id; }
+// The k-th reasoning / message item (several when searches split the answer).
+std::string reasoning_item_id(const ResponseMeta& m, int k = 0) {
+  return "rs_" + m.item_id + (k ? "_" + std::to_string(k) : "");
+}
+std::string message_item_id(const ResponseMeta& m, int k = 0) {
+  return "msg_" + m.item_id + (k ? "_" + std::to_string(k) : "");
+}
 std::string call_item_id(const ResponseMeta& m, size_t i) { return "fc_" + m.item_id + "_" + std::to_string(i); }
 
 // The reasoning item. reasoning.summary asked for: the summary is the reasoning itself (this server
 // has no summariser; docs/api.md). include reasoning.encrypted_content: the sealed copy, once complete.
-json::object reasoning_item(const ChatRequest& req, const ResponseMeta& m, const std::string& text, const char* status) {
+json::object reasoning_item(const ChatRequest& req, const ResponseMeta& m, const std::string& text, const char* status,
+                            int k = 0) {
   const bool done = std::string(status) == "completed";
   json::array content, summary;
   if (!text.empty() || done) content.push_back(json::object{{"type", "reasoning_text"}, {"text", text}});
@@ -155,17 +265,18 @@ json::object reasoning_item(const ChatRequest& req, const ResponseMeta& m, const
     summary.push_back(json::object{{"type", "summary_text"}, {"text", text}});
   json::value sealed = nullptr;
   if (req.encrypted_reasoning && done) sealed = json::value(seal_reasoning(text));
-  return json::object{{"type", "reasoning"}, {"id", reasoning_item_id(m)}, {"summary", std::move(summary)},
+  return json::object{{"type", "reasoning"}, {"id", reasoning_item_id(m, k)}, {"summary", std::move(summary)},
                       {"content", std::move(content)}, {"encrypted_content", std::move(sealed)}, {"status", status}};
 }
 
-json::object output_text_part(const std::string& text, const std::vector<TokenLogprobOut>& lps) {
-  return json::object{{"type", "output_text"}, {"text", text}, {"annotations", json::array{}},
+json::object output_text_part(const std::string& text, const std::vector<TokenLogprobOut>& lps,
+                              json::array annotations = {}) {
+  return json::object{{"type", "output_text"}, {"text", text}, {"annotations", std::move(annotations)},
                       {"logprobs", responses_logprobs(lps)}};
 }
 
-json::object message_item(const ResponseMeta& m, json::array content, const char* status) {
-  return json::object{{"type", "message"}, {"id", message_item_id(m)}, {"role", "assistant"},
+json::object message_item(const ResponseMeta& m, json::array content, const char* status, int k = 0) {
+  return json::object{{"type", "message"}, {"id", message_item_id(m, k)}, {"role", "assistant"},
                       {"status", status}, {"content", std::move(content)}};
 }
 
@@ -227,8 +338,8 @@ json::array withheld_tools(const ChatRequest& req) {
   json::array out;
   for (auto& type : req.withheld_tools)
     out.push_back(json::object{{"type", type},
-                               {"reason", "this server does not run web_search as a tool the model calls; the tool was "
-                                          "not given to the model (web_search_linkup searches before the answer)"}});
+                               {"reason", req.withheld_reason + "; the tool was not given to the model "
+                                                                "(web_search_linkup searches before the answer)"}});
   return out;
 }
 
@@ -330,8 +441,12 @@ class ChatStream final : public StreamRenderer {
           for (auto& l : d.logprobs) content.push_back(chat_logprob(l));
           lp = json::object{{"content", std::move(content)}, {"refusal", nullptr}};
         }
+        content_ += d.text;
         return chunk(json::object{{"content", d.text}}, nullptr, std::move(lp));
       }
+      case Delta::Kind::search_call:
+      case Delta::Kind::search_result:
+        return {};  // (Chat has no search tool)
       case Delta::Kind::tool_call:
         has_tool_calls_ = true;
         return chunk(json::object{{"tool_calls", json::array{json::object{
@@ -344,7 +459,11 @@ class ChatStream final : public StreamRenderer {
     return {};
   }
   std::string finish(const Outcome& o) override {
-    std::string out = chunk(json::object{}, chat_finish_reason(o, has_tool_calls_), nullptr);
+    std::string out;
+    // web_search_linkup: the sources the answer cites, as the message's annotations.
+    if (json::array a = url_citations(content_, meta_.sources, true); !a.empty())
+      out += chunk(json::object{{"annotations", std::move(a)}}, nullptr, nullptr);
+    out += chunk(json::object{}, chat_finish_reason(o, has_tool_calls_), nullptr);
     if (req_.include_usage) {
       json::object c = base();
       c["choices"] = json::array{};
@@ -373,12 +492,13 @@ class ChatStream final : public StreamRenderer {
   const ChatRequest& req_;
   ResponseMeta meta_;
   bool has_tool_calls_ = false;
+  std::string content_;
 };
 
 // ------------------------------------------------------------------- Responses stream
 class ResponsesStream final : public StreamRenderer {
  public:
-  ResponsesStream(const ChatRequest& req, const ResponseMeta& meta) : req_(req), meta_(meta) {}
+  ResponsesStream(const ChatRequest& req, const ResponseMeta& meta) : req_(req), meta_(meta), sources_(meta.sources) {}
   std::string start() override {
     json::object r = response_object(req_, meta_, "in_progress");
     std::string out = event("response.created", json::object{{"response", r}});
@@ -388,55 +508,29 @@ class ResponsesStream final : public StreamRenderer {
   std::string delta(const Delta& d) override {
     std::string out;
     turn_.add(d);
-    if (d.kind == Delta::Kind::reasoning) {
-      if (open_ != Open::reasoning) {
-        out += close();
-        open_ = Open::reasoning;
-        index_ = next_index_++;
-        out += event("response.output_item.added",
-                     json::object{{"output_index", index_}, {"item", reasoning_item(req_, meta_, "", "in_progress")}});
-        out += event("response.content_part.added",
-                     json::object{{"item_id", reasoning_item_id(meta_)}, {"output_index", index_}, {"content_index", 0},
-                                  {"part", json::object{{"type", "reasoning_text"}, {"text", ""}}}});
+    switch (d.kind) {
+      case Delta::Kind::reasoning: {
+        out += open_reasoning();
+        item_text_ += d.text;
+        const std::string id = reasoning_item_id(meta_, reasoning_count_);
+        out += event("response.reasoning_text.delta",
+                     json::object{{"item_id", id}, {"output_index", index_}, {"content_index", 0}, {"delta", d.text}});
         if (summarise())
-          out += event("response.reasoning_summary_part.added",
-                       json::object{{"item_id", reasoning_item_id(meta_)}, {"output_index", index_}, {"summary_index", 0},
-                                    {"part", json::object{{"type", "summary_text"}, {"text", ""}}}});
+          out += event("response.reasoning_summary_text.delta", json::object{{"item_id", id}, {"output_index", index_},
+                                                                             {"summary_index", 0}, {"delta", d.text}});
+        break;
       }
-      out += event("response.reasoning_text.delta", json::object{{"item_id", reasoning_item_id(meta_)},
-                                                                  {"output_index", index_},
-                                                                  {"content_index", 0},
-                                                                  {"delta", d.text}});
-      if (summarise())
-        out += event("response.reasoning_summary_text.delta",
-                     json::object{{"item_id", reasoning_item_id(meta_)}, {"output_index", index_}, {"summary_index", 0},
-                                  {"delta", d.text}});
-    } else if (d.kind == Delta::Kind::content) {
-      out += open_message();
-      out += event("response.output_text.delta",
-                   json::object{{"item_id", message_item_id(meta_)}, {"output_index", index_}, {"content_index", 0},
-                                {"delta", d.text}, {"logprobs", responses_logprobs(d.logprobs)}});
-    } else {
-      out += close();
-      int idx = next_index_++;
-      const auto& c = d.call;
-      json::object added = call_item(req_, meta_, c, "", "in_progress");
-      json::object done = call_item(req_, meta_, c, c.arguments, "completed");
-      const json::value item_id = done.at("id");
-      out += event("response.output_item.added", json::object{{"output_index", idx}, {"item", std::move(added)}});
-      if (done.at("type") == "custom_tool_call") {
-        out += event("response.custom_tool_call_input.delta",
-                     json::object{{"item_id", item_id}, {"output_index", idx}, {"delta", done.at("input")}});
-        out += event("response.custom_tool_call_input.done",
-                     json::object{{"item_id", item_id}, {"output_index", idx}, {"input", done.at("input")}});
-      } else {
-        out += event("response.function_call_arguments.delta",
-                     json::object{{"item_id", item_id}, {"output_index", idx}, {"delta", c.arguments}});
-        out += event("response.function_call_arguments.done",
-                     json::object{{"item_id", item_id}, {"output_index", idx}, {"name", done.at("name")},
-                                  {"arguments", c.arguments}});
-      }
-      out += event("response.output_item.done", json::object{{"output_index", idx}, {"item", std::move(done)}});
+      case Delta::Kind::content:
+        out += open_message();
+        item_text_ += d.text;
+        item_logprobs_.insert(item_logprobs_.end(), d.logprobs.begin(), d.logprobs.end());
+        out += event("response.output_text.delta",
+                     json::object{{"item_id", message_item_id(meta_, message_count_)}, {"output_index", index_},
+                                  {"content_index", 0}, {"delta", d.text}, {"logprobs", responses_logprobs(d.logprobs)}});
+        break;
+      case Delta::Kind::tool_call: out += call_events(d.call); break;
+      case Delta::Kind::search_call: out += search_started(d.search); break;
+      case Delta::Kind::search_result: out += search_done(d.search); break;
     }
     return out;
   }
@@ -468,51 +562,123 @@ class ResponsesStream final : public StreamRenderer {
     body["sequence_number"] = seq_++;
     return sse_event(type, body);
   }
+  std::string open_reasoning() {
+    if (open_ == Open::reasoning) return {};
+    std::string out = close();
+    open_ = Open::reasoning;
+    index_ = next_index_++;
+    const std::string id = reasoning_item_id(meta_, reasoning_count_);
+    out += event("response.output_item.added",
+                 json::object{{"output_index", index_},
+                              {"item", reasoning_item(req_, meta_, "", "in_progress", reasoning_count_)}});
+    out += event("response.content_part.added",
+                 json::object{{"item_id", id}, {"output_index", index_}, {"content_index", 0},
+                              {"part", json::object{{"type", "reasoning_text"}, {"text", ""}}}});
+    if (summarise())
+      out += event("response.reasoning_summary_part.added",
+                   json::object{{"item_id", id}, {"output_index", index_}, {"summary_index", 0},
+                                {"part", json::object{{"type", "summary_text"}, {"text", ""}}}});
+    return out;
+  }
   std::string open_message() {
     if (open_ == Open::message) return {};
     std::string out = close();
     open_ = Open::message;
     index_ = next_index_++;
     out += event("response.output_item.added",
-                 json::object{{"output_index", index_}, {"item", message_item(meta_, json::array{}, "in_progress")}});
+                 json::object{{"output_index", index_},
+                              {"item", message_item(meta_, json::array{}, "in_progress", message_count_)}});
     out += event("response.content_part.added",
-                 json::object{{"item_id", message_item_id(meta_)}, {"output_index", index_}, {"content_index", 0},
-                              {"part", output_text_part("", {})}});
+                 json::object{{"item_id", message_item_id(meta_, message_count_)}, {"output_index", index_},
+                              {"content_index", 0}, {"part", output_text_part("", {})}});
+    return out;
+  }
+  std::string call_events(const text::ToolCall& c) {
+    std::string out = close();
+    int idx = next_index_++;
+    json::object added = call_item(req_, meta_, c, "", "in_progress");
+    json::object done = call_item(req_, meta_, c, c.arguments, "completed");
+    const json::value item_id = done.at("id");
+    out += event("response.output_item.added", json::object{{"output_index", idx}, {"item", std::move(added)}});
+    if (done.at("type") == "custom_tool_call") {
+      out += event("response.custom_tool_call_input.delta",
+                   json::object{{"item_id", item_id}, {"output_index", idx}, {"delta", done.at("input")}});
+      out += event("response.custom_tool_call_input.done",
+                   json::object{{"item_id", item_id}, {"output_index", idx}, {"input", done.at("input")}});
+    } else {
+      out += event("response.function_call_arguments.delta",
+                   json::object{{"item_id", item_id}, {"output_index", idx}, {"delta", c.arguments}});
+      out += event("response.function_call_arguments.done",
+                   json::object{{"item_id", item_id}, {"output_index", idx}, {"name", done.at("name")},
+                                {"arguments", c.arguments}});
+    }
+    out += event("response.output_item.done", json::object{{"output_index", idx}, {"item", std::move(done)}});
+    return out;
+  }
+  // The model called the search tool: its item, in progress and searching until the results come.
+  std::string search_started(const SearchCall& c) {
+    std::string out = close();
+    const int idx = next_index_++;
+    search_index_.emplace_back(c.id, idx);
+    out += event("response.output_item.added", json::object{{"output_index", idx}, {"item", search_item(req_, c, "in_progress")}});
+    out += event("response.web_search_call.in_progress", json::object{{"item_id", c.id}, {"output_index", idx}});
+    out += event("response.web_search_call.searching", json::object{{"item_id", c.id}, {"output_index", idx}});
+    return out;
+  }
+  std::string search_done(const SearchCall& c) {
+    int idx = -1;
+    for (auto& [id, i] : search_index_)
+      if (id == c.id) idx = i;
+    if (idx < 0) return {};
+    sources_.insert(sources_.end(), c.results.begin(), c.results.end());
+    const bool ok = c.error_code.empty();
+    std::string out;
+    if (ok) out += event("response.web_search_call.completed", json::object{{"item_id", c.id}, {"output_index", idx}});
+    out += event("response.output_item.done",
+                 json::object{{"output_index", idx}, {"item", search_item(req_, c, ok ? "completed" : "failed")}});
     return out;
   }
   std::string close() {
     std::string out;
     if (open_ == Open::reasoning) {
+      const std::string id = reasoning_item_id(meta_, reasoning_count_);
       if (summarise()) {
-        out += event("response.reasoning_summary_text.done",
-                     json::object{{"item_id", reasoning_item_id(meta_)}, {"output_index", index_}, {"summary_index", 0},
-                                  {"text", turn_.reasoning}});
+        out += event("response.reasoning_summary_text.done", json::object{{"item_id", id}, {"output_index", index_},
+                                                                          {"summary_index", 0}, {"text", item_text_}});
         out += event("response.reasoning_summary_part.done",
-                     json::object{{"item_id", reasoning_item_id(meta_)}, {"output_index", index_}, {"summary_index", 0},
-                                  {"part", json::object{{"type", "summary_text"}, {"text", turn_.reasoning}}}});
+                     json::object{{"item_id", id}, {"output_index", index_}, {"summary_index", 0},
+                                  {"part", json::object{{"type", "summary_text"}, {"text", item_text_}}}});
       }
-      out += event("response.reasoning_text.done", json::object{{"item_id", reasoning_item_id(meta_)},
-                                                                 {"output_index", index_},
-                                                                 {"content_index", 0},
-                                                                 {"text", turn_.reasoning}});
+      out += event("response.reasoning_text.done",
+                   json::object{{"item_id", id}, {"output_index", index_}, {"content_index", 0}, {"text", item_text_}});
       out += event("response.content_part.done",
-                   json::object{{"item_id", reasoning_item_id(meta_)}, {"output_index", index_}, {"content_index", 0},
-                                {"part", json::object{{"type", "reasoning_text"}, {"text", turn_.reasoning}}}});
+                   json::object{{"item_id", id}, {"output_index", index_}, {"content_index", 0},
+                                {"part", json::object{{"type", "reasoning_text"}, {"text", item_text_}}}});
       out += event("response.output_item.done",
-                   json::object{{"output_index", index_}, {"item", reasoning_item(req_, meta_, turn_.reasoning, "completed")}});
+                   json::object{{"output_index", index_},
+                                {"item", reasoning_item(req_, meta_, item_text_, "completed", reasoning_count_)}});
+      ++reasoning_count_;
     } else if (open_ == Open::message) {
+      const std::string id = message_item_id(meta_, message_count_);
+      json::array annotations = url_citations(item_text_, sources_, false);
+      for (size_t k = 0; k < annotations.size(); ++k)
+        out += event("response.output_text.annotation.added",
+                     json::object{{"item_id", id}, {"output_index", index_}, {"content_index", 0},
+                                  {"annotation_index", k}, {"annotation", annotations[k]}});
       out += event("response.output_text.done",
-                   json::object{{"item_id", message_item_id(meta_)}, {"output_index", index_}, {"content_index", 0},
-                                {"text", turn_.content}, {"logprobs", responses_logprobs(turn_.logprobs)}});
-      json::object part = output_text_part(turn_.content, turn_.logprobs);
-      out += event("response.content_part.done", json::object{{"item_id", message_item_id(meta_)},
-                                                               {"output_index", index_},
-                                                               {"content_index", 0},
-                                                               {"part", part}});
+                   json::object{{"item_id", id}, {"output_index", index_}, {"content_index", 0}, {"text", item_text_},
+                                {"logprobs", responses_logprobs(item_logprobs_)}});
+      json::object part = output_text_part(item_text_, item_logprobs_, std::move(annotations));
+      out += event("response.content_part.done",
+                   json::object{{"item_id", id}, {"output_index", index_}, {"content_index", 0}, {"part", part}});
       out += event("response.output_item.done",
-                   json::object{{"output_index", index_}, {"item", message_item(meta_, json::array{part}, "completed")}});
+                   json::object{{"output_index", index_},
+                                {"item", message_item(meta_, json::array{part}, "completed", message_count_)}});
+      ++message_count_;
     }
     open_ = Open::none;
+    item_text_.clear();
+    item_logprobs_.clear();
     return out;
   }
   const ChatRequest& req_;
@@ -520,6 +686,11 @@ class ResponsesStream final : public StreamRenderer {
   Turn turn_;
   Open open_ = Open::none;
   int index_ = -1, next_index_ = 0;
+  int reasoning_count_ = 0, message_count_ = 0;
+  std::string item_text_;  // the open item's text
+  std::vector<TokenLogprobOut> item_logprobs_;
+  std::vector<search::Result> sources_;  // cited as [n]: web_search_linkup's, then each search's results
+  std::vector<std::pair<std::string, int>> search_index_;  // search call id -> output index
   int64_t seq_ = 0;
 };
 
@@ -527,7 +698,7 @@ class ResponsesStream final : public StreamRenderer {
 class AnthropicStream final : public StreamRenderer {
  public:
   AnthropicStream(const ChatRequest& req, const ResponseMeta& meta, int prompt_tokens)
-      : req_(req), meta_(meta), prompt_tokens_(prompt_tokens) {}
+      : req_(req), meta_(meta), prompt_tokens_(prompt_tokens), sources_(meta.sources) {}
   std::string start() override {
     json::object usage{{"input_tokens", prompt_tokens_}, {"cache_creation_input_tokens", 0},
                        {"cache_read_input_tokens", 0}, {"output_tokens", 1}};
@@ -551,7 +722,20 @@ class AnthropicStream final : public StreamRenderer {
         open_ = Open::text;
         out += block_start(json::object{{"type", "text"}, {"text", ""}});
       }
+      text_ += d.text;
       out += block_delta(json::object{{"type", "text_delta"}, {"text", d.text}});
+    } else if (d.kind == Delta::Kind::search_call) {
+      // As Anthropic streams them: the call with its input, then the whole result in its start event.
+      out += close();
+      out += block_start(server_tool_use_block(d.search, /*with_input=*/false));
+      out += block_delta(json::object{{"type", "input_json_delta"},
+                                      {"partial_json", json::serialize(json::object{{"query", d.search.query}})}});
+      out += block_stop();
+    } else if (d.kind == Delta::Kind::search_result) {
+      out += close();
+      sources_.insert(sources_.end(), d.search.results.begin(), d.search.results.end());
+      out += block_start(search_result_block(d.search));
+      out += block_stop();
     } else {
       out += close();
       has_tool_calls_ = true;
@@ -599,17 +783,91 @@ class AnthropicStream final : public StreamRenderer {
     std::string out;
     if (open_ == Open::thinking)
       out += block_delta(json::object{{"type", "signature_delta"}, {"signature", kThinkingSignature}});
+    if (open_ == Open::text)  // the sources the block cites (web search)
+      for (auto& c : anthropic_citations(text_, sources_))
+        out += block_delta(json::object{{"type", "citations_delta"}, {"citation", c}});
     if (open_ != Open::none) out += block_stop();
     open_ = Open::none;
+    text_.clear();
     return out;
   }
   const ChatRequest& req_;
   ResponseMeta meta_;
   int prompt_tokens_;
+  std::vector<search::Result> sources_;  // cited as [n]: web_search_linkup's, then each search's results
+  std::string text_;                     // the open text block's text
   Open open_ = Open::none;
   int index_ = 0;
   bool has_tool_calls_ = false;
 };
+
+bool has_search_parts(const Turn& turn) {
+  return std::any_of(turn.parts.begin(), turn.parts.end(), [](const Delta& d) { return d.kind == Delta::Kind::search_call; });
+}
+
+// A turn with searches: its items in order (reasoning, web_search_call, message, ... as the stream
+// made them), each message's text annotated with the sources it cites.
+json::array responses_items(const ChatRequest& req, const ResponseMeta& m, const Turn& turn) {
+  const std::vector<search::Result> sources = numbered_sources(m, turn.searches);
+  json::array output;
+  int reasoning = 0, messages = 0;
+  for (auto& p : turn.parts) {
+    switch (p.kind) {
+      case Delta::Kind::reasoning: output.push_back(reasoning_item(req, m, p.text, "completed", reasoning++)); break;
+      case Delta::Kind::content:
+        output.push_back(message_item(
+            m, json::array{output_text_part(p.text, p.logprobs, url_citations(p.text, sources, false))}, "completed",
+            messages++));
+        break;
+      case Delta::Kind::tool_call: output.push_back(call_item(req, m, p.call, p.call.arguments, "completed")); break;
+      case Delta::Kind::search_call: {
+        const SearchCall* done = result_of(turn.searches, p.search.id);
+        output.push_back(done ? search_item(req, *done, done->error_code.empty() ? "completed" : "failed")
+                              : search_item(req, p.search, "in_progress"));
+        break;
+      }
+      case Delta::Kind::search_result: break;  // (the call's item)
+    }
+  }
+  if (turn.content.empty() && turn.tool_calls.empty())
+    output.push_back(message_item(m, json::array{output_text_part("", {})}, "completed", messages));
+  return output;
+}
+
+json::object thinking_block(const ChatRequest& req, const std::string& text) {
+  return json::object{{"type", "thinking"}, {"thinking", req.show_thinking ? text : std::string()},
+                      {"signature", kThinkingSignature}};
+}
+
+// A text block; `citations` only when it cites a source (Anthropic leaves the key out otherwise).
+json::object text_block(const std::string& text, const std::vector<search::Result>& sources) {
+  json::object b{{"type", "text"}, {"text", text}};
+  json::array citations = anthropic_citations(text, sources);
+  if (!citations.empty()) b["citations"] = std::move(citations);
+  return b;
+}
+
+json::object tool_use_block(const text::ToolCall& c) {
+  return json::object{{"type", "tool_use"}, {"id", c.id}, {"name", c.name}, {"input", tool_input_object(c.arguments)}};
+}
+
+// A turn with searches: thinking, server_tool_use, web_search_tool_result, text, ... in order.
+json::array anthropic_blocks(const ChatRequest& req, const ResponseMeta& m, const Turn& turn) {
+  const std::vector<search::Result> sources = numbered_sources(m, turn.searches);
+  json::array content;
+  for (auto& p : turn.parts) {
+    switch (p.kind) {
+      case Delta::Kind::reasoning:
+        if (req.thinking) content.push_back(thinking_block(req, p.text));
+        break;
+      case Delta::Kind::content: content.push_back(text_block(p.text, sources)); break;
+      case Delta::Kind::tool_call: content.push_back(tool_use_block(p.call)); break;
+      case Delta::Kind::search_call: content.push_back(server_tool_use_block(p.search)); break;
+      case Delta::Kind::search_result: content.push_back(search_result_block(p.search)); break;
+    }
+  }
+  return content;
+}
 
 }  // namespace
 
@@ -629,7 +887,7 @@ json::object render_response(const ChatRequest& req, const ResponseMeta& m, cons
                        {"content", turn.content.empty() && has_calls ? json::value(nullptr) : json::value(turn.content)},
                        {"refusal", nullptr},
                        {"reasoning_content", req.thinking ? json::value(turn.reasoning) : json::value(nullptr)},
-                       {"annotations", json::array{}}};
+                       {"annotations", url_citations(turn.content, m.sources, /*chat=*/true)}};
       if (has_calls) {
         json::array calls;
         for (auto& c : turn.tool_calls) calls.push_back(chat_tool_call(c));
@@ -656,24 +914,29 @@ json::object render_response(const ChatRequest& req, const ResponseMeta& m, cons
     case Dialect::responses: {
       json::object r = response_object(req, m, "completed");
       json::array output;
-      if (!turn.reasoning.empty()) output.push_back(reasoning_item(req, m, turn.reasoning, "completed"));
-      if (!turn.content.empty() || !has_calls)
-        output.push_back(message_item(m, json::array{output_text_part(turn.content, turn.logprobs)}, "completed"));
-      for (auto& c : turn.tool_calls) output.push_back(call_item(req, m, c, c.arguments, "completed"));
+      if (has_search_parts(turn)) {
+        output = responses_items(req, m, turn);
+      } else {
+        if (!turn.reasoning.empty()) output.push_back(reasoning_item(req, m, turn.reasoning, "completed"));
+        if (!turn.content.empty() || !has_calls)
+          output.push_back(message_item(
+              m, json::array{output_text_part(turn.content, turn.logprobs, url_citations(turn.content, m.sources, false))},
+              "completed"));
+        for (auto& c : turn.tool_calls) output.push_back(call_item(req, m, c, c.arguments, "completed"));
+      }
       r["output"] = std::move(output);
       set_response_outcome(r, o);
       return r;
     }
     case Dialect::anthropic: {
       json::array content;
-      if (req.thinking && !turn.reasoning.empty())
-        content.push_back(json::object{{"type", "thinking"},
-                                       {"thinking", req.show_thinking ? turn.reasoning : std::string()},
-                                       {"signature", kThinkingSignature}});
-      if (!turn.content.empty() || !has_calls)
-        content.push_back(json::object{{"type", "text"}, {"text", turn.content}});
-      for (auto& c : turn.tool_calls)
-        content.push_back(json::object{{"type", "tool_use"}, {"id", c.id}, {"name", c.name}, {"input", tool_input_object(c.arguments)}});
+      if (has_search_parts(turn)) {
+        content = anthropic_blocks(req, m, turn);
+      } else {
+        if (req.thinking && !turn.reasoning.empty()) content.push_back(thinking_block(req, turn.reasoning));
+        if (!turn.content.empty() || !has_calls) content.push_back(text_block(turn.content, m.sources));
+        for (auto& c : turn.tool_calls) content.push_back(tool_use_block(c));
+      }
       return json::object{{"id", m.id},
                           {"type", "message"},
                           {"role", "assistant"},

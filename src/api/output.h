@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 
 #include "api/request.h"
+#include "search/provider.h"
 #include "text/completion_parser.h"
 
 namespace v4::api {
@@ -31,16 +32,30 @@ struct TokenLogprobOut {
   std::vector<AltLogprob> top;
 };
 
+// One call of the server's search tool (the model's query) and what it gave.
+struct SearchCall {
+  std::string id;  // srvtoolu_… (Anthropic) / ws_… (Responses)
+  std::string query;
+  std::vector<search::Result> results;
+  // "" when it ran; else Anthropic's web_search_tool_result_error codes: unavailable,
+  // too_many_requests, max_uses_exceeded, invalid_tool_input, query_too_long.
+  std::string error_code;
+  size_t first_number = 1;  // the citation number [n] of its first result
+};
+
 // One piece of output, as the completion parser separates it.
 struct Delta {
-  enum class Kind { reasoning, content, tool_call };
+  enum class Kind { reasoning, content, tool_call, search_call, search_result };
   Kind kind = Kind::content;
   std::string text;
   text::ToolCall call;                   // kind == tool_call (arguments complete)
   std::vector<TokenLogprobOut> logprobs;  // content tokens that this delta completes
+  SearchCall search;                     // search_call: id and query; search_result: all of it
 };
 
-enum class StopKind { end_turn, length, stop_string, tool_calls, error };
+// pause_turn: the server's search loop reached its limit of rounds (Anthropic's stop reason; the
+// client may send the turn back to let it go on).
+enum class StopKind { end_turn, length, stop_string, tool_calls, error, pause_turn };
 
 struct Outcome {
   StopKind stop = StopKind::end_turn;
@@ -54,6 +69,10 @@ struct Turn {
   std::string reasoning, content;
   std::vector<text::ToolCall> tool_calls;
   std::vector<TokenLogprobOut> logprobs;
+  // The server's searches (their results), and every piece in order (consecutive texts of one kind
+  // joined): with searches, the answer is several items/blocks in that order.
+  std::vector<SearchCall> searches;
+  std::vector<Delta> parts;
   void add(const Delta& d);
 };
 
@@ -62,7 +81,19 @@ struct ResponseMeta {
   std::string item_id;   // Responses: id stem of the output items
   int64_t created = 0;   // unix seconds
   std::string model;
+  std::vector<search::Result> sources;  // web_search_linkup's results, cited as [1], [2], ...
 };
+
+// A citation [n] in an answer: its place (in code points, as OpenAI's indices count) and source.
+struct Citation {
+  size_t start = 0, end = 0;
+  size_t source = 0;  // n - 1
+};
+// The [n] in `text` that name one of `sources_count` sources (numbered from 1).
+std::vector<Citation> find_citations(const std::string& text, size_t sources_count);
+
+// The sources an answer may cite, in their numbering: web_search_linkup's, then each search's.
+std::vector<search::Result> numbered_sources(const ResponseMeta& meta, const std::vector<SearchCall>& searches);
 
 // Non-streamed response body.
 boost::json::object render_response(const ChatRequest& req, const ResponseMeta& meta, const Turn& turn,

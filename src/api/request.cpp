@@ -333,6 +333,7 @@ json::object chat_tool(const std::string& name, const std::string& description, 
 void check_tool_choice_name(const ChatRequest& req, const std::string& name, const std::string& param) {
   for (auto& t : req.tools)
     if (t.at("function").at("name").as_string() == name) return;
+  if (req.search_tool && name == "web_search") return;  // the server's search tool (given to the model later)
   throw invalid_value(req.dialect, param, "tool_choice names '" + name + "', which is not among the tools");
 }
 
@@ -518,9 +519,53 @@ json::object custom_tool_parameters() {
                       {"required", json::array{"input"}}};
 }
 
+std::vector<std::string> domain_list(const Fields& f, std::string_view key) {
+  std::vector<std::string> out;
+  if (auto* a = f.array(key))
+    for (auto& d : *a) {
+      if (!d.is_string() || d.get_string().empty())
+        throw bad_request(f.path(key), "'" + f.path(key) + "' must hold domain names (non-empty strings)");
+      out.emplace_back(d.get_string());
+    }
+  return out;
+}
+
+void only_one_search_tool(const ChatRequest& req, const std::string& tp) {
+  if (req.search_tool)
+    throw invalid_value(req.dialect, tp + ".type", "'" + tp + "': only one web search tool may be declared");
+}
+
+// The Responses web search tool: recorded for the service, which gives it to the model when the
+// server searches (else it stays withheld, as the parser lists it).
+void read_responses_search_tool(ChatRequest& req, const Fields& tf, const std::string& type, const std::string& tp) {
+  tf.only({"type", "external_web_access", "search_context_size", "user_location", "filters"});
+  only_one_search_tool(req, tp);
+  ChatRequest::SearchTool st;
+  st.type = type;
+  st.param = tp;
+  if (auto live = tf.boolean("external_web_access")) st.live_web = *live;
+  if (auto size = tf.str("search_context_size")) {
+    if (*size == "low") st.results = 3;
+    else if (*size == "medium") st.results = 5;
+    else if (*size == "high") st.results = 10;
+    else
+      throw invalid_value(req.dialect, tp + ".search_context_size",
+                          "'" + tp + ".search_context_size' must be low, medium or high; got '" + *size + "'");
+  }
+  if (auto* filters = tf.object("filters")) {
+    Fields ff = tf.sub(*filters, tp + ".filters");
+    ff.only({"allowed_domains"});
+    st.allowed_domains = domain_list(ff, "allowed_domains");
+  }
+  st.user_location = tf.find("user_location") != nullptr;
+  req.search_tool = std::move(st);
+  req.withheld_tools.push_back(type);
+  req.withheld_reason = "web search is not enabled on this server";
+}
+
 // One Responses tool. function and custom tools reach the model (a namespace's members named
-// "NAMESPACE.NAME"); web_search is withheld while the server has no search provider; anything else
-// is refused naming it.
+// "NAMESPACE.NAME"); web_search is the server's search tool (withheld while the server has no
+// search provider); anything else is refused naming it.
 void read_responses_tool(ChatRequest& req, const Fields& f, const json::value& t, const std::string& tp,
                          const std::string& ns = {}, const std::string& ns_description = {}) {
   Fields tf = f.sub(as_object(t, tp, req.dialect), tp);
@@ -560,11 +605,10 @@ void read_responses_tool(ChatRequest& req, const Fields& f, const json::value& t
     size_t k = 0;
     for (auto& m : *members)
       read_responses_tool(req, f, m, tp + ".tools[" + std::to_string(k++) + "]", name, tf.str("description").value_or(""));
-  } else if (type == "web_search" || type == "web_search_preview") {
-    tf.only({"type", "external_web_access", "search_context_size", "user_location", "filters"});
-    req.withheld_tools.push_back(type);
+  } else if ((type == "web_search" || type == "web_search_preview") && ns.empty()) {
+    read_responses_search_tool(req, tf, type, tp);
   } else {
-    refuse_tool_type(req.dialect, tp + ".type", type, "function, custom and namespace tools; web_search is withheld");
+    refuse_tool_type(req.dialect, tp + ".type", type, "function, custom, namespace and web_search tools");
   }
 }
 
@@ -588,6 +632,27 @@ std::string model_tool_name(const Fields& itf) {
   std::string name = itf.req_str("name");
   if (auto ns = itf.str("namespace"); ns && !ns->empty()) return *ns + "." + name;
   return name;
+}
+
+// An earlier web_search_call item: the model's call again, and as its result the sources the item
+// lists (the pages' text is not kept between requests).
+void read_web_search_call_item(ChatRequest& req, const Fields& itf, const std::string& ip, Message& turn) {
+  itf.only({"type", "id", "status", "action"});
+  std::string query, sources;
+  if (auto* action = itf.object("action")) {
+    Fields af = itf.sub(*action, ip + ".action");
+    af.only({"type", "query", "queries", "sources", "url", "pattern"});
+    query = af.str("query").value_or("");
+    if (auto* list = af.array("sources"))
+      for (auto& src : *list)
+        if (src.is_object() && src.get_object().contains("url") && src.at("url").is_string())
+          sources += "\n- " + std::string(src.at("url").get_string());
+  }
+  const std::string id = itf.str("id").value_or("ws_" + std::to_string(req.messages.size()));
+  turn.tool_calls.push_back({id, "web_search", json::serialize(json::object{{"query", query}})});
+  req.messages.push_back(Message{"tool", sources.empty() ? "(earlier search; its results are not kept)"
+                                                         : "(earlier search; its results are not kept) Sources:" + sources,
+                                 {}, {}, id});
 }
 
 void read_responses_input(ChatRequest& req, const Fields& f, const json::array& items) {
@@ -621,6 +686,8 @@ void read_responses_input(ChatRequest& req, const Fields& f, const json::array& 
       itf.only({"type", "id", "call_id", "name", "namespace", "input", "status"});
       json::object args{{"input", itf.str("input").value_or("")}};
       assistant_turn().tool_calls.push_back({itf.req_str("call_id"), model_tool_name(itf), json::serialize(args)});
+    } else if (type == "web_search_call") {
+      read_web_search_call_item(req, itf, ip, assistant_turn());
     } else if (type == "function_call_output" || type == "custom_tool_call_output") {
       itf.only({"type", "id", "call_id", "output", "status"});
       Message m{"tool", "", {}, {}, itf.req_str("call_id")};
@@ -641,9 +708,11 @@ void read_responses_include(ChatRequest& req, const Fields& f) {
     if (!v.is_string()) throw bad_request(p, "'" + p + "' must be a string");
     if (v.get_string() == "message.output_text.logprobs") req.logprobs = true;
     else if (v.get_string() == "reasoning.encrypted_content") req.encrypted_reasoning = true;
+    else if (v.get_string() == "web_search_call.action.sources") req.search_sources = true;
     else
       throw invalid_value(req.dialect, p, "'" + p + "': '" + std::string(v.get_string()) +
-                                              "' is not supported (reasoning.encrypted_content, message.output_text.logprobs)");
+                                              "' is not supported (reasoning.encrypted_content, "
+                                              "message.output_text.logprobs, web_search_call.action.sources)");
   }
 }
 
@@ -807,13 +876,41 @@ void clear_thinking(ChatRequest& req, int keep) {
   }
 }
 
+// Anthropic's server search tool (web_search_20250305): run by this server when it searches; the
+// service refuses it (400 naming the type) when search is off.
+void read_anthropic_search_tool(ChatRequest& req, const Fields& tf, const std::string& type, const std::string& tp) {
+  if (type != "web_search_20250305")
+    refuse_tool_type(req.dialect, tp + ".type", type, "client tools and web_search_20250305");
+  tf.only({"type", "name", "max_uses", "allowed_domains", "blocked_domains", "user_location", "cache_control"});
+  read_cache_control(tf);
+  only_one_search_tool(req, tp);
+  if (tf.req_str("name") != "web_search")
+    throw invalid_value(req.dialect, tp + ".name", "'" + tp + ".name' must be web_search for " + type);
+  ChatRequest::SearchTool st;
+  st.type = type;
+  st.param = tp;
+  if (auto n = tf.integer("max_uses", 1, 1000)) st.max_uses = int(*n);
+  st.allowed_domains = domain_list(tf, "allowed_domains");
+  st.blocked_domains = domain_list(tf, "blocked_domains");
+  if (!st.allowed_domains.empty() && !st.blocked_domains.empty())
+    throw invalid_value(req.dialect, tp + ".blocked_domains",
+                        "'" + tp + "': use either allowed_domains or blocked_domains, not both");
+  st.user_location = tf.find("user_location") != nullptr;
+  req.search_tool = std::move(st);
+}
+
 void read_anthropic_tools(ChatRequest& req, const Fields& f) {
   if (auto* tools = f.array("tools")) {
     size_t i = 0;
     for (auto& t : *tools) {
       std::string tp = "tools[" + std::to_string(i++) + "]";
       Fields tf = f.sub(as_object(t, tp, req.dialect), tp);
-      if (auto type = tf.str("type"); type && *type != "custom") refuse_tool_type(req.dialect, tp + ".type", *type, "client tools only");
+      if (auto type = tf.str("type"); type && type->rfind("web_search_", 0) == 0) {
+        read_anthropic_search_tool(req, tf, *type, tp);
+        continue;
+      }
+      if (auto type = tf.str("type"); type && *type != "custom")
+        refuse_tool_type(req.dialect, tp + ".type", *type, "client tools and web_search_20250305");
       tf.only({"type", "name", "description", "input_schema", "cache_control"});
       read_cache_control(tf);
       const json::value* schema = tf.find("input_schema");
@@ -838,6 +935,36 @@ void read_anthropic_tools(ChatRequest& req, const Fields& f) {
   }
 }
 
+// A web_search_tool_result block of an earlier turn: the turn so far (ending in the server_tool_use)
+// goes to the conversation, then the results as that call's tool result (the page text from each
+// result's encrypted_content, sealed by this server), and the turn goes on as a new assistant message.
+void read_search_result_block(ChatRequest& req, const Fields& bf, const std::string& bp, Message& turn) {
+  bf.only({"type", "tool_use_id", "content", "cache_control"});
+  read_cache_control(bf);
+  Message tm{"tool", "", {}, {}, bf.req_str("tool_use_id")};
+  const json::value& content = bf.require("content");
+  if (content.is_object()) {
+    Fields ef = bf.sub(content.get_object(), bp + ".content");
+    ef.only({"type", "error_code"});
+    tm.content = "Error: web search failed (" + ef.str("error_code").value_or("unavailable") + ")";
+  } else if (content.is_array()) {
+    size_t k = 0;
+    for (auto& r : content.get_array()) {
+      std::string rp = bp + ".content[" + std::to_string(k++) + "]";
+      Fields rf = bf.sub(as_object(r, rp, req.dialect), rp);
+      rf.only({"type", "url", "title", "encrypted_content", "page_age"});
+      tm.content += "[" + std::to_string(k) + "] " + rf.str("title").value_or("") + "\nURL: " + rf.req_str("url") + "\n";
+      if (auto sealed = rf.str("encrypted_content"); sealed && !sealed->empty())
+        tm.content += unseal_reasoning(*sealed, rp + ".encrypted_content") + "\n";
+    }
+  } else {
+    throw bf.type_error("content", "an array of results or an error object", content);
+  }
+  req.messages.push_back(turn);
+  turn = Message{"assistant", "", {}, {}, {}};
+  req.messages.push_back(std::move(tm));
+}
+
 // One content block of an Anthropic message, added to `turn` (or, for tool results, to the
 // request as tool messages).
 void read_anthropic_block(ChatRequest& req, const Fields& f, const json::value& bv, const std::string& bp,
@@ -859,6 +986,14 @@ void read_anthropic_block(ChatRequest& req, const Fields& f, const json::value& 
     const json::value& input = bf.require("input");
     if (!input.is_object()) throw bf.type_error("input", "an object", input);
     turn.tool_calls.push_back({bf.req_str("id"), bf.req_str("name"), json::serialize(input)});
+  } else if (type == "server_tool_use" && role == "assistant") {
+    bf.only({"type", "id", "name", "input", "cache_control"});
+    read_cache_control(bf);
+    const json::value& input = bf.require("input");
+    if (!input.is_object()) throw bf.type_error("input", "an object", input);
+    turn.tool_calls.push_back({bf.req_str("id"), bf.req_str("name"), json::serialize(input)});
+  } else if (type == "web_search_tool_result" && role == "assistant") {
+    read_search_result_block(req, bf, bp, turn);
   } else if (type == "tool_result" && role == "user") {
     bf.only({"type", "tool_use_id", "content", "is_error", "cache_control"});
     read_cache_control(bf);
@@ -913,7 +1048,9 @@ void read_anthropic_messages(ChatRequest& req, const Fields& f) {
     for (auto& bv : content.get_array())
       read_anthropic_block(req, f, bv, mp + ".content[" + std::to_string(k++) + "]", role, turn, flush_user);
     if (role == "user") flush_user();
-    else req.messages.push_back(std::move(turn));
+    else if (!turn.content.empty() || !turn.tool_calls.empty() || turn.reasoning_content || req.messages.empty() ||
+             req.messages.back().role != "tool")  // (nothing after an earlier search's result block)
+      req.messages.push_back(std::move(turn));
   }
   if (std::none_of(req.messages.begin(), req.messages.end(), [](const Message& m) { return m.role != "system"; }))
     throw bad_request("messages", "'messages' must contain a user or assistant message");

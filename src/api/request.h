@@ -80,10 +80,28 @@ struct ChatRequest {
   std::string tool_choice = "auto";  // auto | none | required | <function name>
   std::vector<ToolOrigin> tool_origins;  // only for tools not plain functions (namespaced, custom)
   bool parallel_tool_calls = true;       // false: at most one call per turn (later ones dropped)
-  // Tools the request declared that this server does not give the model (a web_search tool: no
-  // model-called search tool yet; web_search_linkup searches before the answer): named in the response (Responses: `x-v4flash-withheld-tools` header and the
-  // response object's `withheld_tools`), never silently.
+  // Tools the request declared that this server does not give the model (the Responses web_search
+  // tool while the server has no search, or when it asks for no live web access and the server
+  // searches the live web; docs/api.md): named in the response (`x-v4flash-withheld-tools` header
+  // and the response object's `withheld_tools`, with withheld_reason), never silently. The parser
+  // lists the search tool here; the service takes it out when it gives it to the model.
   std::vector<std::string> withheld_tools;
+  std::string withheld_reason;
+
+  // A search tool the model calls and the server runs (Responses web_search / web_search_preview,
+  // Anthropic web_search_20250305). The service gives it to the model as the function `web_search`
+  // when search is enabled (`enabled`).
+  struct SearchTool {
+    std::string type;            // as declared
+    std::string param;           // "tools[i]", for errors
+    int max_uses = 0;            // Anthropic max_uses (0: the server's cap of rounds only)
+    int results = 0;             // Responses search_context_size (0: the server's --search-results)
+    bool live_web = true;        // Responses external_web_access (false: cached/offline sources only)
+    std::vector<std::string> allowed_domains, blocked_domains;
+    bool user_location = false;  // declared: refused when the tool is enabled (the provider takes none)
+    bool enabled = false;
+  };
+  std::optional<SearchTool> search_tool;
 
   double temperature = 0.7;
   double top_p = 0.9;
@@ -121,6 +139,7 @@ struct ChatRequest {
   // Responses: request fields the response object echoes.
   std::string reasoning_summary;     // "" (none) | auto | concise | detailed
   bool encrypted_reasoning = false;  // include: ["reasoning.encrypted_content"]
+  bool search_sources = false;       // include: ["web_search_call.action.sources"]
   bool store = false;                // only false is served (no response store)
   std::string prompt_cache_key;      // echoed; the single engine's prefix cache is shared anyway
   std::string instructions;

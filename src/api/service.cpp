@@ -3,6 +3,7 @@
 #include <chrono>
 #include <map>
 #include <ctime>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -58,17 +59,49 @@ void Generation::push(std::vector<text::CompletionEvent> events) {
         pending_logprobs_.clear();
         break;
       case text::CompletionEvent::Kind::tool_call:
+        if (loop_ && e.tool_call.name == "web_search") {
+          add_search_call(std::move(e.tool_call));
+          continue;
+        }
         // parallel_tool_calls: false: the first call is the turn's only one (later ones dropped).
         if (single_tool_call_ && has_tool_calls_) continue;
         d.kind = Delta::Kind::tool_call;
         d.call = std::move(e.tool_call);
         has_tool_calls_ = true;
+        round_user_calls_ = true;
+        if (loop_) loop_->round.tool_calls.push_back({d.call.id, d.call.name, d.call.arguments});
         break;
       case text::CompletionEvent::Kind::end:
         continue;
     }
+    if (loop_ && d.kind == Delta::Kind::reasoning)
+      loop_->round.reasoning_content = loop_->round.reasoning_content.value_or("") + d.text;
+    if (loop_ && d.kind == Delta::Kind::content) loop_->round.content += d.text;
     deltas_.push_back(std::move(d));
   }
+}
+
+namespace {
+constexpr int kMaxSearchRounds = 10;      // rounds of one request's search loop (then pause_turn)
+constexpr size_t kMaxQueryBytes = 400;
+}  // namespace
+
+// The model called the server's search tool: shown at once (the searching starts after the round).
+void Generation::add_search_call(text::ToolCall call) {
+  SearchCall sc;
+  sc.id = (loop_->req.dialect == Dialect::anthropic ? "srvtoolu_" : "ws_") + random_id(24);
+  boost::system::error_code ec;
+  json::value args = json::parse(call.arguments, ec);
+  if (!ec && args.is_object() && args.get_object().contains("query") && args.at("query").is_string())
+    sc.query = std::string(args.at("query").get_string());
+  if (sc.query.empty()) sc.error_code = "invalid_tool_input";
+  else if (sc.query.size() > kMaxQueryBytes) sc.error_code = "query_too_long";
+  loop_->round.tool_calls.push_back({sc.id, "web_search", call.arguments});
+  Delta d;
+  d.kind = Delta::Kind::search_call;
+  d.search = sc;
+  deltas_.push_back(std::move(d));
+  loop_->pending.push_back(std::move(sc));
 }
 
 void Generation::on_token(const runtime::GeneratedToken& t) {
@@ -96,38 +129,62 @@ void Generation::on_token(const runtime::GeneratedToken& t) {
 }
 
 void Generation::on_finish(const runtime::FinishInfo& f) {
-  std::function<void()> notify;
   UsageRecord rec;
+  std::function<void()> notify;
   {
     std::lock_guard lock(mutex_);
     if (!f.tail_text.empty()) push(parser_->feed(f.tail_text));
     push(parser_->finish());
-    // The Sources footer closes an answer that used web search (not a failed or cancelled one, nor
-    // a turn that ends in tool calls, whose answer comes in a later request).
-    const bool answered = f.reason != runtime::FinishReason::Error && f.reason != runtime::FinishReason::Cancelled;
-    if (!footer_.empty() && answered && !has_tool_calls_) {
-      Delta d;
-      d.kind = Delta::Kind::content;
-      d.text = footer_;
-      deltas_.push_back(std::move(d));
+    total_.prompt_tokens += f.prompt_tokens;
+    total_.cached_tokens += std::min(f.cached_prompt_tokens, f.prompt_tokens);
+    total_.completion_tokens += f.completion_tokens;
+    total_.reasoning_tokens += std::min(f.reasoning_tokens, f.completion_tokens);
+    if (loop_ && !loop_->pending.empty() && f.reason == runtime::FinishReason::Stop) {
+      // The searches block on the network: off the engine thread, which goes on with the others.
+      std::thread([self = shared_from_this()] { self->search_round(); }).detach();
+      notify = notify_;
+    } else {
+      rec = finish_locked(f.reason, f.error, f.matched_stop);
     }
-    Outcome o;
-    switch (f.reason) {
-      case runtime::FinishReason::Length: o.stop = StopKind::length; break;
-      case runtime::FinishReason::StopString: o.stop = StopKind::stop_string; o.matched_stop = f.matched_stop; break;
-      case runtime::FinishReason::Error: o.stop = StopKind::error; o.error = f.error.empty() ? "generation failed" : f.error; break;
-      default: o.stop = has_tool_calls_ ? StopKind::tool_calls : StopKind::end_turn; break;
-    }
-    o.usage.prompt_tokens = f.prompt_tokens;
-    o.usage.cached_tokens = std::min(f.cached_prompt_tokens, f.prompt_tokens);
-    o.usage.completion_tokens = f.completion_tokens;
-    o.usage.reasoning_tokens = std::min(f.reasoning_tokens, f.completion_tokens);
-    o.usage.web_search_calls = int(record_.web_search_calls);
-    outcome_ = o;
-    record_.usage = o.usage;
-    record_.status = status_of(f.reason);
-    record_.ended_at_ms = now_ms();
-    rec = record_;
+  }
+  if (notify) {
+    notify();
+    return;
+  }
+  deliver(rec);
+}
+
+UsageRecord Generation::finish_locked(runtime::FinishReason reason, const std::string& error,
+                                      const std::string& matched_stop, bool pause) {
+  // The Sources footer closes an answer that used web search (not a failed or cancelled one, nor
+  // a turn that ends in tool calls, whose answer comes in a later request).
+  const bool answered = reason != runtime::FinishReason::Error && reason != runtime::FinishReason::Cancelled;
+  if (!footer_.empty() && answered && !has_tool_calls_) {
+    Delta d;
+    d.kind = Delta::Kind::content;
+    d.text = footer_;
+    deltas_.push_back(std::move(d));
+  }
+  Outcome o;
+  switch (reason) {
+    case runtime::FinishReason::Length: o.stop = StopKind::length; break;
+    case runtime::FinishReason::StopString: o.stop = StopKind::stop_string; o.matched_stop = matched_stop; break;
+    case runtime::FinishReason::Error: o.stop = StopKind::error; o.error = error.empty() ? "generation failed" : error; break;
+    default: o.stop = has_tool_calls_ ? StopKind::tool_calls : pause ? StopKind::pause_turn : StopKind::end_turn; break;
+  }
+  o.usage = total_;
+  o.usage.web_search_calls = int(record_.web_search_calls);
+  outcome_ = o;
+  record_.usage = o.usage;
+  record_.status = status_of(reason);
+  record_.ended_at_ms = now_ms();
+  return record_;
+}
+
+void Generation::deliver(const UsageRecord& rec) {
+  std::function<void()> notify;
+  {
+    std::lock_guard lock(mutex_);
     notify = notify_;
   }
   if (usage_sink_) {
@@ -292,6 +349,7 @@ PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body, co
   p.req = parse_for(dialect, v);
   if (dialect == Dialect::anthropic) apply_betas(p.req, anthropic_beta);
   check_model(options_, p.req);
+  if (p.req.search_tool) enable_search_tool(p.req);
   if (!p.req.web_search_field.empty()) run_web_search(p);
   p.prompt = encode_request(p.req, *tokenizer_);
 
@@ -324,6 +382,7 @@ PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body, co
   s.thinking_budget = p.req.thinking_budget;
   check_engine_limits(p.req, s);
 
+  p.meta.sources = p.sources;
   p.meta.created = std::time(nullptr);
   p.meta.model = p.req.model;
   p.meta.item_id = random_id(24);
@@ -340,6 +399,7 @@ json::object ApiService::count_tokens(const std::string& body, const Principal& 
   ChatRequest req = parse_for(Dialect::anthropic, v, /*count_only=*/true);
   apply_betas(req, anthropic_beta);
   check_model(options_, req);
+  if (req.search_tool) enable_search_tool(req);
   AdmissionInfo info{"count_" + random_id(24), req.model, 0, 0};
   info.free_of_charge = true;
   auth_->admit(who, info);  // before the tokenisation, which is the work
@@ -426,12 +486,15 @@ void ApiService::release_admission(Generation& g, const char* status) const {
 }
 
 std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Principal& who, std::function<void()> notify) {
+  const bool search_tool = p.req.search_tool && p.req.search_tool->enabled && p.req.tool_choice != "none";
   std::shared_ptr<Generation> g(new Generation());
   // Known as running before admission looks at the key: a revocation is then either seen by the
   // admission or signalled to this generation (which, not yet submitted, is cancelled on submit).
   if (!who.is_operator) running_->add(who.key_id, g);
   AdmissionInfo admission{p.meta.id, p.req.model, int64_t(p.prompt.size()), p.params.max_tokens};
-  admission.web_search_calls = p.web_search_calls;
+  // The search tool's calls are held at their most: max_uses, else one per round.
+  admission.web_search_calls =
+      p.web_search_calls + (search_tool ? (p.req.search_tool->max_uses > 0 ? p.req.search_tool->max_uses : kMaxSearchRounds) : 0);
   auth_->admit(who, admission);
 
   g->notify_ = std::move(notify);
@@ -445,6 +508,7 @@ std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Pr
   po.parse_tool_calls = !p.req.tools.empty() && p.req.tool_choice != "none";
   const std::string prefix = p.req.dialect == Dialect::anthropic ? "toolu_" : "call_";
   po.make_tool_call_id = [prefix](size_t) { return prefix + random_id(24); };
+  g->parser_options_ = po;
   g->parser_ = std::make_unique<text::CompletionParser>(po);
   g->record_.request_id = p.meta.id;
   g->record_.key_id = who.key_id;
@@ -460,6 +524,14 @@ std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Pr
   gr.params = p.params;
   gr.tenant = who.tenant();
   gr.cache_salt = options_.shared_prefix_cache ? std::string() : who.tenant();
+  if (search_tool) {
+    g->loop_ = std::make_unique<Generation::SearchLoop>();
+    g->loop_->service = this;
+    g->loop_->req = p.req;
+    g->loop_->base = gr;
+    g->loop_->max_tokens = p.params.max_tokens;
+    g->loop_->next_number = p.sources.size() + 1;
+  }
   runtime::RequestCallbacks cb;
   cb.on_token = [g](const runtime::GeneratedToken& t) { g->on_token(t); };
   cb.on_finish = [g](const runtime::FinishInfo& f) { g->on_finish(f); };
@@ -484,6 +556,177 @@ std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Pr
   }
   if (cancel_now) handle->cancel();
   return g;
+}
+
+// ----------------------------------------------------------------------------- search tool
+namespace {
+
+json::object search_tool_function() {
+  json::object query{{"type", "string"}, {"description", "The search query: a few precise keywords or a question."}};
+  json::object params{{"type", "object"}, {"properties", json::object{{"query", std::move(query)}}},
+                      {"required", json::array{"query"}}};
+  return json::object{
+      {"type", "function"},
+      {"function", json::object{{"name", "web_search"},
+                                {"description", "Search the web for recent or specific information. Returns numbered, "
+                                                "dated results; cite a result you use with its number in brackets, like [1]."},
+                                {"parameters", std::move(params)}}}};
+}
+
+const char* tool_error_code(search::Error::Kind kind) {
+  return kind == search::Error::Kind::rate_limited ? "too_many_requests" : "unavailable";
+}
+
+// What the model reads as the search's result.
+std::string tool_result_text(const SearchCall& c, int max_uses) {
+  if (c.error_code == "max_uses_exceeded")
+    return "Error: the web search limit of this request (" + std::to_string(max_uses) +
+           " searches) is reached; answer with what you have.";
+  if (!c.error_code.empty()) return "Error: the web search failed (" + c.error_code + ").";
+  if (c.results.empty()) return "The web search for \"" + c.query + "\" found nothing.";
+  return search::context_message(c.query, c.results, search::utc_date_today(), 3000, c.first_number);
+}
+
+}  // namespace
+
+void ApiService::enable_search_tool(ChatRequest& req) const {
+  auto& st = *req.search_tool;
+  if (!options_.search) {
+    if (req.dialect == Dialect::responses) return;  // withheld and named (Codex sends it by default)
+    throw bad_request(st.param + ".type", "web search is not enabled on this server (tool '" + st.type +
+                                              "'); the operator starts it with serve --search linkup|local");
+  }
+  if (!st.live_web && options_.search->live_web()) {
+    req.withheld_reason = "external_web_access is false and this server searches the live web (serve --search linkup)";
+    return;
+  }
+  if (st.user_location)
+    throw invalid_value(req.dialect, st.param + ".user_location",
+                        "'" + st.param + ".user_location' is not supported: the search provider takes no location");
+  for (auto& t : req.tools)
+    if (t.at("function").at("name") == "web_search")
+      throw invalid_value(req.dialect, st.param,
+                          "a tool named web_search is declared beside the search tool '" + st.type + "'; rename it");
+  req.tools.push_back(search_tool_function());
+  std::erase(req.withheld_tools, st.type);
+  req.withheld_reason.clear();
+  st.enabled = true;
+}
+
+// Runs the round's searches in order (max_uses counted), hands each result to the client and to
+// the conversation, then starts the next round or ends the turn.
+void Generation::search_round() {
+  const ApiService& svc = *loop_->service;
+  const ChatRequest::SearchTool& st = *loop_->req.search_tool;
+  std::vector<SearchCall> calls;
+  {
+    std::lock_guard lock(mutex_);
+    calls.swap(loop_->pending);
+    loop_->req.messages.push_back(std::move(loop_->round));
+    loop_->round = Message{"assistant", "", {}, {}, {}};
+  }
+  for (auto& c : calls) {
+    bool billed = false;
+    if (c.error_code.empty() && st.max_uses > 0 && loop_->searches >= st.max_uses) {
+      c.error_code = "max_uses_exceeded";
+    } else if (c.error_code.empty()) {
+      ++loop_->searches;
+      search::Query q;
+      q.text = c.query;
+      q.depth = svc.options_.search_depth;
+      q.max_results = st.results > 0 ? st.results : svc.options_.search_results;
+      q.include_domains = st.allowed_domains;
+      q.exclude_domains = st.blocked_domains;
+      try {
+        c.results = svc.options_.search->search(q);
+        billed = true;
+      } catch (const search::Error& e) {
+        // Nothing found is an empty result, not a fault; neither is billed (docs/web-search.md).
+        if (e.kind != search::Error::Kind::no_results) {
+          c.error_code = tool_error_code(e.kind);
+          spdlog::warn("web search tool ({}) failed: kind {}, provider status {}", svc.options_.search->name(),
+                       search::kind_name(e.kind), e.http_status);
+        }
+      }
+    }
+    std::function<void()> notify;
+    {
+      std::lock_guard lock(mutex_);
+      c.first_number = loop_->next_number;
+      loop_->next_number += c.results.size();
+      if (billed) ++record_.web_search_calls;
+      loop_->req.messages.push_back(Message{"tool", tool_result_text(c, st.max_uses), {}, {}, c.id});
+      Delta d;
+      d.kind = Delta::Kind::search_result;
+      d.search = c;
+      deltas_.push_back(std::move(d));
+      notify = notify_;
+    }
+    if (notify) notify();
+  }
+  next_round();
+}
+
+// The next round of the search loop, or the end of the turn: after a user tool call (its result
+// comes in the client's next request), at the limit of rounds (pause_turn), when cancelled, or when
+// the output budget is spent.
+void Generation::next_round() {
+  UsageRecord rec;
+  std::optional<runtime::GenerationRequest> next;
+  {
+    std::lock_guard lock(mutex_);
+    using R = runtime::FinishReason;
+    if (cancel_requested_) {
+      rec = finish_locked(R::Cancelled, "", "");
+    } else if (round_user_calls_) {
+      rec = finish_locked(R::Stop, "", "");
+    } else if (++loop_->rounds >= kMaxSearchRounds) {
+      rec = finish_locked(R::Stop, "", "", /*pause=*/true);
+    } else {
+      try {
+        std::vector<int32_t> prompt = encode_request(loop_->req, *tokenizer_);
+        const int64_t room = loop_->service->context_length() - int64_t(prompt.size());
+        const int64_t budget = std::min<int64_t>(loop_->max_tokens - total_.completion_tokens, room);
+        if (budget > 0) {
+          next = loop_->base;
+          next->prompt = std::move(prompt);
+          next->params.max_tokens = int(budget);
+          parser_ = std::make_unique<text::CompletionParser>(parser_options_);
+          round_user_calls_ = false;
+        } else {
+          rec = finish_locked(R::Length, "", "");
+        }
+      } catch (const std::exception& e) {
+        rec = finish_locked(R::Error, std::string("the search results cannot be given to the model: ") + e.what(), "");
+      }
+    }
+  }
+  if (!next) {
+    deliver(rec);
+    return;
+  }
+  auto self = shared_from_this();
+  runtime::RequestCallbacks cb;
+  cb.on_token = [self](const runtime::GeneratedToken& t) { self->on_token(t); };
+  cb.on_finish = [self](const runtime::FinishInfo& f) { self->on_finish(f); };
+  std::shared_ptr<runtime::RequestHandle> handle;
+  try {
+    handle = loop_->service->engine_.submit(std::move(*next), std::move(cb));
+  } catch (const std::exception& e) {
+    {
+      std::lock_guard lock(mutex_);
+      rec = finish_locked(runtime::FinishReason::Error, std::string("the next round was refused: ") + e.what(), "");
+    }
+    deliver(rec);
+    return;
+  }
+  bool cancel_now = false;
+  {
+    std::lock_guard lock(mutex_);
+    handle_ = handle;
+    cancel_now = cancel_requested_;
+  }
+  if (cancel_now) handle->cancel();
 }
 
 }  // namespace v4::api

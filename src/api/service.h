@@ -46,9 +46,11 @@ struct PreparedRequest {
   std::string footer;                   // appended to the answer ("" with disable_formatting)
 };
 
+class ApiService;
+
 // One running generation. Engine callbacks fill it (engine thread); the HTTP side takes what is
 // ready whenever `notify` fires.
-class Generation {
+class Generation : public std::enable_shared_from_this<Generation> {
  public:
   struct Batch {
     std::vector<Delta> deltas;
@@ -69,10 +71,36 @@ class Generation {
   void on_token(const runtime::GeneratedToken& t);
   void on_finish(const runtime::FinishInfo& f);
   void push(std::vector<text::CompletionEvent> events);
+  // The outcome (usage summed over the rounds) and the ledger record; called with mutex_ held.
+  UsageRecord finish_locked(runtime::FinishReason reason, const std::string& error, const std::string& matched_stop,
+                            bool pause = false);
+  void deliver(const UsageRecord& rec);  // records it and notifies; without mutex_
+  // The server's search tool: the round's searches (off the engine thread), then the next round.
+  void search_round();
+  void next_round();
+  void add_search_call(text::ToolCall call);
+
+  // The server's search tool loop (docs/api.md): each round's assistant turn and search results join
+  // the conversation, which is encoded again for the next round (the prefix cache holds the rest).
+  struct SearchLoop {
+    const ApiService* service = nullptr;
+    ChatRequest req;
+    runtime::GenerationRequest base;  // id, tenant, cache salt, sampling
+    int max_tokens = 0;               // the request's output budget over all rounds
+    int rounds = 0;
+    int searches = 0;                 // calls counted against max_uses
+    size_t next_number = 1;           // citation number of the next result
+    Message round{"assistant", "", {}, {}, {}};
+    std::vector<SearchCall> pending;
+  };
+  std::unique_ptr<SearchLoop> loop_;
+  Usage total_;  // the finished rounds'
+  bool round_user_calls_ = false;
 
   mutable std::mutex mutex_;
   std::function<void()> notify_;
   std::unique_ptr<text::CompletionParser> parser_;
+  text::ParserOptions parser_options_;  // each round of the search loop starts a parser like it
   std::shared_ptr<const text::Tokenizer> tokenizer_;
   std::shared_ptr<runtime::RequestHandle> handle_;
   std::shared_ptr<UsageSink> usage_sink_;
@@ -123,7 +151,11 @@ class ApiService {
   const ServiceOptions& options() const { return options_; }
 
  private:
+  friend class Generation;
   void release_admission(Generation& g, const char* status) const;
+  // The Responses/Anthropic search tool: given to the model when the server searches (Anthropic's is
+  // refused when it does not; Responses' stays withheld). Throws ApiError.
+  void enable_search_tool(ChatRequest& req) const;
   // web_search_linkup / web_search_options: searches with the latest user message and puts the
   // results before it. Throws ApiError (400 when off, 502/503 when the search fails).
   void run_web_search(PreparedRequest& p) const;

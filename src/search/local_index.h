@@ -34,6 +34,7 @@ class LocalIndexProvider final : public Provider {
   ~LocalIndexProvider() override;
   std::vector<Result> search(const Query& query) const override;
   std::string name() const override { return "local"; }
+  bool live_web() const override { return false; }
 
  private:
   std::string path_;

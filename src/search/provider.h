@@ -46,6 +46,9 @@ class Provider {
   // Ranked results, best first, at most query.max_results. Throws search::Error. Thread-safe.
   virtual std::vector<Result> search(const Query& query) const = 0;
   virtual std::string name() const = 0;  // "linkup", "local"
+  // Whether it searches the live web (a local index does not: a request for cached/offline
+  // sources only, Responses external_web_access: false, can use it).
+  virtual bool live_web() const { return true; }
 };
 
 }  // namespace v4::search

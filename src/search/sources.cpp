@@ -42,13 +42,13 @@ std::string query_from_message(const std::string& text, size_t max_bytes) {
 }
 
 std::string context_message(const std::string& query, const std::vector<Result>& results, const std::string& date,
-                            size_t max_content_bytes) {
+                            size_t max_content_bytes, size_t first_number) {
   std::string m = "A web search was conducted on " + date + " for \"" + one_line(query) +
                   "\". Incorporate the following web search results into your response. "
                   "Cite a result you use with its number in brackets, like [1].\n";
   for (size_t i = 0; i < results.size(); ++i) {
     const Result& r = results[i];
-    m += "\n[" + std::to_string(i + 1) + "] " + one_line(r.title) + "\nURL: " + r.url + "\n";
+    m += "\n[" + std::to_string(i + first_number) + "] " + one_line(r.title) + "\nURL: " + r.url + "\n";
     if (r.date) m += "Published: " + *r.date + "\n";
     std::string content = r.content.substr(0, utf8_cut(r.content, max_content_bytes));
     if (content.size() < r.content.size()) content += "...";

@@ -234,7 +234,8 @@ TEST(AnthropicRequest, BadInputIsAlways400) {
       {R"({"model":"m","max_tokens":10,"messages":[{"role":"user","content":5}]})", 400, "messages[0].content"},
       {R"({"model":"m","max_tokens":10,"stop_sequences":["1","2","3","4","5"],"messages":[{"role":"user","content":"x"}]})", 400, "stop_sequences"},
       {R"({"model":"m","max_tokens":10,"tools":[{"name":"f"}],"messages":[{"role":"user","content":"x"}]})", 400, "tools[0].input_schema"},
-      {R"({"model":"m","max_tokens":10,"tools":[{"type":"web_search_20250305","name":"web_search"}],"messages":[{"role":"user","content":"x"}]})", 400, "tools[0].type"},
+      {R"({"model":"m","max_tokens":10,"tools":[{"type":"web_search_20260209","name":"web_search"}],"messages":[{"role":"user","content":"x"}]})", 400, "tools[0].type"},
+      {R"({"model":"m","max_tokens":10,"tools":[{"type":"web_search_20250305","name":"search"}],"messages":[{"role":"user","content":"x"}]})", 400, "tools[0].name"},
   };
   for (auto& c : cases) {
     auto e = error_of([&] { parse_anthropic_request(json::parse(c.body)); });

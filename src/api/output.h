@@ -50,7 +50,7 @@ struct Delta {
   std::string text;
   text::ToolCall call;                   // kind == tool_call (arguments complete)
   std::vector<TokenLogprobOut> logprobs;  // content tokens that this delta completes
-  SearchCall search;                     // search_call: id and query; search_result: all of it
+  SearchCall search{};                   // search_call: id and query; search_result: all of it
 };
 
 // pause_turn: the server's search loop reached its limit of rounds (Anthropic's stop reason; the

@@ -382,8 +382,19 @@ void check_model(const ChatRequest& req, const Fields& f) {
   if (req.model.empty()) throw bad_request("model", "'model' must not be empty");
 }
 
+// An effort's budget is capped to its share of max_tokens (reasoning_share), so a request that
+// leaves the budget to its effort always has room for an answer: the default request (medium,
+// max_tokens 4096) reasons for at most 2048 tokens. An explicit budget is the caller's choice; the
+// Anthropic dialect refuses one that does not fit max_tokens, as Anthropic's API does.
 void finish_thinking(ChatRequest& req) {
-  if (!req.thinking_budget_given) req.thinking_budget = effort_budget(req.effort == "none" ? "medium" : req.effort);
+  const std::string effort = req.effort == "none" ? "medium" : req.effort;
+  if (!req.thinking_budget_given) {
+    req.thinking_budget = std::min(effort_budget(effort), reasoning_share(effort, req.max_tokens));
+    return;
+  }
+  if (req.dialect == Dialect::anthropic && req.thinking && req.thinking_budget >= req.max_tokens)
+    throw bad_request("thinking.budget_tokens", "'thinking.budget_tokens' must be less than 'max_tokens' (" +
+                                                    std::to_string(req.max_tokens) + ")");
 }
 
 }  // namespace
@@ -394,6 +405,12 @@ int effort_budget(const std::string& effort) {
   if (effort == "high") return 65536;
   if (effort == "max") return 131072;
   return 32768;
+}
+
+int reasoning_share(const std::string& effort, int max_tokens) {
+  // Eighths of max_tokens: low 2, medium 4, high 6, max 7; at least one token.
+  const int64_t eighths = effort == "low" ? 2 : effort == "high" ? 6 : effort == "max" ? 7 : 4;
+  return int(std::max<int64_t>(1, int64_t(max_tokens) * eighths / 8));
 }
 
 std::optional<std::string> encoder_effort(const std::string& effort) {

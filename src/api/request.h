@@ -167,6 +167,10 @@ boost::json::value parse_json_body(const std::string& body);
 
 // Budget of reasoning tokens that a reasoning effort maps to (explicit thinking_budget wins).
 int effort_budget(const std::string& effort);
+// The most of max_tokens an effort's budget may take (the rest is left for the answer): low a
+// quarter, medium half, high three quarters, max seven eighths. A request without an explicit
+// budget reasons for at most min(effort_budget, reasoning_share) tokens.
+int reasoning_share(const std::string& effort, int max_tokens);
 
 // The V4 encoder's effort (std::nullopt or "max") for a normalised effort.
 std::optional<std::string> encoder_effort(const std::string& effort);

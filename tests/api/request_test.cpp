@@ -32,7 +32,8 @@ TEST(ChatRequest, DefaultsOfTheProductSheet) {
   EXPECT_FALSE(r.max_tokens_given);
   EXPECT_TRUE(r.thinking);
   EXPECT_EQ(r.effort, "medium");
-  EXPECT_EQ(r.thinking_budget, 32768);
+  // medium's 32768, capped to half of the default max_tokens so the answer has room.
+  EXPECT_EQ(r.thinking_budget, 2048);
   EXPECT_FALSE(r.stream);
   EXPECT_FALSE(r.include_usage);
   ASSERT_EQ(r.messages.size(), 1u);
@@ -62,8 +63,8 @@ TEST(ChatRequest, AliasesAndToggles) {
 }
 
 TEST(ChatRequest, EffortMapsToBudgetsAndEncoderEffort) {
-  auto mk = [](const char* effort) {
-    std::string body = std::string(R"({"model":"m","messages":[{"role":"user","content":"x"}],"reasoning_effort":")") + effort + "\"}";
+  auto mk = [](const char* effort) {  // max_tokens large enough that the effort's budget applies
+    std::string body = std::string(R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":393216,"reasoning_effort":")") + effort + "\"}";
     return parse_chat_request(json::parse(body));
   };
   EXPECT_EQ(mk("minimal").effort, "low");
@@ -77,6 +78,42 @@ TEST(ChatRequest, EffortMapsToBudgetsAndEncoderEffort) {
   // An explicit thinking_budget wins over the effort's.
   auto r = parse_chat_request(J(R"({"model":"m","messages":[{"role":"user","content":"x"}],"reasoning_effort":"max","thinking_budget":100})"));
   EXPECT_EQ(r.thinking_budget, 100);
+}
+
+TEST(ChatRequest, EffortBudgetsLeaveRoomForTheAnswer) {
+  auto mk = [](const char* effort, int max_tokens) {
+    std::string body = std::string(R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":)") +
+                       std::to_string(max_tokens) + R"(,"reasoning_effort":")" + effort + "\"}";
+    return parse_chat_request(json::parse(body)).thinking_budget;
+  };
+  // Quarter, half, three quarters, seven eighths of max_tokens, below the effort's own budget.
+  EXPECT_EQ(mk("low", 4096), 1024);
+  EXPECT_EQ(mk("medium", 4096), 2048);
+  EXPECT_EQ(mk("high", 4096), 3072);
+  EXPECT_EQ(mk("max", 4096), 3584);
+  EXPECT_EQ(mk("medium", 1), 1);
+  EXPECT_EQ(mk("medium", 100000), 32768);  // the effort's budget when it is the smaller
+  // An explicit budget is the caller's, even past max_tokens (Chat, Responses).
+  auto r = parse_chat_request(J(R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":16,"thinking_budget":100})"));
+  EXPECT_EQ(r.thinking_budget, 100);
+  auto resp = parse_responses_request(J(R"({"model":"m","input":"x","max_output_tokens":50,"reasoning":{"effort":"high"}})"));
+  EXPECT_EQ(resp.thinking_budget, 37);
+}
+
+TEST(AnthropicRequest, BudgetTokensMustBeBelowMaxTokens) {
+  auto e = error_of([] {
+    parse_anthropic_request(J(R"({"model":"m","max_tokens":64,"thinking":{"type":"enabled","budget_tokens":64},
+        "messages":[{"role":"user","content":"x"}]})"));
+  });
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.param, "thinking.budget_tokens");
+  auto ok = parse_anthropic_request(J(R"({"model":"m","max_tokens":64,"thinking":{"type":"enabled","budget_tokens":63},
+      "messages":[{"role":"user","content":"x"}]})"));
+  EXPECT_EQ(ok.thinking_budget, 63);
+  // Claude Code's adaptive thinking with effort high and max_tokens 64: three quarters.
+  auto cc = parse_anthropic_request(J(R"({"model":"m","max_tokens":64,"thinking":{"type":"adaptive"},
+      "output_config":{"effort":"high"},"messages":[{"role":"user","content":"x"}]})"));
+  EXPECT_EQ(cc.thinking_budget, 48);
 }
 
 TEST(ChatRequest, ReasoningContentAcceptedUnderBothNames) {
@@ -165,7 +202,7 @@ TEST(ResponsesRequest, InputItemsAndFields) {
                {"type":"function_call_output","call_id":"call_1","output":"sunny"}]})"));
   EXPECT_EQ(r.max_tokens, 50);
   EXPECT_EQ(r.effort, "high");
-  EXPECT_EQ(r.thinking_budget, 65536);
+  EXPECT_EQ(r.thinking_budget, 37);  // three quarters of max_output_tokens 50
   ASSERT_EQ(r.messages.size(), 4u);
   EXPECT_EQ(r.messages[0].role, "system");
   EXPECT_EQ(r.messages[0].content, "Be brief.");
@@ -200,7 +237,7 @@ TEST(ResponsesRequest, BadInput) {
 
 TEST(AnthropicRequest, BlocksSystemToolsThinking) {
   auto r = parse_anthropic_request(J(R"({"model":"m","max_tokens":64,"system":[{"type":"text","text":"S"}],
-      "stop_sequences":["X"],"top_k":5,"thinking":{"type":"enabled","budget_tokens":2048},
+      "stop_sequences":["X"],"top_k":5,"thinking":{"type":"enabled","budget_tokens":48},
       "tools":[{"name":"get_weather","description":"d","input_schema":{"type":"object"}}],
       "tool_choice":{"type":"any"},
       "messages":[{"role":"user","content":"weather?"},
@@ -209,7 +246,7 @@ TEST(AnthropicRequest, BlocksSystemToolsThinking) {
                   {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"sunny"},{"type":"text","text":"thanks"}]}]})"));
   EXPECT_EQ(r.max_tokens, 64);
   EXPECT_EQ(r.top_k, 5);
-  EXPECT_EQ(r.thinking_budget, 2048);
+  EXPECT_EQ(r.thinking_budget, 48);
   EXPECT_EQ(r.tool_choice, "required");
   ASSERT_EQ(r.messages.size(), 5u);
   EXPECT_EQ(r.messages[0].role, "system");

@@ -104,7 +104,7 @@ TEST(Robustness, ResponsesParserOnlyThrowsApiErrors) {
 TEST(Robustness, AnthropicParserOnlyThrowsApiErrors) {
   expect_only_api_errors(
       R"({"model":"deepseek-v4-flash","max_tokens":10,"system":[{"type":"text","text":"S"}],"stop_sequences":["x"],"top_k":3,
-          "thinking":{"type":"enabled","budget_tokens":100,"display":"omitted"},"output_config":{"effort":"high","format":{"type":"json_schema","schema":{"type":"object"}}},
+          "thinking":{"type":"enabled","budget_tokens":5,"display":"omitted"},"output_config":{"effort":"high","format":{"type":"json_schema","schema":{"type":"object"}}},
           "tools":[{"name":"f","input_schema":{"type":"object"}}],"tool_choice":{"type":"tool","name":"f"},
           "messages":[{"role":"user","content":"q"},
                       {"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"s"},{"type":"tool_use","id":"u","name":"f","input":{"a":1}}]},

@@ -997,13 +997,8 @@ void read_anthropic_block(ChatRequest& req, const Fields& f, const json::value& 
     turn.reasoning_content = turn.reasoning_content.value_or("") + bf.req_str("thinking");
   } else if (type == "redacted_thinking" && role == "assistant") {
     bf.only({"type", "data"});  // not made by this server, so there is nothing to restore
-  } else if (type == "tool_use" && role == "assistant") {
-    bf.only({"type", "id", "name", "input", "cache_control"});
-    read_cache_control(bf);
-    const json::value& input = bf.require("input");
-    if (!input.is_object()) throw bf.type_error("input", "an object", input);
-    turn.tool_calls.push_back({bf.req_str("id"), bf.req_str("name"), json::serialize(input)});
-  } else if (type == "server_tool_use" && role == "assistant") {
+  } else if ((type == "tool_use" || type == "server_tool_use") && role == "assistant") {
+    // A server_tool_use block sent back reads as the model's own call, like a tool_use.
     bf.only({"type", "id", "name", "input", "cache_control"});
     read_cache_control(bf);
     const json::value& input = bf.require("input");

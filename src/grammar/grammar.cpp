@@ -46,6 +46,12 @@ Element GrammarBuilder::raw_until(std::string terminator, uint32_t max) {
   return {Element::Kind::raw_until, uint32_t(g_.raws.size() - 1)};
 }
 
+Element GrammarBuilder::text_without(std::string forbidden, uint32_t max) {
+  Element e = raw_until(std::move(forbidden), max);
+  g_.raws.back().forbid = true;
+  return e;
+}
+
 void GrammarBuilder::literal(Seq& seq, std::string_view text) {
   for (unsigned char c : text) {
     ByteSet s;
@@ -64,8 +70,8 @@ namespace {
 
 bool element_nullable(const Grammar& g, const Element& e, const std::vector<char>& nullable) {
   switch (e.kind) {
-    case Element::Kind::byte:
-    case Element::Kind::raw_until: return false;
+    case Element::Kind::byte: return false;
+    case Element::Kind::raw_until: return g.raws[e.arg].forbid;
     case Element::Kind::rule: return nullable[e.arg];
     case Element::Kind::repeat: return g.repeats[e.arg].min == 0;
     case Element::Kind::string_body: return g.string_bodies[e.arg].min == 0;

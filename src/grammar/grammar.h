@@ -36,6 +36,8 @@ struct StringBody {
 struct RawUntil {
   std::string terminator;  // 1-255 bytes of UTF-8, the first one ASCII
   uint32_t max;            // bytes before the terminator (well-formed UTF-8)
+  // Instead: text that never contains the terminator and may end after any whole character.
+  bool forbid = false;
 };
 
 struct Grammar {
@@ -65,6 +67,9 @@ class GrammarBuilder {
   Element repeat(const ByteSet& set, uint32_t min, uint32_t max);
   Element string_body(uint32_t min, uint32_t max);
   Element raw_until(std::string terminator, uint32_t max);
+  // UTF-8 text of at most `max` bytes in which `forbidden` never appears; it may end after any
+  // whole character (free content before an optional tool-call block).
+  Element text_without(std::string forbidden, uint32_t max);
   // The bytes of `text`, one element each, appended to `seq`.
   void literal(Seq& seq, std::string_view text);
   Seq literal(std::string_view text);

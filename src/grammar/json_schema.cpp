@@ -194,7 +194,13 @@ uint32_t JsonSchemaCompiler::object(const json::object& s, const std::string& pa
   }
   for (size_t i = n; i-- > 0;) {
     for (int first = 0; first < 2; ++first) {
-      Seq with = b_.literal(std::string(first ? "" : ",") + json_quote(names[i]) + ":");
+      Seq with;
+      if (!first) {
+        b_.literal(with, ",");
+        with.push_back(GrammarBuilder::call(space()));
+      }
+      b_.literal(with, json_quote(names[i]) + ":");
+      with.push_back(GrammarBuilder::call(space()));
       with.push_back(GrammarBuilder::call(values[i]));
       with.push_back(GrammarBuilder::call(members[i + 1][0]));
       std::vector<Seq> alts{with};
@@ -211,6 +217,7 @@ uint32_t JsonSchemaCompiler::object(const json::object& s, const std::string& pa
 uint32_t JsonSchemaCompiler::free_object(uint32_t member_value) {
   Seq member{GrammarBuilder::call(string_any())};
   b_.literal(member, ":");
+  member.push_back(GrammarBuilder::call(space()));
   member.push_back(GrammarBuilder::call(member_value));
   const uint32_t m = b_.rule({member});
   Seq open = b_.literal("{");
@@ -223,6 +230,7 @@ uint32_t JsonSchemaCompiler::free_object(uint32_t member_value) {
 uint32_t JsonSchemaCompiler::list(uint32_t item, uint32_t min, uint32_t max) {
   if (max == 0) return b_.rule({Seq{}});
   Seq comma_item = b_.literal(",");
+  comma_item.push_back(GrammarBuilder::call(space()));
   comma_item.push_back(GrammarBuilder::call(item));
   // tail(k): the rest after k items
   uint32_t tail;
@@ -273,6 +281,13 @@ uint32_t JsonSchemaCompiler::string(const json::object& s, const std::string& pa
   return b_.rule({seq});
 }
 
+// One optional space after ':' and ',' (json.dumps' style, which the V4 template writes and models
+// learnt); no other whitespace.
+uint32_t JsonSchemaCompiler::space() {
+  if (space_ < 0) space_ = b_.rule({b_.literal(" "), Seq{}});
+  return uint32_t(space_);
+}
+
 uint32_t JsonSchemaCompiler::string_any() {
   if (str_ < 0) str_ = string(json::object{}, "");
   return uint32_t(str_);
@@ -283,13 +298,15 @@ uint32_t JsonSchemaCompiler::number(bool integer) {
   if (cached >= 0) return uint32_t(cached);
   const ByteSet digit = range('0', '9');
   const uint32_t sign = b_.rule({b_.literal("-"), Seq{}});
-  const uint32_t whole = b_.rule({b_.literal("0"), Seq{b_.byte(range('1', '9')), b_.repeat(digit, 0, 15)}});
+  // 15 digits stay below 2^53, exact in every JSON reader (JavaScript's numbers included); a 2-digit
+  // exponent stays finite in a double.
+  const uint32_t whole = b_.rule({b_.literal("0"), Seq{b_.byte(range('1', '9')), b_.repeat(digit, 0, 14)}});
   Seq seq{GrammarBuilder::call(sign), GrammarBuilder::call(whole)};
   if (!integer) {
     Seq frac = b_.literal(".");
     frac.push_back(b_.repeat(digit, 1, 15));
     Seq exp{b_.byte(one_of("eE")), GrammarBuilder::call(b_.rule({Seq{b_.byte(one_of("+-"))}, Seq{}})),
-            b_.repeat(digit, 1, 3)};
+            b_.repeat(digit, 1, 2)};
     seq.push_back(GrammarBuilder::call(b_.rule({frac, Seq{}})));
     seq.push_back(GrammarBuilder::call(b_.rule({exp, Seq{}})));
   }

@@ -1,8 +1,8 @@
 #pragma once
 // JSON Schema -> grammar, for structured output (`json_schema`, JSON mode) and tool arguments.
 //
-// The text it allows is compact JSON (no whitespace) whose every value validates against the
-// schema. Supported keywords (anything else is refused with SchemaError naming it):
+// The text it allows is JSON without whitespace but for one optional space after ':' and ','
+// (json.dumps' style), whose every value validates against the schema. Supported keywords (anything else is refused with SchemaError naming it):
 //   type (a name or a list), enum, const, anyOf, $ref to "#", "#/$defs/..." or "#/definitions/..."
 //   (recursion allowed), nullable (OpenAPI);
 //   object: properties, required, additionalProperties (false, true or a schema);
@@ -12,7 +12,7 @@
 //   $comment, $defs, definitions, deprecated, readOnly, writeOnly.
 // Choices the grammar makes for the model: properties appear in the schema's order (required ones
 // always, optional ones may be left out); an object with properties gets no other keys; numbers
-// have at most 16 integer digits, 15 fraction digits and a 3-digit exponent; strings are bounded by
+// have at most 15 integer digits, 15 fraction digits and a 2-digit exponent; strings are bounded by
 // maxLength (else kMaxStringChars characters).
 #include <cstdint>
 #include <map>
@@ -59,7 +59,8 @@ class JsonSchemaCompiler {
   GrammarBuilder& b_;
   const boost::json::value& root_;
   std::map<std::string, uint32_t> refs_;
-  int64_t any_ = -1, int_ = -1, num_ = -1, str_ = -1;
+  uint32_t space();
+  int64_t any_ = -1, int_ = -1, num_ = -1, str_ = -1, space_ = -1;
 };
 
 // A whole grammar: one value valid under `schema`, nothing before or after.

@@ -1,23 +1,36 @@
 #include "grammar/matcher.h"
 
 #include <algorithm>
+#include <deque>
 #include <optional>
 #include <stdexcept>
 
 namespace v4::grammar {
 
-// Frames live as long as the arena; a deque never moves what it holds.
+// Frames live as long as the arena: blocks that never move, allocated a thousand frames at a time
+// (a mask walks thousands of trie nodes; a frame each must not mean an allocation each).
 class Matcher::Arena {
  public:
-  const Frame* make(const Frame& f) { return &frames_.emplace_back(f); }
+  const Frame* make(const Frame& f) {
+    if (used_ == kBlock) {
+      blocks_.push_back(std::make_unique<Frame[]>(kBlock));
+      used_ = 0;
+    }
+    Frame* slot = &blocks_.back()[used_++];
+    *slot = f;
+    return slot;
+  }
 
  private:
-  std::deque<Frame> frames_;
+  static constexpr size_t kBlock = 1024;
+  std::vector<std::unique_ptr<Frame[]>> blocks_;
+  size_t used_ = kBlock;
 };
 
 namespace {
 
 using Kind = Element::Kind;
+constexpr size_t kMaskCacheEntries = 128;  // 16 KiB each on a 128K vocabulary
 
 // String-body progress kept in Frame::sub.
 constexpr uint32_t kBetween = 0;      // between characters
@@ -124,8 +137,11 @@ void Matcher::normalize(const Frame& f, State& to, Arena& arena, int depth) cons
       return;
     }
     case Kind::byte:
+      add(f);
+      return;
     case Kind::raw_until:
       add(f);
+      if (g_->raws[e.arg].forbid && (f.sub >> 8) == 0) finish_here();  // free text ends after a whole character
       return;
     case Kind::repeat: {
       const Repeat& r = g_->repeats[e.arg];
@@ -169,7 +185,7 @@ void Matcher::step(const State& from, unsigned char b, State& to, Arena& arena) 
         if (!u) break;
         const uint32_t matched = terminator_progress(r.terminator, f->sub & 0xFF, b);
         if (matched == r.terminator.size()) {
-          normalize(Frame{f->parent, f->pos + 1, 0, 0}, to, arena, 0);
+          if (!r.forbid) normalize(Frame{f->parent, f->pos + 1, 0, 0}, to, arena, 0);
         } else if (matched == (f->sub & 0xFF) + 1 || f->count + 1 + *u / 8 - matched <= r.max) {
           // The terminator may always go on. Otherwise: count is every byte taken, those not (yet)
           // part of the terminator are the text, and a character is only begun when it fits.
@@ -201,7 +217,50 @@ bool Matcher::can_continue() const {
   return std::any_of(state_.begin(), state_.end(), [](const Frame* f) { return f != nullptr; });
 }
 
+std::string Matcher::mask_key(const TokenIndex& index) const {
+  // A token moves a count by at most its length: counts further than that from a bound are alike.
+  const uint32_t far = uint32_t(index.longest_token()) + 1;
+  auto clamp = [&](int64_t v) { return uint32_t(std::clamp<int64_t>(v, 0, far)); };
+  std::string key;
+  auto put = [&](uint32_t v) { key.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  for (const Frame* f : state_) {
+    put(0xFFFFFFFFu);  // stack separator
+    if (!f) continue;
+    const Element& e = g_->elements[f->pos];
+    put(f->pos);
+    put(f->sub);
+    switch (e.kind) {
+      case Kind::repeat:
+        put(clamp(int64_t(g_->repeats[e.arg].min) - f->count));
+        put(clamp(int64_t(g_->repeats[e.arg].max) - f->count));
+        break;
+      case Kind::string_body:
+        put(clamp(int64_t(g_->string_bodies[e.arg].min) - f->count));
+        put(clamp(int64_t(g_->string_bodies[e.arg].max) - f->count));
+        break;
+      case Kind::raw_until:
+        put(clamp(int64_t(g_->raws[e.arg].max) - (int64_t(f->count) - int64_t(f->sub & 0xFF))));
+        break;
+      default:
+        put(f->count);
+    }
+    for (const Frame* p = f->parent; p; p = p->parent) put(p->pos);  // return positions (no counts)
+  }
+  return key;
+}
+
 void Matcher::allowed_tokens(const TokenIndex& index, TokenBits& bits) const {
+  const std::string key = mask_key(index);
+  if (auto it = mask_cache_.find(key); it != mask_cache_.end()) {
+    bits = it->second;
+    return;
+  }
+  compute_mask(index, bits);
+  if (mask_cache_.size() >= kMaskCacheEntries) mask_cache_.clear();
+  mask_cache_.emplace(key, bits);
+}
+
+void Matcher::compute_mask(const TokenIndex& index, TokenBits& bits) const {
   bits.assign(index.words(), 0);
   Shortcuts cut;
   for (const Frame* f : state_) {
@@ -218,14 +277,18 @@ void Matcher::allowed_tokens(const TokenIndex& index, TokenBits& bits) const {
   if (cut.json >= 0) merge(index.json_plain_up_to(uint32_t(std::min<int64_t>(cut.json, 65535))));
   if (cut.raw >= 0) merge(index.raw_plain_up_to(uint32_t(std::min<int64_t>(cut.raw, 65535))));
   Arena scratch;
-  walk(index, 0, state_, cut, bits, scratch);
+  walk(index, 0, state_, cut, bits, scratch, 0);
 }
 
 void Matcher::walk(const TokenIndex& index, uint32_t node, const State& state, const Shortcuts& cut, TokenBits& bits,
-                   Arena& arena) const {
+                   Arena& arena, size_t depth) const {
   const auto& nodes = index.nodes();
   const TokenIndex::Node& n = nodes[node];
-  State next;
+  // One scratch state per trie depth, reused across masks; a deque keeps the callers' references
+  // valid when a deeper level is added.
+  thread_local std::deque<State> per_depth;
+  while (per_depth.size() <= depth) per_depth.emplace_back();
+  State& next = per_depth[depth];
   for (uint32_t k = 0; k < n.children; ++k) {
     const uint32_t child = index.child_nodes()[n.first_child + k];
     const TokenIndex::Node& c = nodes[child];
@@ -235,7 +298,7 @@ void Matcher::walk(const TokenIndex& index, uint32_t node, const State& state, c
     step(state, index.child_bytes()[n.first_child + k], next, arena);
     if (next.empty()) continue;
     if (c.token >= 0) set_bit(bits, c.token);
-    if (c.children) walk(index, child, next, cut, bits, arena);
+    if (c.children) walk(index, child, next, cut, bits, arena, depth + 1);
   }
 }
 

@@ -7,8 +7,9 @@
 // state, pruning a subtree at its first refused byte, and taking the plain-text states' answers from
 // the index's precomputed bitsets.
 #include <cstdint>
-#include <deque>
 #include <memory>
+#include <string>
+#include <unordered_map>
 #include <string_view>
 #include <vector>
 
@@ -49,11 +50,19 @@ class Matcher {
   void step(const State& from, unsigned char byte, State& to, Arena& arena) const;
   void normalize(const Frame& f, State& to, Arena& arena, int depth) const;
   void walk(const TokenIndex& index, uint32_t node, const State& state, const Shortcuts& cut, TokenBits& bits,
-            Arena& arena) const;
+            Arena& arena, size_t depth) const;
+
+  // What decides the mask of a state: each stack's frames (positions; the top one's progress, with
+  // its counts clamped where no token can tell them apart).
+  std::string mask_key(const TokenIndex& index) const;
+  void compute_mask(const TokenIndex& index, TokenBits& bits) const;
 
   std::shared_ptr<const Grammar> g_;
   std::shared_ptr<Arena> live_;  // frames of the current state and its history
   State state_;
+  // Masks of states seen before (inside a long string every token has the same one). Per matcher,
+  // so per request; bounded.
+  mutable std::unordered_map<std::string, TokenBits> mask_cache_;
 };
 
 }  // namespace v4::grammar

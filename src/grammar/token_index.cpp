@@ -49,8 +49,13 @@ int raw_plain_bytes(const std::string& bytes) {
 TokenIndex::TokenIndex(const std::vector<std::string>& token_bytes, const std::vector<char>& excluded) {
   vocab_ = token_bytes.size();
   std::vector<int32_t> ids;
+  bytes_.resize(token_bytes.size());
   for (size_t t = 0; t < token_bytes.size(); ++t)
-    if (!token_bytes[t].empty() && !(t < excluded.size() && excluded[t])) ids.push_back(int32_t(t));
+    if (!token_bytes[t].empty() && !(t < excluded.size() && excluded[t])) {
+      ids.push_back(int32_t(t));
+      bytes_[t] = token_bytes[t];
+      longest_ = std::max(longest_, token_bytes[t].size());
+    }
   std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
     return token_bytes[a] != token_bytes[b] ? token_bytes[a] < token_bytes[b] : a < b;
   });

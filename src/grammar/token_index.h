@@ -31,7 +31,13 @@ class TokenIndex {
   };
 
   size_t vocab_size() const { return vocab_; }
+  // What token t writes; empty for a token no grammar allows (special, added, unknown ids).
+  const std::string& bytes(int32_t t) const {
+    static const std::string kNone;
+    return t >= 0 && size_t(t) < bytes_.size() ? bytes_[size_t(t)] : kNone;
+  }
   size_t words() const { return (vocab_ + 63) / 64; }
+  size_t longest_token() const { return longest_; }  // bytes
   const std::vector<Node>& nodes() const { return nodes_; }  // nodes()[0] is the root
   const std::vector<uint8_t>& child_bytes() const { return child_bytes_; }
   const std::vector<uint32_t>& child_nodes() const { return child_nodes_; }
@@ -44,6 +50,8 @@ class TokenIndex {
 
  private:
   size_t vocab_ = 0;
+  size_t longest_ = 0;
+  std::vector<std::string> bytes_;
   std::vector<Node> nodes_;
   std::vector<uint8_t> child_bytes_;
   std::vector<uint32_t> child_nodes_;

@@ -113,7 +113,10 @@ class ToolCallsBuilder {
 
 }  // namespace
 
-uint32_t tool_calls_rule(GrammarBuilder& b, const std::vector<ToolSpec>& tools, bool single_call) {
+namespace {
+
+// "\n" invoke ("\n" invoke)* "\n</｜DSML｜tool_calls>": the block after its opening tag.
+uint32_t block_body(GrammarBuilder& b, const std::vector<ToolSpec>& tools, bool single_call) {
   if (tools.empty()) throw SchemaError("/tools", "a tool call needs at least one tool");
   std::vector<Seq> invokes;
   for (size_t i = 0; i < tools.size(); ++i) {
@@ -125,8 +128,8 @@ uint32_t tool_calls_rule(GrammarBuilder& b, const std::vector<ToolSpec>& tools, 
     invokes.push_back(invoke);
   }
   const uint32_t invoke = b.rule(invokes);
-  Seq block = b.literal(kToolCallsOpen);
-  block.push_back(GrammarBuilder::call(invoke));
+  Seq body = b.literal("\n");
+  body.push_back(GrammarBuilder::call(invoke));
   if (!single_call) {
     const uint32_t more = b.declare();
     Seq again = b.literal("\n");
@@ -134,10 +137,25 @@ uint32_t tool_calls_rule(GrammarBuilder& b, const std::vector<ToolSpec>& tools, 
     again.push_back(GrammarBuilder::call(more));
     b.add_alternative(more, again);
     b.add_alternative(more, Seq{});
-    block.push_back(GrammarBuilder::call(more));
+    body.push_back(GrammarBuilder::call(more));
   }
-  b.literal(block, "\n</｜DSML｜tool_calls>");
+  b.literal(body, "\n</｜DSML｜tool_calls>");
+  return b.rule({body});
+}
+
+}  // namespace
+
+uint32_t tool_calls_rule(GrammarBuilder& b, const std::vector<ToolSpec>& tools, bool single_call) {
+  Seq block = b.literal(kToolCallsOpen.substr(0, kToolCallsOpen.size() - 1));  // the body starts with "\n"
+  block.push_back(GrammarBuilder::call(block_body(b, tools, single_call)));
   return b.rule({block});
+}
+
+uint32_t text_then_tool_calls_rule(GrammarBuilder& b, const std::vector<ToolSpec>& tools, bool single_call) {
+  const std::string tag = "<｜DSML｜tool_calls>";
+  Seq text_only{b.text_without(tag, kMaxStringChars)};
+  Seq text_then_block{b.raw_until(tag, kMaxStringChars), GrammarBuilder::call(block_body(b, tools, single_call))};
+  return b.rule({text_only, text_then_block});
 }
 
 Grammar tool_calls_grammar(const std::vector<ToolSpec>& tools, bool single_call) {

@@ -28,6 +28,10 @@ struct ToolSpec {
 // SchemaError (json_schema.h) for a schema outside the supported subset, with the path prefixed by
 // the tool's index ("/tools/2/parameters/...").
 uint32_t tool_calls_rule(GrammarBuilder& b, const std::vector<ToolSpec>& tools, bool single_call);
+// Free text (tool_choice auto), then optionally a block: the parser reads a block from its opening
+// tag wherever it appears, so the text alone never contains that tag, and a block that follows it
+// is valid as above (strict tools).
+uint32_t text_then_tool_calls_rule(GrammarBuilder& b, const std::vector<ToolSpec>& tools, bool single_call);
 // The block alone (forced tool calls: nothing before it).
 Grammar tool_calls_grammar(const std::vector<ToolSpec>& tools, bool single_call);
 

@@ -91,6 +91,23 @@ TEST(Matcher, MaskEqualsTryingEveryTokenOnToolCalls) {
   for (uint32_t seed = 0; seed < 20; ++seed) random_walk(g, vocab, excluded, index, seed, 60);
 }
 
+TEST(Matcher, MaskEqualsTryingEveryTokenOnTextThenOptionalToolCalls) {
+  auto vocab = small_vocabulary();
+  vocab.push_back("<\xEF\xBD\x9C" "DSML\xEF\xBD\x9Ctool_calls>");  // the block's tag as one token
+  std::vector<char> excluded(vocab.size(), 0);
+  const TokenIndex index(vocab, excluded);
+  std::vector<ToolSpec> tools{{"get", json::parse(R"({"type":"object","properties":{"q":{"type":"string","maxLength":4}},"required":["q"]})")}};
+  GrammarBuilder b;
+  const uint32_t root = text_then_tool_calls_rule(b, tools, true);
+  auto g = std::make_shared<const Grammar>(std::move(b).build(root));
+  for (uint32_t seed = 0; seed < 20; ++seed) random_walk(g, vocab, excluded, index, seed, 60);
+  Matcher m(g);
+  EXPECT_TRUE(m.accepting()) << "empty text is an answer";
+  EXPECT_TRUE(m.advance("Sure.\n\n<\xEF\xBD\x9C" "DSML\xEF\xBD\x9Ctool_calls>\n<\xEF\xBD\x9C" "DSML\xEF\xBD\x9Cinvoke name=\"get\">\n"));
+  EXPECT_FALSE(m.accepting()) << "once the block is open it must be finished";
+  EXPECT_FALSE(m.advance("<\xEF\xBD\x9C" "DSML\xEF\xBD\x9Cparameter name=\"x\""));
+}
+
 TEST(Matcher, RefusedBytesLeaveTheStateAsItWas) {
   auto g = std::make_shared<const Grammar>(json_schema_grammar(json::parse(R"({"enum":["ab","ac"]})")));
   Matcher m(g);

@@ -478,6 +478,7 @@ ChatRequest parse_chat_request(const json::value& body) {
       Fields ff = f.sub(*fn, tp + ".function");
       std::string name = ff.req_str("name");
       if (auto* p = ff.find("parameters"); p && !p->is_object()) throw ff.type_error("parameters", "an object", *p);
+      if (auto strict = ff.boolean("strict"); strict && *strict) req.strict_tools.push_back(name);
       req.tools.push_back(chat_tool(name, ff.str("description").value_or(""), ff.find("parameters")));
     }
   }
@@ -590,13 +591,10 @@ void read_responses_tool(ChatRequest& req, const Fields& f, const json::value& t
   auto describe = [&](std::string d) { return ns_description.empty() ? d : "(" + ns + ": " + ns_description + ") " + d; };
   if (type == "function") {
     tf.only({"type", "name", "description", "parameters", "strict"});
-    if (auto strict = tf.boolean("strict"); strict && *strict)
-      throw invalid_value(req.dialect, tp + ".strict",
-                          "'" + tp + ".strict': strict tools need constrained decoding, which this server does not "
-                          "have; send strict: false");
     if (auto* p = tf.find("parameters"); p && !p->is_object()) throw tf.type_error("parameters", "an object", *p);
     const std::string name = tf.req_str("name");
     const std::string model_name = ns.empty() ? name : ns + "." + name;
+    if (auto strict = tf.boolean("strict"); strict && *strict) req.strict_tools.push_back(model_name);
     req.tools.push_back(chat_tool(model_name, describe(tf.str("description").value_or("")), tf.find("parameters")));
     if (!ns.empty()) req.tool_origins.push_back({model_name, name, ns, false});
   } else if (type == "custom") {
@@ -928,11 +926,12 @@ void read_anthropic_tools(ChatRequest& req, const Fields& f) {
       }
       if (auto type = tf.str("type"); type && *type != "custom")
         refuse_tool_type(req.dialect, tp + ".type", *type, "client tools and web_search_20250305");
-      tf.only({"type", "name", "description", "input_schema", "cache_control"});
+      tf.only({"type", "name", "description", "input_schema", "cache_control", "strict"});
       read_cache_control(tf);
       const json::value* schema = tf.find("input_schema");
       if (!schema) throw bad_request(tp + ".input_schema", "missing required parameter '" + tp + ".input_schema'");
       if (!schema->is_object()) throw tf.type_error("input_schema", "an object", *schema);
+      if (auto strict = tf.boolean("strict"); strict && *strict) req.strict_tools.push_back(tf.req_str("name"));
       req.tools.push_back(chat_tool(tf.req_str("name"), tf.str("description").value_or(""), schema));
     }
   }

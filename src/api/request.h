@@ -80,6 +80,9 @@ struct ChatRequest {
   std::string tool_choice = "auto";  // auto | none | required | <function name>
   std::vector<ToolOrigin> tool_origins;  // only for tools not plain functions (namespaced, custom)
   bool parallel_tool_calls = true;       // false: at most one call per turn (later ones dropped)
+  // Tools declared strict (Chat function.strict, Responses strict, Anthropic strict): their calls'
+  // arguments are held to their schema by constrained decoding (api/constraint.h).
+  std::vector<std::string> strict_tools;
   // Tools the request declared that this server does not give the model (the Responses web_search
   // tool while the server has no search, or when it asks for no live web access and the server
   // searches the live web; docs/api.md): named in the response (`x-v4flash-withheld-tools` header

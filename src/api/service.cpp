@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "api/constraint.h"
 #include "search/sources.h"
 #include "text/chat_encoder.h"
 #include "text/detokenizer.h"
@@ -276,6 +277,12 @@ ApiService::ApiService(runtime::Engine& engine, std::shared_ptr<const text::Toke
   });
 }
 
+std::shared_ptr<runtime::TokenConstraint> ApiService::constraint(std::shared_ptr<const grammar::Grammar> grammar) const {
+  if (!grammar) return nullptr;
+  std::call_once(token_index_once_, [&] { token_index_ = make_token_index(*tokenizer_); });
+  return make_constraint(std::move(grammar), token_index_, engine_.config().eos_token_id);
+}
+
 int64_t ApiService::context_length() const {
   return std::min<int64_t>(options_.catalog.context_length, engine_.config().max_position_embeddings);
 }
@@ -350,6 +357,7 @@ PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body, co
   if (dialect == Dialect::anthropic) apply_betas(p.req, anthropic_beta);
   check_model(options_, p.req);
   if (p.req.search_tool) enable_search_tool(p.req);
+  p.grammar = output_grammar(p.req);  // a schema we cannot run is refused before any search
   if (!p.req.web_search_field.empty()) run_web_search(p);
   p.prompt = encode_request(p.req, *tokenizer_);
 
@@ -524,10 +532,14 @@ std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Pr
   gr.params = p.params;
   gr.tenant = who.tenant();
   gr.cache_salt = options_.shared_prefix_cache ? std::string() : who.tenant();
+  gr.constraint = constraint(p.grammar);
   if (search_tool) {
     g->loop_ = std::make_unique<Generation::SearchLoop>();
     g->loop_->service = this;
     g->loop_->req = p.req;
+    ChatRequest later = p.req;
+    later.tool_choice = "auto";
+    g->loop_->grammar = output_grammar(later);
     g->loop_->base = gr;
     g->loop_->max_tokens = p.params.max_tokens;
     g->loop_->next_number = p.sources.size() + 1;
@@ -690,6 +702,7 @@ void Generation::next_round() {
         if (budget > 0) {
           next = loop_->base;
           next->prompt = std::move(prompt);
+          next->constraint = loop_->service->constraint(loop_->grammar);
           next->params.max_tokens = int(budget);
           parser_ = std::make_unique<text::CompletionParser>(parser_options_);
           round_user_calls_ = false;

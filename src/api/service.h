@@ -15,6 +15,8 @@
 #include "api/auth.h"
 #include "api/output.h"
 #include "api/request.h"
+#include "grammar/grammar.h"
+#include "grammar/token_index.h"
 #include "runtime/engine.h"
 #include "search/provider.h"
 #include "text/completion_parser.h"
@@ -44,6 +46,7 @@ struct PreparedRequest {
   int web_search_calls = 0;
   std::vector<search::Result> sources;  // the search results the model was given
   std::string footer;                   // appended to the answer ("" with disable_formatting)
+  std::shared_ptr<const grammar::Grammar> grammar;  // the output's constraint (api/constraint.h), or null
 };
 
 class ApiService;
@@ -92,6 +95,9 @@ class Generation : public std::enable_shared_from_this<Generation> {
     size_t next_number = 1;           // citation number of the next result
     Message round{"assistant", "", {}, {}, {}};
     std::vector<SearchCall> pending;
+    // Later rounds answer with the search results: the output format still holds, a forced tool
+    // call does not (it was the first round's).
+    std::shared_ptr<const grammar::Grammar> grammar;
   };
   std::unique_ptr<SearchLoop> loop_;
   Usage total_;  // the finished rounds'
@@ -159,6 +165,8 @@ class ApiService {
   // web_search_linkup / web_search_options: searches with the latest user message and puts the
   // results before it. Throws ApiError (400 when off, 502/503 when the search fails).
   void run_web_search(PreparedRequest& p) const;
+  // A fresh engine constraint running `grammar` (null: none); the vocabulary index is built on first use.
+  std::shared_ptr<runtime::TokenConstraint> constraint(std::shared_ptr<const grammar::Grammar> grammar) const;
 
   runtime::Engine& engine_;
   std::shared_ptr<const text::Tokenizer> tokenizer_;
@@ -166,6 +174,8 @@ class ApiService {
   std::shared_ptr<UsageSink> usage_;
   ServiceOptions options_;
   std::shared_ptr<RunningByKey> running_;
+  mutable std::once_flag token_index_once_;
+  mutable std::shared_ptr<const grammar::TokenIndex> token_index_;
 };
 
 }  // namespace v4::api

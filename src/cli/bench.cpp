@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cli/bench_cache.h"
+#include "cli/bench_constrained.h"
 #include "bench/sample_bench.h"
 #include "bench/serve_bench.h"
 #include "cli/command.h"
@@ -699,6 +700,7 @@ const char* kUsage =
     "  tokenize  tokenizer throughput\n"
     "  cache     time to first token uncached / memory prefix-cache hit / disk-cache hit after a restart\n"
     "  sample    sampler microseconds per token, worst case included\n"
+    "  constrained  decode tokens/s under structured output / forced tool calls vs free (--model DIR)\n"
     "  serve     load generator for a running server: req/s, tok/s, TTFT, ITL per concurrency\n"
     "Run `v4flash bench <what> --help` for the options.\n";
 
@@ -712,6 +714,7 @@ int bench_main(const Args& args) {
   if (what == "kernels" || what == "linear") return bench_kernels(rest);
   if (what == "tokenize") return run_bench_tokenize(rest);
   if (what == "cache") return run_bench_cache(rest);
+  if (what == "constrained") return run_bench_constrained(rest);
   if (what == "sample") return bench::run_bench_sample(rest);
   if (what == "serve") return bench::run_bench_serve(rest);
   if (what == "decode" || what == "prefill") {

@@ -7,6 +7,7 @@
 // logits independent of the rest of the batch. So a request gets the same tokens and logprobs
 // alone, beside others, and resumed from a prefix-cache snapshot (which is taken at a chunk end).
 #include <algorithm>
+#include <limits>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -110,6 +111,8 @@ struct Sequence {
   StopTextStream text;            // the answer: stop strings apply here
   RequestRng rng{0};
   std::vector<int32_t> output;    // generated tokens (the sampler's penalties count them)
+  std::vector<uint64_t> allowed;  // the constraint's last answer
+  std::vector<float> masked;      // the logits row with the constraint applied
 
   bool prefilling() const { return prompt_done < int64_t(request.prompt.size()); }
 };
@@ -587,6 +590,20 @@ class EngineImpl final : public Engine {
   int32_t choose(Sequence& s, std::span<const float> logits) {
     const auto& p = s.request.params;
     if (p.thinking && s.in_reasoning && think_end_ >= 0 && s.reasoning >= p.thinking_budget) return think_end_;
+    if (s.request.constraint && !s.in_reasoning) {
+      s.request.constraint->allowed(s.allowed, logits.size());
+      s.masked.assign(logits.begin(), logits.end());
+      constexpr float kMasked = -std::numeric_limits<float>::infinity();
+      for (size_t w = 0; w * 64 < s.masked.size(); ++w) {
+        const uint64_t keep = w < s.allowed.size() ? s.allowed[w] : 0;
+        if (keep == ~uint64_t(0)) continue;  // inside a string most words allow every token
+        const size_t end = std::min(s.masked.size(), w * 64 + 64);
+        for (size_t t = w * 64; t < end; ++t)
+          if (!((keep >> (t - w * 64)) & 1)) s.masked[t] = kMasked;
+      }
+      // sample_token refuses a row with nothing finite: a constraint that allows nothing fails the request
+      return sample_token(s.masked, p, s.rng, s.output);
+    }
     return sample_token(logits, p, s.rng, s.output);
   }
 
@@ -615,6 +632,8 @@ class EngineImpl final : public Engine {
     if (s.in_reasoning) {
       s.reasoning++;
       if (token == think_end_) s.in_reasoning = false;
+    } else if (s.request.constraint) {
+      s.request.constraint->accept(token);
     }
     if (pick.logprobs) {
       out.logprob = pick.logprobs->chosen;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "runtime/token_constraint.h"
 
 namespace v4::runtime {
 
@@ -59,6 +60,9 @@ struct GenerationRequest {
   // Prefix-cache namespace: a cached prefix is only found by requests with the same salt. Empty:
   // the shared namespace (the operator's choice, e.g. a deployment-wide system prompt).
   std::string cache_salt;
+  // Structured output / forced tool calls: the answer's tokens are sampled from those it allows
+  // (the reasoning is free). Not shared between requests: it keeps the request's parse state.
+  std::shared_ptr<TokenConstraint> constraint;
 };
 
 struct TokenLogprob {

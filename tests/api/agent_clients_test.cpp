@@ -133,11 +133,10 @@ TEST(Anthropic, FieldsNotHonouredAreRefusedNamingThem) {
     EXPECT_EQ(e.status, 400) << field;
     EXPECT_EQ(e.code, "unsupported_parameter") << field;
   }
-  auto tool = error_of([] {
-    parse_anthropic_request(J(R"({"model":"m","max_tokens":8,"messages":[{"role":"user","content":"x"}],
-        "tools":[{"name":"f","input_schema":{"type":"object"},"strict":true}]})"));
-  });
-  EXPECT_EQ(tool.param, "tools[0].strict");
+  // strict tools are honoured now (constrained decoding): read, not refused
+  auto strict = parse_anthropic_request(J(R"({"model":"m","max_tokens":8,"messages":[{"role":"user","content":"x"}],
+      "tools":[{"name":"f","input_schema":{"type":"object"},"strict":true}]})"));
+  EXPECT_EQ(strict.strict_tools, std::vector<std::string>{"f"});
   auto r = parse_anthropic_request(J(R"({"model":"m","max_tokens":8,"messages":[{"role":"user","content":"x"}],
       "tools":[{"name":"f","input_schema":{"type":"object"}}],"tool_choice":{"type":"auto","disable_parallel_tool_use":true}})"));
   EXPECT_FALSE(r.parallel_tool_calls);
@@ -182,7 +181,6 @@ TEST(Codex, RefusalsNameTheField) {
       {R"({"model":"m","input":"x","store":true})", "store"},
       {R"({"model":"m","input":"x","include":["file_search_call.results"]})", "include[0]"},
       {R"({"model":"m","input":"x","tools":[{"type":"local_shell"}]})", "tools[0].type"},
-      {R"({"model":"m","input":"x","tools":[{"type":"function","name":"f","strict":true}]})", "tools[0].strict"},
       {R"({"model":"m","input":"x","tools":[{"type":"custom","name":"apply_patch","format":{"type":"grammar","syntax":"lark","definition":"start: x"}}]})",
        "tools[0].format.type"},
       {R"({"model":"m","input":"x","truncation":"auto"})", "truncation"},
@@ -194,6 +192,10 @@ TEST(Codex, RefusalsNameTheField) {
     EXPECT_EQ(e.param, c.param) << c.body;
     EXPECT_TRUE(e.status == 400 || e.status == 422) << c.body;
   }
+  // strict function tools are honoured (constrained decoding), a namespace member by its model name
+  auto strict = parse_responses_request(json::parse(R"({"model":"m","input":"x","tools":[{"type":"function","name":"f","strict":true},
+      {"type":"namespace","name":"ns","tools":[{"type":"function","name":"g","strict":true}]}]})"));
+  EXPECT_EQ(strict.strict_tools, (std::vector<std::string>{"f", "ns.g"}));
 }
 
 TEST(Codex, CustomAndNamespacedCallsGoBackInTheirOwnShape) {

@@ -259,10 +259,12 @@ std::string call_item_id(const ResponseMeta& m, size_t i) { return "fc_" + m.ite
 json::object reasoning_item(const ChatRequest& req, const ResponseMeta& m, const std::string& text, const char* status,
                             int k = 0) {
   const bool done = std::string(status) == "completed";
+  // thinking.display "omitted": the reasoning is not shown, but still sealed for the round trip
+  const std::string shown = req.show_thinking ? text : std::string();
   json::array content, summary;
-  if (!text.empty() || done) content.push_back(json::object{{"type", "reasoning_text"}, {"text", text}});
-  if (!req.reasoning_summary.empty() && (!text.empty() || done))
-    summary.push_back(json::object{{"type", "summary_text"}, {"text", text}});
+  if (!shown.empty() || done) content.push_back(json::object{{"type", "reasoning_text"}, {"text", shown}});
+  if (!req.reasoning_summary.empty() && (!shown.empty() || done))
+    summary.push_back(json::object{{"type", "summary_text"}, {"text", shown}});
   json::value sealed = nullptr;
   if (req.encrypted_reasoning && done) sealed = json::value(seal_reasoning(text));
   return json::object{{"type", "reasoning"}, {"id", reasoning_item_id(m, k)}, {"summary", std::move(summary)},
@@ -432,7 +434,8 @@ class ChatStream final : public StreamRenderer {
   }
   std::string delta(const Delta& d) override {
     switch (d.kind) {
-      case Delta::Kind::reasoning:
+      case Delta::Kind::reasoning:  // thinking.display "omitted": not shown
+        if (!req_.show_thinking) return {};
         return chunk(json::object{{"reasoning_content", d.text}}, nullptr, nullptr);
       case Delta::Kind::content: {
         json::value lp = nullptr;
@@ -512,6 +515,7 @@ class ResponsesStream final : public StreamRenderer {
       case Delta::Kind::reasoning: {
         out += open_reasoning();
         item_text_ += d.text;
+        if (!req_.show_thinking) break;  // thinking.display "omitted": the item stays empty
         const std::string id = reasoning_item_id(meta_, reasoning_count_);
         out += event("response.reasoning_text.delta",
                      json::object{{"item_id", id}, {"output_index", index_}, {"content_index", 0}, {"delta", d.text}});
@@ -642,18 +646,19 @@ class ResponsesStream final : public StreamRenderer {
     std::string out;
     if (open_ == Open::reasoning) {
       const std::string id = reasoning_item_id(meta_, reasoning_count_);
+      const std::string shown = req_.show_thinking ? item_text_ : std::string();
       if (summarise()) {
         out += event("response.reasoning_summary_text.done", json::object{{"item_id", id}, {"output_index", index_},
-                                                                          {"summary_index", 0}, {"text", item_text_}});
+                                                                          {"summary_index", 0}, {"text", shown}});
         out += event("response.reasoning_summary_part.done",
                      json::object{{"item_id", id}, {"output_index", index_}, {"summary_index", 0},
-                                  {"part", json::object{{"type", "summary_text"}, {"text", item_text_}}}});
+                                  {"part", json::object{{"type", "summary_text"}, {"text", shown}}}});
       }
       out += event("response.reasoning_text.done",
-                   json::object{{"item_id", id}, {"output_index", index_}, {"content_index", 0}, {"text", item_text_}});
+                   json::object{{"item_id", id}, {"output_index", index_}, {"content_index", 0}, {"text", shown}});
       out += event("response.content_part.done",
                    json::object{{"item_id", id}, {"output_index", index_}, {"content_index", 0},
-                                {"part", json::object{{"type", "reasoning_text"}, {"text", item_text_}}}});
+                                {"part", json::object{{"type", "reasoning_text"}, {"text", shown}}}});
       out += event("response.output_item.done",
                    json::object{{"output_index", index_},
                                 {"item", reasoning_item(req_, meta_, item_text_, "completed", reasoning_count_)}});
@@ -886,7 +891,8 @@ json::object render_response(const ChatRequest& req, const ResponseMeta& m, cons
       json::object msg{{"role", "assistant"},
                        {"content", turn.content.empty() && has_calls ? json::value(nullptr) : json::value(turn.content)},
                        {"refusal", nullptr},
-                       {"reasoning_content", req.thinking ? json::value(turn.reasoning) : json::value(nullptr)},
+                       {"reasoning_content", req.thinking ? json::value(req.show_thinking ? turn.reasoning : std::string())
+                                                          : json::value(nullptr)},
                        {"annotations", url_citations(turn.content, m.sources, /*chat=*/true)}};
       if (has_calls) {
         json::array calls;

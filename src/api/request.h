@@ -120,7 +120,7 @@ struct ChatRequest {
   std::string effort = "medium";  // none | low | medium | high | max (normalised)
   int thinking_budget = 32768;
   bool thinking_budget_given = false;
-  bool show_thinking = true;  // Anthropic thinking.display = "omitted" hides the deltas
+  bool show_thinking = true;  // thinking.display = "omitted" (every dialect): the reasoning is not shown
   bool thinking_token_count = false;  // anthropic-beta thinking-token-count: usage.output_tokens_details
 
   bool logprobs = false;

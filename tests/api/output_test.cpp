@@ -286,3 +286,35 @@ TEST(Errors, DialectShapes) {
   EXPECT_EQ(render_error(Dialect::anthropic, ApiError(413, "invalid_request_error", "x"), "r")["error"].at("type"), "request_too_large");
   EXPECT_EQ(render_error(Dialect::anthropic, ApiError(529, "overloaded_error", "x"), "r")["error"].at("type"), "overloaded_error");
 }
+
+// thinking.display "omitted" in Chat and Responses (Anthropic's own shape is tested above): the
+// reasoning is not shown, non-streamed or streamed; Responses still seals it for the round trip.
+TEST(ThinkingDisplay, OmittedHidesTheReasoningInChatAndResponses) {
+  Turn turn;
+  turn.add(reasoning("secret plan"));
+  turn.add(content("answer"));
+  auto chat = request(Dialect::chat);
+  chat.show_thinking = false;
+  auto body = render_response(chat, meta(), turn, outcome(StopKind::end_turn));
+  EXPECT_EQ(body.at("choices").at(0).at("message").at("reasoning_content"), "");
+  auto cs = make_stream_renderer(chat, meta(), 4);
+  cs->start();
+  EXPECT_EQ(cs->delta(reasoning("secret plan")), "");
+  EXPECT_NE(cs->delta(content("answer")).find("answer"), std::string::npos);
+
+  auto resp = request(Dialect::responses);
+  resp.show_thinking = false;
+  resp.encrypted_reasoning = true;
+  const std::string text = json::serialize(render_response(resp, meta(), turn, outcome(StopKind::end_turn)));
+  EXPECT_EQ(text.find("secret plan"), std::string::npos);
+  EXPECT_NE(text.find("\"encrypted_content\":\""), std::string::npos);
+  auto rs = make_stream_renderer(resp, meta(), 4);
+  std::string stream = rs->start() + rs->delta(reasoning("secret plan")) + rs->delta(content("answer")) +
+                       rs->finish(outcome(StopKind::end_turn));
+  EXPECT_EQ(stream.find("secret plan"), std::string::npos);
+  EXPECT_NE(stream.find("response.output_item.done"), std::string::npos);
+
+  chat.show_thinking = true;
+  EXPECT_EQ(render_response(chat, meta(), turn, outcome(StopKind::end_turn)).at("choices").at(0).at("message").at("reasoning_content"),
+            "secret plan");
+}

@@ -59,6 +59,12 @@ TokenIndex::TokenIndex(const std::vector<std::string>& token_bytes, const std::v
   std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
     return token_bytes[a] != token_bytes[b] ? token_bytes[a] < token_bytes[b] : a < b;
   });
+  build_trie(ids, token_bytes);
+  summarise(token_bytes);
+  fill_plain_sets(ids, token_bytes);
+}
+
+void TokenIndex::build_trie(const std::vector<int32_t>& ids, const std::vector<std::string>& token_bytes) {
   // Breadth first over ranges of the sorted ids that share a prefix of `depth` bytes, so each
   // node's children are contiguous and come after it.
   struct Pending {
@@ -92,8 +98,10 @@ TokenIndex::TokenIndex(const std::vector<std::string>& token_bytes, const std::v
       i = j;
     }
   }
+}
+
+void TokenIndex::summarise(const std::vector<std::string>& token_bytes) {
   // Children come after their parent: one backward pass computes the subtree summaries.
-  uint32_t max_chars = 0, max_bytes = 0;
   for (size_t n = nodes_.size(); n-- > 0;) {
     Node& node = nodes_[n];
     bool json = true, raw = true;
@@ -118,6 +126,10 @@ TokenIndex::TokenIndex(const std::vector<std::string>& token_bytes, const std::v
     node.max_chars = uint16_t(std::min<uint32_t>(chars, 65535));
     node.max_bytes = uint16_t(std::min<uint32_t>(bytes, 65535));
   }
+}
+
+void TokenIndex::fill_plain_sets(const std::vector<int32_t>& ids, const std::vector<std::string>& token_bytes) {
+  uint32_t max_chars = 0, max_bytes = 0;
   for (int32_t t : ids) {
     const int c = json_plain_chars(token_bytes[t]);
     if (c >= 0) max_chars = std::max<uint32_t>(max_chars, uint32_t(c));

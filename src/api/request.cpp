@@ -358,6 +358,7 @@ void read_tool_choice(ChatRequest& req, const Fields& f, const json::value& tc, 
 void read_response_format(ChatRequest& req, const Fields& f, const json::object& rf, const std::string& param) {
   Fields rff = f.sub(rf, param);
   std::string type = rff.req_str("type");
+  if (type == "text" || type == "json_object") rff.only({"type"});
   if (type == "text") return;
   if (type == "json_object") {
     req.json_object = true;
@@ -366,8 +367,16 @@ void read_response_format(ChatRequest& req, const Fields& f, const json::object&
   }
   if (type == "json_schema") {
     // Chat nests {json_schema: {name, schema}}; Responses text.format is flat {name, schema}.
+    // name and description are for the model (the schema is in the prompt); strict either way: the
+    // answer is held to the schema (api/constraint.h).
     const json::object* holder = &rf;
-    if (auto* js = rff.object("json_schema")) holder = js;
+    if (auto* js = rff.object("json_schema")) {
+      rff.only({"type", "json_schema"});
+      holder = js;
+      f.sub(*js, param + ".json_schema").only({"name", "description", "schema", "strict"});
+    } else {
+      rff.only({"type", "name", "description", "schema", "strict"});
+    }
     Fields hf = f.sub(*holder, param);
     const json::value* schema = hf.find("schema");
     if (!schema || !schema->is_object()) throw bad_request(param + ".schema", "json_schema needs a 'schema' object");

@@ -177,6 +177,8 @@ TEST(ChatRequest, BadInputTable) {
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"},"cache_control":{}}]})", 400, "tools[0].cache_control"},
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"allowed_tools","allowed_tools":{}}})", 422, "tool_choice.type"},
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"web_search_options":{"search_context_size":"low","filters":{}}})", 400, "web_search_options.filters"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{},"examples":[]}}})", 400, "response_format.json_schema.examples"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object","schema":{}}})", 400, "response_format.schema"},
       {R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]})", 400, "messages[0].content[0].type"},
       {R"({"model":"m","messages":[{"role":"tool","content":"x"}]})", 400, "messages[0].tool_call_id"},
   };

@@ -1,5 +1,6 @@
 #include "grammar/grammar.h"
 
+#include <array>
 #include <functional>
 #include <stdexcept>
 
@@ -50,6 +51,33 @@ Element GrammarBuilder::text_without(std::string forbidden, uint32_t max) {
   Element e = raw_until(std::move(forbidden), max);
   g_.raws.back().forbid = true;
   return e;
+}
+
+uint32_t GrammarBuilder::star(const Seq& seq) {
+  const uint32_t more = declare();
+  Seq again = seq;
+  again.push_back(call(more));
+  add_alternative(more, again);
+  add_alternative(more, Seq{});
+  return more;
+}
+
+uint32_t GrammarBuilder::ordered(const std::vector<uint32_t>& items, const std::vector<bool>& required,
+                                 const Seq& separator) {
+  // rest[i][first]: the items from i on; `first` when nothing came before (no separator due)
+  const size_t n = items.size();
+  std::vector<std::array<uint32_t, 2>> rest(n + 1);
+  rest[n] = {rule({Seq{}}), rule({Seq{}})};
+  for (size_t i = n; i-- > 0;)
+    for (int first = 0; first < 2; ++first) {
+      Seq with = first ? Seq{} : separator;
+      with.push_back(call(items[i]));
+      with.push_back(call(rest[i + 1][0]));
+      std::vector<Seq> alts{with};
+      if (!required[i]) alts.push_back({call(rest[i + 1][first])});
+      rest[i][first] = rule(alts);
+    }
+  return rest[0][1];
 }
 
 void GrammarBuilder::literal(Seq& seq, std::string_view text) {

@@ -70,6 +70,11 @@ class GrammarBuilder {
   // UTF-8 text of at most `max` bytes in which `forbidden` never appears; it may end after any
   // whole character (free content before an optional tool-call block).
   Element text_without(std::string forbidden, uint32_t max);
+  // Zero or more times `seq` (a right-recursive rule: more := seq more | nothing).
+  uint32_t star(const Seq& seq);
+  // The rules `items` in this order, each left out unless `required[i]`, with `separator` between
+  // two that are present (JSON properties in schema order, a tool call's parameter lines).
+  uint32_t ordered(const std::vector<uint32_t>& items, const std::vector<bool>& required, const Seq& separator);
   // The bytes of `text`, one element each, appended to `seq`.
   void literal(Seq& seq, std::string_view text);
   Seq literal(std::string_view text);

@@ -1,7 +1,6 @@
 #include "grammar/json_schema.h"
 
 #include <algorithm>
-#include <array>
 #include <set>
 
 #include <boost/json.hpp>
@@ -181,35 +180,20 @@ uint32_t JsonSchemaCompiler::object(const json::object& s, const std::string& pa
     const uint32_t member = extra && extra->is_object() ? value(*extra, child(path, "additionalProperties")) : any_value();
     return free_object(member);
   }
-  // members(i, first): the properties from i on, in schema order, `first` when no comma is due.
-  const json::object& p = props->as_object();
-  const size_t n = p.size();
-  std::vector<std::array<uint32_t, 2>> members(n + 1);
-  members[n] = {b_.rule({Seq{}}), b_.rule({Seq{}})};
-  std::vector<uint32_t> values;
-  std::vector<std::string> names;
-  for (const auto& kv : p) {
-    names.emplace_back(kv.key());
-    values.push_back(value(kv.value(), child(child(path, "properties"), kv.key())));
+  // "NAME": value for each property, in schema order
+  std::vector<uint32_t> members;
+  std::vector<bool> needed;
+  for (const auto& kv : props->as_object()) {
+    Seq member = b_.literal(json_quote(kv.key()) + ":");
+    member.push_back(GrammarBuilder::call(space()));
+    member.push_back(GrammarBuilder::call(value(kv.value(), child(child(path, "properties"), kv.key()))));
+    members.push_back(b_.rule({member}));
+    needed.push_back(required.count(kv.key()) > 0);
   }
-  for (size_t i = n; i-- > 0;) {
-    for (int first = 0; first < 2; ++first) {
-      Seq with;
-      if (!first) {
-        b_.literal(with, ",");
-        with.push_back(GrammarBuilder::call(space()));
-      }
-      b_.literal(with, json_quote(names[i]) + ":");
-      with.push_back(GrammarBuilder::call(space()));
-      with.push_back(GrammarBuilder::call(values[i]));
-      with.push_back(GrammarBuilder::call(members[i + 1][0]));
-      std::vector<Seq> alts{with};
-      if (!required.count(names[i])) alts.push_back({GrammarBuilder::call(members[i + 1][first])});
-      members[i][first] = b_.rule(alts);
-    }
-  }
+  Seq comma = b_.literal(",");
+  comma.push_back(GrammarBuilder::call(space()));
   Seq seq = b_.literal("{");
-  seq.push_back(GrammarBuilder::call(members[0][1]));
+  seq.push_back(GrammarBuilder::call(b_.ordered(members, needed, comma)));
   b_.literal(seq, "}");
   return b_.rule({seq});
 }
@@ -233,16 +217,7 @@ uint32_t JsonSchemaCompiler::list(uint32_t item, uint32_t min, uint32_t max) {
   comma_item.push_back(GrammarBuilder::call(space()));
   comma_item.push_back(GrammarBuilder::call(item));
   // tail(k): the rest after k items
-  uint32_t tail;
-  if (max == UINT32_MAX) {
-    tail = b_.declare();  // more := "," item more | nothing
-    Seq again = comma_item;
-    again.push_back(GrammarBuilder::call(tail));
-    b_.add_alternative(tail, again);
-    b_.add_alternative(tail, Seq{});
-  } else {
-    tail = b_.rule({Seq{}});
-  }
+  uint32_t tail = max == UINT32_MAX ? b_.star(comma_item) : b_.rule({Seq{}});
   const uint32_t start_unbounded = std::max<uint32_t>(min, 1);
   const uint32_t last = max == UINT32_MAX ? start_unbounded : max;
   for (uint32_t k = last; k-- > 1;) {  // after k items

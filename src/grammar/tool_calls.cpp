@@ -1,6 +1,5 @@
 #include "grammar/tool_calls.h"
 
-#include <array>
 #include <set>
 
 #include <boost/json.hpp>
@@ -39,27 +38,13 @@ class ToolCallsBuilder {
     if (const json::value* r = s.if_contains("required"); r && r->is_array())
       for (const auto& n : r->as_array())
         if (n.is_string()) required.insert(std::string(n.as_string()));
-    const json::object& p = props->as_object();
     std::vector<uint32_t> lines;
-    std::vector<std::string> names;
-    for (const auto& kv : p) {
-      names.emplace_back(kv.key());
+    std::vector<bool> needed;
+    for (const auto& kv : props->as_object()) {
       lines.push_back(parameter_line(kv.key(), kv.value(), path_ + "/properties/" + std::string(kv.key())));
+      needed.push_back(required.count(kv.key()) > 0);
     }
-    // members(i, first): lines from property i on, "\n" before each but the first.
-    const size_t n = p.size();
-    std::vector<std::array<uint32_t, 2>> members(n + 1);
-    members[n] = {b_.rule({Seq{}}), b_.rule({Seq{}})};
-    for (size_t i = n; i-- > 0;)
-      for (int first = 0; first < 2; ++first) {
-        Seq with = b_.literal(first ? "" : "\n");
-        with.push_back(GrammarBuilder::call(lines[i]));
-        with.push_back(GrammarBuilder::call(members[i + 1][0]));
-        std::vector<Seq> alts{with};
-        if (!required.count(names[i])) alts.push_back({GrammarBuilder::call(members[i + 1][first])});
-        members[i][first] = b_.rule(alts);
-      }
-    return members[0][1];
+    return b_.ordered(lines, needed, b_.literal("\n"));
   }
 
  private:
@@ -96,13 +81,9 @@ class ToolCallsBuilder {
     line.push_back(b_.raw_until("\" string=\"", kMaxNameBytes));
     line.push_back(GrammarBuilder::call(b_.rule({text, value})));
     const uint32_t one = b_.rule({line});
-    const uint32_t more = b_.declare();
     Seq again = b_.literal("\n");
     again.push_back(GrammarBuilder::call(one));
-    again.push_back(GrammarBuilder::call(more));
-    b_.add_alternative(more, again);
-    b_.add_alternative(more, Seq{});
-    return b_.rule({Seq{}, Seq{GrammarBuilder::call(one), GrammarBuilder::call(more)}});
+    return b_.rule({Seq{}, Seq{GrammarBuilder::call(one), GrammarBuilder::call(b_.star(again))}});
   }
 
   GrammarBuilder& b_;
@@ -131,13 +112,9 @@ uint32_t block_body(GrammarBuilder& b, const std::vector<ToolSpec>& tools, bool 
   Seq body = b.literal("\n");
   body.push_back(GrammarBuilder::call(invoke));
   if (!single_call) {
-    const uint32_t more = b.declare();
     Seq again = b.literal("\n");
     again.push_back(GrammarBuilder::call(invoke));
-    again.push_back(GrammarBuilder::call(more));
-    b.add_alternative(more, again);
-    b.add_alternative(more, Seq{});
-    body.push_back(GrammarBuilder::call(more));
+    body.push_back(GrammarBuilder::call(b.star(again)));
   }
   b.literal(body, "\n</｜DSML｜tool_calls>");
   return b.rule({body});

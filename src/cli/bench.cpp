@@ -85,7 +85,7 @@ using kernels::stream_sum;
 std::string machine_json() {
   const auto& f = kernels::cpu_features();
   return std::string(",\"isa\":\"") + kernels::isa_name(kernels::active_isa()) + "\",\"cpu\":\"" +
-         (f.model.empty() ? f.vendor : f.model) + "\",\"cpu_features\":\"" + f.summary() + "\"";
+         f.name() + "\",\"cpu_features\":\"" + f.summary() + "\"";
 }
 
 // Read bandwidth in GB/s (1e9 bytes/s) of `threads` threads streaming over `buffer`: each repeat

@@ -87,10 +87,7 @@ bool same_first_token(const Run& a, const Run& b) {
   return true;
 }
 
-std::string cpu_model() {
-  const auto& f = kernels::cpu_features();
-  return f.model.empty() ? f.vendor : f.model;
-}
+const std::string& cpu_model() { return kernels::cpu_features().name(); }
 
 const char* isa() { return kernels::isa_name(kernels::active_isa()); }
 

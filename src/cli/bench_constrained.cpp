@@ -137,7 +137,7 @@ int run_bench_constrained(const Args& args) {
   }
   engine->shutdown();
   const auto& f = kernels::cpu_features();
-  const std::string cpu = f.model.empty() ? f.vendor : f.model;
+  const std::string& cpu = f.name();
   const unsigned used = threads > 0 ? unsigned(threads) : std::thread::hardware_concurrency();
   if (as_json) {
     json::object out{{"cpu", cpu}, {"isa", kernels::isa_name(kernels::active_isa())}, {"threads", used},

@@ -21,6 +21,7 @@ struct CpuFeatures {
 
   // "avx2 fma f16c avx512f ... amx-bf16(permitted)" for logs and bench output.
   std::string summary() const;
+  const std::string& name() const { return model.empty() ? vendor : model; }  // the brand string, else the vendor
 };
 
 // Detected on first call, then cached.

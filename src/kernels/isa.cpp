@@ -84,7 +84,7 @@ void set_isa(Isa isa) {
 std::string isa_report() {
   const CpuFeatures& f = cpu_features();
   return std::string("kernels: ") + isa_name(active_isa()) + " (best " + isa_name(best_isa()) + "; CPU " +
-         (f.model.empty() ? f.vendor : f.model) + "; " + f.summary() + ")";
+         f.name() + "; " + f.summary() + ")";
 }
 
 }  // namespace v4::kernels

@@ -537,9 +537,12 @@ std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Pr
     g->loop_ = std::make_unique<Generation::SearchLoop>();
     g->loop_->service = this;
     g->loop_->req = p.req;
-    ChatRequest later = p.req;
-    later.tool_choice = "auto";
-    g->loop_->grammar = output_grammar(later);
+    g->loop_->grammar = p.grammar;
+    if (p.req.tool_choice != "auto" && p.req.tool_choice != "none") {  // a forced call: the first round's only
+      ChatRequest later = p.req;
+      later.tool_choice = "auto";
+      g->loop_->grammar = output_grammar(later);
+    }
     g->loop_->base = gr;
     g->loop_->max_tokens = p.params.max_tokens;
     g->loop_->next_number = p.sources.size() + 1;

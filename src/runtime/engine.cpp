@@ -7,12 +7,12 @@
 // logits independent of the rest of the batch. So a request gets the same tokens and logprobs
 // alone, beside others, and resumed from a prefix-cache snapshot (which is taken at a chunk end).
 #include <algorithm>
-#include <limits>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <thread>

@@ -35,7 +35,7 @@ std::string tool_param(Dialect d, size_t i) {
   return at;
 }
 
-// The request's function tools (all, or the one named `only`), with their places in req.tools.
+// Whether a tool's parameters schema is within the subset the grammar can enforce.
 bool supported(const json::value& schema) {
   try {
     grammar::tool_calls_grammar({{"probe", schema}}, true);
@@ -45,6 +45,7 @@ bool supported(const json::value& schema) {
   }
 }
 
+// The request's function tools (all, or the one named `only`), with their places in req.tools.
 // With `strict_only`, tools not declared strict keep any arguments (their schema is not applied).
 std::vector<grammar::ToolSpec> tool_specs(const ChatRequest& req, const std::string& only, std::vector<size_t>& places,
                                           bool strict_only = false) {
@@ -55,22 +56,22 @@ std::vector<grammar::ToolSpec> tool_specs(const ChatRequest& req, const std::str
     if (!fn || !fn->is_object()) continue;
     const json::value* name = fn->as_object().if_contains("name");
     if (!name || !name->is_string()) continue;
+    if (!only.empty() && name->as_string() != only) continue;
     grammar::ToolSpec spec{std::string(name->as_string()), json::value(nullptr)};
     const bool strict = std::find(req.strict_tools.begin(), req.strict_tools.end(), spec.name) != req.strict_tools.end();
     const json::value* p = fn->as_object().if_contains("parameters");
     // A strict tool's schema must be one we can enforce (else 400); another tool's is applied when
     // it can be (forced calls), else its arguments are free, as without constrained decoding.
     if (p && (strict || (!strict_only && supported(*p)))) spec.parameters = *p;
-    if (!only.empty() && spec.name != only) continue;
     out.push_back(std::move(spec));
     places.push_back(k);
   }
   return out;
 }
 
-// The tool-call rule for the request's tools; a schema error names the tool's field in the request.
 enum class Calls { forced, after_text, or_format };
 
+// The tool-call rule for the request's tools; a schema error names the tool's field in the request.
 uint32_t tool_rule(grammar::GrammarBuilder& b, const ChatRequest& req, const std::string& only, bool single,
                    Calls calls = Calls::forced) {
   std::vector<size_t> places;

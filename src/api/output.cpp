@@ -429,7 +429,7 @@ json::object openai_error_body(const ApiError& e) {
 class ChatStream final : public StreamRenderer {
  public:
   ChatStream(const ChatRequest& req, const ResponseMeta& meta) : req_(req), meta_(meta) {}
-  std::string start() override {
+  std::string start(int /*cached_prompt_tokens*/) override {
     return chunk(json::object{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr);
   }
   std::string delta(const Delta& d) override {
@@ -502,7 +502,7 @@ class ChatStream final : public StreamRenderer {
 class ResponsesStream final : public StreamRenderer {
  public:
   ResponsesStream(const ChatRequest& req, const ResponseMeta& meta) : req_(req), meta_(meta), sources_(meta.sources) {}
-  std::string start() override {
+  std::string start(int /*cached_prompt_tokens*/) override {
     json::object r = response_object(req_, meta_, "in_progress");
     std::string out = event("response.created", json::object{{"response", r}});
     out += event("response.in_progress", json::object{{"response", r}});  // after: sequence numbers
@@ -704,9 +704,13 @@ class AnthropicStream final : public StreamRenderer {
  public:
   AnthropicStream(const ChatRequest& req, const ResponseMeta& meta, int prompt_tokens)
       : req_(req), meta_(meta), prompt_tokens_(prompt_tokens), sources_(meta.sources) {}
-  std::string start() override {
-    json::object usage{{"input_tokens", prompt_tokens_}, {"cache_creation_input_tokens", 0},
-                       {"cache_read_input_tokens", 0}, {"output_tokens", 1}};
+  // message_start's usage splits the prompt as the final message_delta does (input_tokens is the
+  // uncached part), so a client reading either sees the same prompt accounting.
+  bool start_waits_for_admission() const override { return true; }
+  std::string start(int cached_prompt_tokens) override {
+    const int cached = std::clamp(cached_prompt_tokens, 0, prompt_tokens_);
+    json::object usage{{"input_tokens", prompt_tokens_ - cached}, {"cache_creation_input_tokens", 0},
+                       {"cache_read_input_tokens", cached}, {"output_tokens", 1}};
     json::object msg{{"id", meta_.id}, {"type", "message"}, {"role", "assistant"}, {"content", json::array{}},
                      {"model", meta_.model}, {"stop_reason", nullptr}, {"stop_sequence", nullptr}, {"usage", usage}};
     return sse_event("message_start", json::object{{"type", "message_start"}, {"message", msg}}) + ping();

@@ -107,7 +107,10 @@ boost::json::object render_error(Dialect dialect, const ApiError& error, const s
 class StreamRenderer {
  public:
   virtual ~StreamRenderer() = default;
-  virtual std::string start() = 0;
+  // The opening event(s). A renderer whose opening reports cached prompt tokens (Anthropic's
+  // message_start usage) is started once the engine admitted the request, with that count.
+  virtual std::string start(int cached_prompt_tokens) = 0;
+  virtual bool start_waits_for_admission() const { return false; }
   virtual std::string delta(const Delta& d) = 0;
   virtual std::string finish(const Outcome& outcome) = 0;
   // An error after the stream started, in the dialect's in-stream form.

@@ -781,10 +781,15 @@ struct HttpServer::Impl {
       last_write = Clock::now();
       co_return !ec;
     };
-    bool ok = !ec && co_await write_chunk(renderer->start());
+    bool started = !renderer->start_waits_for_admission();
+    bool ok = !ec && (!started || co_await write_chunk(renderer->start(0)));
     while (ok) {
       auto batch = gen->take();
       std::string out;
+      if (!started && (batch.cached_prompt_tokens || !batch.deltas.empty() || batch.outcome)) {
+        out += renderer->start(batch.cached_prompt_tokens.value_or(0));
+        started = true;
+      }
       for (auto& d : batch.deltas) out += renderer->delta(d);
       if (batch.outcome) {
         if (gen->revoked())
@@ -807,7 +812,7 @@ struct HttpServer::Impl {
       co_await wait_for_output();
       if (!waker->pending.load() && !waker->client_gone && !gen->finished() &&
           Clock::now() - last_write >= options.ping_interval)
-        ok = co_await write_chunk(renderer->ping());
+        ok = co_await write_chunk(started ? renderer->ping() : std::string(": ping\n\n"));
     }
     co_await stop_watching();
     if (!ok || waker->client_gone) {

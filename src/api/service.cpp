@@ -1,9 +1,10 @@
 #include "api/service.h"
 
 #include <chrono>
-#include <map>
 #include <ctime>
+#include <map>
 #include <thread>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -105,6 +106,16 @@ void Generation::add_search_call(text::ToolCall call) {
   loop_->pending.push_back(std::move(sc));
 }
 
+void Generation::on_admitted(int cached_prompt_tokens) {
+  std::function<void()> notify;
+  {
+    std::lock_guard lock(mutex_);
+    admitted_cached_ = cached_prompt_tokens;
+    notify = notify_;
+  }
+  if (notify) notify();
+}
+
 void Generation::on_token(const runtime::GeneratedToken& t) {
   std::function<void()> notify;
   {
@@ -202,6 +213,7 @@ Generation::Batch Generation::take() {
   std::lock_guard lock(mutex_);
   Batch b;
   b.deltas.swap(deltas_);
+  b.cached_prompt_tokens = std::exchange(admitted_cached_, std::nullopt);
   if (outcome_ && !outcome_taken_) {
     b.outcome = outcome_;
     outcome_taken_ = true;
@@ -548,6 +560,7 @@ std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Pr
     g->loop_->next_number = p.sources.size() + 1;
   }
   runtime::RequestCallbacks cb;
+  cb.on_admitted = [g](int cached) { g->on_admitted(cached); };
   cb.on_token = [g](const runtime::GeneratedToken& t) { g->on_token(t); };
   cb.on_finish = [g](const runtime::FinishInfo& f) { g->on_finish(f); };
   std::shared_ptr<runtime::RequestHandle> handle;

@@ -58,6 +58,9 @@ class Generation : public std::enable_shared_from_this<Generation> {
   struct Batch {
     std::vector<Delta> deltas;
     std::optional<Outcome> outcome;  // set once, with the last batch
+    // Set once, in the first batch after the engine admitted the request: prompt tokens served
+    // from the prefix cache (the first round's), for a stream's opening event.
+    std::optional<int> cached_prompt_tokens;
   };
   Batch take();
   void cancel();
@@ -71,6 +74,7 @@ class Generation : public std::enable_shared_from_this<Generation> {
  private:
   friend class ApiService;
   Generation() = default;
+  void on_admitted(int cached_prompt_tokens);
   void on_token(const runtime::GeneratedToken& t);
   void on_finish(const runtime::FinishInfo& f);
   void push(std::vector<text::CompletionEvent> events);
@@ -119,6 +123,7 @@ class Generation : public std::enable_shared_from_this<Generation> {
   std::vector<Delta> deltas_;
   std::optional<Outcome> outcome_;
   bool outcome_taken_ = false;
+  std::optional<int> admitted_cached_;  // until take() hands it out
   bool cancel_requested_ = false;
   bool revoked_ = false;
 };

@@ -404,6 +404,14 @@ class EngineImpl final : public Engine {
     }
     s.prompt_done = hit.tokens;
     s.cached_tokens = int(hit.tokens);
+    if (s.callbacks.on_admitted) {
+      try {
+        s.callbacks.on_admitted(s.cached_tokens);
+      } catch (const std::exception& e) {
+        finish(s, FinishReason::Error, std::string("on_admitted callback failed: ") + e.what());
+        return;
+      }
+    }
     {
       std::lock_guard lock(stats_mutex_);
       stats_.prompt_tokens_total += int64_t(prompt.size());

@@ -93,9 +93,12 @@ struct FinishInfo {
 };
 
 struct RequestCallbacks {
-  // Both are called on the engine's thread; they must not block.
+  // All are called on the engine's thread; they must not block.
   std::function<void(const GeneratedToken&)> on_token;
   std::function<void(const FinishInfo&)> on_finish;  // exactly once per accepted request
+  // Optional: the request left the queue and its prefix-cache lookup is done (before its prefill),
+  // so a stream can report cached tokens in its first event (Anthropic's message_start).
+  std::function<void(int cached_prompt_tokens)> on_admitted;
 };
 
 // Admission control refused the request (queue or memory full); the API maps it to 429/503/529.

@@ -260,7 +260,7 @@ TEST(Codex, EncryptedReasoningRoundTripsAndForgeriesAreRefused) {
 TEST(Codex, StreamCarriesReasoningSummaryEventsWhenAskedFor) {
   auto req = parse_responses_request(J(R"({"model":"m","input":"x","stream":true,"reasoning":{"summary":"detailed"}})"));
   auto s = make_stream_renderer(req, meta(), 3);
-  std::string text = s->start();
+  std::string text = s->start(0);
   text += s->delta(Delta{Delta::Kind::reasoning, "think", {}, {}});
   text += s->delta(Delta{Delta::Kind::content, "hi", {}, {}});
   Outcome o;
@@ -270,7 +270,7 @@ TEST(Codex, StreamCarriesReasoningSummaryEventsWhenAskedFor) {
     EXPECT_NE(text.find(std::string("event: ") + ev), std::string::npos) << ev;
   auto plain = parse_responses_request(J(R"({"model":"m","input":"x","stream":true})"));
   auto s2 = make_stream_renderer(plain, meta(), 3);
-  std::string t2 = s2->start() + s2->delta(Delta{Delta::Kind::reasoning, "think", {}, {}}) + s2->finish(o);
+  std::string t2 = s2->start(0) + s2->delta(Delta{Delta::Kind::reasoning, "think", {}, {}}) + s2->finish(o);
   EXPECT_EQ(t2.find("reasoning_summary"), std::string::npos);
 }
 

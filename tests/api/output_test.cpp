@@ -116,7 +116,7 @@ TEST(ChatStream, ChunksUsageAndDone) {
   auto req = request(Dialect::chat);
   req.stream = req.include_usage = true;
   auto s = make_stream_renderer(req, meta(), 44);
-  std::string text = s->start();
+  std::string text = s->start(0);
   text += s->delta(reasoning("Let me"));
   text += s->delta(content("Hello"));
   text += s->finish(outcome(StopKind::end_turn));
@@ -137,7 +137,7 @@ TEST(ChatStream, ChunksUsageAndDone) {
   // Without include_usage: no usage chunk and no usage key.
   req.include_usage = false;
   auto s2 = make_stream_renderer(req, meta(), 44);
-  std::string text2 = s2->start();
+  std::string text2 = s2->start(0);
   text2 += s2->finish(outcome(StopKind::end_turn));
   auto ev2 = parse_sse(text2);
   ASSERT_EQ(ev2.size(), 3u);
@@ -184,7 +184,7 @@ TEST(ResponsesStream, TypedEventsWithIncreasingSequenceNumbers) {
   auto req = request(Dialect::responses);
   auto s = make_stream_renderer(req, meta(), 44);
   // (one statement per call: the order of evaluation of a + b is unspecified)
-  std::string text = s->start();
+  std::string text = s->start(0);
   text += s->delta(reasoning("R1"));
   text += s->delta(reasoning("R2"));
   text += s->delta(content("Hi"));
@@ -241,7 +241,7 @@ TEST(AnthropicObject, BlocksStopReasonAndUsage) {
 TEST(AnthropicStream, BlockOrderPingsAndMessageDelta) {
   auto req = request(Dialect::anthropic);
   auto s = make_stream_renderer(req, meta(), 44);
-  std::string text = s->start();
+  std::string text = s->start(0);
   text += s->delta(reasoning("T"));
   text += s->delta(content("Hi"));
   text += s->delta(call("toolu_1", "f", R"({"a": 1})"));
@@ -271,6 +271,26 @@ TEST(AnthropicStream, BlockOrderPingsAndMessageDelta) {
   EXPECT_EQ(err[0].second.at("error").at("type"), "overloaded_error");
 }
 
+// A client reading the prompt's accounting from message_start (Claude Code's context meter) and
+// one reading the final message_delta must see the same split of cached and uncached tokens.
+TEST(AnthropicStream, MessageStartSplitsThePromptAsMessageDeltaDoes) {
+  auto req = request(Dialect::anthropic);
+  auto s = make_stream_renderer(req, meta(), 44);
+  EXPECT_TRUE(s->start_waits_for_admission());
+  std::string text = s->start(32);
+  text += s->delta(content("Hi"));
+  text += s->finish(outcome(StopKind::end_turn));  // usage: 44 prompt tokens, 32 cached
+  auto ev = parse_sse(text);
+  auto start = ev.front().second.at("message").at("usage");
+  auto end = ev[ev.size() - 2].second.at("usage");
+  EXPECT_EQ(start.at("input_tokens"), 12);
+  EXPECT_EQ(start.at("cache_read_input_tokens"), 32);
+  EXPECT_EQ(start.at("input_tokens"), end.at("input_tokens"));
+  EXPECT_EQ(start.at("cache_read_input_tokens"), end.at("cache_read_input_tokens"));
+  EXPECT_EQ(start.at("cache_creation_input_tokens"), end.at("cache_creation_input_tokens"));
+  EXPECT_FALSE(make_stream_renderer(request(Dialect::chat), meta(), 44)->start_waits_for_admission());
+}
+
 TEST(Errors, DialectShapes) {
   ApiError e(400, "invalid_request_error", "bad temperature", "temperature", "invalid_parameter");
   auto o = render_error(Dialect::chat, e, "req_1");
@@ -298,7 +318,7 @@ TEST(ThinkingDisplay, OmittedHidesTheReasoningInChatAndResponses) {
   auto body = render_response(chat, meta(), turn, outcome(StopKind::end_turn));
   EXPECT_EQ(body.at("choices").at(0).at("message").at("reasoning_content"), "");
   auto cs = make_stream_renderer(chat, meta(), 4);
-  cs->start();
+  cs->start(0);
   EXPECT_EQ(cs->delta(reasoning("secret plan")), "");
   EXPECT_NE(cs->delta(content("answer")).find("answer"), std::string::npos);
 
@@ -309,7 +329,7 @@ TEST(ThinkingDisplay, OmittedHidesTheReasoningInChatAndResponses) {
   EXPECT_EQ(text.find("secret plan"), std::string::npos);
   EXPECT_NE(text.find("\"encrypted_content\":\""), std::string::npos);
   auto rs = make_stream_renderer(resp, meta(), 4);
-  std::string stream = rs->start() + rs->delta(reasoning("secret plan")) + rs->delta(content("answer")) +
+  std::string stream = rs->start(0) + rs->delta(reasoning("secret plan")) + rs->delta(content("answer")) +
                        rs->finish(outcome(StopKind::end_turn));
   EXPECT_EQ(stream.find("secret plan"), std::string::npos);
   EXPECT_NE(stream.find("response.output_item.done"), std::string::npos);

@@ -5,6 +5,7 @@
 #include <array>
 #include <chrono>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include <boost/asio.hpp>
@@ -551,4 +552,34 @@ TEST(ServerOnScriptedEngine, DefaultMaxTokensHoldsCreditFor4096) {
   auto admitted = gate->admitted();
   ASSERT_EQ(admitted.size(), 2u);
   for (auto& a : admitted) EXPECT_EQ(a.max_output_tokens, 4096) << a.request_id;
+}
+
+// message_start goes out once the engine admitted the request, so its usage already splits the
+// prompt into cached and uncached tokens exactly as the final message_delta does.
+TEST(ServerOnScriptedEngine, AnthropicMessageStartReportsTheCachedPromptTokens) {
+  Harness h(fake());
+  const std::string body =
+      R"({"model":"deepseek-v4-flash","stream":true,"max_tokens":16,"system":")" + std::string(400, 'x') +
+      R"(","messages":[{"role":"user","content":"Hi"}]})";
+  auto usages = [&] {
+    auto r = h.post("/v1/messages", body, {{"x-api-key", "sk-test"}});
+    EXPECT_EQ(r.status, 200) << r.body;
+    json::value start, end;
+    std::istringstream lines(r.body);
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.starts_with("data: ")) continue;
+      auto ev = json::parse(line.substr(6));
+      if (ev.at("type") == "message_start") start = ev.at("message").at("usage");
+      if (ev.at("type") == "message_delta") end = ev.at("usage");
+    }
+    return std::pair{start, end};
+  };
+  auto [start1, end1] = usages();
+  EXPECT_EQ(start1.at("cache_read_input_tokens"), 0);
+  auto [start2, end2] = usages();
+  EXPECT_GT(start2.at("cache_read_input_tokens").as_int64(), 0) << "the second identical prompt hits the cache";
+  for (const char* k : {"input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"}) {
+    EXPECT_EQ(start1.at(k), end1.at(k)) << k;
+    EXPECT_EQ(start2.at(k), end2.at(k)) << k;
+  }
 }

@@ -248,7 +248,7 @@ TEST(WebSearch, SourcesAreCitedInEachDialectsShape) {
     }
     // Streamed: the same sources as the dialect's events.
     auto renderer = make_stream_renderer(p.req, p.meta, int(p.prompt.size()));
-    std::string sse = renderer->start();
+    std::string sse = renderer->start(0);
     for (auto& d : turn.parts) sse += renderer->delta(d);
     sse += renderer->finish(outcome);
     EXPECT_NE(sse.find(c.stream_marker), std::string::npos) << sse;

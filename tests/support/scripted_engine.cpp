@@ -32,6 +32,7 @@ struct ScriptedRequest : runtime::RequestHandle {
   int generated = 0, reasoning = 0;
   std::string reasoning_text;   // to spot </think> across token boundaries
   bool stopped = false, budget_forced = false;
+  bool admitted = false;        // on_admitted called
   bool from_prompt = false;     // the prompt's script: emitted as is, thinking budget aside
   std::string held;             // content text withheld as a possible stop-string prefix
   std::string content;          // content shown so far (stop matching)
@@ -215,6 +216,10 @@ class ScriptedEngine final : public runtime::Engine {
   void step(ScriptedRequest& r) {
     if (r.info.total_seconds > 0) return;
     if (r.cancelled) return finish(r, FinishReason::Cancelled);
+    if (!r.admitted) {
+      r.admitted = true;
+      if (r.cb.on_admitted) r.cb.on_admitted(r.info.cached_prompt_tokens);
+    }
     if (r.generated >= r.req.params.max_tokens) return finish(r, FinishReason::Length);
     if (r.next >= r.script.size()) return finish(r, FinishReason::Stop);
     // Thinking budget reached: close the reasoning now, then continue with the answer.

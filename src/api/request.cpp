@@ -322,6 +322,75 @@ std::string text_of_parts(const json::value& content, const std::string& path, D
   return out;
 }
 
+ApiError unsupported(const std::string& path, const std::string& why) {
+  return ApiError(400, "invalid_request_error", "'" + path + "' is not supported by this server: " + why, path,
+                  "unsupported_parameter");
+}
+
+// One Chat message. Every key is honoured or refused: clients send back the assistant messages this
+// server returned (with `refusal` and `annotations`), and those keys keep their meaning.
+Message read_chat_message(const Fields& mf, const std::string& mp, const ChatRequest& req) {
+  mf.only({"role", "content", "name", "tool_calls", "tool_call_id", "reasoning_content", "reasoning", "refusal",
+           "annotations", "audio", "function_call"});
+  Message m;
+  m.role = mf.req_str("role");
+  if (m.role != "system" && m.role != "developer" && m.role != "user" && m.role != "assistant" && m.role != "tool")
+    throw invalid_value(req.dialect, mp + ".role", "'" + mp + ".role' must be system, developer, user, assistant or tool; got '" + m.role + "'");
+  const bool assistant = m.role == "assistant", tool = m.role == "tool";
+  auto only_on = [&](std::string_view key, bool allowed, const char* role) {
+    if (mf.find(key) && !allowed)
+      throw bad_request(mf.path(key), "'" + mf.path(key) + "' is only valid on " + role + " messages");
+  };
+  only_on("tool_calls", assistant, "assistant");
+  only_on("refusal", assistant, "assistant");
+  only_on("annotations", assistant, "assistant");
+  only_on("tool_call_id", tool, "tool");
+  // No audio output and no deprecated function calling here: only their null placeholders pass.
+  if (mf.find("audio")) throw unsupported(mf.path("audio"), "audio output is not produced, so none comes back");
+  if (mf.find("function_call"))
+    throw unsupported(mf.path("function_call"), "the deprecated function_call; send tool_calls");
+  if (auto* c = mf.find("content")) m.content = text_of_parts(*c, mp + ".content", req.dialect);
+  if (auto r = mf.str("refusal")) m.content += *r;  // the turn's refusal text, as a refusal content part
+  // Our own url_citation metadata: the text it points into already carries the citations.
+  mf.array("annotations");
+  if (auto r = mf.str("reasoning_content")) m.reasoning_content = *r;
+  else if (auto r2 = mf.str("reasoning")) m.reasoning_content = *r2;
+  if (assistant) {
+    if (auto* calls = mf.array("tool_calls")) {
+      size_t k = 0;
+      for (auto& cv : *calls) {
+        std::string cp = mp + ".tool_calls[" + std::to_string(k++) + "]";
+        Fields cf = mf.sub(as_object(cv, cp, req.dialect), cp);
+        cf.only({"id", "type", "function", "index"});  // index: a streamed call's position, sent back
+        if (auto type = cf.str("type"); type && *type != "function")
+          throw invalid_value(req.dialect, cp + ".type", "'" + cp + ".type' must be function; got '" + *type + "'");
+        const json::object* fn = cf.object("function");
+        if (!fn) throw bad_request(cp + ".function", "missing required parameter '" + cp + ".function'");
+        Fields ff = mf.sub(*fn, cp + ".function");
+        ff.only({"name", "arguments"});
+        m.tool_calls.push_back({cf.str("id").value_or(""), ff.req_str("name"), ff.str("arguments").value_or("{}")});
+      }
+    }
+    // DeepSeek: a tool-call turn's reasoning must come back in thinking mode.
+    if (req.thinking && !m.tool_calls.empty() && !m.reasoning_content)
+      throw bad_request(mp + ".reasoning_content",
+                        "the reasoning_content of an assistant message with tool_calls must be passed back in "
+                        "thinking mode ('" + mp + ".reasoning_content' is missing)");
+  }
+  if (tool) m.tool_call_id = mf.req_str("tool_call_id");
+  if (auto name = mf.str("name")) {
+    // A tool result's name says which function answered: it must be the call's. The V4 encoding has
+    // no speaker names, so other roles' names cannot reach the model.
+    if (!tool) throw unsupported(mf.path("name"), "the V4 chat encoding has no speaker names");
+    for (auto& earlier : req.messages)
+      for (auto& call : earlier.tool_calls)
+        if (call.id == m.tool_call_id && call.name != *name)
+          throw bad_request(mf.path("name"), "'" + mf.path("name") + "' is '" + *name + "' but tool call '" +
+                                                 m.tool_call_id + "' called '" + call.name + "'");
+  }
+  return m;
+}
+
 // Function tool in the Chat shape, validated.
 json::object chat_tool(const std::string& name, const std::string& description, const json::value* parameters) {
   json::object fn;
@@ -513,34 +582,7 @@ ChatRequest parse_chat_request(const json::value& body) {
   size_t i = 0;
   for (auto& mv : *messages) {
     std::string mp = "messages[" + std::to_string(i++) + "]";
-    Fields mf = f.sub(as_object(mv, mp, req.dialect), mp);
-    Message m;
-    m.role = mf.req_str("role");
-    if (m.role != "system" && m.role != "developer" && m.role != "user" && m.role != "assistant" && m.role != "tool")
-      throw invalid_value(req.dialect, mp + ".role", "'" + mp + ".role' must be system, developer, user, assistant or tool; got '" + m.role + "'");
-    if (auto* c = mf.find("content")) m.content = text_of_parts(*c, mp + ".content", req.dialect);
-    if (auto r = mf.str("reasoning_content")) m.reasoning_content = *r;
-    else if (auto r2 = mf.str("reasoning")) m.reasoning_content = *r2;
-    if (m.role == "assistant") {
-      if (auto* calls = mf.array("tool_calls")) {
-        size_t k = 0;
-        for (auto& cv : *calls) {
-          std::string cp = mp + ".tool_calls[" + std::to_string(k++) + "]";
-          Fields cf = f.sub(as_object(cv, cp, req.dialect), cp);
-          const json::object* fn = cf.object("function");
-          if (!fn) throw bad_request(cp + ".function", "missing required parameter '" + cp + ".function'");
-          Fields ff = f.sub(*fn, cp + ".function");
-          m.tool_calls.push_back({cf.str("id").value_or(""), ff.req_str("name"), ff.str("arguments").value_or("{}")});
-        }
-      }
-      // DeepSeek: a tool-call turn's reasoning must come back in thinking mode.
-      if (req.thinking && !m.tool_calls.empty() && !m.reasoning_content)
-        throw bad_request(mp + ".reasoning_content",
-                          "the reasoning_content of an assistant message with tool_calls must be passed back in "
-                          "thinking mode ('" + mp + ".reasoning_content' is missing)");
-    }
-    if (m.role == "tool") m.tool_call_id = mf.req_str("tool_call_id");
-    req.messages.push_back(std::move(m));
+    req.messages.push_back(read_chat_message(f.sub(as_object(mv, mp, req.dialect), mp), mp, req));
   }
   finish_thinking(req);
   return req;

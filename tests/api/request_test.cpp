@@ -126,6 +126,50 @@ TEST(ChatRequest, ReasoningContentAcceptedUnderBothNames) {
   EXPECT_EQ(r.messages[2].tool_call_id, "c1");
 }
 
+// Each key of a Chat message is honoured or refused, naming it; the assistant messages this server
+// returns (refusal, annotations, a streamed call's index) can be sent back as they are.
+TEST(ChatRequest, MessageKeysAreHonouredOrRefused) {
+  auto r = parse_chat_request(J(R"({"model":"m","thinking":{"type":"disabled"},"messages":[{"role":"user","content":"q"},
+      {"role":"assistant","content":"See [1].","refusal":null,"audio":null,"function_call":null,
+       "annotations":[{"type":"url_citation","url_citation":{"url":"https://a.example","title":"A","start_index":4,"end_index":7}}],
+       "tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+      {"role":"tool","tool_call_id":"c1","name":"f","content":"ok"},
+      {"role":"assistant","content":null,"refusal":"I can't help with that."},
+      {"role":"user","content":"q2"},{"role":"assistant","content":[{"type":"refusal","refusal":"No."}]}]})"));
+  ASSERT_EQ(r.messages.size(), 6u);
+  EXPECT_EQ(r.messages[5].content, "No.") << "a refusal content part too";
+  EXPECT_EQ(r.messages[1].content, "See [1].");
+  EXPECT_EQ(r.messages[1].tool_calls.at(0).id, "c1");
+  EXPECT_EQ(r.messages[3].content, "I can't help with that.") << "a refusal is the turn's text";
+  struct Case {
+    std::string messages;
+    int status;
+    std::string param;
+  };
+  const std::string call = R"({"role":"assistant","content":"","tool_calls":[{"id":"c1","type":"function","function":{"name":"f"}}]})";
+  const std::vector<Case> cases = {
+      {R"([{"role":"user","content":"x","name":"alice"}])", 400, "messages[0].name"},
+      {R"([{"role":"user","content":"x","prefix":true}])", 400, "messages[0].prefix"},
+      {R"([{"role":"assistant","content":"x","audio":{"id":"a1"}}])", 400, "messages[0].audio"},
+      {R"([{"role":"assistant","content":"x","function_call":{"name":"f","arguments":"{}"}}])", 400, "messages[0].function_call"},
+      {R"([{"role":"user","content":"x","tool_calls":[]}])", 400, "messages[0].tool_calls"},
+      {R"([{"role":"user","content":"x","refusal":"no"}])", 400, "messages[0].refusal"},
+      {R"([{"role":"user","content":"x","tool_call_id":"c1"}])", 400, "messages[0].tool_call_id"},
+      {R"([{"role":"assistant","content":"x","annotations":{}}])", 400, "messages[0].annotations"},
+      {"[" + call + R"(,{"role":"tool","tool_call_id":"c1","name":"g","content":"ok"}])", 400, "messages[1].name"},
+      {R"([{"role":"assistant","content":"","tool_calls":[{"id":"c1","type":"custom","function":{"name":"f"}}]}])", 422, "messages[0].tool_calls[0].type"},
+      {R"([{"role":"assistant","content":"","tool_calls":[{"id":"c1","function":{"name":"f","strict":true}}]}])", 400, "messages[0].tool_calls[0].function.strict"},
+      {R"([{"role":"assistant","content":"","tool_calls":[{"id":"c1","extra":1,"function":{"name":"f"}}]}])", 400, "messages[0].tool_calls[0].extra"},
+  };
+  for (auto& c : cases) {
+    const std::string body = R"({"model":"m","thinking":{"type":"disabled"},"messages":)" + c.messages + "}";
+    auto e = error_of([&] { parse_chat_request(json::parse(body)); });
+    EXPECT_EQ(e.status, c.status) << body;
+    EXPECT_EQ(e.param, c.param) << body;
+    EXPECT_NE(std::string(e.what()).find(c.param), std::string::npos) << e.what();
+  }
+}
+
 TEST(ChatRequest, ToolTurnWithoutReasoningIs400InThinkingMode) {
   const char* body = R"({"model":"m","messages":[{"role":"user","content":"q"},
       {"role":"assistant","content":"","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},

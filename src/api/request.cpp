@@ -987,8 +987,11 @@ void read_anthropic_tools(ChatRequest& req, const Fields& f) {
       }
       if (auto type = tf.str("type"); type && *type != "custom")
         refuse_tool_type(req.dialect, tp + ".type", *type, "client tools and web_search_20250305");
-      tf.only({"type", "name", "description", "input_schema", "cache_control", "strict"});
+      tf.only({"type", "name", "description", "input_schema", "cache_control", "strict", "eager_input_streaming"});
       read_cache_control(tf);
+      // A latency hint (stream the input unbuffered, maybe as partial JSON), the AI SDK's default:
+      // every call's input is streamed whole once generated, which either value permits.
+      tf.boolean("eager_input_streaming");
       const json::value* schema = tf.find("input_schema");
       if (!schema) throw bad_request(tp + ".input_schema", "missing required parameter '" + tp + ".input_schema'");
       if (!schema->is_object()) throw tf.type_error("input_schema", "an object", *schema);

@@ -142,6 +142,22 @@ TEST(Anthropic, FieldsNotHonouredAreRefusedNamingThem) {
   EXPECT_FALSE(r.parallel_tool_calls);
 }
 
+// The AI SDK's Anthropic provider sends eager_input_streaming: true on every tool of a streamed
+// request: a boolean, accepted (each call's input is streamed whole, which it permits).
+TEST(Anthropic, EagerInputStreamingIsReadAsABoolean) {
+  for (const char* value : {"true", "false"}) {
+    std::string body = std::string(R"({"model":"m","max_tokens":8,"messages":[{"role":"user","content":"x"}],
+        "tools":[{"name":"f","input_schema":{"type":"object"},"eager_input_streaming":)") + value + "}]}";
+    EXPECT_EQ(parse_anthropic_request(json::parse(body)).tools.size(), 1u) << value;
+  }
+  auto e = error_of([] {
+    parse_anthropic_request(J(R"({"model":"m","max_tokens":8,"messages":[{"role":"user","content":"x"}],
+        "tools":[{"name":"f","input_schema":{"type":"object"},"eager_input_streaming":"yes"}]})"));
+  });
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.param, "tools[0].eager_input_streaming");
+}
+
 TEST(Anthropic, NonStreamedTextBlockCarriesNoNullCitations) {
   ChatRequest req;
   req.dialect = Dialect::anthropic;

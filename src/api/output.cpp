@@ -705,12 +705,14 @@ class AnthropicStream final : public StreamRenderer {
   AnthropicStream(const ChatRequest& req, const ResponseMeta& meta, int prompt_tokens)
       : req_(req), meta_(meta), prompt_tokens_(prompt_tokens), sources_(meta.sources) {}
   // message_start's usage splits the prompt as the final message_delta does (input_tokens is the
-  // uncached part), so a client reading either sees the same prompt accounting.
+  // uncached part), so a client reading either sees the same prompt accounting. No output token
+  // yet: 0, not Anthropic's sample 1, which clients that add the start's count to the final
+  // message_delta's (LangChain's ChatAnthropic) would report once too many.
   bool start_waits_for_admission() const override { return true; }
   std::string start(int cached_prompt_tokens) override {
     const int cached = std::clamp(cached_prompt_tokens, 0, prompt_tokens_);
     json::object usage{{"input_tokens", prompt_tokens_ - cached}, {"cache_creation_input_tokens", 0},
-                       {"cache_read_input_tokens", cached}, {"output_tokens", 1}};
+                       {"cache_read_input_tokens", cached}, {"output_tokens", 0}};
     json::object msg{{"id", meta_.id}, {"type", "message"}, {"role", "assistant"}, {"content", json::array{}},
                      {"model", meta_.model}, {"stop_reason", nullptr}, {"stop_sequence", nullptr}, {"usage", usage}};
     return sse_event("message_start", json::object{{"type", "message_start"}, {"message", msg}}) + ping();

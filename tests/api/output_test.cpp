@@ -257,6 +257,9 @@ TEST(AnthropicStream, BlockOrderPingsAndMessageDelta) {
       "content_block_stop", "content_block_start", "content_block_delta", "content_block_stop",
       "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"};
   EXPECT_EQ(names, want);
+  // The start's output count is 0: LangChain adds it to the final delta's (48, the whole count).
+  EXPECT_EQ(ev[0].second.at("message").at("usage").at("output_tokens"), 0);
+  EXPECT_EQ(ev[0].second.at("message").at("usage").at("input_tokens"), 44);
   EXPECT_EQ(ev[2].second.at("content_block").at("type"), "thinking");
   EXPECT_EQ(ev[3].second.at("delta").at("type"), "thinking_delta");
   EXPECT_EQ(ev[4].second.at("delta").at("type"), "signature_delta") << "signature before the thinking block stops";

@@ -43,9 +43,33 @@ const std::set<std::string, std::less<>> kKnown = {
     "type", "enum", "const", "anyOf", "$ref", "nullable", "properties", "required", "additionalProperties",
     "items", "minItems", "maxItems", "minLength", "maxLength"};
 
+// The grammar's integers have at most 15 digits (number() below).
+constexpr double kLargestInteger = 999'999'999'999'999.0;
+
+bool integers_only(const json::object& schema) {
+  const json::value* t = schema.if_contains("type");
+  if (t && t->is_string()) return t->as_string() == "integer";
+  if (!t || !t->is_array()) return false;
+  bool integer = false;
+  for (const auto& one : t->as_array()) {
+    if (one == "number") return false;
+    integer = integer || one == "integer";
+  }
+  return integer;
+}
+
+// minimum / maximum that every integer the grammar writes already meets: zod's int() gives
+// JavaScript's safe-integer range, ±(2^53 - 1), to every integer. Narrower bounds are refused.
+bool holds_anyway(const json::object& schema, std::string_view key, const json::value& bound) {
+  if (!integers_only(schema) || !bound.is_number()) return false;
+  const double v = bound.is_double() ? bound.as_double() : bound.is_int64() ? double(bound.as_int64()) : double(bound.as_uint64());
+  return key == "minimum" ? v <= -kLargestInteger : v >= kLargestInteger;
+}
+
 void check_keywords(const json::object& schema, const std::string& path) {
   for (const auto& kv : schema) {
     if (kAnnotations.count(kv.key()) || kKnown.count(kv.key())) continue;
+    if ((kv.key() == "minimum" || kv.key() == "maximum") && holds_anyway(schema, kv.key(), kv.value())) continue;
     throw SchemaError(child(path, kv.key()),
                       "JSON Schema keyword '" + std::string(kv.key()) + "' is not supported in structured output");
   }

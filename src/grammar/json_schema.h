@@ -8,6 +8,8 @@
 //   object: properties, required, additionalProperties (false, true or a schema);
 //   array: items, minItems, maxItems (at most kMaxItemsBound);
 //   string: minLength, maxLength;
+//   integer (a type of integers only): minimum / maximum that every 15-digit integer meets anyway
+//   (zod's int() range, ±(2^53 - 1)); narrower bounds are refused;
 //   annotations, which change nothing: title, description, default, examples, $schema, $id,
 //   $comment, $defs, definitions, deprecated, readOnly, writeOnly.
 // Choices the grammar makes for the model: properties appear in the schema's order (required ones

@@ -20,6 +20,16 @@ bool matches(const std::shared_ptr<const Grammar>& g, std::string_view text) {
   return m.advance(text) && m.accepting();
 }
 
+// Where the compiler refuses a schema, or "(accepted)".
+std::string path_of(std::string_view schema) {
+  try {
+    json_schema_grammar(json::parse(schema));
+  } catch (const SchemaError& e) {
+    return e.path;
+  }
+  return "(accepted)";
+}
+
 TEST(JsonSchemaGrammar, ObjectWithRequiredAndOptionalPropertiesInSchemaOrder) {
   auto g = compile(R"({"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"string"},
                        "c":{"type":"boolean"}},"required":["a","c"]})");
@@ -108,14 +118,6 @@ TEST(JsonSchemaGrammar, JsonModeIsAnyObject) {
 }
 
 TEST(JsonSchemaGrammar, UnsupportedKeywordsAreRefusedWithTheirPath) {
-  auto path_of = [](std::string_view schema) -> std::string {
-    try {
-      json_schema_grammar(json::parse(schema));
-    } catch (const SchemaError& e) {
-      return e.path;
-    }
-    return "(accepted)";
-  };
   EXPECT_EQ(path_of(R"({"type":"object","properties":{"a":{"type":"string","pattern":"^x"}}})"), "/properties/a/pattern");
   EXPECT_EQ(path_of(R"({"type":"integer","minimum":0})"), "/minimum");
   EXPECT_EQ(path_of(R"({"type":"string","format":"date-time"})"), "/format");
@@ -125,6 +127,27 @@ TEST(JsonSchemaGrammar, UnsupportedKeywordsAreRefusedWithTheirPath) {
   EXPECT_EQ(path_of(R"({"$ref":"#/$defs/missing"})"), "/$ref");
   EXPECT_EQ(path_of(R"({"type":"tuple"})"), "/type");
   EXPECT_EQ(path_of(R"({"type":"string","description":"annotations are fine","title":"t"})"), "(accepted)");
+}
+
+// zod's int() bounds every integer by JavaScript's safe range: bounds the grammar's 15-digit
+// integers meet anyway are accepted (on integers only: a number may be larger), narrower refused.
+TEST(JsonSchemaGrammar, IntegerBoundsThatHoldAnywayAreAccepted) {
+  const char* zod = R"({"type":"integer","minimum":-9007199254740991,"maximum":9007199254740991})";
+  EXPECT_EQ(path_of(zod), "(accepted)");
+  EXPECT_EQ(path_of(R"({"type":["integer","null"],"minimum":-1e15,"maximum":1e300})"), "(accepted)");
+  EXPECT_EQ(path_of(R"({"type":"integer","minimum":-999999999999999,"maximum":999999999999999})"), "(accepted)");
+  EXPECT_EQ(path_of(R"({"type":"integer","maximum":999999999999998})"), "/maximum");
+  EXPECT_EQ(path_of(R"({"type":"integer","minimum":-999999999999998})"), "/minimum");
+  EXPECT_EQ(path_of(R"({"type":"integer","minimum":1,"maximum":9007199254740991})"), "/minimum");
+  EXPECT_EQ(path_of(R"({"type":"number","minimum":-9007199254740991})"), "/minimum");
+  EXPECT_EQ(path_of(R"({"type":["integer","number"],"maximum":9007199254740991})"), "/maximum");
+  EXPECT_EQ(path_of(R"({"minimum":-9007199254740991})"), "/minimum");
+  EXPECT_EQ(path_of(R"({"type":"integer","minimum":"-9007199254740991"})"), "/minimum");
+  EXPECT_EQ(path_of(R"({"type":"integer","exclusiveMinimum":-9007199254740991})"), "/exclusiveMinimum");
+  auto g = std::make_shared<const Grammar>(json_schema_grammar(json::parse(zod)));
+  EXPECT_TRUE(matches(g, "-999999999999999"));
+  EXPECT_TRUE(matches(g, "42"));
+  EXPECT_FALSE(matches(g, "1000000000000000"));  // 16 digits: beyond the grammar, as before
 }
 
 }  // namespace

@@ -10,5 +10,10 @@ c=tests/api/clients
 [ -d $c/node_modules ] && [ $c/node_modules -nt $c/package.json ] ||
   npm install --prefix $c --no-audit --no-fund --loglevel=error >/dev/null ||
   echo "test.sh: could not install the agent clients in $c: their tests will be skipped" >&2
+# The agent frameworks the api_frameworks_* tests drive (the AI SDK, LangChain.js; about 120 MB).
+f=tests/api/frameworks
+[ -d $f/node_modules ] && [ $f/node_modules -nt $f/package.json ] ||
+  npm install --prefix $f --no-audit --no-fund --loglevel=error >/dev/null ||
+  echo "test.sh: could not install the agent frameworks in $f: their tests will be skipped" >&2
 cd "${BUILD_DIR:-build}"
 ctest --output-on-failure --timeout 900 -j "${JOBS:-$(nproc)}" "$@"

@@ -17,7 +17,7 @@ const anthropic = (srv, fetch, more) => new ChatAnthropic({ model: MODEL, apiKey
 
 // ChatOpenAI sends reasoning options only for OpenAI's reasoning models (by name): modelKwargs
 // carries ours. name -> {model(server, fetch), thinking (the requests' mode), shows (whether the
-// class surfaces reasoning), cacheSplit}
+// class surfaces reasoning)}
 export const providers = {
   // ChatOpenAI shows a Chat reasoning_content (additional_kwargs) but never sends it back, which a
   // tool-call turn in thinking mode needs (400 naming messages[i].reasoning_content): thinking off.
@@ -34,12 +34,11 @@ export const providers = {
       modelKwargs: { reasoning: { summary: 'auto' }, include: ['reasoning.encrypted_content'] } }),
     thinking: true, shows: true,
   },
-  // ChatAnthropic takes input usage from message_start alone, which this server sends before the
-  // prefix-cache lookup (docs/api.md): the whole prompt as input, none of it cached.
+  // (ChatAnthropic takes its input usage from message_start alone, the output from both ends.)
   anthropic: {
     model: (srv, fetch) => anthropic(srv, fetch, { streaming: true, maxTokens: 2048,
                                                    thinking: { type: 'enabled', budget_tokens: 1024 } }),
-    thinking: true, shows: true, cacheSplit: false,
+    thinking: true, shows: true,
   },
 };
 
@@ -63,7 +62,7 @@ async function runTurn(model, weather, messages) {
 }
 
 // Each model call's usage_metadata is the server's usage for that request.
-function checkUsage(p, aiMessages, calls, what) {
+function checkUsage(aiMessages, calls, what) {
   eq(aiMessages.length, calls.length, `${what}: model calls vs requests`);
   aiMessages.forEach((m, i) => {
     const server = calls[i].usage;
@@ -71,7 +70,7 @@ function checkUsage(p, aiMessages, calls, what) {
     const u = m.usage_metadata;
     assert(u, `${what}: step ${i} has no usage_metadata`);
     eq([u.input_tokens, u.output_tokens], [server.input, server.output], `${what} step ${i}: input/output tokens`);
-    eq(u.input_token_details?.cache_read ?? 0, p.cacheSplit === false ? 0 : server.cached, `${what} step ${i}: cached input tokens`);
+    eq(u.input_token_details?.cache_read ?? 0, server.cached, `${what} step ${i}: cached input tokens`);
     if (server.reasoning !== null)
       eq(u.output_token_details?.reasoning ?? 0, server.reasoning, `${what} step ${i}: reasoning tokens`);
   });
@@ -95,7 +94,7 @@ export async function toolLoop(srv, name) {
     eq(ai1[0].tool_calls.map((c) => [c.name, c.args]), [['get_weather', { city: 'Paris', days: 3 }]], 'the tool calls');
     eq(ai1.at(-1).text, ANSWER_1, 'the answer after the tool result');
     eq(ai1.map(reasoningOf).join(''), p.shows ? s.reasoning[0] + s.reasoning[1] : '', 'the reasoning shown');
-    checkUsage(p, ai1, rec.calls, 'turn 1');
+    checkUsage(ai1, rec.calls, 'turn 1');
     const turnOne = rec.calls.length;
 
     messages.push(...one, new HumanMessage(s.user2));
@@ -104,7 +103,7 @@ export async function toolLoop(srv, name) {
     eq(two.length, 1, 'the second turn calls no tool');
     eq(two[0].text, ANSWER_2, 'the second turn\'s answer');
     eq(reasoningOf(two[0]), p.shows ? s.reasoning[2] : '', 'the second turn\'s reasoning');
-    checkUsage(p, two, rec.calls.slice(turnOne), 'turn 2');
+    checkUsage(two, rec.calls.slice(turnOne), 'turn 2');
     for (const c of rec.calls) assert(c.streamed, `${c.url} was not streamed`);
     return rec.calls;
   });

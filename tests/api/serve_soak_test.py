@@ -195,6 +195,8 @@ def main():
         check(rss[1] <= rss[0] * 1.05 + (16 << 20),
               f"resident size grew on the identical second round: {rss[0] / 2**20:.1f} -> {rss[1] / 2**20:.1f} MiB")
     finally:
+        if proc.poll() is not None:  # died under load: say how, with its last words
+            check(False, f"the server exited with status {proc.returncode} during the soak:\n{server.output()[-4000:]}")
         server.stop()
     con = sqlite3.connect(db)
     rows = [r[0] for r in con.execute("SELECT request_id FROM ledger")]

@@ -781,8 +781,14 @@ struct HttpServer::Impl {
       last_write = Clock::now();
       co_return !ec;
     };
+    // co_await only on named strings, never inside ?: or ||: GCC 12 mis-destroys temporaries of a
+    // conditional expression around co_await (a heap corruption the soak test caught).
     bool started = !renderer->start_waits_for_admission();
-    bool ok = !ec && (!started || co_await write_chunk(renderer->start(0)));
+    bool ok = !ec;
+    if (ok && started) {
+      const std::string opening = renderer->start(0);
+      ok = co_await write_chunk(opening);
+    }
     while (ok) {
       auto batch = gen->take();
       std::string out;
@@ -811,8 +817,11 @@ struct HttpServer::Impl {
       }
       co_await wait_for_output();
       if (!waker->pending.load() && !waker->client_gone && !gen->finished() &&
-          Clock::now() - last_write >= options.ping_interval)
-        ok = co_await write_chunk(started ? renderer->ping() : std::string(": ping\n\n"));
+          Clock::now() - last_write >= options.ping_interval) {
+        std::string keepalive = ": ping\n\n";  // an SSE comment until the dialect's opening event
+        if (started) keepalive = renderer->ping();
+        ok = co_await write_chunk(keepalive);
+      }
     }
     co_await stop_watching();
     if (!ok || waker->client_gone) {

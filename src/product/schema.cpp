@@ -114,6 +114,29 @@ CREATE TABLE signin_failures (
 CREATE INDEX signin_failures_subject ON signin_failures (subject, at_ms);
 )sql",
        nullptr, nullptr},
+      // Stored Responses-API responses (POST /v1/responses with store, product/response_table.h):
+      // the object as returned, its input items and the reasoning it did not show (sealed), owned by
+      // the account that made it. `runner` and `updated_at_ms` tell a background response whose
+      // server process stopped from one that still runs (its runner refreshes it).
+      {4,
+       R"sql(
+CREATE TABLE responses (
+  id TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  status TEXT NOT NULL,
+  background INTEGER NOT NULL DEFAULT 0,
+  previous_id TEXT NOT NULL DEFAULT '',
+  runner TEXT NOT NULL DEFAULT '',
+  created_at_ms BIGINT NOT NULL,
+  updated_at_ms BIGINT NOT NULL,
+  bytes BIGINT NOT NULL,
+  response TEXT NOT NULL,
+  input_items TEXT NOT NULL,
+  hidden TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX responses_created ON responses (created_at_ms);
+)sql",
+       nullptr, nullptr},
   };
   return steps;
 }

@@ -32,7 +32,9 @@ Principal AccountsGate::authenticate(const std::string& secret) {
   }
   auto key = accounts_->authenticate(secret);
   if (!key) throw ApiError(401, "authentication_error", "invalid API key", "", "invalid_api_key");
-  return {key->id};
+  Principal who{key->id};
+  who.account = key->account_id;
+  return who;
 }
 
 void AccountsGate::admit(const Principal& who, const AdmissionInfo& info) {

@@ -23,6 +23,9 @@ struct Principal {
   // its cache entries live in the shared namespace.
   std::string tenant() const { return is_operator ? std::string() : key_id; }
   std::string source = "api";  // "playground": a console user's request (billed the same way)
+  std::string account = {};     // the key's account (managed keys); empty where keys have none
+  // Who owns what the caller stores (Responses store): its account, else its key.
+  std::string owner() const { return account.empty() ? key_id : account; }
 };
 
 struct AdmissionInfo {

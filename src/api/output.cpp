@@ -358,7 +358,7 @@ json::object response_object(const ChatRequest& req, const ResponseMeta& m, cons
       {"object", "response"},
       {"created_at", m.created},
       {"status", status},
-      {"background", false},
+      {"background", req.background},
       {"error", nullptr},
       {"incomplete_details", nullptr},
       {"instructions", req.instructions.empty() ? json::value(nullptr) : json::value(req.instructions)},
@@ -366,11 +366,11 @@ json::object response_object(const ChatRequest& req, const ResponseMeta& m, cons
       {"model", m.model},
       {"output", json::array{}},
       {"parallel_tool_calls", req.parallel_tool_calls},
-      {"previous_response_id", nullptr},
+      {"previous_response_id", req.previous_response_id ? json::value(*req.previous_response_id) : json::value(nullptr)},
       {"reasoning", json::object{{"effort", req.thinking ? json::value(req.effort) : json::value("none")},
                                  {"summary", req.reasoning_summary.empty() ? json::value(nullptr) : json::value(req.reasoning_summary)}}},
       {"service_tier", "default"},
-      {"store", false},
+      {"store", req.store},
       {"temperature", req.temperature},
       {"text", json::object{{"format", std::move(text_format)}}},
       {"tool_choice", responses_tool_choice(req)},
@@ -543,7 +543,7 @@ class ResponsesStream final : public StreamRenderer {
     // A turn without any visible answer still has its (empty) message item, as the object does.
     if (turn_.content.empty() && turn_.tool_calls.empty() && open_ != Open::message) out += open_message();
     out += close();
-    json::object r = render_response(req_, meta_, turn_, o);
+    json::object r = o.response ? *o.response : render_response(req_, meta_, turn_, o);
     const char* type = o.stop == StopKind::length ? "response.incomplete"
                        : o.stop == StopKind::error ? "response.failed" : "response.completed";
     out += event(type, json::object{{"response", std::move(r)}});
@@ -888,6 +888,10 @@ json::object render_error(Dialect dialect, const ApiError& e, const std::string&
                         {"error", json::object{{"type", anthropic_error_type(e.status)}, {"message", e.what()}}},
                         {"request_id", request_id}};
   return openai_error_body(e);
+}
+
+json::object render_pending_response(const ChatRequest& req, const ResponseMeta& meta, const char* status) {
+  return response_object(req, meta, status);
 }
 
 json::object render_response(const ChatRequest& req, const ResponseMeta& m, const Turn& turn, const Outcome& o) {

@@ -62,6 +62,9 @@ struct Outcome {
   std::string matched_stop;
   std::string error;
   Usage usage;
+  // Responses with store: the object as it was rendered once and kept (api/response_store.h); the
+  // client gets this same object. Null otherwise.
+  std::shared_ptr<const boost::json::object> response;
 };
 
 // Everything generated so far (what the non-streamed objects are made of).
@@ -98,6 +101,9 @@ std::vector<search::Result> numbered_sources(const ResponseMeta& meta, const std
 // Non-streamed response body.
 boost::json::object render_response(const ChatRequest& req, const ResponseMeta& meta, const Turn& turn,
                                     const Outcome& outcome);
+
+// A Responses object before its output (status queued or in_progress): `output` empty, no usage.
+boost::json::object render_pending_response(const ChatRequest& req, const ResponseMeta& meta, const char* status);
 
 // Error body in the dialect's shape (the HTTP status comes from the error).
 boost::json::object render_error(Dialect dialect, const ApiError& error, const std::string& request_id);

@@ -731,7 +731,8 @@ void read_web_search_call_item(ChatRequest& req, const Fields& itf, const std::s
                                  {}, {}, id});
 }
 
-void read_responses_input(ChatRequest& req, const Fields& f, const json::array& items) {
+// `name`: the items' parameter in errors ("input", or "previous_response_id" for the stored ones).
+void read_responses_input(ChatRequest& req, const Fields& f, const json::array& items, const std::string& name = "input") {
   size_t i = 0;
   // Consecutive reasoning / assistant message / call items form one assistant turn.
   auto assistant_turn = [&]() -> Message& {
@@ -740,7 +741,7 @@ void read_responses_input(ChatRequest& req, const Fields& f, const json::array& 
     return req.messages.back();
   };
   for (auto& item : items) {
-    std::string ip = "input[" + std::to_string(i++) + "]";
+    std::string ip = name + "[" + std::to_string(i++) + "]";
     Fields itf = f.sub(as_object(item, ip, req.dialect), ip);
     std::string type = itf.str("type").value_or("message");
     if (type == "message") {
@@ -792,6 +793,24 @@ void read_responses_include(ChatRequest& req, const Fields& f) {
   }
 }
 
+// store (default true, as OpenAI's), background and previous_response_id. A previous_response_id
+// the service did not look up (no `earlier`) cannot be continued: refused rather than dropped.
+void read_responses_state(ChatRequest& req, const Fields& f, bool looked_up) {
+  req.store = f.boolean("store").value_or(true);
+  req.background = f.boolean("background").value_or(false);
+  if (auto p = f.str("previous_response_id")) {
+    if (!looked_up)
+      throw bad_request("previous_response_id", "'previous_response_id' needs the server's response store");
+    req.previous_response_id = *p;
+  }
+  if (req.background && !req.store)
+    throw bad_request("background", "'background': true needs 'store': true (a background response is read back with "
+                                    "GET /v1/responses/{id})");
+  if (req.background && req.stream)
+    throw bad_request("stream", "'stream': true with 'background': true is not supported: poll GET /v1/responses/{id}, "
+                                "or stream without background");
+}
+
 void read_responses_reasoning(ChatRequest& req, const Fields& f) {
   const json::object* r = f.object("reasoning");
   if (!r) return;
@@ -810,14 +829,14 @@ void read_responses_reasoning(ChatRequest& req, const Fields& f) {
 }  // namespace
 
 // ---------------------------------------------------------------- OpenAI Responses
-ChatRequest parse_responses_request(const json::value& body) {
+ChatRequest parse_responses_request(const json::value& body, const json::array* earlier) {
   ChatRequest req;
   req.dialect = Dialect::responses;
   Fields f(body.as_object(), req.dialect);
   f.only({"model", "input", "instructions", "reasoning", "thinking", "temperature", "top_p", "seed", "thinking_budget",
           "enable_thinking", "web_search_linkup", "disable_formatting", "max_output_tokens", "stream", "top_logprobs",
           "include", "previous_response_id", "metadata", "text", "tools", "tool_choice", "parallel_tool_calls",
-          "store", "prompt_cache_key", "client_metadata", "truncation"});
+          "store", "background", "prompt_cache_key", "client_metadata", "truncation"});
   req.model = f.req_str("model");
   check_model(req, f);
   read_responses_reasoning(req, f);
@@ -828,10 +847,7 @@ ChatRequest parse_responses_request(const json::value& body) {
   req.include_usage = true;
   if (auto t = f.integer("top_logprobs", 0, 20)) req.logprobs = true, req.top_logprobs = int(*t);
   read_responses_include(req, f);
-  if (auto p = f.str("previous_response_id"))
-    throw bad_request("previous_response_id", "previous_response_id is not supported: this server stores no responses; send the full input");
-  if (auto s = f.boolean("store"); s && *s)
-    throw invalid_value(req.dialect, "store", "'store': true is not supported: this server keeps no responses; send store: false");
+  read_responses_state(req, f, earlier != nullptr);
   if (auto t = f.str("truncation"); t && *t != "disabled")
     throw invalid_value(req.dialect, "truncation", "'truncation' must be disabled (a prompt over the context is refused)");
   if (auto k = f.str("prompt_cache_key")) req.prompt_cache_key = *k;
@@ -853,6 +869,7 @@ ChatRequest parse_responses_request(const json::value& body) {
     req.instructions = *ins;
     if (!ins->empty()) req.messages.push_back(Message{"system", *ins, {}, {}, {}});
   }
+  if (earlier) read_responses_input(req, f, *earlier, "previous_response_id");  // its instructions stay behind
 
   const json::value& input = f.require("input");
   if (input.is_string()) req.messages.push_back(Message{"user", std::string(input.get_string()), {}, {}, {}});

@@ -143,7 +143,8 @@ struct ChatRequest {
   std::string reasoning_summary;     // "" (none) | auto | concise | detailed
   bool encrypted_reasoning = false;  // include: ["reasoning.encrypted_content"]
   bool search_sources = false;       // include: ["web_search_call.action.sources"]
-  bool store = false;                // only false is served (no response store)
+  bool store = false;                // Responses: kept (api/response_store.h); the parser's default is true
+  bool background = false;           // Responses: runs detached, polled by GET (needs store, not stream)
   std::string prompt_cache_key;      // echoed; the single engine's prefix cache is shared anyway
   std::string instructions;
   std::optional<std::string> previous_response_id;
@@ -153,7 +154,9 @@ struct ChatRequest {
 // Dialect parsers: validate every parameter of the product sheet, normalise aliases, and throw
 // ApiError naming the offending parameter. They do not look at the model catalog or the prompt.
 ChatRequest parse_chat_request(const boost::json::value& body);
-ChatRequest parse_responses_request(const boost::json::value& body);
+// `earlier`: the stored conversation that the body's previous_response_id names (the service looks
+// it up: api/response_store.h), read after `instructions` and before `input`.
+ChatRequest parse_responses_request(const boost::json::value& body, const boost::json::array* earlier = nullptr);
 ChatRequest parse_anthropic_request(const boost::json::value& body, bool count_tokens_only = false);
 
 // The `anthropic-beta` header values (comma-separated): each must be one this server honours

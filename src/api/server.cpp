@@ -17,6 +17,8 @@
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
+#include "api/response_store.h"
+
 namespace v4::api {
 
 namespace net = boost::asio;
@@ -67,14 +69,28 @@ bool peer_reset(tcp::socket& socket) {
   return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP)) != 0;
 }
 
-enum class RouteId { health, models, model, metrics, usage, chat, responses, messages, count_tokens, web };
+enum class RouteId {
+  health, models, model, metrics, usage, chat, responses, messages, count_tokens, web,
+  stored_response, stored_input_items, stored_cancel  // /v1/responses/{id}[/input_items|/cancel]
+};
 
 struct Route {
   RouteId id;
   http::verb method;           // GET routes answer HEAD too
   bool open = false;           // no key needed
   bool operator_only = false;  // operator keys only (403 for customer keys)
+  bool deletable = false;      // DELETE too
 };
+
+// /v1/responses/{id}, /v1/responses/{id}/input_items, /v1/responses/{id}/cancel: the id, or "".
+std::string stored_response_id(std::string_view path) {
+  constexpr std::string_view kPrefix = "/v1/responses/";
+  if (!path.starts_with(kPrefix)) return {};
+  path.remove_prefix(kPrefix.size());
+  for (std::string_view tail : {"/input_items", "/cancel"})
+    if (path.ends_with(tail)) path.remove_suffix(tail.size());
+  return path.empty() || path.find('/') != std::string_view::npos ? std::string() : std::string(path);
+}
 
 std::optional<Route> find_route(std::string_view path) {
   if (path == "/health" || path == "/healthz") return Route{RouteId::health, http::verb::get, true};
@@ -84,6 +100,11 @@ std::optional<Route> find_route(std::string_view path) {
   if (path == "/v1/usage") return Route{RouteId::usage, http::verb::get};
   if (path == "/v1/chat/completions") return Route{RouteId::chat, http::verb::post};
   if (path == "/v1/responses") return Route{RouteId::responses, http::verb::post};
+  if (!stored_response_id(path).empty()) {
+    if (path.ends_with("/input_items")) return Route{RouteId::stored_input_items, http::verb::get};
+    if (path.ends_with("/cancel")) return Route{RouteId::stored_cancel, http::verb::post};
+    return Route{RouteId::stored_response, http::verb::get, false, false, true};
+  }
   if (path == "/v1/messages") return Route{RouteId::messages, http::verb::post};
   if (path == "/v1/messages/count_tokens") return Route{RouteId::count_tokens, http::verb::post};
   return std::nullopt;
@@ -447,13 +468,16 @@ struct HttpServer::Impl {
       throw ApiError(404, "not_found_error", "no route for " + std::string(h.method_string()) + " " + path, "",
                      "unknown_route");
     const bool head_of_get = h.method() == http::verb::head && route->method == http::verb::get;
-    if (h.method() != route->method && !head_of_get)
+    const bool deleting = h.method() == http::verb::delete_ && route->deletable;
+    if (h.method() != route->method && !head_of_get && !deleting)
       throw ApiError(405, "invalid_request_error",
-                     std::string("use ") + (route->method == http::verb::get ? "GET" : "POST") + " for " + path, "",
-                     "method_not_allowed");
+                     std::string("use ") + (route->method == http::verb::get ? "GET" : "POST") +
+                         (route->deletable ? " or DELETE" : "") + " for " + path,
+                     "", "method_not_allowed");
     if (route->operator_only && !who.is_operator)
       throw ApiError(403, "permission_error", path + " is for operator keys only", "", "operator_only");
-    if (route->method == http::verb::post) service.precheck(who);
+    // (cancelling a background response costs nothing: allowed without credit)
+    if (route->method == http::verb::post && route->id != RouteId::stored_cancel) service.precheck(who);
     return {*route, who, reserve_body(parser, dialect_for_path(path), options.body_limit), options.body_limit};
   }
 
@@ -557,13 +581,20 @@ struct HttpServer::Impl {
         w.body = std::move(req.body());
         // On the work pool: sign-in hashes a password (Argon2id), too slow for an I/O thread.
         reply = co_await on_work_pool(dialect, [&] { return web_response(options.web->handle(w), version, keep_alive); });
+      } else if (stored_route(route.id)) {
+        // The response store reads and writes its table: on the work pool.
+        auto answer = co_await on_work_pool(dialect, [&] {
+          return service.responses().answer(stored_route_of(route.id, req.method()), stored_response_id(path),
+                                            QueryParams::parse(target), req.body(), who.owner());
+        });
+        reply = json_response(http::status::ok, answer, version, keep_alive, request_id);
       } else if (route.method == http::verb::get) {
         reply = respond_get(route.id, path, who, version, keep_alive, request_id);
       } else if (route.id == RouteId::count_tokens) {
         auto counted = co_await on_work_pool(dialect, [&] { return service.count_tokens(req.body(), who, betas); });
         reply = json_response(http::status::ok, counted, version, keep_alive, request_id);
       } else {
-        prepared = co_await on_work_pool(dialect, [&] { return service.prepare(dialect, req.body(), betas); });
+        prepared = co_await on_work_pool(dialect, [&] { return service.prepare(dialect, req.body(), betas, who); });
       }
     } catch (const ApiError& e) {
       if (e.status >= 500) spdlog::warn("{} {} -> {} {}", std::string(req.method_string()), path, e.status, e.what());
@@ -580,7 +611,11 @@ struct HttpServer::Impl {
     auto waker = std::make_shared<Waker>(co_await net::this_coro::executor);
     std::shared_ptr<Generation> gen;
     try {
-      gen = service.start(*prepared, who, [waker] { waker->wake(waker); });
+      if (prepared->req.background)  // answered at once; the generation runs on without this connection
+        reply = json_response(http::status::ok, service.start_background(*prepared, who), version, keep_alive,
+                              request_id);
+      else
+        gen = service.start(*prepared, who, [waker] { waker->wake(waker); });
     } catch (const ApiError& e) {
       reply = error_response(dialect, e, version, keep_alive, request_id);
     } catch (const std::exception& e) {
@@ -590,6 +625,15 @@ struct HttpServer::Impl {
     if (reply) co_return co_await send(stream, std::move(*reply));
     co_return co_await generate(session_id, stream, buffer, std::move(*prepared), who, gen, waker, version, keep_alive,
                                 request_id);
+  }
+
+  static bool stored_route(RouteId id) {
+    return id == RouteId::stored_response || id == RouteId::stored_input_items || id == RouteId::stored_cancel;
+  }
+  static ResponseRoute stored_route_of(RouteId id, http::verb method) {
+    if (id == RouteId::stored_input_items) return ResponseRoute::input_items;
+    if (id == RouteId::stored_cancel) return ResponseRoute::cancel;
+    return method == http::verb::delete_ ? ResponseRoute::remove : ResponseRoute::retrieve;
   }
 
   // The GET routes: cheap answers from memory or the ledger.
@@ -748,8 +792,10 @@ struct HttpServer::Impl {
         co_return co_await send(stream, error_response(dialect, internal_error(dialect, "generation failed: " + outcome->error),
                                                        version, keep, request_id),
                                 false, watch->sent);
-      auto res = json_response(http::status::ok, render_response(p.req, p.meta, turn, *outcome), version, keep,
-                               request_id);
+      // A kept response: the object as it was kept (rendered once), which a later GET answers too.
+      auto res = json_response(http::status::ok,
+                               outcome->response ? *outcome->response : render_response(p.req, p.meta, turn, *outcome),
+                               version, keep, request_id);
       withheld_header(res, p.req);
       co_return co_await send(stream, std::move(res), false, watch->sent);
     }
@@ -888,9 +934,11 @@ struct HttpServer::Impl {
     net::steady_timer t(co_await net::this_coro::executor);
     bool cancelled = false;
     for (;;) {
+      // Background responses run without a session: they get the same time to finish.
+      if (cancelled) service.responses().stop_background();
       {
         std::lock_guard lock(sessions_mutex);
-        if (sessions.empty()) break;
+        if (sessions.empty() && service.responses().background_running() == 0) break;
         for (auto& [id, s] : sessions) {
           if (s.idle) {
             // On the session's strand: sockets are not safe to touch from two threads at once.

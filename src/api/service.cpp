@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/constraint.h"
+#include "api/response_store.h"
 #include "search/sources.h"
 #include "text/chat_encoder.h"
 #include "text/detokenizer.h"
@@ -79,8 +80,13 @@ void Generation::push(std::vector<text::CompletionEvent> events) {
     if (loop_ && d.kind == Delta::Kind::reasoning)
       loop_->round.reasoning_content = loop_->round.reasoning_content.value_or("") + d.text;
     if (loop_ && d.kind == Delta::Kind::content) loop_->round.content += d.text;
-    deltas_.push_back(std::move(d));
+    emit(std::move(d));
   }
+}
+
+void Generation::emit(Delta d) {
+  if (keeper_) keeper_->add(d);
+  if (!detached_) deltas_.push_back(std::move(d));
 }
 
 namespace {
@@ -102,7 +108,7 @@ void Generation::add_search_call(text::ToolCall call) {
   Delta d;
   d.kind = Delta::Kind::search_call;
   d.search = sc;
-  deltas_.push_back(std::move(d));
+  emit(std::move(d));
   loop_->pending.push_back(std::move(sc));
 }
 
@@ -175,7 +181,7 @@ UsageRecord Generation::finish_locked(runtime::FinishReason reason, const std::s
     Delta d;
     d.kind = Delta::Kind::content;
     d.text = footer_;
-    deltas_.push_back(std::move(d));
+    emit(std::move(d));
   }
   Outcome o;
   switch (reason) {
@@ -186,6 +192,7 @@ UsageRecord Generation::finish_locked(runtime::FinishReason reason, const std::s
   }
   o.usage = total_;
   o.usage.web_search_calls = int(record_.web_search_calls);
+  if (keeper_) o.response = keeper_->finish(reason, o, revoked_);
   outcome_ = o;
   record_.usage = o.usage;
   record_.status = status_of(reason);
@@ -279,8 +286,11 @@ class RunningByKey {
 ApiService::ApiService(runtime::Engine& engine, std::shared_ptr<const text::Tokenizer> tokenizer,
                        std::shared_ptr<Authenticator> auth, std::shared_ptr<UsageSink> usage, ServiceOptions options)
     : engine_(engine), tokenizer_(std::move(tokenizer)), auth_(std::move(auth)), usage_(std::move(usage)),
-      options_(std::move(options)), running_(std::make_shared<RunningByKey>()) {
+      options_(std::move(options)), running_(std::make_shared<RunningByKey>()), responses_(options_.responses) {
   if (!auth_) auth_ = std::make_shared<OpenAuthenticator>();
+  if (!responses_) responses_ = ResponseStore::in_memory();
+  // Background responses have no client loop to poll the key's standing: the store does it.
+  responses_->set_entitlement_check([auth = auth_](const Principal& who) { return auth->entitled(who); });
   auth_->watch_entitlements([weak = std::weak_ptr<RunningByKey>(running_)](const std::vector<std::string>& key_ids) {
     auto running = weak.lock();
     if (!running) return false;  // this service is gone
@@ -362,10 +372,11 @@ void check_engine_limits(const ChatRequest& req, const runtime::SamplingParams& 
 }
 }  // namespace
 
-PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body, const std::string& anthropic_beta) const {
+PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body, const std::string& anthropic_beta,
+                                    const Principal& who) const {
   json::value v = parse_json_body(body);
   PreparedRequest p;
-  p.req = parse_for(dialect, v);
+  p.req = dialect == Dialect::responses ? parse_stateful_responses(v, who, &p.input_items) : parse_for(dialect, v);
   if (dialect == Dialect::anthropic) apply_betas(p.req, anthropic_beta);
   check_model(options_, p.req);
   if (p.req.search_tool) enable_search_tool(p.req);
@@ -412,6 +423,19 @@ PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body, co
     case Dialect::anthropic: p.meta.id = "msg_" + random_id(24); break;
   }
   return p;
+}
+
+// A Responses request with its stored state: the conversation previous_response_id continues
+// (looked up first, so the parser reads it in place), and the input items it stores.
+ChatRequest ApiService::parse_stateful_responses(const json::value& body, const Principal& who,
+                                                 std::string* input_items) const {
+  json::array earlier;
+  const json::value* previous = body.as_object().if_contains("previous_response_id");
+  const bool continues = previous && previous->is_string();
+  if (continues) earlier = responses_->conversation(std::string(previous->get_string()), who.owner());
+  ChatRequest req = parse_responses_request(body, continues ? &earlier : nullptr);
+  if (req.store && input_items) *input_items = responses_->input_items(body.at("input"));
+  return req;
 }
 
 json::object ApiService::count_tokens(const std::string& body, const Principal& who, const std::string& anthropic_beta) const {
@@ -498,6 +522,7 @@ void ApiService::run_web_search(PreparedRequest& p) const {
 
 // An admitted request the engine did not take: its admission hold is released (nothing to bill).
 void ApiService::release_admission(Generation& g, const char* status) const {
+  if (g.keeper_) responses_->abandon(g.record_.request_id);  // never ran: nothing to keep
   if (!usage_) return;
   UsageRecord rec = g.record_;
   rec.status = status;
@@ -545,19 +570,10 @@ std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Pr
   gr.tenant = who.tenant();
   gr.cache_salt = options_.shared_prefix_cache ? std::string() : who.tenant();
   gr.constraint = constraint(p.grammar);
-  if (search_tool) {
-    g->loop_ = std::make_unique<Generation::SearchLoop>();
-    g->loop_->service = this;
-    g->loop_->req = p.req;
-    g->loop_->grammar = p.grammar;
-    if (p.req.tool_choice != "auto" && p.req.tool_choice != "none") {  // a forced call: the first round's only
-      ChatRequest later = p.req;
-      later.tool_choice = "auto";
-      g->loop_->grammar = output_grammar(later);
-    }
-    g->loop_->base = gr;
-    g->loop_->max_tokens = p.params.max_tokens;
-    g->loop_->next_number = p.sources.size() + 1;
+  if (search_tool) g->loop_ = search_loop(p, gr);
+  if (p.req.dialect == Dialect::responses && p.req.store) {  // readable (queued) from here on
+    g->keeper_ = responses_->keep(p, who, g);
+    g->detached_ = p.req.background;
   }
   runtime::RequestCallbacks cb;
   cb.on_admitted = [g](int cached) { g->on_admitted(cached); };
@@ -584,6 +600,28 @@ std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Pr
   }
   if (cancel_now) handle->cancel();
   return g;
+}
+
+std::unique_ptr<Generation::SearchLoop> ApiService::search_loop(const PreparedRequest& p,
+                                                               const runtime::GenerationRequest& gr) const {
+  auto loop = std::make_unique<Generation::SearchLoop>();
+  loop->service = this;
+  loop->req = p.req;
+  loop->grammar = p.grammar;
+  if (p.req.tool_choice != "auto" && p.req.tool_choice != "none") {  // a forced call: the first round's only
+    ChatRequest later = p.req;
+    later.tool_choice = "auto";
+    loop->grammar = output_grammar(later);
+  }
+  loop->base = gr;
+  loop->max_tokens = p.params.max_tokens;
+  loop->next_number = p.sources.size() + 1;
+  return loop;
+}
+
+json::object ApiService::start_background(const PreparedRequest& p, const Principal& who) {
+  start(p, who, nullptr);
+  return render_pending_response(p.req, p.meta, "queued");
 }
 
 // ----------------------------------------------------------------------------- search tool
@@ -687,7 +725,7 @@ void Generation::search_round() {
       Delta d;
       d.kind = Delta::Kind::search_result;
       d.search = c;
-      deltas_.push_back(std::move(d));
+      emit(std::move(d));
       notify = notify_;
     }
     if (notify) notify();

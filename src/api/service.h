@@ -24,8 +24,13 @@
 
 namespace v4::api {
 
+class ResponseStore;
+
 struct ServiceOptions {
   ModelCatalog catalog;
+  // The Responses API's stored responses (api/response_store.h); null: the service keeps them in
+  // this process's memory (ResponseStore::in_memory).
+  std::shared_ptr<ResponseStore> responses;
   // Prefix-cache hits across tenants (serve --shared-prefix-cache): off by default, so a tenant's
   // cached_tokens and latency say nothing about other tenants' prompts.
   bool shared_prefix_cache = false;
@@ -47,6 +52,19 @@ struct PreparedRequest {
   std::vector<search::Result> sources;  // the search results the model was given
   std::string footer;                   // appended to the answer ("" with disable_formatting)
   std::shared_ptr<const grammar::Grammar> grammar;  // the output's constraint (api/constraint.h), or null
+  std::string input_items;  // Responses with store: the request's input items as stored (JSON text)
+};
+
+// What a generation made, kept as it is made (Responses with store: api/response_store.h). Called
+// under the generation's lock: add() with every piece of output, finish() once at the end, which
+// returns the response object as kept (the client then gets that same object).
+class OutputKeeper {
+ public:
+  virtual ~OutputKeeper() = default;
+  virtual void add(const Delta& d) = 0;
+  // `revoked`: stopped because its key lost the right to run.
+  virtual std::shared_ptr<const boost::json::object> finish(runtime::FinishReason reason, const Outcome& outcome,
+                                                            bool revoked) = 0;
 };
 
 class ApiService;
@@ -78,6 +96,7 @@ class Generation : public std::enable_shared_from_this<Generation> {
   void on_token(const runtime::GeneratedToken& t);
   void on_finish(const runtime::FinishInfo& f);
   void push(std::vector<text::CompletionEvent> events);
+  void emit(Delta d);  // one piece of output, for the client and the keeper; with mutex_ held
   // The outcome (usage summed over the rounds) and the ledger record; called with mutex_ held.
   UsageRecord finish_locked(runtime::FinishReason reason, const std::string& error, const std::string& matched_stop,
                             bool pause = false);
@@ -126,6 +145,8 @@ class Generation : public std::enable_shared_from_this<Generation> {
   std::optional<int> admitted_cached_;  // until take() hands it out
   bool cancel_requested_ = false;
   bool revoked_ = false;
+  std::shared_ptr<OutputKeeper> keeper_;
+  bool detached_ = false;  // background: no client takes the deltas (the keeper has them)
 };
 
 // The running generations of each key, so that a key that loses its entitlement stops them.
@@ -144,7 +165,9 @@ class ApiService {
   // Parses and validates the body, checks the model id, encodes the prompt, checks the context.
   // Throws ApiError.
   // `anthropic_beta`: the Anthropic request's anthropic-beta header (each beta honoured or refused).
-  PreparedRequest prepare(Dialect dialect, const std::string& body, const std::string& anthropic_beta = {}) const;
+  // `who`: the caller, whose stored responses a Responses previous_response_id may name.
+  PreparedRequest prepare(Dialect dialect, const std::string& body, const std::string& anthropic_beta = {},
+                          const Principal& who = {}) const;
 
   // POST /v1/messages/count_tokens: admitted like a request (rate limits, credit above zero) but
   // free of charge.
@@ -157,6 +180,11 @@ class ApiService {
   // Admits and submits. Throws ApiError (admission refusals; overload -> 503, Anthropic 529).
   // `notify` is called from the engine thread whenever take() has something new.
   std::shared_ptr<Generation> start(const PreparedRequest& prepared, const Principal& who, std::function<void()> notify);
+  // Responses `background`: admits and submits like start(), and answers at once with the response
+  // object (queued); the generation runs detached and is kept (GET polls it). Throws ApiError.
+  boost::json::object start_background(const PreparedRequest& prepared, const Principal& who);
+
+  ResponseStore& responses() { return *responses_; }
 
   runtime::Engine& engine() { return engine_; }
   const ServiceOptions& options() const { return options_; }
@@ -164,9 +192,15 @@ class ApiService {
  private:
   friend class Generation;
   void release_admission(Generation& g, const char* status) const;
+  // Responses: the request parsed with the conversation its previous_response_id continues, and the
+  // input items it stores (`input_items`, when it stores). Throws ApiError.
+  ChatRequest parse_stateful_responses(const boost::json::value& body, const Principal& who,
+                                       std::string* input_items) const;
   // The Responses/Anthropic search tool: given to the model when the server searches (Anthropic's is
   // refused when it does not; Responses' stays withheld). Throws ApiError.
   void enable_search_tool(ChatRequest& req) const;
+  // The search tool's loop for a request whose first round is `gr` (later rounds start like it).
+  std::unique_ptr<Generation::SearchLoop> search_loop(const PreparedRequest& p, const runtime::GenerationRequest& gr) const;
   // web_search_linkup / web_search_options: searches with the latest user message and puts the
   // results before it. Throws ApiError (400 when off, 502/503 when the search fails).
   void run_web_search(PreparedRequest& p) const;
@@ -179,6 +213,7 @@ class ApiService {
   std::shared_ptr<UsageSink> usage_;
   ServiceOptions options_;
   std::shared_ptr<RunningByKey> running_;
+  std::shared_ptr<ResponseStore> responses_;
   mutable std::once_flag token_index_once_;
   mutable std::shared_ptr<const grammar::TokenIndex> token_index_;
 };

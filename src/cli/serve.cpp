@@ -12,6 +12,7 @@
 
 #include "api/accounts_auth.h"
 #include "api/auth.h"
+#include "api/response_store.h"
 #include "api/server.h"
 #include "api/service.h"
 #include "cli/command.h"
@@ -40,7 +41,7 @@ constexpr const char* kUsage =
     "                     [--search linkup|local|off [--linkup-url URL] [--linkup-key-env NAME] [--linkup-ca FILE]\n"
     "                      [--search-index FILE] [--search-results N] [--search-depth fast|standard|deep]\n"
     "                      [--search-timeout-ms N]]\n"
-    "                     [--model-alias PATTERN=MODEL[,...]|none]\n"
+    "                     [--model-alias PATTERN=MODEL[,...]|none] [--responses-retention-days N]\n"
     "  DIR holds config.json, the safetensors and tokenizer.json (or pass --tokenizer).\n"
     "  --api-key: require this key (Authorization: Bearer KEY or x-api-key: KEY) on every route but /health.\n"
     "  --db: managed keys, credit/rate limits and the usage ledger (see `v4flash keys`); --api-key then acts\n"
@@ -66,6 +67,9 @@ constexpr const char* kUsage =
     "        prefill chunks of whole 128-token blocks; larger chunks prefill long prompts faster, smaller ones\n"
     "        keep the streams' inter-token time lower while a long prompt is prefilled.\n"
     "  --threads N: the model's threads and the threads sampling a step's sequences (default: all cores).\n"
+    "  --responses-retention-days N: stored Responses-API responses (store, the default) are deleted this long\n"
+    "        after they were made (default 30). With --db they live in its database; without, in memory\n"
+    "        (at most 256 MiB, oldest dropped first, gone at exit).\n"
     "  --model-alias: other model names clients may send for a served model; a trailing '*' matches any\n"
     "        suffix. Default 'claude-*=deepseek-v4-flash' (Claude Code's names); yours are tried first;\n"
     "        'none' removes the default.\n";
@@ -134,7 +138,8 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
                                       "cache-dir", "cache-disk-bytes",
                                       "max-running-per-key", "max-connections", "signup", "signup-credit",
                                       "search", "linkup-url", "linkup-key-env", "linkup-ca", "search-index",
-                                      "search-results", "search-depth", "search-timeout-ms", "model-alias"};
+                                      "search-results", "search-depth", "search-timeout-ms", "model-alias",
+                                      "responses-retention-days"};
   std::vector<std::string> flags = {"shared-prefix-cache", "help"};
   options.insert(options.end(), hooks.options.begin(), hooks.options.end());
   flags.insert(flags.end(), hooks.flags.begin(), hooks.flags.end());
@@ -229,6 +234,10 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
   }
 
   api::ServiceOptions svc;
+  api::ResponseStoreOptions ro;
+  ro.retention = std::chrono::hours(24) * args.integer("responses-retention-days", 30, 1, 3650);
+  auto db = args.value("db");
+  svc.responses = db ? api::ResponseStore::open(product::ResponseTable::open(*db), ro) : api::ResponseStore::in_memory(ro);
   svc.shared_prefix_cache = args.flag("shared-prefix-cache");
   svc.search = search_provider(args);
   svc.search_results = int(args.integer("search-results", 5, 1, 50));

@@ -63,6 +63,7 @@ std::optional<api::Principal> Console::session_principal(const api::WebRequest& 
   api::Principal who;
   who.key_id = accounts_->playground_key(session->account_id).id;
   who.source = "playground";
+  who.account = session->account_id;
   return who;
 }
 

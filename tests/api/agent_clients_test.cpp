@@ -194,13 +194,15 @@ TEST(Codex, RefusalsNameTheField) {
     const char* body;
     const char* param;
   } cases[] = {
-      {R"({"model":"m","input":"x","store":true})", "store"},
+      {R"({"model":"m","input":"x","conversation":"conv_1"})", "conversation"},
       {R"({"model":"m","input":"x","include":["file_search_call.results"]})", "include[0]"},
       {R"({"model":"m","input":"x","tools":[{"type":"local_shell"}]})", "tools[0].type"},
       {R"({"model":"m","input":"x","tools":[{"type":"custom","name":"apply_patch","format":{"type":"grammar","syntax":"lark","definition":"start: x"}}]})",
        "tools[0].format.type"},
       {R"({"model":"m","input":"x","truncation":"auto"})", "truncation"},
-      {R"({"model":"m","input":"x","background":true})", "background"},
+      {R"({"model":"m","input":"x","background":true,"store":false})", "background"},
+      {R"({"model":"m","input":"x","background":true,"stream":true})", "stream"},
+      {R"({"model":"m","input":"x","previous_response_id":"resp_1"})", "previous_response_id"},  // not looked up
       {R"({"model":"m","input":"x","reasoning":{"summary":"verbose"}})", "reasoning.summary"},
   };
   for (auto& c : cases) {

@@ -92,14 +92,14 @@ export async function responsesChecks(checks, server) {
     assert(done.output.some((o) => o.type === 'function_call'), 'final response has the call');
   });
 
-  await checks.run('responses: errors 401 / 422 / 400 / 404', async () => {
+  await checks.run('responses: errors 401 / 422 / 404', async () => {
     const bad = new OpenAI({ baseURL: server.url + '/v1', apiKey: 'sk-wrong', maxRetries: 0 });
     try { await bad.responses.create({ model, input: 'x' }); throw new Error('expected 401'); }
     catch (e) { assert(e instanceof OpenAI.AuthenticationError, `AuthenticationError, got ${e}`); }
     try { await client.responses.create({ model, input: 'x', top_p: 3 }); throw new Error('expected 422'); }
     catch (e) { assert(e instanceof OpenAI.UnprocessableEntityError, `UnprocessableEntityError, got ${e}`); eq(e.param, 'top_p', 'param'); }
-    try { await client.responses.create({ model, input: 'x', previous_response_id: 'resp_x' }); throw new Error('expected 400'); }
-    catch (e) { assert(e instanceof OpenAI.BadRequestError, `BadRequestError, got ${e}`); eq(e.param, 'previous_response_id', 'param'); }
+    try { await client.responses.create({ model, input: 'x', previous_response_id: 'resp_x' }); throw new Error('expected 404'); }
+    catch (e) { assert(e instanceof OpenAI.NotFoundError, `NotFoundError, got ${e}`); eq(e.param, 'previous_response_id', 'param'); }
     try { await client.responses.create({ model: 'o3', input: 'x' }); throw new Error('expected 404'); }
     catch (e) { assert(e instanceof OpenAI.NotFoundError, `NotFoundError, got ${e}`); }
   });

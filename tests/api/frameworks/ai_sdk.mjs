@@ -24,7 +24,8 @@ export const providers = {
                                                     fetch, includeUsage: true, supportsStructuredOutputs: true })(MODEL),
     options: {}, thinking: true, shows: true,
   },
-  // store: false (this server keeps no responses): reasoning goes back sealed, as encrypted_content.
+  // store: false (with store it sends earlier items back as item_reference, which this server does not
+  // resolve): reasoning goes back sealed, as encrypted_content.
   // forceReasoning: the provider knows only OpenAI's reasoning models by name; without it, it sends
   // no reasoning options and drops reasoning parts. It shows reasoning only from summaries.
   responses: {

@@ -640,12 +640,14 @@ struct HttpServer::Impl {
   http::response<http::string_body> respond_get(RouteId id, const std::string& path, const Principal& who,
                                                 unsigned version, bool keep_alive, const std::string& request_id) {
     switch (id) {
-      case RouteId::health:
-        return json_response(http::status::ok, json::object{{"status", draining ? "draining" : "ok"}}, version,
-                             keep_alive, request_id);
+      case RouteId::health: {
+        json::object health{{"status", draining ? "draining" : "ok"}};
+        if (auto backends = service.backends_status(); !backends.empty()) health["backends"] = std::move(backends);
+        return json_response(http::status::ok, health, version, keep_alive, request_id);
+      }
       case RouteId::metrics:
-        return text_response(http::status::ok, service.engine().prometheus_text(), "text/plain; version=0.0.4",
-                             version, keep_alive, request_id);
+        return text_response(http::status::ok, service.metrics_text(), "text/plain; version=0.0.4", version,
+                             keep_alive, request_id);
       case RouteId::usage: {
         auto report = service.usage_report(who);
         if (!report)
@@ -788,6 +790,8 @@ struct HttpServer::Impl {
       if (gen->revoked())
         co_return co_await send(stream, error_response(dialect, revoked_error, version, false, request_id), false,
                                 watch->sent);
+      if (auto failure = gen->failure())  // a backend's refusal, with its status
+        co_return co_await send(stream, error_response(dialect, *failure, version, keep, request_id), false, watch->sent);
       if (outcome->stop == StopKind::error)
         co_return co_await send(stream, error_response(dialect, internal_error(dialect, "generation failed: " + outcome->error),
                                                        version, keep, request_id),
@@ -800,7 +804,19 @@ struct HttpServer::Impl {
       co_return co_await send(stream, std::move(res), false, watch->sent);
     }
 
-    // Streamed: chunked SSE.
+    // Streamed: chunked SSE, once the backend committed (an upstream may still fail over or refuse
+    // before its first byte; its refusal is then a plain HTTP error).
+    while (!gen->committed() && !waker->client_gone) co_await wait_for_output();
+    if (waker->client_gone) {
+      gen->cancel();
+      co_await stop_watching();
+      co_return false;
+    }
+    if (auto failure = gen->failure()) {
+      co_await stop_watching();
+      co_return co_await send(stream, error_response(dialect, *failure, version, keep_alive, request_id), false,
+                              watch->sent);
+    }
     http::response<http::empty_body> res{http::status::ok, version};
     common_headers(res, request_id);
     res.set(http::field::content_type, "text/event-stream; charset=utf-8");

@@ -1,8 +1,10 @@
 #include "api/service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <map>
+#include <set>
 #include <thread>
 #include <utility>
 
@@ -258,6 +260,59 @@ bool Generation::revoked() const {
   return revoked_;
 }
 
+bool Generation::committed() const {
+  std::lock_guard lock(mutex_);
+  return committed_ || outcome_.has_value();
+}
+
+std::optional<ApiError> Generation::failure() const {
+  std::lock_guard lock(mutex_);
+  return failure_;
+}
+
+void Generation::on_start() {
+  std::function<void()> notify;
+  {
+    std::lock_guard lock(mutex_);
+    committed_ = true;
+    notify = notify_;
+  }
+  if (notify) notify();
+}
+
+void Generation::on_deltas(std::vector<Delta> deltas) {
+  std::function<void()> notify;
+  {
+    std::lock_guard lock(mutex_);
+    if (record_.first_token_at_ms == 0) record_.first_token_at_ms = now_ms();
+    committed_ = true;
+    for (auto& d : deltas) {
+      if (d.kind == Delta::Kind::tool_call) {
+        if (single_tool_call_ && has_tool_calls_) continue;  // parallel_tool_calls: false
+        has_tool_calls_ = true;
+      }
+      emit(std::move(d));
+    }
+    notify = notify_;
+  }
+  if (notify) notify();
+}
+
+void Generation::on_end(RunEnd end) {
+  UsageRecord rec;
+  {
+    std::lock_guard lock(mutex_);
+    total_.prompt_tokens += end.usage.prompt_tokens;
+    total_.cached_tokens += std::min(end.usage.cached_tokens, end.usage.prompt_tokens);
+    total_.completion_tokens += end.usage.completion_tokens;
+    total_.reasoning_tokens += std::min(end.usage.reasoning_tokens, end.usage.completion_tokens);
+    record_.web_search_calls = std::max<int64_t>(record_.web_search_calls, end.usage.web_search_calls);
+    if (end.failure && !committed_) failure_ = std::move(end.failure);  // the caller has seen nothing yet
+    rec = finish_locked(end.reason, end.error, end.matched_stop);
+  }
+  deliver(rec);
+}
+
 // ----------------------------------------------------------------------------- RunningByKey
 class RunningByKey {
  public:
@@ -285,6 +340,10 @@ class RunningByKey {
 // ----------------------------------------------------------------------------- ApiService
 ApiService::ApiService(runtime::Engine& engine, std::shared_ptr<const text::Tokenizer> tokenizer,
                        std::shared_ptr<Authenticator> auth, std::shared_ptr<UsageSink> usage, ServiceOptions options)
+    : ApiService(&engine, std::move(tokenizer), std::move(auth), std::move(usage), std::move(options)) {}
+
+ApiService::ApiService(runtime::Engine* engine, std::shared_ptr<const text::Tokenizer> tokenizer,
+                       std::shared_ptr<Authenticator> auth, std::shared_ptr<UsageSink> usage, ServiceOptions options)
     : engine_(engine), tokenizer_(std::move(tokenizer)), auth_(std::move(auth)), usage_(std::move(usage)),
       options_(std::move(options)), running_(std::make_shared<RunningByKey>()), responses_(options_.responses) {
   if (!auth_) auth_ = std::make_shared<OpenAuthenticator>();
@@ -299,14 +358,19 @@ ApiService::ApiService(runtime::Engine& engine, std::shared_ptr<const text::Toke
   });
 }
 
+void ApiService::set_backends(std::map<std::string, std::shared_ptr<Backend>> backends) {
+  options_.backends = std::move(backends);
+}
+
 std::shared_ptr<runtime::TokenConstraint> ApiService::constraint(std::shared_ptr<const grammar::Grammar> grammar) const {
   if (!grammar) return nullptr;
   std::call_once(token_index_once_, [&] { token_index_ = make_token_index(*tokenizer_); });
-  return make_constraint(std::move(grammar), token_index_, engine_.config().eos_token_id);
+  return make_constraint(std::move(grammar), token_index_, engine_->config().eos_token_id);
 }
 
 int64_t ApiService::context_length() const {
-  return std::min<int64_t>(options_.catalog.context_length, engine_.config().max_position_embeddings);
+  if (!engine_) return options_.catalog.context_length;  // each upstream checks its own
+  return std::min<int64_t>(options_.catalog.context_length, engine_->config().max_position_embeddings);
 }
 
 namespace {
@@ -379,6 +443,7 @@ PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body, co
   p.req = dialect == Dialect::responses ? parse_stateful_responses(v, who, &p.input_items) : parse_for(dialect, v);
   if (dialect == Dialect::anthropic) apply_betas(p.req, anthropic_beta);
   check_model(options_, p.req);
+  check_parameters(v, p.req.model);
   if (p.req.search_tool) enable_search_tool(p.req);
   p.grammar = output_grammar(p.req);  // a schema we cannot run is refused before any search
   if (!p.req.web_search_field.empty()) run_web_search(p);
@@ -422,6 +487,7 @@ PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body, co
     case Dialect::responses: p.meta.id = "resp_" + random_id(40); break;
     case Dialect::anthropic: p.meta.id = "msg_" + random_id(24); break;
   }
+  if (auto backend = backend_for(p.req.model)) backend->check(p);
   return p;
 }
 
@@ -452,7 +518,7 @@ json::object ApiService::count_tokens(const std::string& body, const Principal& 
 
 json::object ApiService::list_models() const {
   json::array data;
-  for (auto& id : options_.catalog.ids)
+  for (auto& id : options_.catalog.ids) {
     data.push_back(json::object{{"id", id},
                                 {"object", "model"},
                                 {"created", 1745366400},
@@ -462,6 +528,8 @@ json::object ApiService::list_models() const {
                                 {"context_length", context_length()},
                                 {"max_model_len", context_length()},
                                 {"max_output_tokens", options_.catalog.max_output_tokens}});
+    if (auto r = options_.regions.find(id); r != options_.regions.end()) data.back().as_object()["region"] = r->second;
+  }
   return json::object{{"object", "list"}, {"data", std::move(data)}, {"has_more", false},
                       {"first_id", options_.catalog.ids.front()}, {"last_id", options_.catalog.ids.back()}};
 }
@@ -543,18 +611,9 @@ std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Pr
   auth_->admit(who, admission);
 
   g->notify_ = std::move(notify);
-  g->tokenizer_ = tokenizer_;
   g->usage_sink_ = usage_;
-  g->want_logprobs_ = p.req.logprobs;
   g->footer_ = p.footer;
   g->single_tool_call_ = !p.req.parallel_tool_calls;
-  text::ParserOptions po;
-  po.start_in_reasoning = p.req.thinking;
-  po.parse_tool_calls = !p.req.tools.empty() && p.req.tool_choice != "none";
-  const std::string prefix = p.req.dialect == Dialect::anthropic ? "toolu_" : "call_";
-  po.make_tool_call_id = [prefix](size_t) { return prefix + random_id(24); };
-  g->parser_options_ = po;
-  g->parser_ = std::make_unique<text::CompletionParser>(po);
   g->record_.request_id = p.meta.id;
   g->record_.key_id = who.key_id;
   g->record_.source = who.source;
@@ -562,35 +621,67 @@ std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Pr
   g->record_.dialect = p.req.dialect;
   g->record_.started_at_ms = now_ms();
   g->record_.web_search_calls = p.web_search_calls;
+  if (p.req.dialect == Dialect::responses && p.req.store) {  // readable (queued) from here on
+    g->keeper_ = responses_->keep(p, who, g);
+    g->detached_ = p.req.background;
+  }
+  const RunContext ctx{who.tenant(), options_.shared_prefix_cache ? std::string() : who.tenant()};
+  try {
+    if (auto backend = backend_for(p.req.model)) {
+      auto handle = backend->start(p, ctx, g);
+      bool cancel_now = false;
+      {
+        std::lock_guard lock(g->mutex_);
+        g->handle_ = handle;
+        cancel_now = g->cancel_requested_;
+      }
+      if (cancel_now) handle->cancel();
+    } else {
+      submit_local(g, p, ctx);
+    }
+  } catch (const ApiError& e) {
+    release_admission(*g, e.status == 429 || e.status == 503 || e.status == 529 ? "overloaded" : "refused");
+    throw;
+  } catch (...) {
+    release_admission(*g, "refused");
+    throw;
+  }
+  return g;
+}
+
+void ApiService::submit_local(const std::shared_ptr<Generation>& g, const PreparedRequest& p, const RunContext& ctx) const {
+  if (!engine_) throw overloaded(p.req.dialect, "the model '" + p.req.model + "' has no backend on this server");
+  const bool search_tool = p.req.search_tool && p.req.search_tool->enabled && p.req.tool_choice != "none";
+  g->tokenizer_ = tokenizer_;
+  g->want_logprobs_ = p.req.logprobs;
+  text::ParserOptions po;
+  po.start_in_reasoning = p.req.thinking;
+  po.parse_tool_calls = !p.req.tools.empty() && p.req.tool_choice != "none";
+  const std::string prefix = p.req.dialect == Dialect::anthropic ? "toolu_" : "call_";
+  po.make_tool_call_id = [prefix](size_t) { return prefix + random_id(24); };
+  g->parser_options_ = po;
+  g->parser_ = std::make_unique<text::CompletionParser>(po);
+  g->committed_ = true;
 
   runtime::GenerationRequest gr;
   gr.id = p.meta.id;
   gr.prompt = p.prompt;
   gr.params = p.params;
-  gr.tenant = who.tenant();
-  gr.cache_salt = options_.shared_prefix_cache ? std::string() : who.tenant();
+  gr.tenant = ctx.tenant;
+  gr.cache_salt = ctx.cache_salt;
   gr.constraint = constraint(p.grammar);
   if (search_tool) g->loop_ = search_loop(p, gr);
-  if (p.req.dialect == Dialect::responses && p.req.store) {  // readable (queued) from here on
-    g->keeper_ = responses_->keep(p, who, g);
-    g->detached_ = p.req.background;
-  }
   runtime::RequestCallbacks cb;
   cb.on_admitted = [g](int cached) { g->on_admitted(cached); };
   cb.on_token = [g](const runtime::GeneratedToken& t) { g->on_token(t); };
   cb.on_finish = [g](const runtime::FinishInfo& f) { g->on_finish(f); };
   std::shared_ptr<runtime::RequestHandle> handle;
   try {
-    handle = engine_.submit(std::move(gr), std::move(cb));
+    handle = engine_->submit(std::move(gr), std::move(cb));
   } catch (const runtime::OverloadedError& e) {
-    release_admission(*g, "overloaded");
     throw overloaded(p.req.dialect, e.what());
   } catch (const std::invalid_argument& e) {
-    release_admission(*g, "refused");
     throw bad_request("", std::string("the engine refused the request: ") + e.what());
-  } catch (...) {
-    release_admission(*g, "refused");
-    throw;
   }
   bool cancel_now = false;
   {
@@ -599,7 +690,128 @@ std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Pr
     cancel_now = g->cancel_requested_;
   }
   if (cancel_now) handle->cancel();
-  return g;
+}
+
+// ----------------------------------------------------------------------------- the engine as a Backend
+namespace {
+
+runtime::FinishReason reason_of(StopKind stop) {
+  switch (stop) {
+    case StopKind::length: return runtime::FinishReason::Length;
+    case StopKind::stop_string: return runtime::FinishReason::StopString;
+    case StopKind::error: return runtime::FinishReason::Error;
+    case StopKind::end_turn:
+    case StopKind::tool_calls:
+    case StopKind::pause_turn: return runtime::FinishReason::Stop;
+  }
+  return runtime::FinishReason::Stop;
+}
+
+// Moves an inner Generation's output to the pool's RunOutput, in order (one take at a time). It
+// lets go of the output once it ended, which breaks the cycle output -> handle -> inner -> relay.
+struct Relay {
+  std::mutex mutex;
+  std::shared_ptr<RunOutput> out;
+  bool cancelled = false;
+  void pump(Generation& inner) {
+    std::lock_guard lock(mutex);
+    if (!out) return;
+    auto batch = inner.take();
+    if (!batch.deltas.empty()) out->on_deltas(std::move(batch.deltas));
+    if (!batch.outcome) return;
+    RunEnd end;
+    end.reason = cancelled ? runtime::FinishReason::Cancelled : reason_of(batch.outcome->stop);
+    end.matched_stop = batch.outcome->matched_stop;
+    end.error = batch.outcome->error;
+    end.usage = batch.outcome->usage;
+    out->on_end(std::move(end));
+    out.reset();
+  }
+};
+
+struct RelayHandle final : runtime::RequestHandle {
+  std::shared_ptr<Generation> inner;
+  std::shared_ptr<Relay> relay;
+  void cancel() override {
+    {
+      std::lock_guard lock(relay->mutex);
+      relay->cancelled = true;
+    }
+    inner->cancel();
+  }
+};
+
+}  // namespace
+
+class LocalEngineBackend final : public Backend {
+ public:
+  explicit LocalEngineBackend(const ApiService& service) : service_(service) {}
+  std::shared_ptr<runtime::RequestHandle> start(const PreparedRequest& p, const RunContext& ctx,
+                                                std::shared_ptr<RunOutput> out) override {
+    return service_.run_local(p, ctx, std::move(out));
+  }
+
+ private:
+  const ApiService& service_;
+};
+
+std::shared_ptr<Backend> ApiService::local_backend() {
+  if (!engine_) return nullptr;
+  return std::make_shared<LocalEngineBackend>(*this);
+}
+
+std::shared_ptr<runtime::RequestHandle> ApiService::run_local(const PreparedRequest& p, const RunContext& ctx,
+                                                              std::shared_ptr<RunOutput> out) const {
+  std::shared_ptr<Generation> inner(new Generation());
+  inner->single_tool_call_ = !p.req.parallel_tool_calls;
+  inner->record_.web_search_calls = p.web_search_calls;
+  auto relay = std::make_shared<Relay>();
+  relay->out = out;
+  inner->notify_ = [relay, weak = std::weak_ptr<Generation>(inner)] {
+    if (auto g = weak.lock()) relay->pump(*g);
+  };
+  submit_local(inner, p, ctx);  // throws before anything ran
+  out->on_start();
+  auto handle = std::make_shared<RelayHandle>();
+  handle->inner = inner;
+  handle->relay = relay;
+  relay->pump(*inner);  // what came before the handle was known
+  return handle;
+}
+
+std::shared_ptr<Backend> ApiService::backend_for(const std::string& model) const {
+  auto it = options_.backends.find(model);
+  return it == options_.backends.end() ? nullptr : it->second;
+}
+
+std::string ApiService::metrics_text() const {
+  std::string out = engine_ ? engine_->prometheus_text() : std::string();
+  std::set<const Backend*> seen;  // one pool may serve several ids
+  for (auto& [id, b] : options_.backends)
+    if (seen.insert(b.get()).second) out += b->metrics_text();
+  return out;
+}
+
+json::object ApiService::backends_status() const {
+  json::object out;
+  for (auto& [id, b] : options_.backends) {
+    json::value s = b->status();
+    if (!s.is_null()) out[id] = std::move(s);
+  }
+  return out;
+}
+
+void ApiService::check_parameters(const json::value& body, const std::string& model) const {
+  auto it = options_.parameters.find(model);
+  if (it == options_.parameters.end() || !body.is_object()) return;
+  for (auto& [key, value] : body.get_object()) {
+    if (value.is_null()) continue;  // a field sent as null counts as absent
+    const std::string k(key);
+    if (std::find(kAlwaysAllowedFields.begin(), kAlwaysAllowedFields.end(), k) != kAlwaysAllowedFields.end()) continue;
+    if (std::find(it->second.begin(), it->second.end(), k) != it->second.end()) continue;
+    throw ApiError(400, "invalid_request_error", "'" + k + "' is not supported by the model '" + model + "'", k,
+                   "unsupported_parameter");
+  }
 }
 
 std::unique_ptr<Generation::SearchLoop> ApiService::search_loop(const PreparedRequest& p,
@@ -778,7 +990,7 @@ void Generation::next_round() {
   cb.on_finish = [self](const runtime::FinishInfo& f) { self->on_finish(f); };
   std::shared_ptr<runtime::RequestHandle> handle;
   try {
-    handle = loop_->service->engine_.submit(std::move(*next), std::move(cb));
+    handle = loop_->service->engine_->submit(std::move(*next), std::move(cb));
   } catch (const std::exception& e) {
     {
       std::lock_guard lock(mutex_);

@@ -4,6 +4,7 @@
 // The HTTP server (server.h) only moves bytes; everything a test needs to check lives here.
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -13,6 +14,7 @@
 #include <boost/json.hpp>
 
 #include "api/auth.h"
+#include "api/backend.h"
 #include "api/output.h"
 #include "api/request.h"
 #include "grammar/grammar.h"
@@ -38,7 +40,18 @@ struct ServiceOptions {
   std::shared_ptr<const search::Provider> search;
   int search_results = 5;
   search::Depth search_depth = search::Depth::standard;
+  // serve --deployment: the model ids that run elsewhere than on this process's engine (a pool of
+  // upstream servers, src/gateway); the others run on the engine.
+  std::map<std::string, std::shared_ptr<Backend>> backends;
+  // The request fields a model id takes (serve --deployment `parameters`), besides the ones every
+  // request needs (kAlwaysAllowedFields); another is refused with 400 naming it. Absent: all.
+  std::map<std::string, std::vector<std::string>> parameters;
+  std::map<std::string, std::string> regions;  // the region label /v1/models shows per id
 };
+
+// What a model id's `parameters` list never needs to name: the request's own structure.
+inline const std::vector<std::string> kAlwaysAllowedFields = {"model", "messages", "input", "system", "instructions",
+                                                               "stream", "stream_options"};
 
 // 503 (OpenAI dialects) or 529 (Anthropic) with the reason.
 ApiError overloaded(Dialect dialect, const std::string& why);
@@ -71,7 +84,7 @@ class ApiService;
 
 // One running generation. Engine callbacks fill it (engine thread); the HTTP side takes what is
 // ready whenever `notify` fires.
-class Generation : public std::enable_shared_from_this<Generation> {
+class Generation : public std::enable_shared_from_this<Generation>, public RunOutput {
  public:
   struct Batch {
     std::vector<Delta> deltas;
@@ -87,7 +100,17 @@ class Generation : public std::enable_shared_from_this<Generation> {
   void revoke();
   bool revoked() const;
   bool finished() const;
+  // Whether the backend committed to it (a local run at once; an upstream one at its first byte):
+  // until then the caller has been sent nothing, and a failure is answered as a plain HTTP error.
+  bool committed() const;
+  // The error to answer with when it failed before its first byte (RunEnd::failure).
+  std::optional<ApiError> failure() const;
   ~Generation();
+
+  // RunOutput: a backend other than the local engine feeds it.
+  void on_start() override;
+  void on_deltas(std::vector<Delta> deltas) override;
+  void on_end(RunEnd end) override;
 
  private:
   friend class ApiService;
@@ -147,6 +170,8 @@ class Generation : public std::enable_shared_from_this<Generation> {
   bool revoked_ = false;
   std::shared_ptr<OutputKeeper> keeper_;
   bool detached_ = false;  // background: no client takes the deltas (the keeper has them)
+  bool committed_ = false;
+  std::optional<ApiError> failure_;
 };
 
 // The running generations of each key, so that a key that loses its entitlement stops them.
@@ -155,6 +180,10 @@ class RunningByKey;
 class ApiService {
  public:
   ApiService(runtime::Engine& engine, std::shared_ptr<const text::Tokenizer> tokenizer,
+             std::shared_ptr<Authenticator> auth, std::shared_ptr<UsageSink> usage, ServiceOptions options);
+  // Without an engine (null): every model id runs on options.backends (serve --deployment with
+  // upstream pools only).
+  ApiService(runtime::Engine* engine, std::shared_ptr<const text::Tokenizer> tokenizer,
              std::shared_ptr<Authenticator> auth, std::shared_ptr<UsageSink> usage, ServiceOptions options);
 
   Principal authenticate(const std::string& presented_secret) const { return auth_->authenticate(presented_secret); }
@@ -186,16 +215,34 @@ class ApiService {
 
   ResponseStore& responses() { return *responses_; }
 
-  runtime::Engine& engine() { return engine_; }
+  // This process's engine as a Backend (for a pool that mixes it with upstreams): no admission,
+  // no ledger, those stay with the Generation that the pool feeds. Null without an engine.
+  std::shared_ptr<Backend> local_backend();
+  // Routes model ids to backends (ServiceOptions::backends), before the service takes requests:
+  // a pool may hold local_backend(), which needs the service first.
+  void set_backends(std::map<std::string, std::shared_ptr<Backend>> backends);
+  // GET /metrics: the engine's and every backend's. GET /health's `backends`: each pool's state.
+  std::string metrics_text() const;
+  boost::json::object backends_status() const;
   const ServiceOptions& options() const { return options_; }
 
  private:
   friend class Generation;
+  friend class LocalEngineBackend;
+  // A run on the engine for a pool (local_backend): an inner Generation relayed to `out`.
+  std::shared_ptr<runtime::RequestHandle> run_local(const PreparedRequest& p, const RunContext& ctx,
+                                                    std::shared_ptr<RunOutput> out) const;
   void release_admission(Generation& g, const char* status) const;
   // Responses: the request parsed with the conversation its previous_response_id continues, and the
   // input items it stores (`input_items`, when it stores). Throws ApiError.
   ChatRequest parse_stateful_responses(const boost::json::value& body, const Principal& who,
                                        std::string* input_items) const;
+  // The backend `model` runs on, null for this process's engine.
+  std::shared_ptr<Backend> backend_for(const std::string& model) const;
+  // The request's fields against the model id's `parameters` (400 naming the first other).
+  void check_parameters(const boost::json::value& body, const std::string& model) const;
+  // Submits `g` (its parser, search loop and engine handle) to the engine. Throws ApiError.
+  void submit_local(const std::shared_ptr<Generation>& g, const PreparedRequest& p, const RunContext& ctx) const;
   // The Responses/Anthropic search tool: given to the model when the server searches (Anthropic's is
   // refused when it does not; Responses' stays withheld). Throws ApiError.
   void enable_search_tool(ChatRequest& req) const;
@@ -207,7 +254,7 @@ class ApiService {
   // A fresh engine constraint running `grammar` (null: none); the vocabulary index is built on first use.
   std::shared_ptr<runtime::TokenConstraint> constraint(std::shared_ptr<const grammar::Grammar> grammar) const;
 
-  runtime::Engine& engine_;
+  runtime::Engine* engine_;
   std::shared_ptr<const text::Tokenizer> tokenizer_;
   std::shared_ptr<Authenticator> auth_;
   std::shared_ptr<UsageSink> usage_;

@@ -309,6 +309,10 @@ void Generation::on_end(RunEnd end) {
     record_.web_search_calls = std::max<int64_t>(record_.web_search_calls, end.usage.web_search_calls);
     if (end.failure && !committed_) failure_ = std::move(end.failure);  // the caller has seen nothing yet
     rec = finish_locked(end.reason, end.error, end.matched_stop);
+    if (failure_) {  // nothing ran that the caller got: the admission is released, no ledger row
+      const int s = failure_->status;
+      rec.status = record_.status = s == 429 || s == 503 || s == 529 ? "overloaded" : "refused";
+    }
   }
   deliver(rec);
 }

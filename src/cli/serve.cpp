@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -20,6 +21,8 @@
 #include "console/console.h"
 #include "core/checkpoint.h"
 #include "core/config.h"
+#include "gateway/deployment.h"
+#include "gateway/gateway.h"
 #include "kernels/isa.h"
 #include "model/model.h"
 #include "runtime/cache_identity.h"
@@ -42,7 +45,11 @@ constexpr const char* kUsage =
     "                      [--search-index FILE] [--search-results N] [--search-depth fast|standard|deep]\n"
     "                      [--search-timeout-ms N]]\n"
     "                     [--model-alias PATTERN=MODEL[,...]|none] [--responses-retention-days N]\n"
+    "                     [--deployment FILE]\n"
     "  DIR holds config.json, the safetensors and tokenizer.json (or pass --tokenizer).\n"
+    "  --deployment FILE: the model ids served and the backends of each (this engine and/or upstream\n"
+    "        OpenAI-compatible servers), their regions, rate cards and parameters (docs/deployment.md).\n"
+    "        --model is then needed only when a backend is {\"local\": true}; --tokenizer always.\n"
     "  --api-key: require this key (Authorization: Bearer KEY or x-api-key: KEY) on every route but /health.\n"
     "  --db: managed keys, credit/rate limits and the usage ledger (see `v4flash keys`); --api-key then acts\n"
     "        as an unmetered operator key.\n"
@@ -139,13 +146,16 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
                                       "max-running-per-key", "max-connections", "signup", "signup-credit",
                                       "search", "linkup-url", "linkup-key-env", "linkup-ca", "search-index",
                                       "search-results", "search-depth", "search-timeout-ms", "model-alias",
-                                      "responses-retention-days"};
+                                      "responses-retention-days", "deployment"};
   std::vector<std::string> flags = {"shared-prefix-cache", "help"};
   options.insert(options.end(), hooks.options.begin(), hooks.options.end());
   flags.insert(flags.end(), hooks.flags.begin(), hooks.flags.end());
   args.check_known(options, flags);
   auto model_dir = args.value("model");
-  if (!model_dir && !hooks.engine_without_model) {
+  std::optional<gateway::Deployment> deployment;
+  if (auto file = args.value("deployment")) deployment = gateway::Deployment::from_file(*file);
+  const bool need_engine = !deployment || deployment->has_local();
+  if (need_engine && !model_dir && !hooks.engine_without_model) {
     std::fputs(kUsage, stderr);
     throw std::invalid_argument("--model DIR is required");
   }
@@ -167,11 +177,13 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
   std::shared_ptr<const text::Tokenizer> tokenizer = text::Tokenizer::from_file(tokenizer_path);
 
   std::unique_ptr<runtime::Engine> engine;
-  bool random_weights = true;
-  if (hooks.engine_without_model) engine = hooks.engine_without_model(args, tokenizer);
+  bool random_weights = need_engine;
+  if (!need_engine && model_dir)
+    throw std::invalid_argument("--model: no backend of the deployment is local ({\"local\": true}); leave it out");
+  if (need_engine && hooks.engine_without_model) engine = hooks.engine_without_model(args, tokenizer);
   if (engine && args.value("cache-dir"))
     throw std::invalid_argument("--cache-dir needs a model; an engine without one has no state to cache");
-  if (!engine) {
+  if (need_engine && !engine) {
     if (!model_dir) {
       std::fputs(kUsage, stderr);
       throw std::invalid_argument("--model DIR is required");
@@ -221,6 +233,12 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
     throw std::invalid_argument("--signup needs --db (console accounts live in the database)");
   if (auto db = args.value("db")) {
     auto rates = rates_file ? product::RateCards::from_file(*rates_file) : product::RateCards::defaults();
+    if (deployment)
+      for (auto& [id, m] : deployment->models) {
+        if (m.rates) rates.set(id, *m.rates);
+        if (!rates.find(id))
+          throw std::invalid_argument("--deployment: models." + id + ".rates: the id has no rate card (give one here or in --rates)");
+      }
     accounts = product::Accounts::open(*db, std::move(rates));
     auto gate = std::make_shared<api::AccountsGate>(accounts, static_keys);
     auth = gate;
@@ -238,6 +256,16 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
   ro.retention = std::chrono::hours(24) * args.integer("responses-retention-days", 30, 1, 3650);
   auto db = args.value("db");
   svc.responses = db ? api::ResponseStore::open(product::ResponseTable::open(*db), ro) : api::ResponseStore::in_memory(ro);
+  if (deployment) {
+    svc.catalog.ids.clear();
+    for (auto& [id, m] : deployment->models) {
+      svc.catalog.ids.push_back(id);
+      if (!m.region.empty()) svc.regions[id] = m.region;
+      if (m.parameters) svc.parameters[id] = *m.parameters;
+    }
+    // The default alias names a product id the deployment may not serve.
+    std::erase_if(svc.catalog.aliases, [&](const auto& a) { return !svc.catalog.serves(a.second); });
+  }
   svc.shared_prefix_cache = args.flag("shared-prefix-cache");
   svc.search = search_provider(args);
   svc.search_results = int(args.integer("search-results", 5, 1, 50));
@@ -255,7 +283,12 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
     }
     svc.catalog.aliases = std::move(aliases);
   }
-  api::ApiService service(*engine, tokenizer, auth, usage, svc);
+  api::ApiService service(engine.get(), tokenizer, auth, usage, svc);
+  std::unique_ptr<gateway::Gateway> gw;  // after the server in destruction order: its calls end first
+  if (deployment) {
+    gw = std::make_unique<gateway::Gateway>(*deployment, service.local_backend());
+    service.set_backends(gw->backends());
+  }
   if (accounts) {
     console::ConsoleOptions co;
     co.signup_open = signup == "open";
@@ -274,14 +307,17 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
     std::fprintf(stderr,
                  "\n  NOTE: this checkpoint has RANDOM weights (a demo / test model). The server works end to end,\n"
                  "  but the text it generates is meaningless. Point --model at real DeepSeek V4 Flash weights for answers.\n\n");
-  std::fprintf(stderr, "v4flash serve: listening on http://%s:%u  (models: deepseek-v4-flash, :variant1, :variant2; context %lld)\n",
-               sopts.host.c_str(), unsigned(server.port()), (long long)service.context_length());
+  std::string ids;
+  for (auto& id : svc.catalog.ids) ids += (ids.empty() ? "" : ", ") + id;
+  std::fprintf(stderr, "v4flash serve: listening on http://%s:%u  (models: %s; context %lld)\n", sopts.host.c_str(),
+               unsigned(server.port()), ids.c_str(), (long long)service.context_length());
   if (accounts)
     std::fprintf(stderr, "v4flash serve: web console on http://%s:%u/dashboard  (model page /models/deepseek-v4-flash; sign-up %s)\n",
                  sopts.host.c_str(), unsigned(server.port()), signup.c_str());
   std::fflush(stderr);
   server.run();
-  engine->shutdown();
+  gw.reset();
+  if (engine) engine->shutdown();
   std::fprintf(stderr, "v4flash serve: stopped\n");
   return 0;
 }

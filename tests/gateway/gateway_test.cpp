@@ -5,6 +5,7 @@
 
 #include <map>
 
+#include "../search/fake_linkup.h"  // an HTTPS server with a certificate of its own
 #include "harness.h"
 
 using namespace v4;
@@ -318,4 +319,91 @@ TEST(Gateway, PrefixAffinityKeepsTheCachedShareOfOneEngine) {
   EXPECT_GE(two_engines, 0.9 * one_engine);
   EXPECT_GT(a->usage->records().size(), 0u);  // both engines took conversations
   EXPECT_GT(b->usage->records().size(), 0u);
+}
+
+TEST(Gateway, AnHttpsUpstreamIsVerifiedAndGetsItsKeyFromTheEnvironment) {
+  FakeLinkup up(/*tls=*/true);
+  up.script({FakeReply(200, ScriptedUpstream::stream_body())});
+  ::setenv("V4_GATEWAY_TEST_KEY", "sk-upstream-secret", 1);
+  auto gw = gateway_server(R"({"models": {"deepseek-v4-flash": {"backends": [{"url": ")" + up.base_url() +
+                           R"(", "api_key_env": "V4_GATEWAY_TEST_KEY", "ca_file": ")" + up.ca_file() +
+                           R"("}]}}, "routing": {"health_interval_ms": 0}})");
+  auto r = post(gw->port, "/v1/chat/completions",
+                R"({"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": "Hi"}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json().at("choices").at(0).at("message").at("content"), "Hello world");
+  auto seen = up.seen();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].target, "/v1/chat/completions");
+  EXPECT_EQ(seen[0].authorization, "Bearer sk-upstream-secret");
+}
+
+TEST(Gateway, AnHttpsUpstreamWhoseCertificateIsNotTrustedIsNotUsed) {
+  FakeLinkup up(/*tls=*/true);  // its CA is not given to the gateway
+  up.script({FakeReply(200, ScriptedUpstream::stream_body())});
+  auto gw = gateway_server(one_upstream(up.base_url()));
+  auto r = post(gw->port, "/v1/chat/completions",
+                R"({"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": "Hi"}]})");
+  EXPECT_EQ(r.status, 502);
+  EXPECT_NE(r.body.find("certificate"), std::string::npos) << r.body;
+  EXPECT_TRUE(up.seen().empty());
+}
+
+TEST(Gateway, APoolMixesTheLocalEngineWithAnUpstream) {
+  auto upstream = v4flash_upstream();
+  ScriptedEngineOptions o;
+  o.token_delay_us = 0;
+  auto gw = gateway_server(R"({"models": {"deepseek-v4-flash": {"backends": [{"local": true},
+      {"url": "http://127.0.0.1:)" + std::to_string(upstream->port) + R"(/v1", "name": "up"}]}},
+      "routing": {"health_interval_ms": 0, "affinity_tokens": 16}})",
+                           create_scripted_engine(gateway_tokenizer(), o));
+  for (int c = 0; c < 12; ++c) {
+    json::object body{{"model", "deepseek-v4-flash"}, {"stream", c % 2 == 0},
+                      {"messages", json::array{json::object{{"role", "system"}, {"content", "Conversation " + std::to_string(c) +
+                          ": you are a careful assistant who answers in full sentences and says so when it does not know."}},
+                                               json::object{{"role", "user"}, {"content", "Hi"}}}}};
+    auto r = post(gw->port, "/v1/messages", [&] { body["max_tokens"] = 256; return json::serialize(body); }());
+    ASSERT_EQ(r.status, 200) << r.body;
+    if (c % 2) EXPECT_NE(r.body.find("fake engine of v4flash"), std::string::npos) << r.body;
+  }
+  auto ours = gw->usage->records();
+  const size_t upstream_runs = upstream->usage->records().size();
+  ASSERT_EQ(ours.size(), 12u);
+  EXPECT_GT(upstream_runs, 0u);
+  EXPECT_LT(upstream_runs, 12u);  // the rest ran on the gateway's own engine
+  for (auto& r : ours) {
+    EXPECT_EQ(r.status, "completed");
+    EXPECT_GT(r.usage.prompt_tokens, 0);
+    EXPECT_GT(r.usage.completion_tokens, 0);
+  }
+}
+
+TEST(Gateway, AClientThatGoesAwayCancelsALocalRunInAPool) {
+  ScriptedEngineOptions o;
+  o.token_delay_us = 20000;
+  auto gw = gateway_server(R"({"models": {"deepseek-v4-flash": {"backends": [{"local": true},
+      {"url": "http://127.0.0.1:)" + std::to_string(dead_port()) + R"(/v1", "name": "spare"}]}},
+      "routing": {"health_interval_ms": 0, "affinity_tokens": 0}})",
+                           create_scripted_engine(gateway_tokenizer(), o));
+  {
+    gw_net::io_context ioc;
+    gw_beast::tcp_stream s(ioc);
+    s.connect(gw_tcp::endpoint(gw_net::ip::make_address("127.0.0.1"), gw->port));
+    gw_http::request<gw_http::string_body> req{gw_http::verb::post, "/v1/chat/completions", 11};
+    req.set(gw_http::field::host, "localhost");
+    req.set(gw_http::field::content_type, "application/json");
+    req.body() = R"({"model": "deepseek-v4-flash", "stream": true, "messages": [{"role": "user", "content": "Hi"}]})";
+    req.prepare_payload();
+    gw_http::write(s, req);
+    std::string seen;
+    char buf[4096];
+    while (seen.find("\"content\":\"") == std::string::npos && seen.find("\"reasoning_content\":\"") == std::string::npos)
+      seen.append(buf, s.socket().read_some(gw_net::buffer(buf)));
+    s.socket().set_option(gw_net::socket_base::linger(true, 0));
+  }
+  for (int i = 0; i < 200 && gw->usage->records().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  auto recs = gw->usage->records();
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0].status, "cancelled");
+  EXPECT_LT(recs[0].usage.completion_tokens, 20);
 }

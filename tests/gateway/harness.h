@@ -127,8 +127,9 @@ inline std::unique_ptr<ServerHarness> v4flash_upstream(int token_delay_us = 0) {
   return h;
 }
 
-// A gateway with no engine of its own, serving `deployment_json`.
-inline std::unique_ptr<ServerHarness> gateway_server(const std::string& deployment_json) {
+// A gateway serving `deployment_json`, with `engine` as its local backend (none: no engine).
+inline std::unique_ptr<ServerHarness> gateway_server(const std::string& deployment_json,
+                                                     std::unique_ptr<runtime::Engine> engine = nullptr) {
   auto d = gateway::Deployment::from_json(deployment_json);
   api::ServiceOptions svc;
   svc.catalog.ids.clear();
@@ -138,7 +139,7 @@ inline std::unique_ptr<ServerHarness> gateway_server(const std::string& deployme
     if (!m.region.empty()) svc.regions[id] = m.region;
   }
   svc.catalog.aliases.clear();
-  auto h = std::make_unique<ServerHarness>(nullptr, svc);
+  auto h = std::make_unique<ServerHarness>(std::move(engine), svc);
   h->gateway = std::make_unique<gateway::Gateway>(d, h->service->local_backend());
   h->service->set_backends(h->gateway->backends());
   h->serve();

@@ -466,7 +466,10 @@ class ChatStream final : public StreamRenderer {
     // web_search_linkup: the sources the answer cites, as the message's annotations.
     if (json::array a = url_citations(content_, meta_.sources, true); !a.empty())
       out += chunk(json::object{{"annotations", std::move(a)}}, nullptr, nullptr);
-    out += chunk(json::object{}, chat_finish_reason(o, has_tool_calls_), nullptr);
+    // With vLLM's stop_reason, the stop string that ended the answer (a gateway in front of this
+    // server tells Anthropic's stop_sequence from it).
+    out += chunk(json::object{}, chat_finish_reason(o, has_tool_calls_), nullptr,
+                 o.stop == StopKind::stop_string ? json::value(o.matched_stop) : json::value(nullptr));
     if (req_.include_usage) {
       json::object c = base();
       c["choices"] = json::array{};
@@ -483,12 +486,13 @@ class ChatStream final : public StreamRenderer {
                    {"model", meta_.model}, {"system_fingerprint", "fp_v4flash"}};
     return c;
   }
-  std::string chunk(json::object delta, const char* finish, json::value logprobs) {
+  std::string chunk(json::object delta, const char* finish, json::value logprobs, json::value stop_reason = nullptr) {
     json::object c = base();
     c["choices"] = json::array{json::object{{"index", 0},
                                             {"delta", std::move(delta)},
                                             {"logprobs", std::move(logprobs)},
                                             {"finish_reason", finish ? json::value(finish) : json::value(nullptr)}}};
+    if (!stop_reason.is_null()) c["choices"].as_array()[0].as_object()["stop_reason"] = std::move(stop_reason);
     if (req_.include_usage) c["usage"] = nullptr;
     return sse_data(c);
   }

@@ -33,9 +33,6 @@ void check_upstream_request(const api::PreparedRequest& p) {
     throw api::bad_request(req.search_tool->param,
                            "the server's web search tool runs only on this server's own engine; the model '" +
                                req.model + "' is served by an upstream");
-  if (req.logprobs)
-    throw api::bad_request(req.dialect == api::Dialect::responses ? "top_logprobs" : "logprobs",
-                           "logprobs are not relayed from an upstream; the model '" + req.model + "' is served by one");
 }
 
 json::object upstream_chat_body(const api::PreparedRequest& p, const std::string& upstream_model,
@@ -57,6 +54,10 @@ json::object upstream_chat_body(const api::PreparedRequest& p, const std::string
     json::array stop;
     for (auto& s : req.stop) stop.push_back(json::value(s));
     b["stop"] = std::move(stop);
+  }
+  if (req.logprobs) {
+    b["logprobs"] = true;
+    b["top_logprobs"] = req.top_logprobs;
   }
   if (!req.logit_bias.empty()) {
     json::object bias;
@@ -114,6 +115,40 @@ api::Delta text_delta(api::Delta::Kind kind, std::string text) {
   return d;
 }
 
+double number_in(const json::object& o, const char* key) {
+  auto* v = o.if_contains(key);
+  return v && v->is_number() ? v->to_number<double>() : 0;
+}
+
+api::AltLogprob alt_of(const json::object& o) {
+  api::AltLogprob a;
+  a.token = string_in(o, "token");
+  a.logprob = number_in(o, "logprob");
+  if (auto* bytes = o.if_contains("bytes"); bytes && bytes->is_array())
+    for (auto& b : bytes->get_array())
+      if (b.is_int64()) a.bytes += char(b.get_int64() & 0xff);
+  if (!o.contains("bytes")) a.bytes = a.token;
+  return a;
+}
+
+// choices[0].logprobs.content: the chosen tokens with their alternatives.
+std::vector<api::TokenLogprobOut> logprobs_of(const json::object& choice) {
+  std::vector<api::TokenLogprobOut> out;
+  const json::object* lp = object_in(choice, "logprobs");
+  auto* content = lp ? lp->if_contains("content") : nullptr;
+  if (!content || !content->is_array()) return out;
+  for (auto& t : content->get_array()) {
+    if (!t.is_object()) continue;
+    api::TokenLogprobOut tok;
+    tok.chosen = alt_of(t.get_object());
+    if (auto* top = t.get_object().if_contains("top_logprobs"); top && top->is_array())
+      for (auto& alt : top->get_array())
+        if (alt.is_object()) tok.top.push_back(alt_of(alt.get_object()));
+    out.push_back(std::move(tok));
+  }
+  return out;
+}
+
 api::Usage usage_of(const json::object& u) {
   api::Usage out;
   out.prompt_tokens = int_in(&u, "prompt_tokens");
@@ -145,8 +180,10 @@ std::vector<api::Delta> ChunkReader::feed(const std::string& data) {
     std::string reasoning = string_in(*d, "reasoning_content");
     if (reasoning.empty()) reasoning = string_in(*d, "reasoning");
     if (!reasoning.empty()) out.push_back(text_delta(api::Delta::Kind::reasoning, std::move(reasoning)));
-    if (std::string content = string_in(*d, "content"); !content.empty())
+    if (std::string content = string_in(*d, "content"); !content.empty()) {
       out.push_back(text_delta(api::Delta::Kind::content, std::move(content)));
+      out.back().logprobs = logprobs_of(choice.get_object());
+    }
     if (auto* calls = d->if_contains("tool_calls"); calls && calls->is_array())
       for (auto& c : calls->get_array()) {
         if (!c.is_object()) continue;
@@ -160,6 +197,7 @@ std::vector<api::Delta> ChunkReader::feed(const std::string& data) {
   }
   if (auto r = string_in(choice.get_object(), "finish_reason"); !r.empty()) {
     finish_reason = r;
+    matched_stop = string_in(choice.get_object(), "stop_reason");  // vLLM's (and v4flash's) stop string
     for (auto& d : flush()) out.push_back(std::move(d));
   }
   if (!out.empty()) ++output_events;

@@ -18,7 +18,7 @@ namespace v4::gateway {
 boost::json::object upstream_chat_body(const api::PreparedRequest& p, const std::string& upstream_model,
                                        const boost::json::object& extra);
 
-// What a pool cannot send to an upstream: ApiError 400 naming the field.
+// What a pool cannot send to an upstream (the server's search tool): ApiError 400 naming the field.
 void check_upstream_request(const api::PreparedRequest& p);
 
 class ChunkReader {
@@ -31,6 +31,7 @@ class ChunkReader {
 
   std::optional<api::Usage> usage;   // the final chunk's, when the upstream sent it
   std::string finish_reason;         // "" until a choice finished
+  std::string matched_stop;          // the stop string that ended it, when the upstream says (stop_reason)
   std::optional<std::string> error;  // an in-stream error event's message
   int output_events = 0;             // chunks that carried output (a token count when usage is missing)
 

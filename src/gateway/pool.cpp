@@ -338,7 +338,10 @@ void PoolRun::on_call_done(CallResult r) {
     api::RunEnd e;
     e.usage = reader->usage ? *reader->usage : estimate();
     if (ok) {
-      e.reason = reader->finish_reason == "length" ? runtime::FinishReason::Length : runtime::FinishReason::Stop;
+      e.reason = reader->finish_reason == "length"   ? runtime::FinishReason::Length
+                 : !reader->matched_stop.empty()      ? runtime::FinishReason::StopString
+                                                      : runtime::FinishReason::Stop;
+      e.matched_stop = reader->matched_stop;
     } else {
       e.reason = runtime::FinishReason::Error;
       e.error = "the upstream '" + m.spec.name + "' failed mid-stream: " +

@@ -57,16 +57,47 @@ TEST(UpstreamChatBody, ResponseFormatAndNoThinking) {
   EXPECT_EQ(b.at("response_format").at("json_schema").at("schema").at("type"), "object");
 }
 
-TEST(UpstreamChatBody, WhatCannotBeRelayedIsRefusedNamingIt) {
-  auto p = prepared(api::Dialect::chat,
-                    R"({"model": "deepseek-v4-flash", "logprobs": true, "messages": [{"role": "user", "content": "Hi"}]})");
+TEST(UpstreamChatBody, TheServersSearchToolIsRefusedNamingIt) {
+  api::PreparedRequest p;
+  p.req.model = "deepseek-v4-flash";
+  p.req.search_tool.emplace();
+  p.req.search_tool->param = "tools[1]";
+  p.req.search_tool->enabled = true;  // the server searches: its loop needs the local engine
   try {
     gateway::check_upstream_request(p);
     FAIL() << "accepted";
   } catch (const api::ApiError& e) {
     EXPECT_EQ(e.status, 400);
-    EXPECT_EQ(e.param, "logprobs");
+    EXPECT_EQ(e.param, "tools[1]");
   }
+  p.req.search_tool->enabled = false;  // withheld (no search on this server): nothing to refuse
+  EXPECT_NO_THROW(gateway::check_upstream_request(p));
+}
+
+TEST(UpstreamChatBody, LogprobsAreAskedFor) {
+  auto p = prepared(api::Dialect::chat, R"({"model": "deepseek-v4-flash", "logprobs": true, "top_logprobs": 3,
+      "messages": [{"role": "user", "content": "Hi"}]})");
+  json::object b = gateway::upstream_chat_body(p, "m", {});
+  EXPECT_EQ(b.at("logprobs"), true);
+  EXPECT_EQ(b.at("top_logprobs"), 3);
+}
+
+TEST(ChunkReader, LogprobsAndTheMatchedStopString) {
+  gateway::ChunkReader r(api::Dialect::chat);
+  auto d = r.feed(R"({"choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":{"content":[
+      {"token":"Hi","logprob":-0.5,"bytes":[72,105],"top_logprobs":[{"token":"Hi","logprob":-0.5,"bytes":[72,105]},
+                                                                     {"token":"Yo","logprob":-1.25,"bytes":[89,111]}]}]}}]})");
+  ASSERT_EQ(d.size(), 1u);
+  ASSERT_EQ(d[0].logprobs.size(), 1u);
+  EXPECT_EQ(d[0].logprobs[0].chosen.token, "Hi");
+  EXPECT_EQ(d[0].logprobs[0].chosen.bytes, "Hi");
+  EXPECT_EQ(d[0].logprobs[0].chosen.logprob, -0.5);
+  ASSERT_EQ(d[0].logprobs[0].top.size(), 2u);
+  EXPECT_EQ(d[0].logprobs[0].top[1].token, "Yo");
+  EXPECT_EQ(d[0].logprobs[0].top[1].logprob, -1.25);
+  r.feed(R"({"choices":[{"index":0,"delta":{},"finish_reason":"stop","stop_reason":"END"}]})");
+  EXPECT_EQ(r.finish_reason, "stop");
+  EXPECT_EQ(r.matched_stop, "END");
 }
 
 TEST(ChunkReader, ReasoningContentToolCallsAndUsage) {

@@ -36,6 +36,9 @@ class RunOutput {
   virtual ~RunOutput() = default;
   // The backend has committed to this run (its first byte arrived): no failover after this.
   virtual void on_start() = 0;
+  // The engine admitted it: prompt tokens served from the prefix cache, for a stream's opening event
+  // (Anthropic's message_start). An upstream says so only in its final usage: it never calls this.
+  virtual void on_admitted(int cached_prompt_tokens) {}
   virtual void on_deltas(std::vector<Delta> deltas) = 0;
   virtual void on_end(RunEnd end) = 0;  // exactly once per started run
 };

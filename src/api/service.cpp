@@ -721,6 +721,7 @@ struct Relay {
     std::lock_guard lock(mutex);
     if (!out) return;
     auto batch = inner.take();
+    if (batch.cached_prompt_tokens) out->on_admitted(*batch.cached_prompt_tokens);
     if (!batch.deltas.empty()) out->on_deltas(std::move(batch.deltas));
     if (!batch.outcome) return;
     RunEnd end;

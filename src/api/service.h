@@ -109,13 +109,13 @@ class Generation : public std::enable_shared_from_this<Generation>, public RunOu
 
   // RunOutput: a backend other than the local engine feeds it.
   void on_start() override;
+  void on_admitted(int cached_prompt_tokens) override;
   void on_deltas(std::vector<Delta> deltas) override;
   void on_end(RunEnd end) override;
 
  private:
   friend class ApiService;
   Generation() = default;
-  void on_admitted(int cached_prompt_tokens);
   void on_token(const runtime::GeneratedToken& t);
   void on_finish(const runtime::FinishInfo& f);
   void push(std::vector<text::CompletionEvent> events);

@@ -220,6 +220,7 @@ struct PoolRun final : api::RunOutput, runtime::RequestHandle, std::enable_share
 
   // A local member's run.
   void on_start() override;
+  void on_admitted(int cached_prompt_tokens) override;
   void on_deltas(std::vector<api::Delta> deltas) override;
   void on_end(api::RunEnd e) override;
   // An upstream call's.
@@ -382,6 +383,11 @@ void PoolRun::on_start() {
   committed = true;
   if (member) pool->first_byte(*member, seconds_since(attempt_start));
   if (out) out->on_start();
+}
+
+void PoolRun::on_admitted(int cached_prompt_tokens) {
+  std::lock_guard lock(mutex);
+  if (out) out->on_admitted(cached_prompt_tokens);
 }
 
 void PoolRun::on_deltas(std::vector<api::Delta> deltas) {

@@ -57,6 +57,7 @@ struct UpstreamClient::Request {
   const Url* url = nullptr;
   std::string target, body;
   bool streamed = false;
+  std::chrono::milliseconds first_byte{0};  // from the request sent to the answer's first bytes
   Events events;
 };
 
@@ -87,6 +88,7 @@ std::shared_ptr<Call> UpstreamClient::stream_chat(std::string body, Events event
   r->target = base_.path + "/chat/completions";
   r->body = std::move(body);
   r->streamed = true;
+  r->first_byte = routing_.first_byte_timeout;
   r->events = std::move(events);
   return run(std::move(r));
 }
@@ -96,6 +98,7 @@ void UpstreamClient::probe(std::function<void(bool, std::string)> done) {
   r->verb = http::verb::get;
   r->url = &health_;
   r->target = health_.path.empty() ? "/" : health_.path;
+  r->first_byte = routing_.connect_timeout;  // a health answer is immediate: probes never pile up
   r->events.on_done = [done = std::move(done)](CallResult res) {
     const bool ok = res.kind == CallResult::Kind::answer && res.status == 200;
     done(ok, res.message.empty() ? "HTTP " + std::to_string(res.status) : res.message);
@@ -115,8 +118,8 @@ struct CloserReset {
 template <class Stream>
 net::awaitable<CallResult> exchange(Stream& stream, beast::tcp_stream& lowest, const http::request<http::string_body>& req,
                                     bool streamed, const std::function<void(std::string)>& on_event,
-                                    const RoutingOptions& routing) {
-  lowest.expires_after(routing.first_byte_timeout);
+                                    std::chrono::milliseconds first_byte, std::chrono::milliseconds idle) {
+  lowest.expires_after(first_byte);
   co_await http::async_write(stream, req, net::use_awaitable);
   beast::flat_buffer buffer;
   http::response_parser<http::buffer_body> parser;
@@ -148,7 +151,7 @@ net::awaitable<CallResult> exchange(Stream& stream, beast::tcp_stream& lowest, c
     if (sse.pending() > kMaxPendingEvent) throw std::runtime_error("an event of the upstream's stream is too large");
     // Any bytes (a keep-alive comment too) show the upstream alive; after the first event, the
     // stream's own pace is bounded by the idle timeout.
-    lowest.expires_after(seen_event ? routing.idle_timeout : routing.first_byte_timeout);
+    lowest.expires_after(seen_event ? idle : first_byte);
   }
   res.kind = events ? CallResult::Kind::done : CallResult::Kind::answer;
   co_return res;
@@ -187,14 +190,14 @@ std::shared_ptr<Call> UpstreamClient::run(std::shared_ptr<Request> r) {
       stream.set_verify_callback(ssl::host_name_verification(u.host));
       co_await lowest.async_connect(endpoints, net::use_awaitable);
       co_await stream.async_handshake(ssl::stream_base::client, net::use_awaitable);
-      co_return co_await exchange(stream, lowest, req, r->streamed, on_event, routing_);
+      co_return co_await exchange(stream, lowest, req, r->streamed, on_event, r->first_byte, routing_.idle_timeout);
     }
     beast::tcp_stream stream(co_await net::this_coro::executor);
     call->close_ = [&stream] { stream.close(); };
     CloserReset reset{call->close_};
     stream.expires_after(routing_.connect_timeout);
     co_await stream.async_connect(endpoints, net::use_awaitable);
-    co_return co_await exchange(stream, stream, req, r->streamed, on_event, routing_);
+    co_return co_await exchange(stream, stream, req, r->streamed, on_event, r->first_byte, routing_.idle_timeout);
   };
   net::co_spawn(strand, std::move(body), [r, call](std::exception_ptr e, CallResult res) {
     call->close_ = nullptr;

@@ -407,3 +407,69 @@ TEST(Gateway, AClientThatGoesAwayCancelsALocalRunInAPool) {
   EXPECT_EQ(recs[0].status, "cancelled");
   EXPECT_LT(recs[0].usage.completion_tokens, 20);
 }
+
+TEST(Gateway, AnAnthropicStreamFromTheLocalEngineInAPoolOpensWithItsCachedTokens) {
+  ScriptedEngineOptions o;
+  o.token_delay_us = 0;
+  auto gw = gateway_server(R"({"models": {"deepseek-v4-flash": {"backends": [{"local": true},
+      {"url": "http://127.0.0.1:)" + std::to_string(dead_port()) + R"(/v1", "name": "spare"}]}},
+      "routing": {"health_interval_ms": 0, "affinity_tokens": 0}})",
+                           create_scripted_engine(gateway_tokenizer(), o));
+  const std::string body = R"({"model":"deepseek-v4-flash","stream":true,"max_tokens":16,"system":")" +
+                           std::string(400, 'x') + R"(","messages":[{"role":"user","content":"Hi"}]})";
+  json::value start, end;
+  for (int i = 0; i < 2; ++i) {  // the second identical prompt hits the engine's prefix cache
+    auto r = post(gw->port, "/v1/messages", body);
+    ASSERT_EQ(r.status, 200) << r.body;
+    for (auto& ev : sse_events(r.body)) {
+      if (ev.at("type") == "message_start") start = ev.at("message").at("usage");
+      if (ev.at("type") == "message_delta") end = ev.at("usage");
+    }
+  }
+  EXPECT_GT(start.at("cache_read_input_tokens").as_int64(), 0);
+  EXPECT_EQ(start.at("cache_read_input_tokens"), end.at("cache_read_input_tokens"));
+  EXPECT_EQ(start.at("input_tokens"), end.at("input_tokens"));
+}
+
+TEST(Gateway, AnUpstreamSilentPastTheFirstByteTimeoutIsLeftForAnother) {
+  ScriptedUpstream slow, live;
+  slow.delay_ms = 3000;
+  auto gw = gateway_server(R"({"models": {"deepseek-v4-flash": {"backends": [
+      {"url": ")" + slow.url() + R"(", "name": "slow"}, {"url": ")" + live.url() + R"(", "name": "live"}]}},
+      "routing": {"health_interval_ms": 0, "affinity_tokens": 0, "first_byte_timeout_ms": 200}})");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = post(gw->port, "/v1/chat/completions",
+                R"({"model": "deepseek-v4-flash", "messages": [{"role": "user", "content": "Hi"}]})");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json().at("choices").at(0).at("message").at("content"), "Hello world");
+  EXPECT_LT(seconds, 2.0);
+  EXPECT_EQ(slow.chat_requests, 1);
+  EXPECT_EQ(live.chat_requests, 1);
+  auto metrics = http_call(gw->port, gw_http::verb::get, "/metrics").body;
+  EXPECT_NE(metrics.find(R"(v4flash:backend_failovers_total{model="deepseek-v4-flash",backend="slow"} 1)"), std::string::npos)
+      << metrics;
+}
+
+TEST(Gateway, ABackendAtItsConcurrencyLimitIsPassedOverEvenForItsPrefix) {
+  ScriptedUpstream a, b;
+  a.delay_ms = 400;
+  b.delay_ms = 400;
+  auto gw = gateway_server(R"({"models": {"deepseek-v4-flash": {"backends": [
+      {"url": ")" + a.url() + R"(", "name": "a", "max_concurrency": 1},
+      {"url": ")" + b.url() + R"(", "name": "b", "max_concurrency": 1}]}},
+      "routing": {"health_interval_ms": 0, "affinity_tokens": 8}})");
+  // One prefix: both prefer the same backend, which takes only one at a time.
+  const std::string chat = R"({"model": "deepseek-v4-flash", "messages": [{"role": "system", "content": "One shared )"
+                           R"(system prompt, long enough to be hashed."}, {"role": "user", "content": "Hi"}]})";
+  std::thread first([&] { EXPECT_EQ(post(gw->port, "/v1/chat/completions", chat).status, 200); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(post(gw->port, "/v1/chat/completions", chat).status, 200);
+  first.join();
+  EXPECT_EQ(a.chat_requests, 1);
+  EXPECT_EQ(b.chat_requests, 1);
+  // One at a time, the prefix keeps to its backend.
+  EXPECT_EQ(post(gw->port, "/v1/chat/completions", chat).status, 200);
+  EXPECT_EQ(post(gw->port, "/v1/chat/completions", chat).status, 200);
+  EXPECT_EQ(std::max(a.chat_requests.load(), b.chat_requests.load()), 3);
+}

@@ -154,6 +154,7 @@ class ScriptedUpstream {
   std::atomic<int> status{200};
   std::atomic<bool> healthy{true};
   std::atomic<bool> truncate{false};  // a 200 stream that stops after its first content, unfinished
+  std::atomic<int> delay_ms{0};       // a pause before answering a chat request (timeouts)
   std::atomic<int> chat_requests{0}, health_requests{0};
   std::string last_body;  // the last chat request's body (read after the reply)
 
@@ -205,6 +206,10 @@ class ScriptedUpstream {
     } else {
       ++chat_requests;
       last_body = req.body();
+      if (delay_ms > 0) {
+        gw_net::steady_timer pause(stream.get_executor(), std::chrono::milliseconds(delay_ms.load()));
+        co_await pause.async_wait(gw_net::redirect_error(gw_net::use_awaitable, ec));
+      }
       res.result(status.load());
       if (status == 200) {
         res.set(gw_http::field::content_type, "text/event-stream");

@@ -473,3 +473,22 @@ TEST(Gateway, ABackendAtItsConcurrencyLimitIsPassedOverEvenForItsPrefix) {
   EXPECT_EQ(post(gw->port, "/v1/chat/completions", chat).status, 200);
   EXPECT_EQ(std::max(a.chat_requests.load(), b.chat_requests.load()), 3);
 }
+
+TEST(Gateway, StoredResponsesAreKeptHereAndTheirConversationGoesUpstream) {
+  ScriptedUpstream up;
+  auto gw = gateway_server(one_upstream(up.url()));
+  auto first = post(gw->port, "/v1/responses", R"({"model": "deepseek-v4-flash", "input": "My name is Ada."})");
+  ASSERT_EQ(first.status, 200) << first.body;
+  const std::string id(first.json().at("id").as_string());
+  auto stored = http_call(gw->port, gw_http::verb::get, "/v1/responses/" + id);
+  ASSERT_EQ(stored.status, 200) << stored.body;
+  EXPECT_EQ(stored.json().at("output"), first.json().at("output"));
+  auto second = post(gw->port, "/v1/responses",
+                     R"({"model": "deepseek-v4-flash", "input": "What is my name?", "previous_response_id": ")" + id + R"("})");
+  ASSERT_EQ(second.status, 200) << second.body;
+  auto sent = json::parse(up.last_body).at("messages").as_array();  // the whole chain, as Chat messages
+  ASSERT_GE(sent.size(), 3u);
+  EXPECT_EQ(sent[sent.size() - 3].at("content"), "My name is Ada.");
+  EXPECT_EQ(sent[sent.size() - 2].at("role"), "assistant");
+  EXPECT_EQ(sent.back().at("content"), "What is my name?");
+}

@@ -1,9 +1,9 @@
 # The gateway's script-driven tests (tests/gateway/*.py, *.sh).
 # Scale-out end to end (issue 18): PostgreSQL started by the test (scripts/pg-test.sh), two engine
-# processes (v4flash-testserver's scripted engine), two `v4flash serve --deployment` gateways on the
+# processes (`v4flash serve` on a tiny random-weight checkpoint), two `v4flash serve --deployment` gateways on the
 # shared ledger; 200 streamed requests with one engine SIGKILLed midway, one ledger row per completed
 # request at its id's rates, an rpm limit that holds across both gateways. Without PostgreSQL the test
-# reports SKIPPED (exit 77), or fails when V4_REQUIRE_PG=1. Label `slow` (about 15 s on 2 cores:
+# reports SKIPPED (exit 77), or fails when V4_REQUIRE_PG=1. Label `slow` (about 10 s on 2 cores:
 # initdb and five processes, then 200 streamed requests): the issue's must-show test of replicas on
 # one ledger, which no in-process test can stand in for.
 add_test(NAME gateway_scale_out_postgres

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Scale-out end to end on one machine (issue 18): a throwaway PostgreSQL (scripts/pg-test.sh), two
-engine processes (v4flash-testserver --scripted-engine: the product's `serve` with the scripted
-engine of tests/support, so 200 requests take seconds on 2 cores), and two gateways (the product's
+engine processes (`v4flash serve` on a tiny random-weight checkpoint made by `v4flash synth`, 8
+output tokens per request so 200 requests take seconds on 2 cores; `--engine scripted` runs
+v4flash-testserver's scripted engine instead), and two gateways (the product's
 `v4flash serve --deployment`, no model) on the shared ledger, routing deepseek-v4-flash to both
 engines and deepseek-v4-flash:variant1 to the first only.
 
@@ -18,6 +19,7 @@ Checks:
   - the gateways' /metrics and /health show the dead engine ejected or down.
 Without PostgreSQL binaries the test reports SKIPPED (exit 77), or fails when V4_REQUIRE_PG=1.
 usage: scale_out_test.py --binary build/v4flash --testserver build/v4flash-testserver --tokenizer FILE
+                         [--engine real|scripted]
 """
 import argparse
 import http.client
@@ -46,10 +48,13 @@ def rates_json(model):
     return {"input": f"{i / 1000:.3f}", "cached_input": f"{c / 1000:.3f}", "output": f"{o / 1000:.3f}"}
 
 
+MAX_TOKENS = [48]  # 8 on the real engine (set by main)
+
+
 def body_for(dialect, model, text):
     if dialect == "responses":
-        return {"model": model, "input": text, "max_output_tokens": 48, "stream": True}
-    b = {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": 48, "stream": True}
+        return {"model": model, "input": text, "max_output_tokens": MAX_TOKENS[0], "stream": True}
+    b = {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": MAX_TOKENS[0], "stream": True}
     if dialect == "chat":
         b["stream_options"] = {"include_usage": True}
     return b
@@ -94,7 +99,7 @@ def stream(port, dialect, key, body):
         elif dialect == "responses":
             if ev.get("response"):
                 rid = rid or ev["response"]["id"]
-            if t == "response.completed":
+            if t in ("response.completed", "response.incomplete"):  # incomplete: max_output_tokens reached
                 u = ev["response"]["usage"]
                 usage = (u["input_tokens"], (u.get("input_tokens_details") or {}).get("cached_tokens", 0), u["output_tokens"])
                 ended = True
@@ -175,9 +180,15 @@ def run(args, url, work):
     key = json.loads(cli(args.binary, "keys", "create", "--db", url, "--name", "load", "--credit", "100", "--json"))
     limited = json.loads(cli(args.binary, "keys", "create", "--db", url, "--name", "rpm", "--rpm", "10", "--json"))
     env = {"ENGINE_KEY": ENGINE_KEY}
-    engine = [args.testserver, "--scripted-engine", "--tokenizer", token, "--api-key", ENGINE_KEY,
-              "--scripted-token-delay-us", "5000", "--max-running", "64"]
-    e1, e2 = ServerProcess(engine), ServerProcess(engine)
+    if args.engine == "scripted":
+        engine = [args.testserver, "--scripted-engine", "--tokenizer", token, "--api-key", ENGINE_KEY,
+                  "--scripted-token-delay-us", "5000", "--max-running", "64"]
+    else:
+        model_dir = os.path.join(work, "tiny")
+        cli(args.binary, "synth", "--out", model_dir, "--shape", "tiny", "--tokenizer", token)
+        engine = [args.binary, "serve", "--model", model_dir, "--api-key", ENGINE_KEY, "--max-running", "64"]
+        MAX_TOKENS[0] = 8
+    e1, e2 = ServerProcess(engine, ready_seconds=120), ServerProcess(engine, ready_seconds=120)
     deployment = {
         "models": {
             "deepseek-v4-flash": {"region": "Germany (Frankfurt)", "rates": rates_json("deepseek-v4-flash"), "backends": [
@@ -262,6 +273,7 @@ def main():
     ap.add_argument("--binary", required=True)
     ap.add_argument("--testserver", required=True)
     ap.add_argument("--tokenizer", required=True)
+    ap.add_argument("--engine", choices=("real", "scripted"), default="real")
     args = ap.parse_args()
     script = os.path.join(here, "..", "..", "scripts", "pg-test.sh")
     work = tempfile.mkdtemp(prefix="v4f-scale-out-")

@@ -24,6 +24,47 @@ void init_layer_state(const core::ModelConfig& c, int64_t layer, LayerState& st)
   }
 }
 
+namespace {
+
+// Before a speculative step changes the layer: the window rows its tokens will overwrite, the entry
+// counts and the compressors (their projections of the new tokens are kept by compressor_forward).
+void save_undo(const LayerState& st, const Segment& sg, LayerUndo& undo) {
+  const int64_t dh = st.head_dim, W = st.window;
+  undo.ring_rows.resize(size_t(sg.n * dh));
+  for (int64_t i = 0; i < sg.n; ++i)
+    std::copy_n(st.ring.data() + ((sg.p0 + i) % W) * dh, dh, undo.ring_rows.data() + i * dh);
+  undo.n_compressed = st.n_compressed;
+  undo.n_index_keys = st.n_index_keys;
+  if (st.compressor.ratio) save_compressor(st.compressor, sg.p0, sg.n, undo.compressor);
+  if (st.index_compressor.ratio) save_compressor(st.index_compressor, sg.p0, sg.n, undo.index_compressor);
+}
+
+}  // namespace
+
+void attention_rollback(const ForwardContext& ctx, const AttentionWeights& w, LayerState& st, const LayerUndo& undo,
+                        int64_t p0, int64_t n, int64_t keep) {
+  const int64_t dh = st.head_dim, W = st.window;
+  for (int64_t i = keep; i < n; ++i)
+    std::copy_n(undo.ring_rows.data() + i * dh, dh, st.ring.data() + ((p0 + i) % W) * dh);
+  const RopeTable& rope = rope_for_layer(ctx, w.ratio);
+  // The compressors as they were, then the kept tokens again (entries are append-only).
+  if (w.has_compressor) {
+    restore_compressor(st.compressor, undo.compressor);
+    st.n_compressed = undo.n_compressed;
+    st.compressed.resize(size_t(undo.n_compressed * dh));
+    compressor_absorb(ctx, w.compressor, st.compressor, rope, undo.compressor.input, keep, p0, false, st.compressed,
+                      st.n_compressed);
+  }
+  if (w.has_indexer) {
+    const int64_t id = ctx.cfg->index_head_dim;
+    restore_compressor(st.index_compressor, undo.index_compressor);
+    st.n_index_keys = undo.n_index_keys;
+    st.index_keys.resize(size_t(undo.n_index_keys * id));
+    compressor_absorb(ctx, w.indexer.compressor, st.index_compressor, rope, undo.index_compressor.input, keep, p0, true,
+                      st.index_keys, st.n_index_keys);
+  }
+}
+
 void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int64_t layer, size_t state_index,
                        std::span<const Segment> segments, const float* x, int64_t N, float* out) {
   const core::ModelConfig& c = *ctx.cfg;
@@ -67,17 +108,21 @@ void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int
   for (const Segment& sg : segments) {
     LayerState& st = (*sg.layers)[state_index];
     const float* xs = x + sg.row0 * D;
+    if (st.ring.empty()) st.ring.assign(size_t(W * dh), 0.0f);
+    LayerUndo* undo = sg.undo ? &(*sg.undo)[state_index] : nullptr;
+    if (undo) save_undo(st, sg, *undo);
     if (w.has_compressor)
-      compressor_forward(ctx, w.compressor, st.compressor, rope, xs, sg.n, sg.p0, false, st.compressed, st.n_compressed);
+      compressor_forward(ctx, w.compressor, st.compressor, rope, xs, sg.n, sg.p0, false, st.compressed, st.n_compressed,
+                         undo ? &undo->compressor.input : nullptr);
     if (w.has_indexer) {
-      indexer_select(ctx, w.indexer, st, rope, xs, qr.data() + sg.row0 * QL, sg.n, sg.p0, seg_selected);
+      indexer_select(ctx, w.indexer, st, rope, xs, qr.data() + sg.row0 * QL, sg.n, sg.p0, seg_selected,
+                     undo ? &undo->index_compressor.input : nullptr);
       std::copy(seg_selected.begin(), seg_selected.end(), selected.begin() + sg.row0 * topk);
       if (ctx.trace && ctx.trace->capture_indexer && sg.row0 >= ctx.trace_row0) {
         auto& rows = ctx.trace->indexer_topk[layer];
         rows.insert(rows.end(), seg_selected.begin(), seg_selected.end());
       }
     }
-    if (st.ring.empty()) st.ring.assign(size_t(W * dh), 0.0f);
   }
 
   const float scale = 1.0f / std::sqrt(float(dh));

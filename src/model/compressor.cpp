@@ -57,13 +57,24 @@ void pool_entry(const CompressorWeights& w, const CompressorState& st, float* en
 
 void compressor_forward(const ForwardContext& ctx, const CompressorWeights& w, CompressorState& st, const RopeTable& rope,
                         const float* x, int64_t n, int64_t p0, bool for_indexer, std::vector<float>& entries,
-                        int64_t& n_entries) {
+                        int64_t& n_entries, CompressorInput* keep) {
+  // The reference computes these projections in fp32 with fp32-held weights (no activation quant).
+  CompressorInput in;
+  in.kv.resize(size_t(n * st.width));
+  in.score.resize(size_t(n * st.width));
+  ctx.matmul(w.wkv, x, n, in.kv.data(), false);
+  ctx.matmul(w.wgate, x, n, in.score.data(), false);
+  compressor_absorb(ctx, w, st, rope, in, n, p0, for_indexer, entries, n_entries);
+  if (keep) *keep = std::move(in);
+}
+
+void compressor_absorb(const ForwardContext& ctx, const CompressorWeights& w, CompressorState& st, const RopeTable& rope,
+                       const CompressorInput& in, int64_t n, int64_t p0, bool for_indexer, std::vector<float>& entries,
+                       int64_t& n_entries) {
   if (w.ratio > 256) throw std::runtime_error("compressor: ratio above 256 is not supported");
   const int64_t r = w.ratio, d = w.dim, width = st.width, rd = rope.dim();
-  // The reference computes these projections in fp32 with fp32-held weights (no activation quant).
-  std::vector<float> kv(size_t(n * width)), score(size_t(n * width));
-  ctx.matmul(w.wkv, x, n, kv.data(), false);
-  ctx.matmul(w.wgate, x, n, score.data(), false);
+  const std::vector<float>& kv = in.kv;
+  const std::vector<float>& score = in.score;
   std::vector<float> entry(static_cast<size_t>(d));
   for (int64_t i = 0; i < n; ++i) {
     const int64_t t = p0 + i, j = t % r;
@@ -90,6 +101,33 @@ void compressor_forward(const ForwardContext& ctx, const CompressorWeights& w, C
     entries.insert(entries.end(), entry.begin(), entry.end());
     ++n_entries;
   }
+}
+
+void save_compressor(const CompressorState& st, int64_t p0, int64_t n, CompressorUndo& undo) {
+  const int64_t r = st.ratio, row0 = p0 % r;
+  undo.whole = row0 + n >= r;  // the step reaches the block's last row
+  undo.input = {};
+  if (undo.whole) {
+    undo.before = st;
+    undo.rows = 0;
+    undo.kv.clear();
+    undo.score.clear();
+    return;
+  }
+  undo.row0 = row0;
+  undo.rows = n;
+  const int64_t begin = row0 * st.width, end = (row0 + n) * st.width;
+  undo.kv.assign(st.cur_kv.begin() + begin, st.cur_kv.begin() + end);
+  undo.score.assign(st.cur_score.begin() + begin, st.cur_score.begin() + end);
+}
+
+void restore_compressor(CompressorState& st, const CompressorUndo& undo) {
+  if (undo.whole) {
+    st = undo.before;
+    return;
+  }
+  std::copy(undo.kv.begin(), undo.kv.end(), st.cur_kv.begin() + undo.row0 * st.width);
+  std::copy(undo.score.begin(), undo.score.end(), st.cur_score.begin() + undo.row0 * st.width);
 }
 
 }  // namespace v4::model

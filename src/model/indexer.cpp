@@ -9,12 +9,14 @@
 namespace v4::model {
 
 void indexer_select(const ForwardContext& ctx, const IndexerWeights& w, LayerState& st, const RopeTable& rope,
-                    const float* x, const float* qr, int64_t n, int64_t p0, std::vector<int32_t>& sel) {
+                    const float* x, const float* qr, int64_t n, int64_t p0, std::vector<int32_t>& sel,
+                    CompressorInput* keep) {
   const core::ModelConfig& c = *ctx.cfg;
   const int64_t IH = c.index_n_heads, Id = c.index_head_dim, rd = rope.dim(), topk = c.index_topk;
   const int64_t ratio = w.compressor.ratio;
   // The indexer's own compressor runs first, so a block completed by this chunk can be selected.
-  compressor_forward(ctx, w.compressor, st.index_compressor, rope, x, n, p0, true, st.index_keys, st.n_index_keys);
+  compressor_forward(ctx, w.compressor, st.index_compressor, rope, x, n, p0, true, st.index_keys, st.n_index_keys,
+                     keep);
 
   std::vector<float> q(size_t(n * IH * Id));
   ctx.matmul(w.wq_b, qr, n, q.data(), true);

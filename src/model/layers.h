@@ -59,24 +59,39 @@ void hc_head(const ForwardContext& ctx, const HyperConnectionWeights& w, const f
 const RopeTable& rope_for_layer(const ForwardContext& ctx, int64_t ratio);
 void init_layer_state(const core::ModelConfig& cfg, int64_t layer, LayerState& st);
 
-// Feeds n tokens to a compressor; appends each completed entry ([dim] floats) to `entries`.
+// Feeds n tokens to a compressor; appends each completed entry ([dim] floats) to `entries`. With
+// `keep`, the tokens' projections are left there (for a rollback's replay).
 void compressor_forward(const ForwardContext& ctx, const CompressorWeights& w, CompressorState& st, const RopeTable& rope,
                         const float* x, int64_t n, int64_t p0, bool for_indexer, std::vector<float>& entries,
-                        int64_t& n_entries);
+                        int64_t& n_entries, CompressorInput* keep = nullptr);
+// The second half of compressor_forward: the first n rows of the projections `in`, at positions p0...
+void compressor_absorb(const ForwardContext& ctx, const CompressorWeights& w, CompressorState& st, const RopeTable& rope,
+                       const CompressorInput& in, int64_t n, int64_t p0, bool for_indexer, std::vector<float>& entries,
+                       int64_t& n_entries);
+
+// Before n tokens at p0 reach a compressor in a speculative step: what restore_compressor() needs.
+void save_compressor(const CompressorState& st, int64_t p0, int64_t n, CompressorUndo& undo);
+// The compressor as save_compressor() found it.
+void restore_compressor(CompressorState& st, const CompressorUndo& undo);
 
 // Indexer selection per new token: sel[n, topk] compressed-entry ids, -1 padded (unordered set).
 void indexer_select(const ForwardContext& ctx, const IndexerWeights& w, LayerState& st, const RopeTable& rope,
-                    const float* x, const float* qr, int64_t n, int64_t p0, std::vector<int32_t>& sel);
+                    const float* x, const float* qr, int64_t n, int64_t p0, std::vector<int32_t>& sel,
+                    CompressorInput* keep = nullptr);
 
 // One sequence's new rows within a step: rows [row0, row0 + n) at positions p0.., with its layer
 // states (the main layers or the MTP block's).
 struct Segment {
   std::vector<LayerState>* layers = nullptr;
   int64_t row0 = 0, n = 0, p0 = 0;
+  std::vector<LayerUndo>* undo = nullptr;  // per layer, when the step is speculative
 };
 
 void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int64_t layer, size_t state_index,
                        std::span<const Segment> segments, const float* x, int64_t rows, float* out);
+// Undoes a speculative step's tokens from `keep` on in one layer's state (see Model::rollback).
+void attention_rollback(const ForwardContext& ctx, const AttentionWeights& w, LayerState& st, const LayerUndo& undo,
+                        int64_t p0, int64_t n, int64_t keep);
 
 // ---- MoE ----
 void moe_forward(const ForwardContext& ctx, const MoeWeights& w, int64_t layer, const float* x,
@@ -95,8 +110,10 @@ std::vector<float> head_forward(const ForwardContext& ctx, const HyperConnection
 // MTPBlock.forward: row i of h [N, hc, D] (the main model's final streams at some position p) with
 // next_tokens[i] (the token at p + 1) through the MTP block's own layer state (segments give each
 // sequence's rows and positions); returns the logits of the requested rows (the token at p + 2).
+// `streams` (when not null) gets the block's final streams [N, hc, D] (a chained draft's input).
 std::vector<float> mtp_forward(const ForwardContext& ctx, const MtpWeights& m, const core::TensorView& embed,
                                const kernels::Weight& head, std::span<const Segment> segments, const float* h,
-                               const int32_t* next_tokens, int64_t N, std::span<const int64_t> logit_rows);
+                               const int32_t* next_tokens, int64_t N, std::span<const int64_t> logit_rows,
+                               std::vector<float>* streams = nullptr);
 
 }  // namespace v4::model

@@ -5,7 +5,9 @@
 //    indexer keys); states can be cloned, which is how the prefix cache snapshots them;
 //  - forward() takes a batch of sequences, each with its own new tokens (1 for decode, n for a
 //    prefill chunk, continuing from the state's position), and returns each item's logits.
-//    A sequence's result never depends on what else is in the batch or on the thread count.
+//    A sequence's result never depends on what else is in the batch or on the thread count;
+//  - speculative decoding: a speculative item's tokens can be dropped again after the step
+//    (rollback), and the MTP block drafts the tokens after the next (mtp_draft).
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -56,6 +58,22 @@ struct BatchItem {
   SequenceState* state = nullptr;
   std::span<const int32_t> tokens;  // new tokens, appended at state->position()
   bool all_logits = false;          // logits for every new token instead of only the last
+  // Keep what rollback() needs to drop some of these tokens again (a speculative decoding verify
+  // step; at most sliding_window tokens).
+  bool speculative = false;
+};
+
+// One sequence's part of an mtp_draft() call.
+struct MtpItem {
+  SequenceState* state = nullptr;
+  // Unchained: one token per position the MTP block has not seen yet (the rows of the state's last
+  // forward(), after any rollback), the token at that position + 1. Chained: one token, the one
+  // drafted from this state's previous mtp_draft() row, run on the MTP block's own final streams of
+  // that row instead of the main model's (drafts beyond the first). Chained positions are
+  // speculative: the state's next unchained call undoes them first.
+  std::span<const int32_t> next_tokens;
+  bool chained = false;
+  bool logits = true;  // the last row's logits (a prompt chunk needs none)
 };
 
 class Model {
@@ -75,6 +93,33 @@ class Model {
   virtual std::vector<float> forward_traced(std::span<const BatchItem> batch, ForwardTrace* trace) {
     (void)trace;
     return forward(batch);
+  }
+
+  // After a forward() in which this state's item was speculative: keep only the first `keep` of
+  // that item's new tokens (0 <= keep <= n). The state becomes bit for bit what feeding only those
+  // tokens would have made: window rows, compressor buffers and entries, indexer keys, and the final
+  // streams kept for the MTP block (keep = 0 leaves none: rows of the forward before that the MTP
+  // block had not seen are lost). Allowed once per speculative step, before the state's next
+  // forward(). Touches nothing but `state`, so different states may roll back concurrently. The
+  // default (test doubles) throws std::logic_error.
+  virtual void rollback(SequenceState& state, int64_t keep) {
+    (void)state, (void)keep;
+    throw std::logic_error("this model cannot roll back");
+  }
+
+  // The MTP block for a batch of sequences (needs ModelOptions::enable_mtp): the last row's logits
+  // of every item that asks for them, concatenated (the token after next: a draft). Validates every
+  // item before any state changes. The default (test doubles) throws std::logic_error.
+  virtual std::vector<float> mtp_draft(std::span<const MtpItem> batch) {
+    (void)batch;
+    throw std::logic_error("this model has no MTP block");
+  }
+  // The first position of `state` the MTP block has not seen, if it can still see every one from
+  // there on (they are the last forward()'s rows); -1 if it cannot (no MTP block or enable_mtp off,
+  // or a state made without running it: such a sequence cannot draft).
+  virtual int64_t mtp_resume_position(const SequenceState& state) const {
+    (void)state;
+    return -1;
   }
 
   // The MTP block (needs ModelOptions::enable_mtp): logits for the token after next. Row i of the

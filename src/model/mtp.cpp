@@ -32,10 +32,13 @@ std::vector<float> mtp_input(const ForwardContext& ctx, const MtpWeights& m, con
 
 std::vector<float> mtp_forward(const ForwardContext& ctx, const MtpWeights& m, const core::TensorView& embed,
                                const kernels::Weight& head, std::span<const Segment> segments, const float* h,
-                               const int32_t* next_tokens, int64_t N, std::span<const int64_t> logit_rows) {
+                               const int32_t* next_tokens, int64_t N, std::span<const int64_t> logit_rows,
+                               std::vector<float>* streams) {
   std::vector<float> X = mtp_input(ctx, m, embed, h, next_tokens, N);
   block_forward(ctx, m.block, 0, segments, X, next_tokens, N);
-  return head_forward(ctx, m.hc_head, m.norm, head, X, logit_rows);
+  std::vector<float> logits = head_forward(ctx, m.hc_head, m.norm, head, X, logit_rows);
+  if (streams) *streams = std::move(X);
+  return logits;
 }
 
 }  // namespace v4::model

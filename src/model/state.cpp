@@ -25,7 +25,7 @@ size_t LayerState::bytes() const {
 }
 
 size_t SequenceStateImpl::bytes() const {
-  size_t b = sizeof(*this) + last_streams.capacity() * sizeof(float);
+  size_t b = sizeof(*this) + (last_streams.capacity() + mtp_streams.capacity()) * sizeof(float);
   for (const LayerState& l : layers) b += l.bytes();
   for (const LayerState& l : mtp_layers) b += l.bytes();
   return b;

@@ -121,6 +121,9 @@ void decode_layer(Reader& r, const LayerState& blank, int64_t pos, LayerState& l
 void encode_state(const SequenceState& state, std::vector<std::byte>& out) {
   const auto* s = dynamic_cast<const SequenceStateImpl*>(&state);
   if (!s) throw std::invalid_argument("encode_state: not a DeepSeek-V4 sequence state");
+  // Their undo is not kept: the state would hold speculative tokens for good.
+  if (s->undo || !s->mtp_chain.empty())
+    throw std::invalid_argument("encode_state: a speculative step or chained draft is not rolled back yet");
   Writer w(out);
   w.i64(kFormat);
   w.i64(s->pos_);

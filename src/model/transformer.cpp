@@ -83,6 +83,8 @@ class ModelImpl final : public Model {
       auto* st = dynamic_cast<SequenceStateImpl*>(item.state);
       if (!st) throw std::invalid_argument("forward: batch item without a state of this model");
       if (item.tokens.empty()) throw std::invalid_argument("forward: batch item with no new tokens");
+      if (item.speculative && int64_t(item.tokens.size()) > cfg_.sliding_window)
+        throw std::invalid_argument("forward: a speculative item may not exceed the attention window");
       if (std::find(states.begin(), states.end(), st) != states.end())
         throw std::invalid_argument("forward: the same state appears twice in one batch");
       for (int32_t t : item.tokens)
@@ -94,31 +96,127 @@ class ModelImpl final : public Model {
     return run_batch(batch, states, trace);
   }
 
-  std::vector<float> mtp_logits(SequenceState& state, std::span<const int32_t> next_tokens, bool all_logits) override {
+  void rollback(SequenceState& state, int64_t keep) override {
     auto* st = dynamic_cast<SequenceStateImpl*>(&state);
-    if (!st) throw std::invalid_argument("mtp_logits: state of another model");
-    if (weights_.mtp.empty()) throw std::logic_error("mtp_logits: the checkpoint has no MTP block");
-    if (!opts_.enable_mtp) throw std::logic_error("mtp_logits: ModelOptions::enable_mtp is off");
-    const int64_t hc = cfg_.hc_mult, D = cfg_.hidden_size, hcD = hc * D;
-    const int64_t n = int64_t(next_tokens.size());
-    if (n == 0 || int64_t(st->last_streams.size()) != n * hcD)
-      throw std::invalid_argument("mtp_logits: need one next token per new token of the last forward");
-    if (st->mtp_pos != st->last_streams_first_pos)
-      throw std::logic_error("mtp_logits: the MTP block must see every position in order");
-    for (int32_t t : next_tokens)
-      if (t < 0 || t >= cfg_.vocab_size) throw std::out_of_range("mtp_logits: token id outside the vocabulary");
-    const ForwardContext ctx = context(nullptr);
-    const Segment seg{&st->mtp_layers, 0, n, st->mtp_pos};
-    std::vector<int64_t> rows;
-    for (int64_t i = all_logits ? 0 : n - 1; i < n; ++i) rows.push_back(i);
-    std::vector<float> logits = mtp_forward(ctx, weights_.mtp[0], *weights_.embed, weights_.head,
-                                            std::span<const Segment>(&seg, 1), st->last_streams.data(),
-                                            next_tokens.data(), n, rows);
-    st->mtp_pos += n;
-    return logits;
+    if (!st) throw std::invalid_argument("rollback: state of another model");
+    if (!st->undo) throw std::logic_error("rollback: the last forward of this state was not speculative");
+    const StepUndo& u = *st->undo;
+    if (keep < 0 || keep > u.n) throw std::invalid_argument("rollback: keep outside 0..n");
+    if (keep < u.n) {
+      const ForwardContext ctx = context(nullptr);
+      for (size_t l = 0; l < weights_.blocks.size(); ++l)
+        attention_rollback(ctx, weights_.blocks[l].attn, st->layers[l], u.layers[l], u.p0, u.n, keep);
+      st->pos_ = u.p0 + keep;
+      if (opts_.enable_mtp) st->last_streams.resize(size_t(keep * cfg_.hc_mult * cfg_.hidden_size));
+    }
+    st->undo.reset();
+  }
+
+  std::vector<float> mtp_logits(SequenceState& state, std::span<const int32_t> next_tokens, bool all_logits) override {
+    const MtpItem item{&state, next_tokens, false, true};
+    return run_mtp(std::span<const MtpItem>(&item, 1), all_logits, "mtp_logits");
+  }
+
+  std::vector<float> mtp_draft(std::span<const MtpItem> batch) override { return run_mtp(batch, false, "mtp_draft"); }
+
+  int64_t mtp_resume_position(const SequenceState& state) const override {
+    const auto* st = dynamic_cast<const SequenceStateImpl*>(&state);
+    if (!st || weights_.mtp.empty() || !opts_.enable_mtp) return -1;
+    if (st->mtp_pos == st->pos_) return st->pos_;
+    const int64_t pending = st->pos_ - st->mtp_pos, hcD = cfg_.hc_mult * cfg_.hidden_size;
+    if (st->mtp_pos == st->last_streams_first_pos && int64_t(st->last_streams.size()) == pending * hcD) return st->mtp_pos;
+    return -1;
   }
 
  private:
+  // Every item checked before any state changes; returns the items' states.
+  std::vector<SequenceStateImpl*> check_mtp(std::span<const MtpItem> batch, const std::string& who) const {
+    if (weights_.mtp.empty()) throw std::logic_error(who + ": the checkpoint has no MTP block");
+    if (!opts_.enable_mtp) throw std::logic_error(who + ": ModelOptions::enable_mtp is off");
+    const int64_t hcD = cfg_.hc_mult * cfg_.hidden_size;
+    std::vector<SequenceStateImpl*> states;
+    for (const MtpItem& item : batch) {
+      auto* st = dynamic_cast<SequenceStateImpl*>(item.state);
+      if (!st) throw std::invalid_argument(who + ": state of another model");
+      if (std::find(states.begin(), states.end(), st) != states.end())
+        throw std::invalid_argument(who + ": the same state appears twice in one batch");
+      const int64_t n = int64_t(item.next_tokens.size());
+      if (item.chained) {
+        if (n != 1) throw std::invalid_argument(who + ": a chained item has one next token");
+        if (int64_t(st->mtp_streams.size()) != hcD)
+          throw std::logic_error(who + ": a chained item needs an MTP call on the state since its last forward");
+      } else {
+        if (n == 0 || int64_t(st->last_streams.size()) != n * hcD)
+          throw std::invalid_argument(who + ": need one next token per new token of the last forward");
+        if (st->mtp_pos != st->last_streams_first_pos)
+          throw std::logic_error(who + ": the MTP block must see every position in order");
+      }
+      for (int32_t t : item.next_tokens)
+        if (t < 0 || t >= cfg_.vocab_size) throw std::out_of_range(who + ": token id outside the vocabulary");
+      states.push_back(st);
+    }
+    return states;
+  }
+
+  // The chained positions of a state's MTP window, undone newest first.
+  void undo_mtp_chain(const ForwardContext& ctx, SequenceStateImpl& st) const {
+    for (auto u = st.mtp_chain.rbegin(); u != st.mtp_chain.rend(); ++u)
+      for (size_t l = 0; l < st.mtp_layers.size(); ++l)
+        attention_rollback(ctx, weights_.mtp[l].block.attn, st.mtp_layers[l], u->layers[l], u->p0, u->n, 0);
+    st.mtp_chain.clear();
+  }
+
+  // The MTP block over a batch (mtp_logits: one item, maybe every row's logits; mtp_draft).
+  std::vector<float> run_mtp(std::span<const MtpItem> batch, bool all_rows, const std::string& who) {
+    const std::vector<SequenceStateImpl*> states = check_mtp(batch, who);
+    const int64_t hcD = cfg_.hc_mult * cfg_.hidden_size;
+    const ForwardContext ctx = context(nullptr);
+    std::vector<Segment> segments;
+    std::vector<float> h;
+    std::vector<int32_t> tokens;
+    std::vector<int64_t> rows;
+    for (size_t b = 0; b < batch.size(); ++b) {
+      SequenceStateImpl& st = *states[b];
+      const MtpItem& item = batch[b];
+      const int64_t row0 = int64_t(tokens.size()), n = int64_t(item.next_tokens.size());
+      std::vector<LayerUndo>* undo = nullptr;
+      int64_t p0 = st.mtp_pos;
+      if (item.chained) {
+        p0 += int64_t(st.mtp_chain.size());
+        st.mtp_chain.push_back(StepUndo{p0, 1, std::vector<LayerUndo>(st.mtp_layers.size())});
+        undo = &st.mtp_chain.back().layers;
+      } else {
+        undo_mtp_chain(ctx, st);
+      }
+      segments.push_back(Segment{&st.mtp_layers, row0, n, p0, undo});
+      const std::vector<float>& streams = item.chained ? st.mtp_streams : st.last_streams;
+      h.insert(h.end(), streams.begin(), streams.end());
+      tokens.insert(tokens.end(), item.next_tokens.begin(), item.next_tokens.end());
+      if (all_rows) {
+        for (int64_t i = 0; i < n; ++i) rows.push_back(row0 + i);
+      } else if (item.logits) {
+        rows.push_back(row0 + n - 1);
+      }
+    }
+    if (batch.empty()) return {};
+    std::vector<float> X;
+    std::vector<float> logits = mtp_forward(ctx, weights_.mtp[0], *weights_.embed, weights_.head, segments, h.data(),
+                                            tokens.data(), int64_t(tokens.size()), rows, &X);
+    for (size_t b = 0; b < batch.size(); ++b) {
+      SequenceStateImpl& st = *states[b];
+      const Segment& sg = segments[b];
+      if (!batch[b].chained) {
+        st.mtp_pos += sg.n;
+        st.last_streams_first_pos = st.mtp_pos;
+        // Seen: a prompt chunk's streams (hc x hidden floats per token) are not kept any longer.
+        if (st.last_streams.capacity() > size_t(8 * hcD)) std::vector<float>().swap(st.last_streams);
+        st.last_streams.clear();
+      }
+      st.mtp_streams.assign(X.begin() + (sg.row0 + sg.n - 1) * hcD, X.begin() + (sg.row0 + sg.n) * hcD);
+    }
+    return logits;
+  }
+
   ForwardContext context(ForwardTrace* trace) const {
     ForwardContext ctx;
     ctx.cfg = &cfg_;
@@ -138,7 +236,11 @@ class ModelImpl final : public Model {
     std::vector<int64_t> logit_rows;
     for (size_t b = 0; b < batch.size(); ++b) {
       const int64_t row0 = int64_t(tokens.size()), n = int64_t(batch[b].tokens.size());
-      segments.push_back(Segment{&states[b]->layers, row0, n, states[b]->pos_});
+      SequenceStateImpl& st = *states[b];
+      st.undo.reset();
+      st.mtp_streams.clear();  // a chained draft continues only the MTP call it follows
+      if (batch[b].speculative) st.undo.emplace(StepUndo{st.pos_, n, std::vector<LayerUndo>(weights_.blocks.size())});
+      segments.push_back(Segment{&st.layers, row0, n, st.pos_, batch[b].speculative ? &st.undo->layers : nullptr});
       tokens.insert(tokens.end(), batch[b].tokens.begin(), batch[b].tokens.end());
       for (int64_t i = batch[b].all_logits ? 0 : n - 1; i < n; ++i) logit_rows.push_back(row0 + i);
     }

@@ -275,6 +275,12 @@ double block_masses(std::span<const float> w, std::vector<double>& blocks) {
   return total;
 }
 
+// Step 5 in place over the weights of steps 3-4.
+void cut_in_place(std::vector<float>& w, const SamplingParams& p) {
+  if (p.top_k > 0 && size_t(p.top_k) < w.size()) apply_cut(w, find_cut(w, Goal{p.top_k, 0}));
+  if (p.top_p > 0 && p.top_p < 1) apply_cut(w, find_cut(w, Goal{0, p.top_p}));
+}
+
 int32_t draw_with(std::span<const float> w, const std::vector<double>& blocks, double total, double unit) {
   const double u = unit * total;
   double cumulative = 0;
@@ -306,6 +312,16 @@ std::vector<float> sampling_weights(std::span<const float> logits, const Samplin
   return w;
 }
 
+double draw_weights(std::span<const float> logits, const SamplingParams& params, std::span<const int32_t> generated,
+                    std::vector<float>& w) {
+  if (logits.empty()) throw std::invalid_argument("draw_weights: empty logits");
+  const float max_x = adjusted_logits(logits, params, generated, w);
+  weights_in_place(w, max_x, params);
+  cut_in_place(w, params);
+  std::vector<double> blocks;
+  return block_masses(w, blocks);
+}
+
 int32_t draw_token(std::span<const float> w, double unit) {
   std::vector<double> blocks;
   const double total = block_masses(w, blocks);
@@ -320,10 +336,7 @@ int32_t sample_token(std::span<const float> logits, const SamplingParams& params
   const float max_x = adjusted_logits(logits, params, generated, w);
   if (!(params.temperature > kGreedyTemperature)) return first_argmax(w);
   weights_in_place(w, max_x, params);
-
-  const size_t vocab = w.size();
-  if (params.top_k > 0 && size_t(params.top_k) < vocab) apply_cut(w, find_cut(w, Goal{params.top_k, 0}));
-  if (params.top_p > 0 && params.top_p < 1) apply_cut(w, find_cut(w, Goal{0, params.top_p}));
+  cut_in_place(w, params);
   const double total = block_masses(w, blocks);
   return draw_with(w, blocks, total, rng.next_unit());
 }

@@ -52,6 +52,10 @@ int32_t sample_token(std::span<const float> logits, const SamplingParams& params
 // Not for greedy parameters.
 std::vector<float> sampling_weights(std::span<const float> logits, const SamplingParams& params,
                                     std::span<const int32_t> generated = {});
+// Steps 1 and 3-5 into `w`: the weights step 6 draws from (zero outside the top_k/top_p cut);
+// returns their total, summed in step 6's order. Not for greedy parameters.
+double draw_weights(std::span<const float> logits, const SamplingParams& params, std::span<const int32_t> generated,
+                    std::vector<float>& w);
 // Step 6 alone: the token drawn from weights `w` (some positive) for a unit draw `unit` in [0, 1).
 int32_t draw_token(std::span<const float> w, double unit);
 // exp(x) for x <= 0 in float32, as step 3 computes it.

@@ -6,6 +6,11 @@
 // step, sampling uses the request's own random stream, and the model contract makes each item's
 // logits independent of the rest of the batch. So a request gets the same tokens and logprobs
 // alone, beside others, and resumed from a prefix-cache snapshot (which is taken at a chunk end).
+//
+// Speculative decoding (EngineOptions::speculative_tokens) keeps the rule: a sequence's drafts come
+// from its own MTP state and random stream, its verify rows are its own rows of the batch, and the
+// rows it keeps are the rows one token per step would have given (the model computes every row in
+// the same order whatever the chunking), so greedy output is bit for bit the plain output.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -26,6 +31,7 @@
 #include "runtime/metrics.h"
 #include "runtime/prefix_cache.h"
 #include "runtime/sampler.h"
+#include "runtime/speculative.h"
 #include "runtime/state_memory.h"
 #include "runtime/text_stream.h"
 #include "text/tokenizer.h"
@@ -114,6 +120,14 @@ struct Sequence {
   std::vector<uint64_t> allowed;  // the constraint's last answer
   std::vector<float> masked;      // the logits row with the constraint applied
 
+  // Speculative decoding: whether this sequence drafts (its state's MTP block has seen every
+  // position), the drafts its next step verifies, that step's input (next_input, then the drafts)
+  // and the tokens that follow the rows of its last forward (what the MTP block sees with them).
+  bool speculate = false;
+  std::vector<Draft> drafts;
+  std::vector<int32_t> step_tokens;
+  std::vector<int32_t> mtp_next;
+
   bool prefilling() const { return prompt_done < int64_t(request.prompt.size()); }
 };
 
@@ -139,6 +153,11 @@ class EngineImpl final : public Engine {
     if (!vocabulary_ && options_.tokenizer) vocabulary_ = vocabulary_from_tokenizer(options_.tokenizer);
     if (vocabulary_) think_end_ = vocabulary_->token_id("</think>").value_or(-1);
     base_state_bytes_ = int64_t(model_->new_state()->bytes());
+    if (options_.speculative_tokens < 0 || options_.speculative_tokens > kMaxSpeculativeTokens)
+      throw std::invalid_argument("speculative tokens must be between 0 and " + std::to_string(kMaxSpeculativeTokens));
+    if (options_.speculative_tokens > 0 && model_->mtp_resume_position(*model_->new_state()) < 0)
+      throw std::invalid_argument("speculative decoding needs the model's MTP block (a checkpoint with one, loaded with "
+                                  "ModelOptions::enable_mtp)");
     state_memory_ = state_memory(config_);
     if (!options_.cache_dir.empty()) {
       if (options_.cache_identity.empty()) throw std::invalid_argument("a cache directory needs a cache identity");
@@ -232,6 +251,7 @@ class EngineImpl final : public Engine {
                  step_time_.sampling);
     write_metric(out, p + "engine_delivery_seconds_total", "counter", "Time delivering tokens (text, stop strings, callbacks).",
                  step_time_.delivery);
+    if (options_.speculative_tokens > 0) write_speculative_metrics(out);
     ttft_.write(out, p + "time_to_first_token_seconds", "Time from arrival to the first generated token.");
     inter_token_.write(out, p + "inter_token_latency_seconds", "Time between consecutive generated tokens.");
     e2e_.write(out, p + "e2e_request_latency_seconds", "Time from arrival to finish.");
@@ -279,6 +299,26 @@ class EngineImpl final : public Engine {
     if (!vocabulary_)
       for (const auto& s : p.stop)
         if (!s.empty()) throw std::invalid_argument("stop strings need the engine to have a tokenizer");
+  }
+
+  void write_speculative_metrics(std::string& out) const {
+    const std::string p = "v4flash:";
+    const EngineMetrics& m = stats_;
+    write_metric(out, p + "engine_draft_seconds_total", "counter", "Time in the MTP block and drawing drafts.",
+                 step_time_.draft);
+    write_metric(out, p + "spec_decode_num_drafts_total", "counter", "Verify steps of a sequence (speculative decoding).",
+                 double(m.spec_drafts_total));
+    write_metric(out, p + "spec_decode_num_draft_tokens_total", "counter", "Draft tokens verified.",
+                 double(m.spec_draft_tokens_total));
+    write_metric(out, p + "spec_decode_num_accepted_tokens_total", "counter", "Draft tokens accepted.",
+                 double(m.spec_accepted_tokens_total));
+    write_metric(out, p + "spec_decode_num_emitted_tokens_total", "counter",
+                 "Tokens emitted by verify steps (accepted drafts plus one per step).", double(m.spec_emitted_tokens_total));
+    write_metric(out, p + "spec_decode_acceptance_rate", "gauge", "Accepted / verified draft tokens since the start.",
+                 m.spec_draft_tokens_total ? double(m.spec_accepted_tokens_total) / double(m.spec_draft_tokens_total) : 0.0);
+    write_metric(out, p + "spec_decode_tokens_per_step", "gauge",
+                 "Tokens a verify step emitted per sequence, on average since the start.",
+                 m.spec_drafts_total ? double(m.spec_emitted_tokens_total) / double(m.spec_drafts_total) : 0.0);
   }
 
   // ---- scheduler thread ----
@@ -412,6 +452,7 @@ class EngineImpl final : public Engine {
         return;
       }
     }
+    start_speculating(s);
     {
       std::lock_guard lock(stats_mutex_);
       stats_.prompt_tokens_total += int64_t(prompt.size());
@@ -420,6 +461,35 @@ class EngineImpl final : public Engine {
       queue_time_.observe(seconds_between(s.submitted, s.admitted));
     }
     running_.push_back(std::move(seq));
+  }
+
+  // A sequence drafts when its state's MTP block can see every position; a snapshot taken at the
+  // end of a prompt chunk may leave it that chunk's rows to see first (the prompt has their tokens).
+  void start_speculating(Sequence& s) {
+    if (options_.speculative_tokens <= 0) return;
+    const int64_t resume = model_->mtp_resume_position(*s.state);
+    s.speculate = resume >= 0;
+    if (!s.speculate || resume == s.prompt_done) return;
+    const model::MtpItem item{s.state.get(),
+                              std::span<const int32_t>(s.request.prompt.data() + resume + 1, size_t(s.prompt_done - resume)),
+                              false, false};
+    run_mtp(std::span<const model::MtpItem>(&item, 1), {&s});
+  }
+
+  // The MTP block over `items` (of `seqs`); on a failure those sequences decode without drafts.
+  std::vector<float> run_mtp(std::span<const model::MtpItem> items, const std::vector<Sequence*>& seqs) {
+    if (items.empty()) return {};
+    try {
+      return model_->mtp_draft(items);
+    } catch (const std::exception& e) {
+      spdlog::warn("engine: the MTP block failed ({}); {} sequence(s) go on without speculative decoding", e.what(),
+                   seqs.size());
+      for (Sequence* s : seqs) {
+        s->speculate = false;
+        s->drafts.clear();
+      }
+      return {};
+    }
   }
 
   // The longest prefix wins across the tiers: a longer one on disk replaces the memory hit and is
@@ -465,60 +535,59 @@ class EngineImpl final : public Engine {
     return std::min(prompt_len, b * block_);
   }
 
+  // One item of a step's batch.
+  struct Planned {
+    Sequence* seq;
+    bool prefill = false;
+    int64_t chunk_begin = 0, chunk_end = 0;  // the prompt positions a prefill chunk feeds
+    size_t row = 0;                          // its first logits row
+    size_t drafts = 0;                       // the drafts a decode verifies (one row each after the first)
+  };
+
+  struct Pick {
+    int32_t token = -1;
+    bool reasoning = false;  // picked in the reasoning section
+    std::optional<LogprobResult> logprobs;
+  };
+
+  // An item's tokens in order (accepted drafts, then the token it picked itself), or an error.
+  struct ItemPicks {
+    std::vector<Pick> picks;
+    size_t accepted = 0;
+    std::string error;
+  };
+
   void step() {
-    struct Planned {
-      Sequence* seq;
-      int64_t chunk_end;  // prompt position after this item (prefill only)
-    };
     std::vector<model::BatchItem> items;
     std::vector<Planned> planned;
-    int64_t budget = options_.step_token_budget;
-    // Running decodes first: a prefill never delays them by more than one chunk.
-    for (auto& s : running_) {
-      if (s->prefilling()) continue;
-      items.push_back({s->state.get(), std::span<const int32_t>(&s->next_input, 1), false});
-      planned.push_back({s.get(), 0});
-      budget -= 1;
-    }
-    bool any_prefill = false;
-    for (auto& s : running_) {
-      if (!s->prefilling()) continue;
-      const int64_t end = prefill_chunk_end(*s, budget);
-      const int64_t n = end - s->prompt_done;
-      if (any_prefill && n > budget) break;  // FCFS: later prompts wait for their turn
-      items.push_back({s->state.get(),
-                       std::span<const int32_t>(s->request.prompt.data() + s->prompt_done, size_t(n)), false});
-      planned.push_back({s.get(), end});
-      budget -= n;
-      any_prefill = true;
-    }
-
+    const size_t rows = plan(items, planned);
     std::vector<float> logits;
     const auto t_forward = Clock::now();
     try {
       logits = model_->forward(items);
-      if (logits.size() != items.size() * size_t(config_.vocab_size))
+      if (logits.size() != rows * size_t(config_.vocab_size))
         throw std::runtime_error("model returned " + std::to_string(logits.size()) + " logits for " +
-                                 std::to_string(items.size()) + " rows");
+                                 std::to_string(rows) + " rows");
     } catch (const std::exception& e) {
       spdlog::error("engine: forward failed: {}", e.what());
       for (auto& p : planned) finish(*p.seq, FinishReason::Error, std::string("model forward failed: ") + e.what());
       remove_done();
       return;
     }
-    const auto t_sampling = Clock::now();
+    const auto t_prompt_mtp = Clock::now();
     {
       std::lock_guard lock(stats_mutex_);
-      step_time_.forward += seconds_between(t_forward, t_sampling);
+      step_time_.forward += seconds_between(t_forward, t_prompt_mtp);
       stats_.steps_total++;
       stats_.max_batch_sequences = std::max<int64_t>(stats_.max_batch_sequences, int64_t(items.size()));
     }
+    see_prompt_chunks(planned);  // before their snapshots are taken
+    const auto t_sampling = Clock::now();
 
-    const size_t vocab = size_t(config_.vocab_size);
     std::vector<size_t> ready;  // items whose logits pick a token this step
     for (size_t i = 0; i < planned.size(); ++i) {
       Sequence& s = *planned[i].seq;
-      if (s.prefilling()) {
+      if (planned[i].prefill) {
         s.prompt_done = planned[i].chunk_end;
         maybe_snapshot(s);
         if (s.prefilling()) continue;
@@ -529,49 +598,93 @@ class EngineImpl final : public Engine {
       }
       ready.push_back(i);
     }
-    // Sampling (and logprobs) touch only the sequence's own state, so the sequences of a step are
-    // sampled in parallel; delivery (callbacks, text) stays on this thread, in batch order.
+    // Sampling (and logprobs, and a verify step's rollback) touch only the sequence's own state, so
+    // the sequences of a step are sampled in parallel; delivery (callbacks, text) stays on this
+    // thread, in batch order.
     const auto t_pick = Clock::now();
-    std::vector<Pick> picks(ready.size());
+    std::vector<ItemPicks> picks(ready.size());
     sampling_pool_->parallel_for(int64_t(ready.size()), [&](int64_t begin, int64_t end) {
       for (int64_t j = begin; j < end; ++j) {
-        const size_t i = ready[size_t(j)];
-        picks[size_t(j)] = pick(*planned[i].seq, std::span<const float>(logits.data() + i * vocab, vocab));
+        const Planned& p = planned[ready[size_t(j)]];
+        picks[size_t(j)] = pick_item(*p.seq, p, logits);
       }
     });
     const auto t_delivery = Clock::now();
-    for (size_t j = 0; j < ready.size(); ++j) {
-      Sequence& s = *planned[ready[j]].seq;
-      if (!picks[j].error.empty()) {
-        finish(s, FinishReason::Error, picks[j].error);
-        continue;
-      }
-      try {
-        deliver(s, picks[j]);
-      } catch (const std::exception& e) {
-        finish(s, FinishReason::Error, e.what());
-      }
-    }
+    for (size_t j = 0; j < ready.size(); ++j) deliver_item(planned[ready[j]], picks[j]);
+    const auto t_draft = Clock::now();
+    if (options_.speculative_tokens > 0) draft_next(planned, ready, picks);
     {
       std::lock_guard lock(stats_mutex_);
       step_time_.sampling += seconds_between(t_pick, t_delivery);
-      step_time_.delivery += seconds_between(t_delivery, Clock::now());
+      step_time_.delivery += seconds_between(t_delivery, t_draft);
+      step_time_.draft += seconds_between(t_prompt_mtp, t_sampling) + seconds_between(t_draft, Clock::now());
     }
     remove_done();
   }
 
-  struct Pick {
-    int32_t token = -1;
-    std::optional<LogprobResult> logprobs;
-    std::string error;
-  };
+  // This step's batch: every running decode (its next input, then the drafts it verifies), then
+  // prefill chunks. Returns the logits rows it asks for.
+  size_t plan(std::vector<model::BatchItem>& items, std::vector<Planned>& planned) {
+    int64_t budget = options_.step_token_budget;
+    size_t rows = 0;
+    // Running decodes first: a prefill never delays them by more than one chunk.
+    for (auto& s : running_) {
+      if (s->prefilling()) continue;
+      // No draft is fed past the end of the context.
+      const int64_t room = config_.max_position_embeddings - 1 - s->state->position();
+      const size_t m = std::min(s->drafts.size(), size_t(std::max<int64_t>(0, room)));
+      s->step_tokens.assign(1, s->next_input);
+      for (size_t j = 0; j < m; ++j) s->step_tokens.push_back(s->drafts[j].token);
+      model::BatchItem item{s->state.get(), s->step_tokens, m > 0};
+      item.speculative = m > 0;
+      items.push_back(item);
+      planned.push_back({s.get(), false, 0, 0, rows, m});
+      rows += 1 + m;
+      budget -= int64_t(1 + m);
+    }
+    bool any_prefill = false;
+    for (auto& s : running_) {
+      if (!s->prefilling()) continue;
+      const int64_t end = prefill_chunk_end(*s, budget);
+      const int64_t n = end - s->prompt_done;
+      if (any_prefill && n > budget) break;  // FCFS: later prompts wait for their turn
+      items.push_back({s->state.get(),
+                       std::span<const int32_t>(s->request.prompt.data() + s->prompt_done, size_t(n)), false});
+      planned.push_back({s.get(), true, s->prompt_done, end, rows, 0});
+      rows += 1;
+      budget -= n;
+      any_prefill = true;
+    }
+    return rows;
+  }
 
-  Pick pick(Sequence& s, std::span<const float> logits) {
-    Pick out;
+  // The tokens of one item: each draft's verdict until one is rejected, then (all accepted) the
+  // token its last row picks; at most what max_tokens leaves, nothing after EOS. A verify step then
+  // rolls back the rows of the rejected drafts.
+  ItemPicks pick_item(Sequence& s, const Planned& p, const std::vector<float>& logits) {
+    ItemPicks out;
+    const size_t vocab = size_t(config_.vocab_size);
+    const int top = s.request.params.top_logprobs;
+    const size_t room = size_t(std::max(1, s.request.params.max_tokens - s.generated));
     try {
-      out.token = choose(s, logits);
-      if (s.request.params.top_logprobs >= 0)
-        out.logprobs = compute_logprobs(logits, out.token, s.request.params.top_logprobs);
+      for (size_t i = 0; i <= p.drafts; ++i) {
+        const std::span<const float> row(logits.data() + (p.row + i) * vocab, vocab);
+        Pick pick;
+        bool accepted = false;
+        if (i < p.drafts) {
+          const Verdict v = options_.force_accept ? Verdict{s.drafts[i].token, true} : verify(s, row, s.drafts[i]);
+          pick.token = v.token;
+          accepted = v.accepted;
+        } else {
+          pick.token = choose(s, row);
+        }
+        if (top >= 0) pick.logprobs = compute_logprobs(row, pick.token, top);
+        const bool more = advance(s, pick);
+        out.picks.push_back(std::move(pick));
+        out.accepted += accepted;
+        if (!accepted || !more || out.picks.size() >= room) break;
+      }
+      if (p.drafts > 0) model_->rollback(*s.state, int64_t(out.picks.size()));
     } catch (const std::exception& e) {
       out.error = std::string("sampling failed: ") + e.what();
     }
@@ -595,30 +708,88 @@ class EngineImpl final : public Engine {
     }
   }
 
-  int32_t choose(Sequence& s, std::span<const float> logits) {
+  // What the sampler sees for the next token: the row (masked by the constraint in the answer), or
+  // the token the thinking budget forces.
+  struct Target {
+    std::span<const float> row;
+    int32_t forced = -1;
+  };
+
+  Target target(Sequence& s, std::span<const float> logits) {
     const auto& p = s.request.params;
-    if (p.thinking && s.in_reasoning && think_end_ >= 0 && s.reasoning >= p.thinking_budget) return think_end_;
-    if (s.request.constraint && !s.in_reasoning) {
-      s.request.constraint->allowed(s.allowed, logits.size());
-      s.masked.assign(logits.begin(), logits.end());
-      constexpr float kMasked = -std::numeric_limits<float>::infinity();
-      for (size_t w = 0; w * 64 < s.masked.size(); ++w) {
-        const uint64_t keep = w < s.allowed.size() ? s.allowed[w] : 0;
-        if (keep == ~uint64_t(0)) continue;  // inside a string most words allow every token
-        const size_t end = std::min(s.masked.size(), w * 64 + 64);
-        for (size_t t = w * 64; t < end; ++t)
-          if (!((keep >> (t - w * 64)) & 1)) s.masked[t] = kMasked;
-      }
-      // sample_token refuses a row with nothing finite: a constraint that allows nothing fails the request
-      return sample_token(s.masked, p, s.rng, s.output);
+    if (p.thinking && s.in_reasoning && think_end_ >= 0 && s.reasoning >= p.thinking_budget) return {logits, think_end_};
+    if (!s.request.constraint || s.in_reasoning) return {logits};
+    s.request.constraint->allowed(s.allowed, logits.size());
+    s.masked.assign(logits.begin(), logits.end());
+    constexpr float kMasked = -std::numeric_limits<float>::infinity();
+    for (size_t w = 0; w * 64 < s.masked.size(); ++w) {
+      const uint64_t keep = w < s.allowed.size() ? s.allowed[w] : 0;
+      if (keep == ~uint64_t(0)) continue;  // inside a string most words allow every token
+      const size_t end = std::min(s.masked.size(), w * 64 + 64);
+      for (size_t t = w * 64; t < end; ++t)
+        if (!((keep >> (t - w * 64)) & 1)) s.masked[t] = kMasked;
     }
-    return sample_token(logits, p, s.rng, s.output);
+    return {s.masked};
+  }
+
+  int32_t choose(Sequence& s, std::span<const float> logits) {
+    const Target t = target(s, logits);
+    // sample_token refuses a row with nothing finite: a constraint that allows nothing fails the request
+    return t.forced >= 0 ? t.forced : sample_token(t.row, s.request.params, s.rng, s.output);
+  }
+
+  // A draft against the row choose() would sample from: a grammar's mask rejects every draft it
+  // does not allow (p = 0), a forced token accepts only itself.
+  Verdict verify(Sequence& s, std::span<const float> logits, const Draft& draft) {
+    const Target t = target(s, logits);
+    if (t.forced >= 0) return {t.forced, t.forced == draft.token};
+    return verify_draft(t.row, s.request.params, s.rng, s.output, draft);
+  }
+
+  // What a picked token changes for picking the next one: the penalties' history, the reasoning
+  // section (and the thinking budget's count) and the constraint's parse state. False after EOS.
+  bool advance(Sequence& s, Pick& pick) {
+    s.output.push_back(pick.token);
+    pick.reasoning = s.in_reasoning;
+    if (pick.token == config_.eos_token_id) return false;
+    if (s.in_reasoning) {
+      s.reasoning++;
+      if (pick.token == think_end_) s.in_reasoning = false;
+    } else if (s.request.constraint) {
+      s.request.constraint->accept(pick.token);
+    }
+    return true;
+  }
+
+  void deliver_item(const Planned& p, ItemPicks& item) {
+    Sequence& s = *p.seq;
+    if (!item.error.empty()) {
+      finish(s, FinishReason::Error, item.error);
+      return;
+    }
+    if (p.drafts > 0) {  // counted first: the last token's on_finish may read the metrics
+      std::lock_guard lock(stats_mutex_);
+      stats_.spec_drafts_total++;
+      stats_.spec_draft_tokens_total += int64_t(p.drafts);
+      stats_.spec_accepted_tokens_total += int64_t(item.accepted);
+    }
+    for (Pick& pick : item.picks) {
+      if (s.done) break;
+      if (p.drafts > 0) {
+        std::lock_guard lock(stats_mutex_);
+        stats_.spec_emitted_tokens_total++;
+      }
+      try {
+        deliver(s, pick);
+      } catch (const std::exception& e) {
+        finish(s, FinishReason::Error, e.what());
+      }
+    }
   }
 
   void deliver(Sequence& s, Pick& pick) {
     const auto& p = s.request.params;
     const int32_t token = pick.token;
-    s.output.push_back(token);
     const auto now = Clock::now();
     s.generated++;
     {
@@ -636,13 +807,7 @@ class EngineImpl final : public Engine {
     }
     GeneratedToken out;
     out.token = token;
-    out.reasoning = s.in_reasoning;
-    if (s.in_reasoning) {
-      s.reasoning++;
-      if (token == think_end_) s.in_reasoning = false;
-    } else if (s.request.constraint) {
-      s.request.constraint->accept(token);
-    }
+    out.reasoning = pick.reasoning;
     if (pick.logprobs) {
       out.logprob = pick.logprobs->chosen;
       out.top = std::move(pick.logprobs->top);
@@ -667,6 +832,76 @@ class EngineImpl final : public Engine {
       return;
     }
     s.next_input = token;
+  }
+
+  // ---- speculative decoding ----
+
+  // The MTP block sees the rows of prompt chunks that are not a prompt's last (the prompt holds the
+  // tokens after them); a last chunk waits for its first generated token (draft_next).
+  void see_prompt_chunks(const std::vector<Planned>& planned) {
+    std::vector<model::MtpItem> items;
+    std::vector<Sequence*> seqs;
+    for (const Planned& p : planned) {
+      Sequence& s = *p.seq;
+      if (!p.prefill || !s.speculate || p.chunk_end >= int64_t(s.request.prompt.size())) continue;
+      const std::span<const int32_t> next(s.request.prompt.data() + p.chunk_begin + 1, size_t(p.chunk_end - p.chunk_begin));
+      items.push_back({s.state.get(), next, false, false});
+      seqs.push_back(&s);
+    }
+    run_mtp(items, seqs);
+  }
+
+  // Every speculating sequence that goes on: the MTP block sees its rows of this step with the
+  // tokens after them and drafts its next step's tokens: the first on the main model's streams,
+  // each further one chained on the block's own (one batched call per draft position).
+  void draft_next(const std::vector<Planned>& planned, const std::vector<size_t>& ready,
+                  const std::vector<ItemPicks>& picks) {
+    std::vector<model::MtpItem> items;
+    std::vector<Sequence*> seqs;
+    for (size_t j = 0; j < ready.size(); ++j) {
+      const Planned& p = planned[ready[j]];
+      Sequence& s = *p.seq;
+      s.drafts.clear();
+      if (s.done || !s.speculate) continue;
+      s.mtp_next.clear();
+      if (p.prefill) s.mtp_next.assign(s.request.prompt.begin() + p.chunk_begin + 1, s.request.prompt.end());
+      for (const Pick& pick : picks[j].picks) s.mtp_next.push_back(pick.token);
+      items.push_back({s.state.get(), s.mtp_next, false, true});
+      seqs.push_back(&s);
+    }
+    const size_t vocab = size_t(config_.vocab_size);
+    for (int k = 0; k < options_.speculative_tokens && !items.empty(); ++k) {
+      const std::vector<float> rows = run_mtp(items, seqs);
+      if (rows.size() != items.size() * vocab) return;  // run_mtp turned them off
+      std::vector<char> failed(seqs.size(), 0);
+      sampling_pool_->parallel_for(int64_t(seqs.size()), [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          Sequence& s = *seqs[size_t(i)];
+          try {
+            s.drafts.push_back(draw_draft(std::span<const float>(rows.data() + size_t(i) * vocab, vocab),
+                                          s.request.params, s.rng, s.output));
+          } catch (const std::exception&) {
+            failed[size_t(i)] = 1;  // e.g. a NaN in the MTP row: this sequence goes on without drafts
+          }
+        }
+      });
+      std::vector<model::MtpItem> chained;
+      std::vector<Sequence*> drafting;
+      for (size_t i = 0; i < seqs.size(); ++i) {
+        Sequence& s = *seqs[i];
+        if (failed[i]) {
+          spdlog::warn("engine: drafting for {} failed; it goes on without speculative decoding", s.request.id);
+          s.speculate = false;
+          s.drafts.clear();
+          continue;
+        }
+        s.mtp_next.assign(1, s.drafts.back().token);
+        chained.push_back({s.state.get(), s.mtp_next, true, true});
+        drafting.push_back(&s);
+      }
+      items.swap(chained);
+      seqs.swap(drafting);
+    }
   }
 
   bool call_on_token(Sequence& s, const GeneratedToken& token) {
@@ -754,7 +989,7 @@ class EngineImpl final : public Engine {
   mutable std::mutex stats_mutex_;
   EngineMetrics stats_;
   struct {
-    double forward = 0, sampling = 0, delivery = 0;
+    double forward = 0, sampling = 0, delivery = 0, draft = 0;
   } step_time_;
   Histogram ttft_, inter_token_, e2e_, queue_time_;
 

@@ -129,6 +129,11 @@ struct EngineMetrics {
   int64_t disk_cache_bytes = 0, disk_cache_entries = 0;
   int64_t disk_cache_evictions_total = 0, disk_cache_corrupt_total = 0;
   int64_t disk_cache_writes_pending = 0;  // snapshots queued or being written
+  // Speculative decoding (EngineOptions::speculative_tokens), as vLLM counts it: verify steps of a
+  // sequence (drafts), draft tokens they checked, drafts accepted, and tokens they emitted
+  // (accepted drafts plus the token each step picks itself).
+  int64_t spec_drafts_total = 0, spec_draft_tokens_total = 0, spec_accepted_tokens_total = 0;
+  int64_t spec_emitted_tokens_total = 0;
 };
 
 class Engine {
@@ -193,7 +198,18 @@ struct EngineOptions {
   std::string cache_dir;
   int64_t cache_disk_bytes = int64_t(64) << 30;
   std::string cache_identity;
+  // Speculative decoding with the model's MTP block (runtime/speculative.h): after each step a
+  // decoding sequence drafts this many tokens (the first from the MTP block on the main model's
+  // streams, the others on its own) and its next step verifies them as extra rows of the batch,
+  // keeping the accepted ones and rolling the rest back. 0: off. Greedy output is bit for bit the
+  // output without it; sampled output has the same distribution. Needs a model loaded with
+  // ModelOptions::enable_mtp; at most kMaxSpeculativeTokens.
+  int speculative_tokens = 0;
+  // Benchmarks only (`v4flash bench decode --force-accept`): every draft is accepted, so random
+  // weights (which accept nothing) still show what verify steps cost. The output is not the model's.
+  bool force_accept = false;
 };
+inline constexpr int kMaxSpeculativeTokens = 8;
 
 // The default batch size: as many sequences as state_memory_budget holds at a context of
 // kDefaultContextForSizing tokens each (runtime/state_memory.h), between 16 and 256. A decode step

@@ -2,7 +2,8 @@
 //   bench kernels   read bandwidth (streaming kernel over a buffer >> L3) and linear() GB/s per
 //                   weight format, with the ratio to that bandwidth (alias: bench linear)
 //   bench decode    tokens/s of batch decode on a checkpoint, bytes per token, ratio to the read
-//                   bandwidth measured in the same run
+//                   bandwidth measured in the same run; with --speculative K, tokens/s through the
+//                   engine with and without speculative decoding (src/cli/bench_speculative.cpp)
 //   bench prefill   tokens/s of one prefill chunk, FLOPs per token, ratio to the matrix peak
 //                   measured in the same run
 //   bench tokenize  provided by the text layer (src/cli/bench_tokenize.cpp)
@@ -22,6 +23,7 @@
 
 #include "cli/bench_cache.h"
 #include "cli/bench_constrained.h"
+#include "cli/bench_speculative.h"
 #include "bench/sample_bench.h"
 #include "bench/serve_bench.h"
 #include "cli/command.h"
@@ -690,7 +692,9 @@ const char* kModelUsage =
     "Per layer (SWA/CSA/HCA) and for the head (embedding + hc_head + norm + LM head): wall time per\n"
     "token of the best run, the bytes/FLOPs of that part's tensors, GB/s and FLOP/s with their ratios\n"
     "(JSON: \"layers\":[...], \"head\":{...}, \"state_bytes_per_token\"; layers + head + state =\n"
-    "bytes_per_token).\n";
+    "bytes_per_token).\n"
+    "bench decode --speculative K [--force-accept]: decode tokens/s through the engine with and without\n"
+    "speculative decoding (`v4flash bench decode --speculative 1 --help`).\n";
 
 const char* kUsage =
     "usage: v4flash bench <what> [options]\n"
@@ -718,6 +722,9 @@ int bench_main(const Args& args) {
   if (what == "sample") return bench::run_bench_sample(rest);
   if (what == "serve") return bench::run_bench_serve(rest);
   if (what == "decode" || what == "prefill") {
+    const bool speculative = std::any_of(rest.begin(), rest.end(),
+                                         [](const std::string& a) { return a.rfind("--speculative", 0) == 0; });
+    if (what == "decode" && speculative) return run_bench_speculative(rest);
     if (!rest.empty() && (rest[0] == "--help" || rest[0] == "-h")) {
       std::fputs(kModelUsage, stdout);
       return 0;

@@ -39,7 +39,7 @@ using namespace v4;
 constexpr const char* kUsage =
     "usage: v4flash serve --model DIR [--host 127.0.0.1] [--port 8000] [--api-key KEY[,KEY...]] [--threads N]\n"
     "                     [--db FILE|postgresql://...] [--tokenizer FILE] [--io-threads N] [--max-body-bytes N]\n"
-    "                     [--max-running N] [--cache-dir DIR [--cache-disk-bytes N]]\n"
+    "                     [--max-running N] [--cache-dir DIR [--cache-disk-bytes N]] [--speculative K]\n"
     "                     [--max-running-per-key N] [--max-connections N] [--shared-prefix-cache]\n"
     "                     [--search linkup|local|off [--linkup-url URL] [--linkup-key-env NAME] [--linkup-ca FILE]\n"
     "                      [--search-index FILE] [--search-results N] [--search-depth fast|standard|deep]\n"
@@ -77,6 +77,10 @@ constexpr const char* kUsage =
     "  --responses-retention-days N: stored Responses-API responses (store, the default) are deleted this long\n"
     "        after they were made (default 30). With --db they live in its database; without, in memory\n"
     "        (at most 256 MiB, oldest dropped first, gone at exit).\n"
+    "  --speculative K: speculative decoding with the checkpoint's MTP block: each stream drafts K tokens\n"
+    "        (1..8; 1 is the usual choice) and its next step verifies them; greedy output is unchanged bit for\n"
+    "        bit, sampled output keeps its distribution (not its exact tokens for a seed). Default 0 (off):\n"
+    "        see docs/performance.md for what a verify step costs against the tokens it gains.\n"
     "  --model-alias: other model names clients may send for a served model; a trailing '*' matches any\n"
     "        suffix. Default 'claude-*=deepseek-v4-flash' (Claude Code's names); yours are tried first;\n"
     "        'none' removes the default.\n";
@@ -141,7 +145,7 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
     return 0;
   }
   std::vector<std::string> options = {"model", "host", "port", "api-key", "db", "rates", "threads", "tokenizer",
-                                      "io-threads", "max-body-bytes", "max-running", "step-tokens",
+                                      "io-threads", "max-body-bytes", "max-running", "step-tokens", "speculative",
                                       "cache-dir", "cache-disk-bytes",
                                       "max-running-per-key", "max-connections", "signup", "signup-credit",
                                       "search", "linkup-url", "linkup-key-env", "linkup-ca", "search-index",
@@ -183,6 +187,8 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
   if (need_engine && hooks.engine_without_model) engine = hooks.engine_without_model(args, tokenizer);
   if (engine && args.value("cache-dir"))
     throw std::invalid_argument("--cache-dir needs a model; an engine without one has no state to cache");
+  if (args.value("speculative") && (!need_engine || engine))
+    throw std::invalid_argument("--speculative needs a local model; an engine without one has no MTP block");
   if (need_engine && !engine) {
     if (!model_dir) {
       std::fputs(kUsage, stderr);
@@ -192,6 +198,8 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
     spdlog::info("{}", kernels::isa_report());
     model::ModelOptions mo;
     mo.threads = engine_threads;
+    const int speculative = int(args.integer("speculative", 0, 0, runtime::kMaxSpeculativeTokens));
+    mo.enable_mtp = speculative > 0;
     std::shared_ptr<model::Model> model = model::Model::load(*ckpt, mo);
     random_weights = looks_random(*model_dir, model->config());
     if (hooks.wrap_model) model = hooks.wrap_model(std::move(model), tokenizer);
@@ -204,6 +212,7 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
     eo.step_token_budget = int(args.integer("step-tokens", eo.step_token_budget, 1, 1 << 20));
     eo.max_running_per_tenant = int(args.integer("max-running-per-key", 0, 0, 4096));
     eo.tokenizer = tokenizer;
+    eo.speculative_tokens = speculative;
     if (auto dir = args.value("cache-dir")) {
       eo.cache_dir = *dir;
       eo.cache_disk_bytes = args.integer("cache-disk-bytes", eo.cache_disk_bytes, 1, INT64_MAX);
@@ -215,6 +224,7 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
     engine = runtime::create_engine(std::move(model), eo);
     spdlog::info("engine: at most {} sequences per step (--max-running)",
                  eo.max_running > 0 ? eo.max_running : runtime::default_max_running(engine->config(), eo));
+    if (speculative > 0) spdlog::info("speculative decoding: {} draft token(s) per step from the MTP block", speculative);
   }
 
   std::shared_ptr<api::Authenticator> auth;

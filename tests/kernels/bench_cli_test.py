@@ -1,6 +1,7 @@
 """`v4flash bench kernels|decode|prefill --json`: the JSON fields exist, the byte and FLOP counts
 match an independent count from the safetensors header, and the ratios are the quotients they
-claim to be. Usage: bench_cli_test.py V4FLASH TINY_CHECKPOINT_DIR"""
+claim to be; `bench decode --speculative 2 --force-accept`: the three modes, their step counts, and
+the speculative output equal to the plain one. Usage: bench_cli_test.py V4FLASH TINY_CHECKPOINT_DIR"""
 import json
 import math
 import struct
@@ -136,11 +137,27 @@ check(len(pl) == L_ and all("flops_ratio" in r and r["flops_per_token"] > 0 for 
 check(close(sum(r["flops_per_token"] for r in pl) + ph.get("flops_per_token", 0), p["flops_per_token"], rel=1e-6),
       "prefill per-part FLOPs do not add up to the whole")
 
+# --- decode through the engine with and without speculative decoding ---------------------------------
+s = run("decode", "--model", ckpt, "--speculative", "2", "--force-accept", "--tokens", "22", "--threads", "1",
+        "--repeats", "1", "--json")
+modes = {m["mode"]: m for m in s.get("modes", [])}
+check(set(modes) == {"plain", "speculative", "force-accept"}, f"speculative modes: {sorted(modes)}")
+check(s.get("identical_to_plain") is True, "bench decode --speculative: output differs from plain decoding")
+if len(modes) == 3:
+    check(modes["plain"]["verify_steps"] == 0 and modes["plain"]["decode_tokens"] == 21, f"plain: {modes['plain']}")
+    sp = modes["speculative"]
+    check(sp["verify_steps"] == 21 and sp["draft_tokens"] == 2 * sp["verify_steps"], f"speculative: {sp}")
+    fa = modes["force-accept"]  # 21 tokens after the first: 7 verify steps of 2 accepted drafts + 1
+    check(fa["verify_steps"] == 7 and fa["accepted_tokens"] == fa["draft_tokens"] == 14 and
+          close(fa["tokens_per_verify_step"], 3.0, rel=1e-9), f"force-accept: {fa}")
+    for m in modes.values():
+        check(close(m["tokens_per_s"], m["decode_tokens"] / m["decode_seconds"], rel=1e-6), f"tokens/s of {m['mode']}")
+
 # --- the kernel variant: named in every bench output, chosen by --isa / V4FLASH_ISA -------------------
 import os
 cpu = json.loads(subprocess.run([exe, "cpu", "--json"], check=True, capture_output=True, text=True).stdout)
 check(cpu["active"] == cpu["best"] and cpu["best"] == cpu["supported"][-1], f"cpu --json: {cpu}")
-for row in (k, d, p):
+for row in (k, d, p, s):
     check(row.get("isa") == cpu["active"] and row.get("cpu") == cpu["cpu"], f"bench isa/cpu fields: {row.get('isa')}")
 for isa in cpu["supported"]:
     env = dict(os.environ, V4FLASH_ISA=isa)

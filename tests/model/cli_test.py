@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """End-to-end check of `v4flash logits` and `v4flash generate` on the tiny checkpoint against the
-reference fixtures (exact mode): case E's logits rows, the layer dumps, G's 32 greedy tokens, and a
-clear error for a bad token id. Usage: cli_test.py V4FLASH SHARED_DIR"""
+reference fixtures (exact mode): case E's logits rows, the layer dumps, G's 32 greedy tokens (also
+with --speculative 1 and 3), and a clear error for a bad token id. Usage: cli_test.py V4FLASH SHARED_DIR"""
 import json
 import os
 import struct
@@ -59,6 +59,20 @@ def main():
         print(f"generate G: {'identical' if same else 'DIFFERENT'}")
         if not same:
             failures.append("greedy tokens of case G")
+        # The same through the engine with speculative decoding (G has no EOS, so --no-stop is moot).
+        if 1 in generated:
+            failures.append("case G holds EOS: the speculative run cannot be compared")
+        for k in ("1", "3"):
+            r = subprocess.run([v4, "generate", "--model", model, "--tokens", prompt, "--max-tokens", "32", "--exact",
+                                "--threads", "1", "--speculative", k], check=True, capture_output=True, text=True)
+            spec = [int(x) for x in r.stdout.split()[0].split(",")]
+            print(f"generate G --speculative {k}: {'identical' if spec == generated else 'DIFFERENT'}; {r.stderr.strip()}")
+            if spec != generated:
+                failures.append(f"greedy tokens of case G with --speculative {k}")
+        r = subprocess.run([v4, "generate", "--model", model, "--tokens", "5,6", "--speculative", "1", "--no-stop"],
+                           capture_output=True, text=True)
+        if r.returncode == 0 or "--no-stop" not in r.stderr:
+            failures.append("--speculative with --no-stop accepted: " + r.stderr)
 
         r = subprocess.run([v4, "logits", "--model", model, "--tokens", "1,4096", "--out", os.path.join(tmp, "x")],
                            capture_output=True, text=True)

@@ -74,6 +74,22 @@ class ScriptedModel final : public model::Model {
     return inner_->mtp_logits(*own(&state).inner, next_tokens, all_logits);
   }
 
+  // Speculative decoding passes through; a rollback drops the dropped tokens from the history too.
+  void rollback(model::SequenceState& state, int64_t keep) override {
+    auto& s = own(&state);
+    inner_->rollback(*s.inner, keep);
+    s.history.resize(size_t(s.inner->position()));
+  }
+  std::vector<float> mtp_draft(std::span<const model::MtpItem> batch) override {
+    std::vector<model::MtpItem> inner_batch(batch.begin(), batch.end());
+    for (auto& item : inner_batch) item.state = own(item.state).inner.get();
+    return inner_->mtp_draft(inner_batch);
+  }
+  int64_t mtp_resume_position(const model::SequenceState& state) const override {
+    const auto* s = dynamic_cast<const ScriptedState*>(&state);
+    return s ? inner_->mtp_resume_position(*s->inner) : -1;
+  }
+
  private:
   static ScriptedState& own(model::SequenceState* s) {
     auto* st = dynamic_cast<ScriptedState*>(s);

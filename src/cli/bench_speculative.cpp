@@ -35,8 +35,8 @@ const char* kUsage =
     "block, then (--force-accept) with every draft accepted, so that random weights, which accept\n"
     "nothing, still show what a verify step of K + 1 rows costs against a plain step. Prints decode\n"
     "tokens/s (tokens after the first over the time after the first; best of --repeats), steps, the\n"
-    "acceptance rate, tokens per verify step, and whether the speculative output equals the plain output\n"
-    "(every token and logprob, bit for bit).\n";
+    "forward and drafting (MTP block) time per step, the acceptance rate, tokens per verify step, and\n"
+    "whether the speculative output equals the plain output (every token and logprob, bit for bit).\n";
 
 struct Options {
   std::string model_dir;
@@ -47,10 +47,18 @@ struct Options {
 struct Run {
   std::string mode;
   double tokens_per_s = 0, seconds = 0;
+  double forward_seconds = 0, draft_seconds = 0;  // the engine's /metrics split of the whole run
   int64_t decode_tokens = 0, steps = 0;
   runtime::EngineMetrics metrics;
   std::vector<std::vector<std::pair<int32_t, float>>> outputs;  // per sequence: token, logprob
 };
+
+// A counter of the engine's Prometheus text (0 when absent).
+double metric(const std::string& text, const std::string& name) {
+  const std::string key = "v4flash:" + name + " ";
+  const size_t at = text.find("\n" + key);
+  return at == std::string::npos ? 0.0 : std::stod(text.substr(at + 1 + key.size()));
+}
 
 // One engine run: every sequence submitted at once; decode time runs from the last first token to
 // the last finish.
@@ -107,6 +115,9 @@ Run run_once(std::shared_ptr<model::Model> model, const Options& o, int k, bool 
   run.tokens_per_s = run.seconds > 0 ? double(run.decode_tokens) / run.seconds : 0;
   run.metrics = engine->metrics();
   run.steps = run.metrics.steps_total;
+  const std::string text = engine->prometheus_text();
+  run.forward_seconds = metric(text, "engine_forward_seconds_total");
+  run.draft_seconds = metric(text, "engine_draft_seconds_total");
   engine->shutdown();
   return run;
 }
@@ -153,6 +164,7 @@ void print(const Options& o, const std::vector<Run>& runs, bool identical) {
       modes.push_back(json::object{
           {"mode", r.mode}, {"tokens_per_s", r.tokens_per_s}, {"decode_tokens", r.decode_tokens},
           {"decode_seconds", r.seconds}, {"steps", r.steps}, {"verify_steps", m.spec_drafts_total},
+          {"forward_seconds", r.forward_seconds}, {"draft_seconds", r.draft_seconds},
           {"draft_tokens", m.spec_draft_tokens_total}, {"accepted_tokens", m.spec_accepted_tokens_total},
           {"tokens_per_verify_step",
            m.spec_drafts_total ? double(m.spec_emitted_tokens_total) / double(m.spec_drafts_total) : 1.0}});
@@ -173,6 +185,9 @@ void print(const Options& o, const std::vector<Run>& runs, bool identical) {
     std::printf("  %-13s %9.3f tok/s (%.3f of plain)  %lld decode steps, %.1f ms/step (%.3f of a plain step)", r.mode.c_str(),
                 r.tokens_per_s, plain.tokens_per_s > 0 ? r.tokens_per_s / plain.tokens_per_s : 0, (long long)decode_steps,
                 per_step * 1e3, plain_step > 0 ? per_step / plain_step : 0);
+    // Per step of the whole run (the prefill's step included).
+    std::printf(", forward %.1f + drafting %.1f ms/step", r.forward_seconds / double(r.steps) * 1e3,
+                r.draft_seconds / double(r.steps) * 1e3);
     if (m.spec_drafts_total)
       std::printf(", acceptance %.3f, %.3f tokens/verify step",
                   double(m.spec_accepted_tokens_total) / double(m.spec_draft_tokens_total),

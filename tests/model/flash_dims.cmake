@@ -14,3 +14,12 @@ add_test(NAME model.flash_dims_logits_command
           ${V4_SHARED_DIR} ${V4_FLASH_DIMS_DIR} ${CMAKE_BINARY_DIR}/flash_dims_logits)
 set_tests_properties(model.flash_dims_logits_command PROPERTIES
   LABELS "model;slow" TIMEOUT 1800 FIXTURES_REQUIRED flash_dims RESOURCE_LOCK flash_dims_cpu)
+
+# Speculative steps rolled back at the flash-dims shapes (tests/model/slow/): the state and the next
+# rows bit for bit those of feeding only the kept tokens.
+add_executable(test_model_speculative_flash_dims ${CMAKE_CURRENT_SOURCE_DIR}/tests/model/slow/speculative_flash_dims_test.cpp)
+target_link_libraries(test_model_speculative_flash_dims PRIVATE v4_model GTest::gtest)
+add_test(NAME model.speculative_flash_dims
+  COMMAND test_model_speculative_flash_dims ${V4_FLASH_DIMS_DIR})
+set_tests_properties(model.speculative_flash_dims PROPERTIES
+  LABELS "model;slow" TIMEOUT 600 FIXTURES_REQUIRED flash_dims RESOURCE_LOCK flash_dims_cpu)

@@ -36,6 +36,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   d.text = "hello";
   Outcome out;
   out.usage = {3, 0, 1, 0};
-  v4::fuzz::check_sse(renderer->start() + renderer->delta(d) + renderer->finish(out));
+  v4::fuzz::check_sse(renderer->start(0) + renderer->delta(d) + renderer->finish(out));
   return 0;
 }

@@ -52,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ChatRequest req = request_for(data[0]);
   ResponseMeta meta{"id-fuzz", "item-fuzz", 1, req.model};
   auto r = make_stream_renderer(req, meta, 5);
-  std::string out = r->start();
+  std::string out = r->start(0);
   int calls = 0;
   while (p < end) {
     const uint8_t op = *p++;

@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const int mode = data[0] % 4;
   const std::string body(reinterpret_cast<const char*>(data + 1), size - 1);
-  ChatRequest req;
+  Request req;
   try {
     const boost::json::value v = parse_json_body(body);
     req = mode == 0 ? parse_chat_request(v) : mode == 1 ? parse_responses_request(v)
@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     v4::text::ChatEncodeOptions o;
     o.mode = req.thinking ? v4::text::ThinkingMode::thinking : v4::text::ThinkingMode::chat;
-    (void)v4::text::encode_messages(to_encoder_messages(req), o);
+    (void)v4::text::encode_messages(prompt_messages(req), o);
   } catch (const v4::text::ChatEncodingError&) {
   } catch (const ApiError&) {
   }

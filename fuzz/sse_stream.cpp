@@ -13,7 +13,7 @@ namespace {
 
 using namespace v4::api;
 
-ChatRequest request_for(int mode) {
+Request request_for(int mode) {
   const bool tools = mode & 4;
   std::string t = tools ? R"(,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}])" : "";
   std::string ta = tools ? R"(,"tools":[{"name":"f","input_schema":{"type":"object"}}])" : "";
@@ -49,7 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const uint8_t* p = data + 1;
   const uint8_t* end = data + size;
-  ChatRequest req = request_for(data[0]);
+  Request req = request_for(data[0]);
   ResponseMeta meta{"id-fuzz", "item-fuzz", 1, req.model};
   auto r = make_stream_renderer(req, meta, 5);
   std::string out = r->start(0);

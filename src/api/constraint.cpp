@@ -47,7 +47,7 @@ bool supported(const json::value& schema) {
 
 // The request's function tools (all, or the one named `only`), with their places in req.tools.
 // With `strict_only`, tools not declared strict keep any arguments (their schema is not applied).
-std::vector<grammar::ToolSpec> tool_specs(const ChatRequest& req, const std::string& only, std::vector<size_t>& places,
+std::vector<grammar::ToolSpec> tool_specs(const Request& req, const std::string& only, std::vector<size_t>& places,
                                           bool strict_only = false) {
   std::vector<grammar::ToolSpec> out;
   for (size_t k = 0; k < req.tools.size(); ++k) {
@@ -72,7 +72,7 @@ std::vector<grammar::ToolSpec> tool_specs(const ChatRequest& req, const std::str
 enum class Calls { forced, after_text, or_format };
 
 // The tool-call rule for the request's tools; a schema error names the tool's field in the request.
-uint32_t tool_rule(grammar::GrammarBuilder& b, const ChatRequest& req, const std::string& only, bool single,
+uint32_t tool_rule(grammar::GrammarBuilder& b, const Request& req, const std::string& only, bool single,
                    Calls calls = Calls::forced) {
   std::vector<size_t> places;
   const auto specs = tool_specs(req, only, places, calls != Calls::forced);
@@ -94,24 +94,23 @@ uint32_t tool_rule(grammar::GrammarBuilder& b, const ChatRequest& req, const std
 
 }  // namespace
 
-std::shared_ptr<const grammar::Grammar> output_grammar(const ChatRequest& req) {
-  const bool tools = !req.tools.empty() && req.tool_choice != "none";
-  const bool forced = tools && req.tool_choice != "auto";
-  const json::value* format = req.response_format ? &*req.response_format : nullptr;
+std::shared_ptr<const grammar::Grammar> output_grammar(const Request& req) {
+  const bool tools = !req.tools.empty() && req.tool_choice.offers_tools();
+  const bool forced = tools && req.tool_choice.forced();
+  const bool format = req.output_format.kind != OutputFormat::Kind::text;
   const bool strict = tools && !req.strict_tools.empty();
   if (!forced && !format && !strict) return nullptr;
   grammar::GrammarBuilder b;
   uint32_t root;
   if (forced) {
-    const bool named = req.tool_choice != "required";
-    root = tool_rule(b, req, named ? req.tool_choice : "", named || !req.parallel_tool_calls);
+    const bool named = req.tool_choice.mode == ToolChoice::Mode::named;
+    root = tool_rule(b, req, named ? req.tool_choice.name : "", named || !req.parallel_tool_calls);
   } else if (!format) {
     root = tool_rule(b, req, "", !req.parallel_tool_calls, Calls::after_text);
   } else {
-    const json::object& f = format->as_object();
-    const bool schema = f.at("type") == "json_schema";
+    const bool schema = req.output_format.kind == OutputFormat::Kind::json_schema;
     const json::value any_object = json::object{{"type", "object"}};
-    const json::value& s = schema ? f.at("schema") : any_object;
+    const json::value& s = schema ? req.output_format.schema : any_object;
     grammar::JsonSchemaCompiler c(b, s);
     uint32_t value;
     try {

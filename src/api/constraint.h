@@ -25,7 +25,7 @@ class Tokenizer;
 namespace v4::api {
 
 // nullptr when the request constrains nothing. Throws ApiError 400 for an unsupported schema.
-std::shared_ptr<const grammar::Grammar> output_grammar(const ChatRequest& req);
+std::shared_ptr<const grammar::Grammar> output_grammar(const Request& req);
 
 // The vocabulary index grammars walk (special and added tokens never allowed).
 std::shared_ptr<const grammar::TokenIndex> make_token_index(const text::Tokenizer& tokenizer);

@@ -222,7 +222,7 @@ json::object search_result_block(const SearchCall& c) {
 }
 
 // The Responses web_search_call item; its sources once the search ran, when the request includes them.
-json::object search_item(const ChatRequest& req, const SearchCall& c, const char* status) {
+json::object search_item(const Request& req, const SearchCall& c, const char* status) {
   json::object action{{"type", "search"}, {"query", c.query}, {"queries", json::array{json::value(c.query)}}};
   if (req.search_sources && std::string(status) == "completed") {
     json::array sources;
@@ -256,7 +256,7 @@ std::string call_item_id(const ResponseMeta& m, size_t i) { return "fc_" + m.ite
 
 // The reasoning item. reasoning.summary asked for: the summary is the reasoning itself (this server
 // has no summariser; docs/api.md). include reasoning.encrypted_content: the sealed copy, once complete.
-json::object reasoning_item(const ChatRequest& req, const ResponseMeta& m, const std::string& text, const char* status,
+json::object reasoning_item(const Request& req, const ResponseMeta& m, const std::string& text, const char* status,
                             int k = 0) {
   const bool done = std::string(status) == "completed";
   // thinking.display "omitted": the reasoning is not shown, but still sealed for the round trip
@@ -282,7 +282,7 @@ json::object message_item(const ResponseMeta& m, json::array content, const char
                       {"status", status}, {"content", std::move(content)}};
 }
 
-const ToolOrigin* origin_of(const ChatRequest& req, const std::string& model_name) {
+const ToolOrigin* origin_of(const Request& req, const std::string& model_name) {
   for (auto& o : req.tool_origins)
     if (o.model_name == model_name) return &o;
   return nullptr;
@@ -299,7 +299,7 @@ std::string custom_input(const std::string& arguments) {
 
 // A call in the shape its tool was declared in: function_call (with `namespace` for a namespace's
 // member) or custom_tool_call.
-json::object call_item(const ChatRequest& req, const ResponseMeta& m, const text::ToolCall& c, const std::string& arguments,
+json::object call_item(const Request& req, const ResponseMeta& m, const text::ToolCall& c, const std::string& arguments,
                        const char* status) {
   const ToolOrigin* o = origin_of(req, c.name);
   if (o && o->custom) {
@@ -314,7 +314,7 @@ json::object call_item(const ChatRequest& req, const ResponseMeta& m, const text
   return item;
 }
 
-json::array responses_tools(const ChatRequest& req) {
+json::array responses_tools(const Request& req) {
   json::array out;
   for (auto& t : req.tools) {
     auto& fn = t.at("function").as_object();
@@ -329,14 +329,30 @@ json::array responses_tools(const ChatRequest& req) {
   return out;
 }
 
-json::value responses_tool_choice(const ChatRequest& req) {
-  if (req.tool_choice == "auto" || req.tool_choice == "none" || req.tool_choice == "required")
-    return json::value(req.tool_choice);
-  return json::object{{"type", "function"}, {"name", req.tool_choice}};
+json::value responses_tool_choice(const ToolChoice& choice) {
+  switch (choice.mode) {
+    case ToolChoice::Mode::automatic: return "auto";
+    case ToolChoice::Mode::none: return "none";
+    case ToolChoice::Mode::required: return "required";
+    case ToolChoice::Mode::named: return json::object{{"type", "function"}, {"name", choice.name}};
+  }
+  return "auto";
+}
+
+// text.format as the response echoes it (the schema's name and strict as this server has always
+// echoed them).
+json::object responses_text_format(const OutputFormat& format) {
+  switch (format.kind) {
+    case OutputFormat::Kind::text: return json::object{{"type", "text"}};
+    case OutputFormat::Kind::json_object: return json::object{{"type", "json_object"}};
+    case OutputFormat::Kind::json_schema:
+      return json::object{{"type", "json_schema"}, {"name", "response"}, {"schema", format.schema}, {"strict", false}};
+  }
+  return json::object{{"type", "text"}};
 }
 
 // Declared tools the model was not given, with why (docs/api.md): a v4flash extension field.
-json::array withheld_tools(const ChatRequest& req) {
+json::array withheld_tools(const Request& req) {
   json::array out;
   for (auto& type : req.withheld_tools)
     out.push_back(json::object{{"type", type},
@@ -346,13 +362,7 @@ json::array withheld_tools(const ChatRequest& req) {
 }
 
 // The Response object in any state; `output` and `usage` filled by the caller.
-json::object response_object(const ChatRequest& req, const ResponseMeta& m, const char* status) {
-  json::object text_format{{"type", "text"}};
-  if (req.response_format) {
-    auto& rf = req.response_format->as_object();
-    if (rf.at("type") == "json_object") text_format = json::object{{"type", "json_object"}};
-    else text_format = json::object{{"type", "json_schema"}, {"name", "response"}, {"schema", rf.at("schema")}, {"strict", false}};
-  }
+json::object response_object(const Request& req, const ResponseMeta& m, const char* status) {
   return json::object{
       {"id", m.id},
       {"object", "response"},
@@ -372,8 +382,8 @@ json::object response_object(const ChatRequest& req, const ResponseMeta& m, cons
       {"service_tier", "default"},
       {"store", req.store},
       {"temperature", req.temperature},
-      {"text", json::object{{"format", std::move(text_format)}}},
-      {"tool_choice", responses_tool_choice(req)},
+      {"text", json::object{{"format", responses_text_format(req.output_format)}}},
+      {"tool_choice", responses_tool_choice(req.tool_choice)},
       {"tools", responses_tools(req)},
       {"top_p", req.top_p},
       {"truncation", "disabled"},
@@ -397,7 +407,7 @@ void set_response_outcome(json::object& r, const Outcome& o) {
 }
 
 // anthropic-beta thinking-token-count: the reasoning share of output_tokens.
-json::object anthropic_usage_for(const ChatRequest& req, const Usage& u) {
+json::object anthropic_usage_for(const Request& req, const Usage& u) {
   json::object usage = anthropic_usage(u);
   if (req.thinking_token_count) usage["output_tokens_details"] = json::object{{"thinking_tokens", u.reasoning_tokens}};
   return usage;
@@ -428,7 +438,7 @@ json::object openai_error_body(const ApiError& e) {
 // ------------------------------------------------------------------- Chat stream
 class ChatStream final : public StreamRenderer {
  public:
-  ChatStream(const ChatRequest& req, const ResponseMeta& meta) : req_(req), meta_(meta) {}
+  ChatStream(const Request& req, const ResponseMeta& meta) : req_(req), meta_(meta) {}
   std::string start(int /*cached_prompt_tokens*/) override {
     return chunk(json::object{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr);
   }
@@ -496,7 +506,7 @@ class ChatStream final : public StreamRenderer {
     if (req_.include_usage) c["usage"] = nullptr;
     return sse_data(c);
   }
-  const ChatRequest& req_;
+  const Request& req_;
   ResponseMeta meta_;
   bool has_tool_calls_ = false;
   std::string content_;
@@ -505,7 +515,7 @@ class ChatStream final : public StreamRenderer {
 // ------------------------------------------------------------------- Responses stream
 class ResponsesStream final : public StreamRenderer {
  public:
-  ResponsesStream(const ChatRequest& req, const ResponseMeta& meta) : req_(req), meta_(meta), sources_(meta.sources) {}
+  ResponsesStream(const Request& req, const ResponseMeta& meta) : req_(req), meta_(meta), sources_(meta.sources) {}
   std::string start(int /*cached_prompt_tokens*/) override {
     json::object r = response_object(req_, meta_, "in_progress");
     std::string out = event("response.created", json::object{{"response", r}});
@@ -690,7 +700,7 @@ class ResponsesStream final : public StreamRenderer {
     item_logprobs_.clear();
     return out;
   }
-  const ChatRequest& req_;
+  const Request& req_;
   ResponseMeta meta_;
   Turn turn_;
   Open open_ = Open::none;
@@ -706,7 +716,7 @@ class ResponsesStream final : public StreamRenderer {
 // ------------------------------------------------------------------- Anthropic stream
 class AnthropicStream final : public StreamRenderer {
  public:
-  AnthropicStream(const ChatRequest& req, const ResponseMeta& meta, int prompt_tokens)
+  AnthropicStream(const Request& req, const ResponseMeta& meta, int prompt_tokens)
       : req_(req), meta_(meta), prompt_tokens_(prompt_tokens), sources_(meta.sources) {}
   // message_start's usage splits the prompt as the final message_delta does (input_tokens is the
   // uncached part), so a client reading either sees the same prompt accounting. No output token
@@ -806,7 +816,7 @@ class AnthropicStream final : public StreamRenderer {
     text_.clear();
     return out;
   }
-  const ChatRequest& req_;
+  const Request& req_;
   ResponseMeta meta_;
   int prompt_tokens_;
   std::vector<search::Result> sources_;  // cited as [n]: web_search_linkup's, then each search's results
@@ -822,7 +832,7 @@ bool has_search_parts(const Turn& turn) {
 
 // A turn with searches: its items in order (reasoning, web_search_call, message, ... as the stream
 // made them), each message's text annotated with the sources it cites.
-json::array responses_items(const ChatRequest& req, const ResponseMeta& m, const Turn& turn) {
+json::array responses_items(const Request& req, const ResponseMeta& m, const Turn& turn) {
   const std::vector<search::Result> sources = numbered_sources(m, turn.searches);
   json::array output;
   int reasoning = 0, messages = 0;
@@ -849,7 +859,7 @@ json::array responses_items(const ChatRequest& req, const ResponseMeta& m, const
   return output;
 }
 
-json::object thinking_block(const ChatRequest& req, const std::string& text) {
+json::object thinking_block(const Request& req, const std::string& text) {
   return json::object{{"type", "thinking"}, {"thinking", req.show_thinking ? text : std::string()},
                       {"signature", kThinkingSignature}};
 }
@@ -867,7 +877,7 @@ json::object tool_use_block(const text::ToolCall& c) {
 }
 
 // A turn with searches: thinking, server_tool_use, web_search_tool_result, text, ... in order.
-json::array anthropic_blocks(const ChatRequest& req, const ResponseMeta& m, const Turn& turn) {
+json::array anthropic_blocks(const Request& req, const ResponseMeta& m, const Turn& turn) {
   const std::vector<search::Result> sources = numbered_sources(m, turn.searches);
   json::array content;
   for (auto& p : turn.parts) {
@@ -894,11 +904,11 @@ json::object render_error(Dialect dialect, const ApiError& e, const std::string&
   return openai_error_body(e);
 }
 
-json::object render_pending_response(const ChatRequest& req, const ResponseMeta& meta, const char* status) {
+json::object render_pending_response(const Request& req, const ResponseMeta& meta, const char* status) {
   return response_object(req, meta, status);
 }
 
-json::object render_response(const ChatRequest& req, const ResponseMeta& m, const Turn& turn, const Outcome& o) {
+json::object render_response(const Request& req, const ResponseMeta& m, const Turn& turn, const Outcome& o) {
   const bool has_calls = !turn.tool_calls.empty();
   switch (req.dialect) {
     case Dialect::chat: {
@@ -970,7 +980,7 @@ json::object render_response(const ChatRequest& req, const ResponseMeta& m, cons
   return {};
 }
 
-std::unique_ptr<StreamRenderer> make_stream_renderer(const ChatRequest& req, const ResponseMeta& meta, int prompt_tokens) {
+std::unique_ptr<StreamRenderer> make_stream_renderer(const Request& req, const ResponseMeta& meta, int prompt_tokens) {
   switch (req.dialect) {
     case Dialect::chat: return std::make_unique<ChatStream>(req, meta);
     case Dialect::responses: return std::make_unique<ResponsesStream>(req, meta);

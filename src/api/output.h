@@ -99,11 +99,11 @@ std::vector<Citation> find_citations(const std::string& text, size_t sources_cou
 std::vector<search::Result> numbered_sources(const ResponseMeta& meta, const std::vector<SearchCall>& searches);
 
 // Non-streamed response body.
-boost::json::object render_response(const ChatRequest& req, const ResponseMeta& meta, const Turn& turn,
+boost::json::object render_response(const Request& req, const ResponseMeta& meta, const Turn& turn,
                                     const Outcome& outcome);
 
 // A Responses object before its output (status queued or in_progress): `output` empty, no usage.
-boost::json::object render_pending_response(const ChatRequest& req, const ResponseMeta& meta, const char* status);
+boost::json::object render_pending_response(const Request& req, const ResponseMeta& meta, const char* status);
 
 // Error body in the dialect's shape (the HTTP status comes from the error).
 boost::json::object render_error(Dialect dialect, const ApiError& error, const std::string& request_id);
@@ -126,7 +126,7 @@ class StreamRenderer {
 };
 
 // The renderer keeps a reference to `req`, which must outlive it.
-std::unique_ptr<StreamRenderer> make_stream_renderer(const ChatRequest& req, const ResponseMeta& meta, int prompt_tokens);
+std::unique_ptr<StreamRenderer> make_stream_renderer(const Request& req, const ResponseMeta& meta, int prompt_tokens);
 
 // Usage in each dialect's shape.
 boost::json::object chat_usage(const Usage& u);

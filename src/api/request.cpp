@@ -1,4 +1,4 @@
-// Parsing and validation of the three dialects into one ChatRequest.
+// Parsing and validation of the three dialects into one Request.
 #include "api/request.h"
 
 #include <algorithm>
@@ -6,6 +6,8 @@
 #include <climits>
 #include <cstdlib>
 #include <functional>
+
+#include "text/chat_encoder.h"
 
 namespace v4::api {
 
@@ -191,12 +193,12 @@ std::string normalise_effort(Dialect dialect, const std::string& param, const st
                       "'" + param + "' must be one of none, minimal, low, medium, high, xhigh, max; got '" + e + "'");
 }
 
-void apply_effort(ChatRequest& req, const std::string& effort) {
+void apply_effort(Request& req, const std::string& effort) {
   req.effort = effort;
   if (effort == "none") req.thinking = false;
 }
 
-void read_stop(ChatRequest& req, const Fields& f, std::string_view key) {
+void read_stop(Request& req, const Fields& f, std::string_view key) {
   auto* v = f.find(key);
   if (!v) return;
   if (v->is_string()) {
@@ -217,7 +219,7 @@ void read_stop(ChatRequest& req, const Fields& f, std::string_view key) {
 }
 
 // logit_bias: {"token id": bias in [-100, 100]}; ids beyond the vocabulary are refused by the engine.
-void read_logit_bias(ChatRequest& req, const Fields& f, const json::object& bias) {
+void read_logit_bias(Request& req, const Fields& f, const json::object& bias) {
   for (const auto& kv : bias) {
     const std::string key(kv.key());
     char* end = nullptr;
@@ -230,7 +232,7 @@ void read_logit_bias(ChatRequest& req, const Fields& f, const json::object& bias
   }
 }
 
-void read_common_sampling(ChatRequest& req, const Fields& f) {
+void read_common_sampling(Request& req, const Fields& f) {
   if (auto t = f.number("temperature", 0, 2)) req.temperature = *t;
   if (auto p = f.number("top_p", 0, 1)) req.top_p = *p;
   if (auto s = f.integer("seed", INT64_MIN, INT64_MAX)) req.seed = uint64_t(*s);
@@ -245,7 +247,7 @@ void read_common_sampling(ChatRequest& req, const Fields& f) {
 
 // Chat's web_search_options: a search before the answer, like web_search_linkup; the context size
 // chooses how many results the model reads. The provider takes no location: user_location is refused.
-void read_web_search_options(ChatRequest& req, const Fields& f) {
+void read_web_search_options(Request& req, const Fields& f) {
   auto* o = f.object("web_search_options");
   if (!o) return;
   Fields wf = f.sub(*o, "web_search_options");
@@ -274,7 +276,7 @@ void read_web_search_options(ChatRequest& req, const Fields& f) {
 }
 
 // DeepSeek's thinking: {"type": "enabled"|"disabled"} (Anthropic adds budget_tokens, display, adaptive).
-void read_thinking_object(ChatRequest& req, const Fields& f) {
+void read_thinking_object(Request& req, const Fields& f) {
   auto* t = f.object("thinking");
   if (!t) return;
   Fields tf = f.sub(*t, "thinking");
@@ -329,7 +331,7 @@ ApiError unsupported(const std::string& path, const std::string& why) {
 
 // One Chat message. Every key is honoured or refused: clients send back the assistant messages this
 // server returned (with `refusal` and `annotations`), and those keys keep their meaning.
-Message read_chat_message(const Fields& mf, const std::string& mp, const ChatRequest& req) {
+Message read_chat_message(const Fields& mf, const std::string& mp, const Request& req) {
   mf.only({"role", "content", "name", "tool_calls", "tool_call_id", "reasoning_content", "reasoning", "refusal",
            "annotations", "audio", "function_call"});
   Message m;
@@ -400,7 +402,7 @@ json::object chat_tool(const std::string& name, const std::string& description, 
   return json::object{{"type", "function"}, {"function", std::move(fn)}};
 }
 
-void check_tool_choice_name(const ChatRequest& req, const std::string& name, const std::string& param) {
+void check_tool_choice_name(const Request& req, const std::string& name, const std::string& param) {
   for (auto& t : req.tools)
     if (t.at("function").at("name").as_string() == name) return;
   if (req.search_tool && name == "web_search") return;  // the server's search tool (given to the model later)
@@ -410,28 +412,28 @@ void check_tool_choice_name(const ChatRequest& req, const std::string& name, con
 // OpenAI's tool_choice: "none" | "auto" | "required", or an object naming one of the request's
 // tools; the two OpenAI dialects nest that name differently (`name_of` reads it).
 template <class NameOf>
-void read_tool_choice(ChatRequest& req, const Fields& f, const json::value& tc, NameOf name_of) {
+void read_tool_choice(Request& req, const Fields& f, const json::value& tc, NameOf name_of) {
   if (tc.is_string()) {
     std::string s(tc.get_string());
-    if (s != "auto" && s != "none" && s != "required")
-      throw invalid_value(req.dialect, "tool_choice", "'tool_choice' must be none, auto, required or a function");
-    req.tool_choice = s;
+    if (s == "auto") req.tool_choice.mode = ToolChoice::Mode::automatic;
+    else if (s == "none") req.tool_choice.mode = ToolChoice::Mode::none;
+    else if (s == "required") req.tool_choice.mode = ToolChoice::Mode::required;
+    else throw invalid_value(req.dialect, "tool_choice", "'tool_choice' must be none, auto, required or a function");
   } else if (tc.is_object()) {
-    req.tool_choice = name_of(f.sub(tc.get_object(), "tool_choice"));
-    check_tool_choice_name(req, req.tool_choice, "tool_choice");
+    req.tool_choice = {ToolChoice::Mode::named, name_of(f.sub(tc.get_object(), "tool_choice"))};
+    check_tool_choice_name(req, req.tool_choice.name, "tool_choice");
   } else {
     throw f.type_error("tool_choice", "a string or an object", tc);
   }
 }
 
-void read_response_format(ChatRequest& req, const Fields& f, const json::object& rf, const std::string& param) {
+void read_response_format(Request& req, const Fields& f, const json::object& rf, const std::string& param) {
   Fields rff = f.sub(rf, param);
   std::string type = rff.req_str("type");
   if (type == "text" || type == "json_object") rff.only({"type"});
   if (type == "text") return;
   if (type == "json_object") {
-    req.json_object = true;
-    req.response_format = json::object{{"type", "json_object"}};
+    req.output_format.kind = OutputFormat::Kind::json_object;
     return;
   }
   if (type == "json_schema") {
@@ -446,17 +448,17 @@ void read_response_format(ChatRequest& req, const Fields& f, const json::object&
     } else {
       rff.only({"type", "name", "description", "schema", "strict"});
     }
-    Fields hf = f.sub(*holder, param);
+    Fields hf = f.sub(*holder, holder == &rf ? param : param + ".json_schema");
     const json::value* schema = hf.find("schema");
     if (!schema || !schema->is_object()) throw bad_request(param + ".schema", "json_schema needs a 'schema' object");
-    req.json_object = true;
-    req.response_format = json::object{{"type", "json_schema"}, {"schema", *schema}};
+    req.output_format = {OutputFormat::Kind::json_schema, hf.str("name").value_or(""), *schema,
+                         hf.boolean("strict").value_or(false)};
     return;
   }
   throw invalid_value(req.dialect, param + ".type", "'" + param + ".type' must be text, json_object or json_schema");
 }
 
-void check_model(const ChatRequest& req, const Fields& f) {
+void check_model(const Request& req, const Fields& f) {
   (void)f;
   if (req.model.empty()) throw bad_request("model", "'model' must not be empty");
 }
@@ -465,7 +467,7 @@ void check_model(const ChatRequest& req, const Fields& f) {
 // leaves the budget to its effort always has room for an answer: the default request (medium,
 // max_tokens 4096) reasons for at most 2048 tokens. An explicit budget is the caller's choice; the
 // Anthropic dialect refuses one that does not fit max_tokens, as Anthropic's API does.
-void finish_thinking(ChatRequest& req) {
+void finish_thinking(Request& req) {
   const std::string effort = req.effort == "none" ? "medium" : req.effort;
   if (!req.thinking_budget_given) {
     req.thinking_budget = std::min(effort_budget(effort), reasoning_share(effort, req.max_tokens));
@@ -498,8 +500,8 @@ std::optional<std::string> encoder_effort(const std::string& effort) {
 }
 
 // ---------------------------------------------------------------- OpenAI Chat Completions
-ChatRequest parse_chat_request(const json::value& body) {
-  ChatRequest req;
+Request parse_chat_request(const json::value& body) {
+  Request req;
   req.dialect = Dialect::chat;
   Fields f(body.as_object(), req.dialect);
   f.only({"model", "messages", "temperature", "top_p", "seed", "thinking_budget", "enable_thinking", "web_search_linkup",
@@ -609,17 +611,17 @@ std::vector<std::string> domain_list(const Fields& f, std::string_view key) {
   return out;
 }
 
-void only_one_search_tool(const ChatRequest& req, const std::string& tp) {
+void only_one_search_tool(const Request& req, const std::string& tp) {
   if (req.search_tool)
     throw invalid_value(req.dialect, tp + ".type", "'" + tp + "': only one web search tool may be declared");
 }
 
 // The Responses web search tool: recorded for the service, which gives it to the model when the
 // server searches (else it stays withheld, as the parser lists it).
-void read_responses_search_tool(ChatRequest& req, const Fields& tf, const std::string& type, const std::string& tp) {
+void read_responses_search_tool(Request& req, const Fields& tf, const std::string& type, const std::string& tp) {
   tf.only({"type", "external_web_access", "search_context_size", "user_location", "filters"});
   only_one_search_tool(req, tp);
-  ChatRequest::SearchTool st;
+  Request::SearchTool st;
   st.type = type;
   st.param = tp;
   if (auto live = tf.boolean("external_web_access")) st.live_web = *live;
@@ -645,7 +647,7 @@ void read_responses_search_tool(ChatRequest& req, const Fields& tf, const std::s
 // One Responses tool. function and custom tools reach the model (a namespace's members named
 // "NAMESPACE.NAME"); web_search is the server's search tool (withheld while the server has no
 // search provider); anything else is refused naming it.
-void read_responses_tool(ChatRequest& req, const Fields& f, const json::value& t, const std::string& tp,
+void read_responses_tool(Request& req, const Fields& f, const json::value& t, const std::string& tp,
                          const std::string& ns = {}, const std::string& ns_description = {}) {
   Fields tf = f.sub(as_object(t, tp, req.dialect), tp);
   std::string type = tf.req_str("type");
@@ -712,7 +714,7 @@ std::string model_tool_name(const Fields& itf) {
 
 // An earlier web_search_call item: the model's call again, and as its result the sources the item
 // lists (the pages' text is not kept between requests).
-void read_web_search_call_item(ChatRequest& req, const Fields& itf, const std::string& ip, Message& turn) {
+void read_web_search_call_item(Request& req, const Fields& itf, const std::string& ip, Message& turn) {
   itf.only({"type", "id", "status", "action"});
   std::string query, sources;
   if (auto* action = itf.object("action")) {
@@ -732,7 +734,7 @@ void read_web_search_call_item(ChatRequest& req, const Fields& itf, const std::s
 }
 
 // `name`: the items' parameter in errors ("input", or "previous_response_id" for the stored ones).
-void read_responses_input(ChatRequest& req, const Fields& f, const json::array& items, const std::string& name = "input") {
+void read_responses_input(Request& req, const Fields& f, const json::array& items, const std::string& name = "input") {
   size_t i = 0;
   // Consecutive reasoning / assistant message / call items form one assistant turn.
   auto assistant_turn = [&]() -> Message& {
@@ -776,7 +778,7 @@ void read_responses_input(ChatRequest& req, const Fields& f, const json::array& 
   }
 }
 
-void read_responses_include(ChatRequest& req, const Fields& f) {
+void read_responses_include(Request& req, const Fields& f) {
   const json::array* inc = f.array("include");
   if (!inc) return;
   size_t i = 0;
@@ -795,7 +797,7 @@ void read_responses_include(ChatRequest& req, const Fields& f) {
 
 // store (default true, as OpenAI's), background and previous_response_id. A previous_response_id
 // the service did not look up (no `earlier`) cannot be continued: refused rather than dropped.
-void read_responses_state(ChatRequest& req, const Fields& f, bool looked_up) {
+void read_responses_state(Request& req, const Fields& f, bool looked_up) {
   req.store = f.boolean("store").value_or(true);
   req.background = f.boolean("background").value_or(false);
   if (auto p = f.str("previous_response_id")) {
@@ -811,7 +813,7 @@ void read_responses_state(ChatRequest& req, const Fields& f, bool looked_up) {
                                 "or stream without background");
 }
 
-void read_responses_reasoning(ChatRequest& req, const Fields& f) {
+void read_responses_reasoning(Request& req, const Fields& f) {
   const json::object* r = f.object("reasoning");
   if (!r) return;
   Fields rf = f.sub(*r, "reasoning");
@@ -829,8 +831,8 @@ void read_responses_reasoning(ChatRequest& req, const Fields& f) {
 }  // namespace
 
 // ---------------------------------------------------------------- OpenAI Responses
-ChatRequest parse_responses_request(const json::value& body, const json::array* earlier) {
-  ChatRequest req;
+Request parse_responses_request(const json::value& body, const json::array* earlier) {
+  Request req;
   req.dialect = Dialect::responses;
   Fields f(body.as_object(), req.dialect);
   f.only({"model", "input", "instructions", "reasoning", "thinking", "temperature", "top_p", "seed", "thinking_budget",
@@ -960,7 +962,7 @@ int read_context_management(const Fields& f) {
   return keep;
 }
 
-void clear_thinking(ChatRequest& req, int keep) {
+void clear_thinking(Request& req, int keep) {
   if (keep < 0) return;
   for (auto it = req.messages.rbegin(); it != req.messages.rend(); ++it) {
     if (it->role != "assistant" || !it->reasoning_content) continue;
@@ -971,7 +973,7 @@ void clear_thinking(ChatRequest& req, int keep) {
 
 // Anthropic's server search tool (web_search_20250305): run by this server when it searches; the
 // service refuses it (400 naming the type) when search is off.
-void read_anthropic_search_tool(ChatRequest& req, const Fields& tf, const std::string& type, const std::string& tp) {
+void read_anthropic_search_tool(Request& req, const Fields& tf, const std::string& type, const std::string& tp) {
   if (type != "web_search_20250305")
     refuse_tool_type(req.dialect, tp + ".type", type, "client tools and web_search_20250305");
   tf.only({"type", "name", "max_uses", "allowed_domains", "blocked_domains", "user_location", "cache_control"});
@@ -979,7 +981,7 @@ void read_anthropic_search_tool(ChatRequest& req, const Fields& tf, const std::s
   only_one_search_tool(req, tp);
   if (tf.req_str("name") != "web_search")
     throw invalid_value(req.dialect, tp + ".name", "'" + tp + ".name' must be web_search for " + type);
-  ChatRequest::SearchTool st;
+  Request::SearchTool st;
   st.type = type;
   st.param = tp;
   if (auto n = tf.integer("max_uses", 1, 1000)) st.max_uses = int(*n);
@@ -992,7 +994,7 @@ void read_anthropic_search_tool(ChatRequest& req, const Fields& tf, const std::s
   req.search_tool = std::move(st);
 }
 
-void read_anthropic_tools(ChatRequest& req, const Fields& f) {
+void read_anthropic_tools(Request& req, const Fields& f) {
   if (auto* tools = f.array("tools")) {
     size_t i = 0;
     for (auto& t : *tools) {
@@ -1020,11 +1022,12 @@ void read_anthropic_tools(ChatRequest& req, const Fields& f) {
     Fields cf = f.sub(*tc, "tool_choice");
     cf.only({"type", "name", "disable_parallel_tool_use"});
     std::string type = cf.req_str("type");
-    if (type == "auto" || type == "none") req.tool_choice = type;
-    else if (type == "any") req.tool_choice = "required";
+    if (type == "auto") req.tool_choice.mode = ToolChoice::Mode::automatic;
+    else if (type == "none") req.tool_choice.mode = ToolChoice::Mode::none;
+    else if (type == "any") req.tool_choice.mode = ToolChoice::Mode::required;
     else if (type == "tool") {
-      req.tool_choice = cf.req_str("name");
-      check_tool_choice_name(req, req.tool_choice, "tool_choice.name");
+      req.tool_choice = {ToolChoice::Mode::named, cf.req_str("name")};
+      check_tool_choice_name(req, req.tool_choice.name, "tool_choice.name");
     } else {
       throw invalid_value(req.dialect, "tool_choice.type", "'tool_choice.type' must be auto, any, tool or none");
     }
@@ -1035,7 +1038,7 @@ void read_anthropic_tools(ChatRequest& req, const Fields& f) {
 // A web_search_tool_result block of an earlier turn: the turn so far (ending in the server_tool_use)
 // goes to the conversation, then the results as that call's tool result (the page text from each
 // result's encrypted_content, sealed by this server), and the turn goes on as a new assistant message.
-void read_search_result_block(ChatRequest& req, const Fields& bf, const std::string& bp, Message& turn) {
+void read_search_result_block(Request& req, const Fields& bf, const std::string& bp, Message& turn) {
   bf.only({"type", "tool_use_id", "content", "cache_control"});
   read_cache_control(bf);
   Message tm{"tool", "", {}, {}, bf.req_str("tool_use_id")};
@@ -1064,7 +1067,7 @@ void read_search_result_block(ChatRequest& req, const Fields& bf, const std::str
 
 // One content block of an Anthropic message, added to `turn` (or, for tool results, to the
 // request as tool messages).
-void read_anthropic_block(ChatRequest& req, const Fields& f, const json::value& bv, const std::string& bp,
+void read_anthropic_block(Request& req, const Fields& f, const json::value& bv, const std::string& bp,
                           const std::string& role, Message& turn, const std::function<void()>& flush_user) {
   Fields bf = f.sub(as_object(bv, bp, req.dialect), bp);
   std::string type = bf.req_str("type");
@@ -1100,7 +1103,7 @@ void read_anthropic_block(ChatRequest& req, const Fields& f, const json::value& 
   }
 }
 
-void read_anthropic_messages(ChatRequest& req, const Fields& f) {
+void read_anthropic_messages(Request& req, const Fields& f) {
   const json::array* messages = f.array("messages");
   if (!messages) throw bad_request("messages", "missing required parameter 'messages'");
   if (messages->empty()) throw bad_request("messages", "'messages' must contain at least one message");
@@ -1167,8 +1170,8 @@ void check_anthropic_betas(const std::string& header) {
 }
 
 // ---------------------------------------------------------------- Anthropic Messages
-ChatRequest parse_anthropic_request(const json::value& body, bool count_tokens_only) {
-  ChatRequest req;
+Request parse_anthropic_request(const json::value& body, bool count_tokens_only) {
+  Request req;
   req.dialect = Dialect::anthropic;
   Fields f(body.as_object(), req.dialect);
   f.only({"model", "messages", "max_tokens", "system", "stop_sequences", "temperature", "top_p", "top_k", "stream",
@@ -1192,8 +1195,7 @@ ChatRequest parse_anthropic_request(const json::value& body, bool count_tokens_o
       if (type != "json_schema") throw invalid_value(req.dialect, "output_config.format.type", "'output_config.format.type' must be json_schema");
       const json::value* schema = ff.find("schema");
       if (!schema || !schema->is_object()) throw bad_request("output_config.format.schema", "json_schema needs a 'schema' object");
-      req.json_object = true;
-      req.response_format = json::object{{"type", "json_schema"}, {"schema", *schema}};
+      req.output_format = {OutputFormat::Kind::json_schema, "", *schema, false};
     }
   }
   read_thinking_object(req, f);
@@ -1220,7 +1222,16 @@ ChatRequest parse_anthropic_request(const json::value& body, bool count_tokens_o
   return req;
 }
 
-json::array to_encoder_messages(const ChatRequest& req) {
+std::optional<json::value> format_for_prompt(const OutputFormat& format) {
+  switch (format.kind) {
+    case OutputFormat::Kind::text: return std::nullopt;
+    case OutputFormat::Kind::json_object: return json::object{{"type", "json_object"}};
+    case OutputFormat::Kind::json_schema: return json::object{{"type", "json_schema"}, {"schema", format.schema}};
+  }
+  return std::nullopt;
+}
+
+json::array to_encoder_messages(const Request& req) {
   json::array out;
   for (auto& m : req.messages) {
     json::object o;
@@ -1238,6 +1249,14 @@ json::array to_encoder_messages(const ChatRequest& req) {
     out.push_back(std::move(o));
   }
   return out;
+}
+
+json::array prompt_messages(const Request& req) {
+  json::array msgs = to_encoder_messages(req);
+  const json::array* tools = (req.tools.empty() || !req.tool_choice.offers_tools()) ? nullptr : &req.tools;
+  const std::optional<json::value> format = format_for_prompt(req.output_format);
+  if (tools || format) msgs = text::attach_request_fields(std::move(msgs), tools, format ? &*format : nullptr);
+  return msgs;
 }
 
 }  // namespace v4::api

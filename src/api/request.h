@@ -72,12 +72,36 @@ struct Message {
   std::string tool_call_id;
 };
 
-struct ChatRequest {
+// Which tool calls the model must make, in one shape for the three dialects: the OpenAI tool_choice
+// (none | auto | required | a named function) and Anthropic's (auto | any | tool | none).
+struct ToolChoice {
+  enum class Mode { automatic, none, required, named };
+  Mode mode = Mode::automatic;
+  std::string name;  // Mode::named: the tool, by the name the model knows it
+
+  // none keeps the tools out of the prompt and no call is parsed.
+  bool offers_tools() const { return mode != Mode::none; }
+  // required or named: the first thing the model writes is a call (api/constraint.h).
+  bool forced() const { return mode == Mode::required || mode == Mode::named; }
+};
+
+// The form of the answer, in one shape for the three dialects: Chat response_format, Responses
+// text.format, Anthropic output_config.format. A JSON format is described in the system prompt and
+// held by constrained decoding (api/constraint.h).
+struct OutputFormat {
+  enum class Kind { text, json_object, json_schema };
+  Kind kind = Kind::text;
+  std::string name;           // json_schema: the client's name for it ("" when it gave none)
+  boost::json::value schema;  // json_schema: the schema object
+  bool strict = false;        // json_schema: as declared; the answer is held to the schema either way
+};
+
+struct Request {
   Dialect dialect = Dialect::chat;
   std::string model;
   std::vector<Message> messages;
   boost::json::array tools;  // OpenAI chat shape: [{type:"function", function:{name, description, parameters}}]
-  std::string tool_choice = "auto";  // auto | none | required | <function name>
+  ToolChoice tool_choice;
   std::vector<ToolOrigin> tool_origins;  // only for tools not plain functions (namespaced, custom)
   bool parallel_tool_calls = true;       // false: at most one call per turn (later ones dropped)
   // Tools declared strict (Chat function.strict, Responses strict, Anthropic strict): their calls'
@@ -125,8 +149,7 @@ struct ChatRequest {
 
   bool logprobs = false;
   int top_logprobs = 0;
-  bool json_object = false;  // response_format json_object (prompt form)
-  std::optional<boost::json::value> response_format;  // rendered into the system prompt
+  OutputFormat output_format;
 
   bool stream = false;
   bool include_usage = false;
@@ -153,11 +176,11 @@ struct ChatRequest {
 
 // Dialect parsers: validate every parameter of the product sheet, normalise aliases, and throw
 // ApiError naming the offending parameter. They do not look at the model catalog or the prompt.
-ChatRequest parse_chat_request(const boost::json::value& body);
+Request parse_chat_request(const boost::json::value& body);
 // `earlier`: the stored conversation that the body's previous_response_id names (the service looks
 // it up: api/response_store.h), read after `instructions` and before `input`.
-ChatRequest parse_responses_request(const boost::json::value& body, const boost::json::array* earlier = nullptr);
-ChatRequest parse_anthropic_request(const boost::json::value& body, bool count_tokens_only = false);
+Request parse_responses_request(const boost::json::value& body, const boost::json::array* earlier = nullptr);
+Request parse_anthropic_request(const boost::json::value& body, bool count_tokens_only = false);
 
 // The `anthropic-beta` header values (comma-separated): each must be one this server honours
 // (request.cpp lists them); an unknown one is refused with 400 naming it.
@@ -181,7 +204,14 @@ int reasoning_share(const std::string& effort, int max_tokens);
 // The V4 encoder's effort (std::nullopt or "max") for a normalised effort.
 std::optional<std::string> encoder_effort(const std::string& effort);
 
-// OpenAI-style messages for text::encode_messages (tools/response_format attached by the caller).
-boost::json::array to_encoder_messages(const ChatRequest& req);
+// The format as the V4 prompt states it (the encoder's response_format): std::nullopt for text.
+std::optional<boost::json::value> format_for_prompt(const OutputFormat& format);
+
+// The conversation as OpenAI-style messages (text::encode_messages' input, and what a gateway sends
+// upstream as Chat messages).
+boost::json::array to_encoder_messages(const Request& req);
+// What the V4 prompt is made of: the encoder messages with the tools (unless tool_choice is none)
+// and the output format attached to the system message.
+boost::json::array prompt_messages(const Request& req);
 
 }  // namespace v4::api

@@ -203,7 +203,7 @@ class ResponseKeeper final : public OutputKeeper, public std::enable_shared_from
   }
 
   std::weak_ptr<ResponseStore> store_;
-  ChatRequest req_;
+  Request req_;
   ResponseMeta meta_;
   std::weak_ptr<Generation> generation_;
   mutable std::mutex mutex_;

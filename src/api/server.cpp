@@ -316,7 +316,7 @@ struct HttpServer::Impl {
 
   // Declared tools the model was not given (docs/api.md): named in a header as well as the body.
   template <class Body>
-  static void withheld_header(http::response<Body>& res, const ChatRequest& req) {
+  static void withheld_header(http::response<Body>& res, const Request& req) {
     std::string list;
     for (auto& t : req.withheld_tools) list += (list.empty() ? "" : ", ") + t;
     if (!list.empty()) res.set("x-v4flash-withheld-tools", list);

@@ -379,7 +379,7 @@ int64_t ApiService::context_length() const {
 
 namespace {
 
-ChatRequest parse_for(Dialect dialect, const json::value& body, bool count_only = false) {
+Request parse_for(Dialect dialect, const json::value& body, bool count_only = false) {
   switch (dialect) {
     case Dialect::chat: return parse_chat_request(body);
     case Dialect::responses: return parse_responses_request(body);
@@ -388,11 +388,8 @@ ChatRequest parse_for(Dialect dialect, const json::value& body, bool count_only 
   throw std::logic_error("dialect");
 }
 
-std::vector<int32_t> encode_request(const ChatRequest& req, const text::Tokenizer& tokenizer) {
-  json::array msgs = to_encoder_messages(req);
-  const json::array* tools = (req.tools.empty() || req.tool_choice == "none") ? nullptr : &req.tools;
-  const json::value* rf = req.response_format ? &*req.response_format : nullptr;
-  if (tools || rf) msgs = text::attach_request_fields(std::move(msgs), tools, rf);
+std::vector<int32_t> encode_request(const Request& req, const text::Tokenizer& tokenizer) {
+  json::array msgs = prompt_messages(req);
   text::ChatEncodeOptions o;
   o.mode = req.thinking ? text::ThinkingMode::thinking : text::ThinkingMode::chat;
   o.reasoning_effort = req.thinking ? encoder_effort(req.effort) : std::nullopt;
@@ -406,12 +403,12 @@ std::vector<int32_t> encode_request(const ChatRequest& req, const text::Tokenize
 
 // The request's model names a served id, directly or through an alias (--model-alias); the
 // request then carries the served id (billing, the response's `model`).
-void apply_betas(ChatRequest& req, const std::string& anthropic_beta) {
+void apply_betas(Request& req, const std::string& anthropic_beta) {
   check_anthropic_betas(anthropic_beta);
   req.thinking_token_count = anthropic_beta.find("thinking-token-count-2026-05-13") != std::string::npos;
 }
 
-void check_model(const ServiceOptions& options, ChatRequest& req) {
+void check_model(const ServiceOptions& options, Request& req) {
   if (auto id = options.catalog.resolve(req.model)) {
     req.model = *id;
   } else {
@@ -427,7 +424,7 @@ void check_model(const ServiceOptions& options, ChatRequest& req) {
 namespace {
 // The engine's limits are the API's: one check (runtime::check_sampling_params), its refusal named
 // in the request's own terms, so nothing the API accepts is refused later by the engine.
-void check_engine_limits(const ChatRequest& req, const runtime::SamplingParams& params) {
+void check_engine_limits(const Request& req, const runtime::SamplingParams& params) {
   try {
     runtime::check_sampling_params(params);
   } catch (const runtime::InvalidParameter& e) {
@@ -497,20 +494,20 @@ PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body, co
 
 // A Responses request with its stored state: the conversation previous_response_id continues
 // (looked up first, so the parser reads it in place), and the input items it stores.
-ChatRequest ApiService::parse_stateful_responses(const json::value& body, const Principal& who,
+Request ApiService::parse_stateful_responses(const json::value& body, const Principal& who,
                                                  std::string* input_items) const {
   json::array earlier;
   const json::value* previous = body.as_object().if_contains("previous_response_id");
   const bool continues = previous && previous->is_string();
   if (continues) earlier = responses_->conversation(std::string(previous->get_string()), who.owner());
-  ChatRequest req = parse_responses_request(body, continues ? &earlier : nullptr);
+  Request req = parse_responses_request(body, continues ? &earlier : nullptr);
   if (req.store && input_items) *input_items = responses_->input_items(body.at("input"));
   return req;
 }
 
 json::object ApiService::count_tokens(const std::string& body, const Principal& who, const std::string& anthropic_beta) const {
   json::value v = parse_json_body(body);
-  ChatRequest req = parse_for(Dialect::anthropic, v, /*count_only=*/true);
+  Request req = parse_for(Dialect::anthropic, v, /*count_only=*/true);
   apply_betas(req, anthropic_beta);
   check_model(options_, req);
   if (req.search_tool) enable_search_tool(req);
@@ -557,7 +554,7 @@ ApiError search_failed(const std::string& field, const search::Error& e) {
 }  // namespace
 
 void ApiService::run_web_search(PreparedRequest& p) const {
-  ChatRequest& req = p.req;
+  Request& req = p.req;
   const std::string& field = req.web_search_field;
   if (!options_.search)
     throw bad_request(field, "web search is not enabled on this server ('" + field +
@@ -603,7 +600,7 @@ void ApiService::release_admission(Generation& g, const char* status) const {
 }
 
 std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Principal& who, std::function<void()> notify) {
-  const bool search_tool = p.req.search_tool && p.req.search_tool->enabled && p.req.tool_choice != "none";
+  const bool search_tool = p.req.search_tool && p.req.search_tool->enabled && p.req.tool_choice.offers_tools();
   std::shared_ptr<Generation> g(new Generation());
   // Known as running before admission looks at the key: a revocation is then either seen by the
   // admission or signalled to this generation (which, not yet submitted, is cancelled on submit).
@@ -655,12 +652,12 @@ std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Pr
 
 void ApiService::submit_local(const std::shared_ptr<Generation>& g, const PreparedRequest& p, const RunContext& ctx) const {
   if (!engine_) throw overloaded(p.req.dialect, "the model '" + p.req.model + "' has no backend on this server");
-  const bool search_tool = p.req.search_tool && p.req.search_tool->enabled && p.req.tool_choice != "none";
+  const bool search_tool = p.req.search_tool && p.req.search_tool->enabled && p.req.tool_choice.offers_tools();
   g->tokenizer_ = tokenizer_;
   g->want_logprobs_ = p.req.logprobs;
   text::ParserOptions po;
   po.start_in_reasoning = p.req.thinking;
-  po.parse_tool_calls = !p.req.tools.empty() && p.req.tool_choice != "none";
+  po.parse_tool_calls = !p.req.tools.empty() && p.req.tool_choice.offers_tools();
   const std::string prefix = p.req.dialect == Dialect::anthropic ? "toolu_" : "call_";
   po.make_tool_call_id = [prefix](size_t) { return prefix + random_id(24); };
   g->parser_options_ = po;
@@ -737,9 +734,9 @@ std::unique_ptr<Generation::SearchLoop> ApiService::search_loop(const PreparedRe
   loop->service = this;
   loop->req = p.req;
   loop->grammar = p.grammar;
-  if (p.req.tool_choice != "auto" && p.req.tool_choice != "none") {  // a forced call: the first round's only
-    ChatRequest later = p.req;
-    later.tool_choice = "auto";
+  if (p.req.tool_choice.forced()) {  // a forced call: the first round's only
+    Request later = p.req;
+    later.tool_choice = {};
     loop->grammar = output_grammar(later);
   }
   loop->base = gr;
@@ -784,7 +781,7 @@ std::string tool_result_text(const SearchCall& c, int max_uses) {
 
 }  // namespace
 
-void ApiService::enable_search_tool(ChatRequest& req) const {
+void ApiService::enable_search_tool(Request& req) const {
   auto& st = *req.search_tool;
   if (!options_.search) {
     if (req.dialect == Dialect::responses) return;  // withheld and named (Codex sends it by default)
@@ -812,7 +809,7 @@ void ApiService::enable_search_tool(ChatRequest& req) const {
 // the conversation, then starts the next round or ends the turn.
 void Generation::search_round() {
   const ApiService& svc = *loop_->service;
-  const ChatRequest::SearchTool& st = *loop_->req.search_tool;
+  const Request::SearchTool& st = *loop_->req.search_tool;
   std::vector<SearchCall> calls;
   {
     std::lock_guard lock(mutex_);

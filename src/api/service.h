@@ -1,5 +1,5 @@
 #pragma once
-// The HTTP-independent core of the API: request body -> validated ChatRequest -> prompt tokens ->
+// The HTTP-independent core of the API: request body -> validated Request -> prompt tokens ->
 // engine request; engine tokens -> completion parser -> dialect-neutral deltas and an outcome.
 // The HTTP server (server.h) only moves bytes; everything a test needs to check lives here.
 #include <cstdint>
@@ -57,7 +57,7 @@ inline const std::vector<std::string> kAlwaysAllowedFields = {"model", "messages
 ApiError overloaded(Dialect dialect, const std::string& why);
 
 struct PreparedRequest {
-  ChatRequest req;
+  Request req;
   std::vector<int32_t> prompt;
   ResponseMeta meta;
   runtime::SamplingParams params;
@@ -133,7 +133,7 @@ class Generation : public std::enable_shared_from_this<Generation>, public RunOu
   // the conversation, which is encoded again for the next round (the prefix cache holds the rest).
   struct SearchLoop {
     const ApiService* service = nullptr;
-    ChatRequest req;
+    Request req;
     runtime::GenerationRequest base;  // id, tenant, cache salt, sampling
     int max_tokens = 0;               // the request's output budget over all rounds
     int rounds = 0;
@@ -235,7 +235,7 @@ class ApiService {
   void release_admission(Generation& g, const char* status) const;
   // Responses: the request parsed with the conversation its previous_response_id continues, and the
   // input items it stores (`input_items`, when it stores). Throws ApiError.
-  ChatRequest parse_stateful_responses(const boost::json::value& body, const Principal& who,
+  Request parse_stateful_responses(const boost::json::value& body, const Principal& who,
                                        std::string* input_items) const;
   // The backend `model` runs on, null for this process's engine.
   std::shared_ptr<Backend> backend_for(const std::string& model) const;
@@ -245,7 +245,7 @@ class ApiService {
   void submit_local(const std::shared_ptr<Generation>& g, const PreparedRequest& p, const RunContext& ctx) const;
   // The Responses/Anthropic search tool: given to the model when the server searches (Anthropic's is
   // refused when it does not; Responses' stays withheld). Throws ApiError.
-  void enable_search_tool(ChatRequest& req) const;
+  void enable_search_tool(Request& req) const;
   // The search tool's loop for a request whose first round is `gr` (later rounds start like it).
   std::unique_ptr<Generation::SearchLoop> search_loop(const PreparedRequest& p, const runtime::GenerationRequest& gr) const;
   // web_search_linkup / web_search_options: searches with the latest user message and puts the

@@ -32,9 +32,9 @@ json::object param(const char* name, const char* type, json::value def, const st
   return {{"name", name}, {"type", type}, {"default", std::move(def)}, {"range", range}, {"description", what}};
 }
 
-// Defaults are the API's own (a default-constructed ChatRequest); ranges are what it validates.
+// Defaults are the API's own (a default-constructed Request); ranges are what it validates.
 json::array parameters(const Context& ctx) {
-  api::ChatRequest d;
+  api::Request d;
   const std::string max_out = std::to_string(ctx.options.max_output_tokens);
   return {
       param("thinking", "object", json::object{{"type", d.thinking ? "enabled" : "disabled"}}, "enabled | disabled",

@@ -9,13 +9,29 @@ namespace json = boost::json;
 
 namespace {
 
-json::value tool_choice_value(const api::ChatRequest& req) {
-  if (req.tool_choice == "auto" || req.tool_choice == "none" || req.tool_choice == "required")
-    return json::value(req.tool_choice);
-  return json::object{{"type", "function"}, {"function", json::object{{"name", req.tool_choice}}}};
+json::value tool_choice_value(const api::ToolChoice& choice) {
+  switch (choice.mode) {
+    case api::ToolChoice::Mode::automatic: return "auto";
+    case api::ToolChoice::Mode::none: return "none";
+    case api::ToolChoice::Mode::required: return "required";
+    case api::ToolChoice::Mode::named: return json::object{{"type", "function"}, {"function", json::object{{"name", choice.name}}}};
+  }
+  return "auto";
 }
 
-json::array tools_value(const api::ChatRequest& req) {
+// The output format as Chat's response_format (a schema always strict: this server's own held it).
+json::value response_format_value(const api::OutputFormat& format) {
+  switch (format.kind) {
+    case api::OutputFormat::Kind::text: return nullptr;
+    case api::OutputFormat::Kind::json_object: return json::object{{"type", "json_object"}};
+    case api::OutputFormat::Kind::json_schema:
+      return json::object{{"type", "json_schema"},
+                          {"json_schema", json::object{{"name", "output"}, {"schema", format.schema}, {"strict", true}}}};
+  }
+  return nullptr;
+}
+
+json::array tools_value(const api::Request& req) {
   json::array tools = req.tools;
   for (auto& t : tools) {
     auto& fn = t.as_object()["function"].as_object();
@@ -37,7 +53,7 @@ void check_upstream_request(const api::PreparedRequest& p) {
 
 json::object upstream_chat_body(const api::PreparedRequest& p, const std::string& upstream_model,
                                 const json::object& extra) {
-  const api::ChatRequest& req = p.req;
+  const api::Request& req = p.req;
   json::object b;
   b["model"] = upstream_model;
   b["messages"] = api::to_encoder_messages(req);
@@ -71,18 +87,10 @@ json::object upstream_chat_body(const api::PreparedRequest& p, const std::string
   if (req.thinking && req.thinking_budget_given) b["thinking_budget"] = req.thinking_budget;
   if (!req.tools.empty()) {
     b["tools"] = tools_value(req);
-    b["tool_choice"] = tool_choice_value(req);
+    b["tool_choice"] = tool_choice_value(req.tool_choice);
     if (!req.parallel_tool_calls) b["parallel_tool_calls"] = false;
   }
-  if (req.response_format) {
-    const json::object& rf = req.response_format->as_object();
-    if (rf.at("type") == "json_schema")
-      b["response_format"] = json::object{
-          {"type", "json_schema"},
-          {"json_schema", json::object{{"name", "output"}, {"schema", rf.at("schema")}, {"strict", true}}}};
-    else
-      b["response_format"] = rf;
-  }
+  if (json::value rf = response_format_value(req.output_format); !rf.is_null()) b["response_format"] = std::move(rf);
   for (auto& [k, v] : extra) b[k] = v;
   return b;
 }

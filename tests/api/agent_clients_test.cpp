@@ -52,7 +52,7 @@ Delta call(const std::string& name, const std::string& args) {
   return d;
 }
 
-bool has_tool(const ChatRequest& r, const std::string& name) {
+bool has_tool(const Request& r, const std::string& name) {
   for (auto& t : r.tools)
     if (t.at("function").at("name").as_string() == name) return true;
   return false;
@@ -159,7 +159,7 @@ TEST(Anthropic, EagerInputStreamingIsReadAsABoolean) {
 }
 
 TEST(Anthropic, NonStreamedTextBlockCarriesNoNullCitations) {
-  ChatRequest req;
+  Request req;
   req.dialect = Dialect::anthropic;
   Turn turn;
   turn.content = "Hi";
@@ -298,7 +298,7 @@ TEST(Opencode, BothProvidersFirstRequestsAreServed) {
   EXPECT_TRUE(chat.include_usage);
   auto msgs = parse_anthropic_request(fixture("opencode-anthropic-request.json"));
   EXPECT_EQ(msgs.tools.size(), 10u);
-  EXPECT_EQ(msgs.tool_choice, "auto");
+  EXPECT_EQ(msgs.tool_choice.mode, ToolChoice::Mode::automatic);
 }
 
 TEST(Chat, FieldsNotHonouredAreRefusedAndParallelToolCallsRead) {

@@ -8,8 +8,8 @@ namespace json = boost::json;
 
 namespace {
 
-ChatRequest request(Dialect d) {
-  ChatRequest r;
+Request request(Dialect d) {
+  Request r;
   r.dialect = d;
   r.model = "deepseek-v4-flash";
   return r;

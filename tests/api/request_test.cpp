@@ -54,7 +54,7 @@ TEST(ChatRequest, AliasesAndToggles) {
   EXPECT_EQ(*r.seed, 42u);
   EXPECT_TRUE(r.logprobs);
   EXPECT_EQ(r.top_logprobs, 3);
-  EXPECT_TRUE(r.json_object);
+  EXPECT_EQ(r.output_format.kind, OutputFormat::Kind::json_object);
 
   auto off = parse_chat_request(J(R"({"model":"m","messages":[{"role":"user","content":"x"}],"reasoning_effort":"none"})"));
   EXPECT_FALSE(off.thinking);
@@ -297,7 +297,7 @@ TEST(AnthropicRequest, BlocksSystemToolsThinking) {
   EXPECT_EQ(r.max_tokens, 64);
   EXPECT_EQ(r.top_k, 5);
   EXPECT_EQ(r.thinking_budget, 48);
-  EXPECT_EQ(r.tool_choice, "required");
+  EXPECT_EQ(r.tool_choice.mode, ToolChoice::Mode::required);
   ASSERT_EQ(r.messages.size(), 5u);
   EXPECT_EQ(r.messages[0].role, "system");
   EXPECT_EQ(r.messages[2].reasoning_content.value_or(""), "T");

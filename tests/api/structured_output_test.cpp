@@ -224,7 +224,7 @@ TEST(ForcedToolCalls, AnthropicAnyGivesAToolUse) {
 TEST(StructuredOutput, UnsupportedSchemasAreRefusedNamingTheField) {
   auto tok = testing::demo_tokenizer();
   auto param_of = [&](Dialect dialect, const std::string& body) -> std::string {
-    ChatRequest req;
+    Request req;
     try {
       json::value v = json::parse(body);
       req = dialect == Dialect::chat        ? parse_chat_request(v)

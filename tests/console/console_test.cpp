@@ -140,7 +140,7 @@ TEST_F(ConsoleFixture, ModelDataComesFromTheBillingRateCardsAndTheApiDefaults) {
     EXPECT_EQ(product::parse_usd(std::string(c.at("input_usd_per_m").as_string())), card->input_per_token * 1'000'000);
     EXPECT_EQ(product::parse_usd(std::string(c.at("output_usd_per_m").as_string())), card->output_per_token * 1'000'000);
   }
-  api::ChatRequest defaults;
+  api::Request defaults;
   for (auto& p : m.at("parameters").as_array()) {
     if (p.at("name") == "temperature") EXPECT_DOUBLE_EQ(p.at("default").to_number<double>(), defaults.temperature);
   }

@@ -8,7 +8,10 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include "api/anthropic.h"
+#include "api/chat.h"
 #include "api/request.h"
+#include "api/responses.h"
 
 namespace http = boost::beast::http;
 

@@ -5,8 +5,11 @@
 #include <cstdint>
 #include <string>
 
+#include "api/anthropic.h"
+#include "api/chat.h"
 #include "api/output.h"
 #include "api/request.h"
+#include "api/responses.h"
 #include "sse_check.h"
 
 namespace {

@@ -1,6 +1,7 @@
 #pragma once
-// What a generation produces, independent of dialect, and the dialect renderers that turn it into
-// non-streamed JSON objects, SSE streams and error bodies.
+// What a generation produces, independent of dialect; what the dialect renderers (api/chat.h,
+// api/responses.h, api/anthropic.h) share; and the dispatch to the request's dialect for its
+// non-streamed object, SSE stream and error body.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -102,9 +103,6 @@ std::vector<search::Result> numbered_sources(const ResponseMeta& meta, const std
 boost::json::object render_response(const Request& req, const ResponseMeta& meta, const Turn& turn,
                                     const Outcome& outcome);
 
-// A Responses object before its output (status queued or in_progress): `output` empty, no usage.
-boost::json::object render_pending_response(const Request& req, const ResponseMeta& meta, const char* status);
-
 // Error body in the dialect's shape (the HTTP status comes from the error).
 boost::json::object render_error(Dialect dialect, const ApiError& error, const std::string& request_id);
 
@@ -128,10 +126,19 @@ class StreamRenderer {
 // The renderer keeps a reference to `req`, which must outlive it.
 std::unique_ptr<StreamRenderer> make_stream_renderer(const Request& req, const ResponseMeta& meta, int prompt_tokens);
 
-// Usage in each dialect's shape.
-boost::json::object chat_usage(const Usage& u);
-boost::json::object responses_usage(const Usage& u);
-boost::json::object anthropic_usage(const Usage& u);
+// ---- Shared by the dialect renderers.
+
+// The OpenAI dialects have no field for server-side searches: a request that searched reports them
+// the way Anthropic does (and OpenRouter for every dialect), usage.server_tool_use.web_search_requests.
+void add_search_usage(boost::json::object& usage, const Usage& u);
+// A token's bytes as OpenAI's logprobs list them.
+boost::json::array byte_array(const std::string& bytes);
+// OpenAI's url_citation annotations of a text: Responses' flat shape, Chat's nested one.
+boost::json::array url_citations(const std::string& text, const std::vector<search::Result>& sources, bool chat);
+// The OpenAI error body ({"error": {message, type, param, code}}).
+boost::json::object openai_error_body(const ApiError& e);
+// Whether the turn ran the server's search tool (its answer is then several items/blocks in order).
+bool has_search_parts(const Turn& turn);
 
 std::string sse_data(const boost::json::value& v);
 std::string sse_event(const std::string& event, const boost::json::value& v);

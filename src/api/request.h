@@ -1,37 +1,19 @@
 #pragma once
-// The one internal request model the three dialects (OpenAI Chat Completions, OpenAI Responses,
-// Anthropic Messages) parse into, and the error type every layer of the API throws.
+// The one internal request model the three dialect adapters (api/chat.h, api/responses.h,
+// api/anthropic.h) parse into, and what their parsers share: sampling and thinking fields, effort
+// budgets, tools in the internal shape, and the encoder messages the prompt is made of.
 #include <cstdint>
 #include <optional>
-#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include <boost/json.hpp>
 
+#include "api/fields.h"
+
 namespace v4::api {
-
-enum class Dialect { chat, responses, anthropic };
-
-// An HTTP error with what each dialect needs to render it. `type` is the OpenAI error type
-// (invalid_request_error, authentication_error, not_found_error, rate_limit_error, server_error,
-// overloaded); the Anthropic renderer maps status codes to its own types.
-struct ApiError : std::runtime_error {
-  ApiError(int status, std::string type, std::string message, std::string param = {}, std::string code = {})
-      : std::runtime_error(message), status(status), type(std::move(type)), param(std::move(param)),
-        code(std::move(code)) {}
-  int status;
-  std::string type;
-  std::string param;
-  std::string code;
-  int retry_after_s = 0;  // Retry-After header for 429/503/529 (0: the server's default of 1)
-};
-
-// 400: malformed body, wrong type, missing field. 422 (DeepSeek's "Invalid Parameters") for
-// out-of-range values on the OpenAI dialects; Anthropic always answers 400.
-ApiError bad_request(const std::string& param, const std::string& message);
-ApiError invalid_value(Dialect dialect, const std::string& param, const std::string& message);
 
 // The product sheet: model ids served, context and output limits.
 struct ModelCatalog {
@@ -174,25 +156,10 @@ struct Request {
   boost::json::object metadata;
 };
 
-// Dialect parsers: validate every parameter of the product sheet, normalise aliases, and throw
-// ApiError naming the offending parameter. They do not look at the model catalog or the prompt.
-Request parse_chat_request(const boost::json::value& body);
-// `earlier`: the stored conversation that the body's previous_response_id names (the service looks
-// it up: api/response_store.h), read after `instructions` and before `input`.
-Request parse_responses_request(const boost::json::value& body, const boost::json::array* earlier = nullptr);
-Request parse_anthropic_request(const boost::json::value& body, bool count_tokens_only = false);
-
-// The `anthropic-beta` header values (comma-separated): each must be one this server honours
-// (request.cpp lists them); an unknown one is refused with 400 naming it.
-void check_anthropic_betas(const std::string& header);
-
 // Opaque reasoning round trip (Responses include ["reasoning.encrypted_content"]): the reasoning
 // text sealed with a per-process key, and read back (400 naming `param` when it was not made here).
 std::string seal_reasoning(const std::string& text);
 std::string unseal_reasoning(const std::string& sealed, const std::string& param);
-
-// Parses a request body as JSON, throwing a 400 ApiError that says where it is malformed.
-boost::json::value parse_json_body(const std::string& body);
 
 // Budget of reasoning tokens that a reasoning effort maps to (explicit thinking_budget wins).
 int effort_budget(const std::string& effort);
@@ -213,5 +180,60 @@ boost::json::array to_encoder_messages(const Request& req);
 // What the V4 prompt is made of: the encoder messages with the tools (unless tool_choice is none)
 // and the output format attached to the system message.
 boost::json::array prompt_messages(const Request& req);
+
+// ---- Shared by the dialect parsers. Each validates every parameter of the product sheet,
+// normalises aliases and throws ApiError naming the offending parameter; none looks at the model
+// catalog or the prompt.
+
+constexpr int kMaxOutput = 393216;  // the most output tokens a request may ask for
+
+// reasoning_effort (and its aliases) -> none | low | medium | high | max.
+std::string normalise_effort(Dialect dialect, const std::string& param, const std::string& e);
+void apply_effort(Request& req, const std::string& effort);
+// Stop strings: a string or up to 4 non-empty strings.
+void read_stop(Request& req, const Fields& f, std::string_view key);
+// temperature, top_p, seed and the DeepSeek extensions every dialect takes.
+void read_common_sampling(Request& req, const Fields& f);
+// DeepSeek's thinking: {"type": "enabled"|"disabled"} (Anthropic adds budget_tokens, display, adaptive).
+void read_thinking_object(Request& req, const Fields& f);
+// An effort's budget capped to its share of max_tokens; an explicit budget checked (finish_thinking).
+void finish_thinking(Request& req);
+void check_model(const Request& req, const Fields& f);
+
+// The text of a string or an array of text parts (OpenAI content).
+std::string text_of_parts(const boost::json::value& content, const std::string& path, Dialect dialect);
+
+// A function tool in the internal shape (Chat's), validated.
+boost::json::object chat_tool(const std::string& name, const std::string& description,
+                              const boost::json::value* parameters);
+// A named tool choice must name one of the request's tools (or the server's search tool).
+void check_tool_choice_name(const Request& req, const std::string& name, const std::string& param);
+// A refused tool type: the refusal names the field and the request field that searches instead.
+[[noreturn]] void refuse_tool_type(Dialect dialect, const std::string& param, const std::string& type,
+                                   const char* supported);
+// A search tool's domain list (non-empty strings).
+std::vector<std::string> domain_list(const Fields& f, std::string_view key);
+void only_one_search_tool(const Request& req, const std::string& tp);
+
+// OpenAI's tool_choice: "none" | "auto" | "required", or an object naming one of the request's
+// tools; the two OpenAI dialects nest that name differently (`name_of` reads it).
+template <class NameOf>
+void read_tool_choice(Request& req, const Fields& f, const boost::json::value& tc, NameOf name_of) {
+  if (tc.is_string()) {
+    const std::string_view s = tc.get_string();
+    if (s == "auto") req.tool_choice.mode = ToolChoice::Mode::automatic;
+    else if (s == "none") req.tool_choice.mode = ToolChoice::Mode::none;
+    else if (s == "required") req.tool_choice.mode = ToolChoice::Mode::required;
+    else throw invalid_value(req.dialect, "tool_choice", "'tool_choice' must be none, auto, required or a function");
+  } else if (tc.is_object()) {
+    req.tool_choice = {ToolChoice::Mode::named, name_of(f.sub(tc.get_object(), "tool_choice"))};
+    check_tool_choice_name(req, req.tool_choice.name, "tool_choice");
+  } else {
+    throw f.type_error("tool_choice", "a string or an object", tc);
+  }
+}
+
+// OpenAI's output format object (Chat response_format, Responses text.format) at `param`.
+void read_response_format(Request& req, const Fields& f, const boost::json::object& rf, const std::string& param);
 
 }  // namespace v4::api

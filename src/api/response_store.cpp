@@ -1,4 +1,5 @@
 #include "api/response_store.h"
+#include "api/responses.h"
 
 #include <algorithm>
 

@@ -10,8 +10,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include "api/anthropic.h"
+#include "api/chat.h"
 #include "api/constraint.h"
 #include "api/response_store.h"
+#include "api/responses.h"
 #include "search/sources.h"
 #include "text/chat_encoder.h"
 #include "text/detokenizer.h"

@@ -5,8 +5,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "api/anthropic.h"
+#include "api/chat.h"
 #include "api/output.h"
 #include "api/request.h"
+#include "api/responses.h"
 
 using namespace v4::api;
 namespace json = boost::json;

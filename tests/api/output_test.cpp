@@ -1,7 +1,10 @@
 // Response objects, SSE streams and error bodies of the three dialects (api.md section 2).
 #include <gtest/gtest.h>
 
+#include "api/anthropic.h"
+#include "api/chat.h"
 #include "api/output.h"
+#include "api/responses.h"
 
 using namespace v4::api;
 namespace json = boost::json;

@@ -1,7 +1,10 @@
 // Request parsing and validation of the three dialects (api.md section 1 defaults and ranges).
 #include <gtest/gtest.h>
 
+#include "api/anthropic.h"
+#include "api/chat.h"
 #include "api/request.h"
+#include "api/responses.h"
 
 using namespace v4::api;
 namespace json = boost::json;

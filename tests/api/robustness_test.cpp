@@ -6,7 +6,10 @@
 #include <functional>
 
 #include "scripted_engine.h"
+#include "api/anthropic.h"
+#include "api/chat.h"
 #include "api/request.h"
+#include "api/responses.h"
 #include "api/service.h"
 
 using namespace v4::api;

@@ -11,7 +11,10 @@
 
 #include <boost/json.hpp>
 
+#include "api/anthropic.h"
+#include "api/chat.h"
 #include "api/constraint.h"
+#include "api/responses.h"
 #include "api/service.h"
 #include "core/checkpoint.h"
 #include "export/synth.h"

@@ -5,6 +5,9 @@
 
 #include <mutex>
 
+#include "api/anthropic.h"
+#include "api/chat.h"
+#include "api/responses.h"
 #include "api/service.h"
 #include "search/sources.h"
 #include "service_fixture.h"

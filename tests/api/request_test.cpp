@@ -354,3 +354,46 @@ TEST(ChatRequest, PenaltiesAndLogitBiasAreHonouredFields) {
   });
   EXPECT_EQ(bad_value.param, "logit_bias.5");
 }
+
+// Each dialect's tool choice and output format read into the one typed shape the grammar, the
+// prompt and the renderers switch on.
+TEST(InternalRequest, EveryDialectsToolChoiceAndFormatReadIntoOneShape) {
+  const char* tool = R"({"type":"function","function":{"name":"f","parameters":{"type":"object"}}})";
+  auto chat = parse_chat_request(J((std::string(R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[)") + tool +
+                                    R"(],"tool_choice":{"type":"function","function":{"name":"f"}},
+      "response_format":{"type":"json_schema","json_schema":{"name":"answer","strict":true,"schema":{"type":"object"}}}})")
+                                       .c_str()));
+  EXPECT_EQ(chat.tool_choice.mode, ToolChoice::Mode::named);
+  EXPECT_EQ(chat.tool_choice.name, "f");
+  EXPECT_TRUE(chat.tool_choice.forced());
+  EXPECT_EQ(chat.output_format.kind, OutputFormat::Kind::json_schema);
+  EXPECT_EQ(chat.output_format.name, "answer");
+  EXPECT_TRUE(chat.output_format.strict);
+  EXPECT_EQ(chat.output_format.schema, J(R"({"type":"object"})"));
+  EXPECT_EQ(format_for_prompt(chat.output_format), J(R"({"type":"json_schema","schema":{"type":"object"}})"));
+
+  auto resp = parse_responses_request(J(R"({"model":"m","input":"x","tool_choice":"none",
+      "text":{"format":{"type":"json_schema","name":"flat","schema":{"type":"object"}}}})"));
+  EXPECT_EQ(resp.tool_choice.mode, ToolChoice::Mode::none);
+  EXPECT_FALSE(resp.tool_choice.offers_tools());
+  EXPECT_EQ(resp.output_format.name, "flat");
+  EXPECT_FALSE(resp.output_format.strict);
+
+  auto anth = parse_anthropic_request(J(R"({"model":"m","max_tokens":9,"messages":[{"role":"user","content":"x"}],
+      "tools":[{"name":"g","input_schema":{"type":"object"}}],"tool_choice":{"type":"tool","name":"g"},
+      "output_config":{"format":{"type":"json_schema","schema":{"type":"object"}}}})"));
+  EXPECT_EQ(anth.tool_choice.mode, ToolChoice::Mode::named);
+  EXPECT_EQ(anth.tool_choice.name, "g");
+  EXPECT_EQ(anth.output_format.kind, OutputFormat::Kind::json_schema);
+
+  auto text = parse_chat_request(J(R"({"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"text"}})"));
+  EXPECT_EQ(text.output_format.kind, OutputFormat::Kind::text);
+  EXPECT_EQ(text.tool_choice.mode, ToolChoice::Mode::automatic);
+  EXPECT_FALSE(format_for_prompt(text.output_format));
+  // A typed schema's name and strict are checked like every other field.
+  auto bad = error_of([] {
+    parse_chat_request(J(R"({"model":"m","messages":[{"role":"user","content":"x"}],
+        "response_format":{"type":"json_schema","json_schema":{"name":"a","strict":"yes","schema":{"type":"object"}}}})"));
+  });
+  EXPECT_EQ(bad.param, "response_format.json_schema.strict");
+}

@@ -16,6 +16,7 @@
 #include "api/accounts_auth.h"
 #include "api/response_store.h"
 #include "api/server.h"
+#include "http_client.h"
 #include "product/store.h"
 #include "scripted_engine.h"
 #include "script.h"
@@ -32,12 +33,7 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-struct Reply {
-  int status = 0;
-  std::string body;
-  http::response<http::string_body> raw;
-  json::value json() const { return json::parse(body); }
-};
+using Reply = v4::testing::HttpReply;
 
 // A server on the scripted engine with the ledger and the response store in one database (`db`),
 // and keys: a1 and a2 of account A, b of account B.
@@ -74,27 +70,7 @@ class StateServer {
   }
 
   Reply call(http::verb method, const std::string& target, const std::string& secret, const std::string& body = {}) {
-    net::io_context ioc;
-    beast::tcp_stream s(ioc);
-    s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server->port()));
-    http::request<http::string_body> req{method, target, 11};
-    req.set(http::field::host, "localhost");
-    req.set(http::field::authorization, "Bearer " + secret);
-    if (!body.empty()) {
-      req.set(http::field::content_type, "application/json");
-      req.body() = body;
-    }
-    req.prepare_payload();
-    http::write(s, req);
-    beast::flat_buffer buf;
-    http::response_parser<http::string_body> p;
-    p.skip(method == http::verb::head);
-    http::read(s, buf, p);
-    Reply r;
-    r.raw = p.release();
-    r.status = r.raw.result_int();
-    r.body = r.raw.body();
-    return r;
+    return v4::testing::http_call(server->port(), method, target, body, {{"authorization", "Bearer " + secret}});
   }
   Reply post(const std::string& body, const std::string& secret) {
     return call(http::verb::post, "/v1/responses", secret, body);
@@ -410,17 +386,27 @@ TEST(ResponseState, BackgroundIsPolledToCompletionAndBilledOnce) {
   EXPECT_EQ(streamed.json().at("error").at("param"), "stream");
 }
 
-TEST(ResponseState, CancelStopsABackgroundResponseOnceAndBillsWhatItMade) {
-  TempDb db;
-  StateServer s(db.path(), /*token_delay_us=*/3000);
+namespace {
+
+// A background response of key a1 scripted to run for 2,000 tokens; its id ("" if refused).
+std::string start_long_background(StateServer& s) {
   std::string words;
   for (int i = 0; i < 2000; ++i) words += " word";
   auto made = s.post(body({{"input", json::array{scripted("Thinking.</think>" + words + kEos),
                                                  json::object{{"role", "user"}, {"content", "Go."}}}},
                            {"background", true}}),
                      s.a1);
-  ASSERT_EQ(made.status, 200) << made.body;
-  const std::string id(made.json().at("id").as_string());
+  EXPECT_EQ(made.status, 200) << made.body;
+  return made.status == 200 ? std::string(made.json().at("id").as_string()) : std::string();
+}
+
+}  // namespace
+
+TEST(ResponseState, CancelStopsABackgroundResponseOnceAndBillsWhatItMade) {
+  TempDb db;
+  StateServer s(db.path(), /*token_delay_us=*/3000);
+  const std::string id = start_long_background(s);
+  ASSERT_FALSE(id.empty());
   EXPECT_EQ(s.call(http::verb::post, "/v1/responses/" + id + "/cancel", s.b).status, 404);  // not theirs
   auto cancelled = s.call(http::verb::post, "/v1/responses/" + id + "/cancel", s.a1);
   ASSERT_EQ(cancelled.status, 200) << cancelled.body;
@@ -439,14 +425,8 @@ TEST(ResponseState, CancelStopsABackgroundResponseOnceAndBillsWhatItMade) {
 TEST(ResponseState, ABackgroundResponseOfARevokedKeyStopsAsFailedAndIsBilledOnce) {
   TempDb db;
   StateServer s(db.path(), /*token_delay_us=*/3000);
-  std::string words;
-  for (int i = 0; i < 2000; ++i) words += " word";
-  auto made = s.post(body({{"input", json::array{scripted("Thinking.</think>" + words + kEos),
-                                                 json::object{{"role", "user"}, {"content", "Go."}}}},
-                           {"background", true}}),
-                     s.a1);
-  ASSERT_EQ(made.status, 200) << made.body;
-  const std::string id(made.json().at("id").as_string());
+  const std::string id = start_long_background(s);
+  ASSERT_FALSE(id.empty());
   ASSERT_TRUE(s.accounts->revoke_key(s.a1_id));
   auto done = s.wait_finished(id, s.a2);  // the account's other key reads it
   ASSERT_TRUE(done.is_object());

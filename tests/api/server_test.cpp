@@ -15,6 +15,7 @@
 #include <filesystem>
 
 #include "api/accounts_auth.h"
+#include "http_client.h"
 #include "script.h"
 #include "scripted_engine.h"
 #include "api/server.h"
@@ -35,12 +36,7 @@ std::shared_ptr<const text::Tokenizer> tokenizer() {
   return t;
 }
 
-struct Reply {
-  int status = 0;
-  std::string body;
-  http::response<http::string_body> raw;
-  json::value json() const { return json::parse(body); }
-};
+using Reply = v4::testing::HttpReply;
 
 // An engine whose every request emits one token and then fails (mid-stream error).
 class FailingEngine final : public runtime::Engine {
@@ -100,33 +96,12 @@ class Harness {
 
   Reply request(http::verb method, const std::string& target, const std::string& body,
                 std::vector<std::pair<std::string, std::string>> headers = {{"authorization", "Bearer sk-test"}}) {
-    net::io_context ioc;
-    beast::tcp_stream s(ioc);
-    s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port_));
-    Reply r = exchange(s, method, target, body, headers);
-    return r;
+    return v4::testing::http_call(port_, method, target, body, headers);
   }
 
   static Reply exchange(beast::tcp_stream& s, http::verb method, const std::string& target, const std::string& body,
                         const std::vector<std::pair<std::string, std::string>>& headers) {
-    http::request<http::string_body> req{method, target, 11};
-    req.set(http::field::host, "localhost");
-    for (auto& [k, v] : headers) req.set(k, v);
-    if (method == http::verb::post) {
-      req.set(http::field::content_type, "application/json");
-      req.body() = body;
-    }
-    req.prepare_payload();
-    http::write(s, req);
-    beast::flat_buffer buf;
-    http::response_parser<http::string_body> p;
-    p.body_limit(64 << 20);
-    http::read(s, buf, p);
-    Reply r;
-    r.raw = p.release();
-    r.status = r.raw.result_int();
-    r.body = r.raw.body();
-    return r;
+    return v4::testing::http_exchange(s, method, target, body, headers);
   }
 
   Reply post(const std::string& target, const std::string& body,

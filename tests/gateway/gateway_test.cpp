@@ -3,6 +3,8 @@
 // dialect; failover before the first byte, ejection and recovery; prefix affinity.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <initializer_list>
 #include <map>
 
 #include "../search/fake_linkup.h"  // an HTTPS server with a certificate of its own
@@ -245,27 +247,35 @@ TEST(Gateway, AfterTheFirstByteAFailureIsNotRetriedElsewhere) {
   EXPECT_EQ(recs[0].status, "failed");
 }
 
+namespace {
+
+// A client that goes away mid-answer: a streamed chat on `port`, read until any of `markers` shows
+// (a token arrived), then the connection reset (not a polite close).
+void stream_then_reset(uint16_t port, std::initializer_list<const char*> markers) {
+  gw_net::io_context ioc;
+  gw_beast::tcp_stream s(ioc);
+  s.connect(gw_tcp::endpoint(gw_net::ip::make_address("127.0.0.1"), port));
+  gw_http::request<gw_http::string_body> req{gw_http::verb::post, "/v1/chat/completions", 11};
+  req.set(gw_http::field::host, "localhost");
+  req.set(gw_http::field::content_type, "application/json");
+  req.body() = R"({"model": "deepseek-v4-flash", "stream": true, "messages": [{"role": "user", "content": "Hi"}]})";
+  req.prepare_payload();
+  gw_http::write(s, req);
+  std::string seen;
+  char buf[4096];
+  auto arrived = [&] {
+    return std::any_of(markers.begin(), markers.end(), [&](const char* m) { return seen.find(m) != std::string::npos; });
+  };
+  while (!arrived()) seen.append(buf, s.socket().read_some(gw_net::buffer(buf)));
+  s.socket().set_option(gw_net::socket_base::linger(true, 0));
+}
+
+}  // namespace
+
 TEST(Gateway, AClientThatGoesAwayCancelsTheUpstreamRequest) {
   auto upstream = v4flash_upstream(/*token_delay_us=*/20000);  // ~0.5 s for the whole answer
   auto gw = gateway_server(one_upstream("http://127.0.0.1:" + std::to_string(upstream->port) + "/v1"));
-  {
-    gw_net::io_context ioc;
-    gw_beast::tcp_stream s(ioc);
-    s.connect(gw_tcp::endpoint(gw_net::ip::make_address("127.0.0.1"), gw->port));
-    gw_http::request<gw_http::string_body> req{gw_http::verb::post, "/v1/chat/completions", 11};
-    req.set(gw_http::field::host, "localhost");
-    req.set(gw_http::field::content_type, "application/json");
-    req.body() = R"({"model": "deepseek-v4-flash", "stream": true, "messages": [{"role": "user", "content": "Hi"}]})";
-    req.prepare_payload();
-    gw_http::write(s, req);
-    std::string seen;
-    char buf[4096];
-    while (seen.find("\"content\":\"") == std::string::npos) {  // the first token arrived
-      size_t n = s.socket().read_some(gw_net::buffer(buf));
-      seen.append(buf, n);
-    }
-    s.socket().set_option(gw_net::socket_base::linger(true, 0));  // a reset, not a polite close
-  }
+  stream_then_reset(gw->port, {"\"content\":\""});  // once the answer's first token arrived
   for (int i = 0; i < 200 && upstream->usage->records().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   auto theirs = upstream->usage->records();
   ASSERT_EQ(theirs.size(), 1u);
@@ -385,22 +395,7 @@ TEST(Gateway, AClientThatGoesAwayCancelsALocalRunInAPool) {
       {"url": "http://127.0.0.1:)" + std::to_string(dead_port()) + R"(/v1", "name": "spare"}]}},
       "routing": {"health_interval_ms": 0, "affinity_tokens": 0}})",
                            create_scripted_engine(gateway_tokenizer(), o));
-  {
-    gw_net::io_context ioc;
-    gw_beast::tcp_stream s(ioc);
-    s.connect(gw_tcp::endpoint(gw_net::ip::make_address("127.0.0.1"), gw->port));
-    gw_http::request<gw_http::string_body> req{gw_http::verb::post, "/v1/chat/completions", 11};
-    req.set(gw_http::field::host, "localhost");
-    req.set(gw_http::field::content_type, "application/json");
-    req.body() = R"({"model": "deepseek-v4-flash", "stream": true, "messages": [{"role": "user", "content": "Hi"}]})";
-    req.prepare_payload();
-    gw_http::write(s, req);
-    std::string seen;
-    char buf[4096];
-    while (seen.find("\"content\":\"") == std::string::npos && seen.find("\"reasoning_content\":\"") == std::string::npos)
-      seen.append(buf, s.socket().read_some(gw_net::buffer(buf)));
-    s.socket().set_option(gw_net::socket_base::linger(true, 0));
-  }
+  stream_then_reset(gw->port, {"\"content\":\"", "\"reasoning_content\":\""});
   for (int i = 0; i < 200 && gw->usage->records().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   auto recs = gw->usage->records();
   ASSERT_EQ(recs.size(), 1u);

@@ -17,6 +17,7 @@
 #include "api/server.h"
 #include "api/service.h"
 #include "gateway/gateway.h"
+#include "http_client.h"
 #include "scripted_engine.h"
 
 namespace v4::testing {
@@ -32,38 +33,7 @@ inline std::shared_ptr<const text::Tokenizer> gateway_tokenizer() {
   return t;
 }
 
-struct Reply {
-  int status = 0;
-  std::string body;
-  std::string content_type;
-  boost::json::value json() const { return boost::json::parse(body); }
-};
-
-inline Reply http_call(uint16_t port, gw_http::verb method, const std::string& target, const std::string& body = {},
-                       std::vector<std::pair<std::string, std::string>> headers = {}) {
-  gw_net::io_context ioc;
-  gw_beast::tcp_stream s(ioc);
-  s.connect(gw_tcp::endpoint(gw_net::ip::make_address("127.0.0.1"), port));
-  s.expires_after(std::chrono::seconds(30));
-  gw_http::request<gw_http::string_body> req{method, target, 11};
-  req.set(gw_http::field::host, "localhost");
-  for (auto& [k, v] : headers) req.set(k, v);
-  if (method == gw_http::verb::post) {
-    req.set(gw_http::field::content_type, "application/json");
-    req.body() = body;
-  }
-  req.prepare_payload();
-  gw_http::write(s, req);
-  gw_beast::flat_buffer buf;
-  gw_http::response_parser<gw_http::string_body> p;
-  p.body_limit(64 << 20);
-  gw_http::read(s, buf, p);
-  Reply r;
-  r.status = int(p.get().result_int());
-  r.body = p.get().body();
-  r.content_type = std::string(p.get()[gw_http::field::content_type]);
-  return r;
-}
+using Reply = HttpReply;
 
 inline Reply post(uint16_t port, const std::string& target, const std::string& body) {
   return http_call(port, gw_http::verb::post, target, body);

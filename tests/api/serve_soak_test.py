@@ -24,7 +24,7 @@ import time
 PATHS = {"chat": "/v1/chat/completions", "responses": "/v1/responses", "anthropic": "/v1/messages"}
 PREFIX_CACHE_BUDGET = 2 << 30  # the engine's default
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from e2e_checks import FAILURES, check  # noqa: E402
+from e2e_checks import FAILURES, check, sse_events  # noqa: E402
 from e2e_server import ServerProcess  # noqa: E402
 
 
@@ -56,17 +56,7 @@ def stream_one(port, key, dialect, text, max_tokens, abort_after):
     if r.status != 200:
         return r.status, None, False, False, r.read()[:300].decode(errors="replace")
     rid, events, finished = None, 0, False
-    while True:
-        line = r.readline()
-        if not line:
-            break
-        line = line.decode().strip()
-        if not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            break
-        ev = json.loads(data)
+    for ev in sse_events(r):
         events += 1
         if dialect == "chat":
             rid = rid or ev.get("id")
@@ -76,12 +66,12 @@ def stream_one(port, key, dialect, text, max_tokens, abort_after):
                 rid = rid or ev["response"].get("id")
             finished = finished or ev.get("type") in ("response.completed", "response.incomplete")
             if ev.get("type") == "response.failed":
-                return 200, rid, False, False, "response.failed: " + data[:200]
+                return 200, rid, False, False, "response.failed: " + json.dumps(ev)[:200]
         else:
             if ev.get("type") == "message_start":
                 rid = ev["message"]["id"]
             if ev.get("type") == "error":
-                return 200, rid, False, False, "error event: " + data[:200]
+                return 200, rid, False, False, "error event: " + json.dumps(ev)[:200]
             finished = finished or ev.get("type") == "message_stop"
         if abort_after is not None and events >= abort_after and rid:
             c.sock.shutdown(socket.SHUT_RDWR)

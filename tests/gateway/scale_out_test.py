@@ -33,7 +33,7 @@ import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "support"))
-from e2e_checks import FAILURES, check  # noqa: E402
+from e2e_checks import FAILURES, check, sse_events  # noqa: E402
 from e2e_server import ServerProcess  # noqa: E402
 
 # The deployment's rate cards, nano-dollars per token (input, cached input, output).
@@ -79,14 +79,7 @@ def stream(port, dialect, key, body):
         c.close()
         return ("refused", r.status, None)
     rid, usage, anth, ended, error = None, None, {}, False, False
-    for raw in r:
-        line = raw.decode().strip()
-        if not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            break
-        ev = json.loads(data)
+    for ev in sse_events(r):
         t = ev.get("type")
         if "error" in ev or t in ("error", "response.failed"):
             error = True

@@ -38,7 +38,7 @@ RATES = {
     "deepseek-v4-flash:variant2": (138, 28, 275),
 }
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from e2e_checks import FAILURES, check  # noqa: E402
+from e2e_checks import FAILURES, check, sse_events  # noqa: E402
 from e2e_server import ServerProcess  # noqa: E402
 
 
@@ -113,17 +113,7 @@ def send(port, dialect, key, body, cancel_after_events=None, timeout=60):
         return out
     # SSE
     anth_usage = {}
-    while True:
-        line = r.readline()
-        if not line:
-            break
-        line = line.decode().strip()
-        if not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            break
-        ev = json.loads(data)
+    for ev in sse_events(r):
         out["events"] += 1
         if dialect == "chat":
             out["id"] = out["id"] or ev.get("id")

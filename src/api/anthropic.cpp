@@ -205,7 +205,11 @@ void read_anthropic_block(Request& req, const Fields& f, const json::value& bv, 
     bf.only({"type", "thinking", "signature"});
     turn.reasoning_content = turn.reasoning_content.value_or("") + bf.req_str("thinking");
   } else if (type == "redacted_thinking" && role == "assistant") {
-    bf.only({"type", "data"});  // not made by this server, so there is nothing to restore
+    // Another provider's encrypted thinking (this server never redacts): it cannot be read, so it
+    // leaves the prompt, as Anthropic's own API drops earlier turns' thinking. Refusing it would
+    // break conversations carried over from Claude (docs/api-fields.md).
+    bf.only({"type", "data"});
+    bf.req_str("data");
   } else if ((type == "tool_use" || type == "server_tool_use") && role == "assistant") {
     // A server_tool_use block sent back reads as the model's own call, like a tool_use.
     bf.only({"type", "id", "name", "input", "cache_control"});
@@ -325,6 +329,11 @@ Request parse_anthropic_request(const json::value& body, bool count_tokens_only)
   }
   read_thinking_object(req, f);
   read_common_sampling(req, f);
+  // The search runs only when the request does: a count without its results would be far too low.
+  if (count_tokens_only && !req.web_search_field.empty())
+    throw bad_request(req.web_search_field, "'" + req.web_search_field +
+                                                "' cannot be counted: the search results it adds to the prompt exist only "
+                                                "once the request runs; count without it");
   if (auto k = f.integer("top_k", 0, 1 << 20)) req.top_k = int(*k);
   read_stop(req, f, "stop_sequences");
   if (auto s = f.boolean("stream")) req.stream = *s;

@@ -230,6 +230,25 @@ void read_responses_reasoning(Request& req, const Fields& f) {
   }
 }
 
+// A Responses tool_choice object, {"type": "function" | "custom", "name": ...}: the named tool, whose
+// kind the type must match. allowed_tools, mcp and hosted-tool choices are refused.
+std::string responses_tool_choice_name(const Request& req, const Fields& cf) {
+  const std::string type = cf.req_str("type");
+  if (type != "function" && type != "custom")
+    throw invalid_value(req.dialect, "tool_choice.type",
+                        "'tool_choice.type' must be function or custom (allowed_tools, mcp and hosted-tool choices "
+                        "are not supported); got '" + type + "'");
+  cf.only({"type", "name"});
+  std::string name = cf.req_str("name");
+  check_tool_choice_name(req, name, "tool_choice");
+  const bool custom = std::any_of(req.tool_origins.begin(), req.tool_origins.end(),
+                                  [&](const ToolOrigin& o) { return o.custom && o.model_name == name; });
+  if (custom != (type == "custom"))
+    throw invalid_value(req.dialect, "tool_choice.type", "'tool_choice.type' is '" + type + "' but '" + name + "' is " +
+                                                             (custom ? "a custom" : "not a custom") + " tool");
+  return name;
+}
+
 }  // namespace
 
 Request parse_responses_request(const json::value& body, const json::array* earlier) {
@@ -265,8 +284,8 @@ Request parse_responses_request(const json::value& body, const json::array* earl
     size_t i = 0;
     for (auto& t : *tools) read_responses_tool(req, f, t, "tools[" + std::to_string(i++) + "]");
   }
-  if (auto* tc = f.find("tool_choice"))  // {"type": "function", "name": ...}
-    read_tool_choice(req, f, *tc, [](const Fields& cf) { return cf.req_str("name"); });
+  if (auto* tc = f.find("tool_choice"))
+    read_tool_choice(req, f, *tc, [&](const Fields& cf) { return responses_tool_choice_name(req, cf); });
   if (auto p = f.boolean("parallel_tool_calls")) req.parallel_tool_calls = *p;
   if (auto ins = f.str("instructions")) {
     req.instructions = *ins;
@@ -415,12 +434,17 @@ json::array responses_tools(const Request& req) {
   return out;
 }
 
-json::value responses_tool_choice(const ToolChoice& choice) {
+// A named choice is echoed in its tool's kind (a custom tool's by its own name).
+json::value responses_tool_choice(const Request& req) {
+  const ToolChoice& choice = req.tool_choice;
   switch (choice.mode) {
     case ToolChoice::Mode::automatic: return "auto";
     case ToolChoice::Mode::none: return "none";
     case ToolChoice::Mode::required: return "required";
-    case ToolChoice::Mode::named: return json::object{{"type", "function"}, {"name", choice.name}};
+    case ToolChoice::Mode::named:
+      if (const ToolOrigin* origin = origin_of(req, choice.name); origin && origin->custom)
+        return json::object{{"type", "custom"}, {"name", origin->name}};
+      return json::object{{"type", "function"}, {"name", choice.name}};
   }
   return "auto";
 }
@@ -469,7 +493,7 @@ json::object response_object(const Request& req, const ResponseMeta& m, const ch
       {"store", req.store},
       {"temperature", req.temperature},
       {"text", json::object{{"format", responses_text_format(req.output_format)}}},
-      {"tool_choice", responses_tool_choice(req.tool_choice)},
+      {"tool_choice", responses_tool_choice(req)},
       {"tools", responses_tools(req)},
       {"top_p", req.top_p},
       {"truncation", "disabled"},

@@ -426,8 +426,9 @@ void check_model(const ServiceOptions& options, Request& req) {
 
 namespace {
 // The engine's limits are the API's: one check (runtime::check_sampling_params), its refusal named
-// in the request's own terms, so nothing the API accepts is refused later by the engine.
-void check_engine_limits(const Request& req, const runtime::SamplingParams& params) {
+// in the request's own terms, so nothing the API accepts is refused later by the engine. A
+// logit_bias token id must be in the model's vocabulary (the engine checks it at submit too).
+void check_engine_limits(const Request& req, const runtime::SamplingParams& params, int64_t vocab_size) {
   try {
     runtime::check_sampling_params(params);
   } catch (const runtime::InvalidParameter& e) {
@@ -437,6 +438,11 @@ void check_engine_limits(const Request& req, const runtime::SamplingParams& para
     if (field == "thinking_budget" && req.dialect == Dialect::anthropic) field = "thinking.budget_tokens";
     throw invalid_value(req.dialect, field, e.what());
   }
+  for (const auto& [id, bias] : params.logit_bias)
+    if (id >= vocab_size)
+      throw invalid_value(req.dialect, "logit_bias." + std::to_string(id),
+                          "'logit_bias' token id " + std::to_string(id) + " is outside the vocabulary (ids 0 to " +
+                              std::to_string(vocab_size - 1) + ")");
 }
 }  // namespace
 
@@ -480,7 +486,8 @@ PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body, co
   s.stop = p.req.stop;
   s.thinking = p.req.thinking;
   s.thinking_budget = p.req.thinking_budget;
-  check_engine_limits(p.req, s);
+  // Without a local engine each upstream checks the vocabulary itself.
+  check_engine_limits(p.req, s, engine_ ? engine_->config().vocab_size : INT64_MAX);
 
   p.meta.sources = p.sources;
   p.meta.created = std::time(nullptr);

@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "api/service.h"
@@ -19,24 +20,35 @@ inline std::shared_ptr<const text::Tokenizer> demo_tokenizer() {
   return t;
 }
 
-// Runs a prepared request to its end: the turn's text and the outcome.
+// Runs a prepared request to its end: the turn's text and the outcome. The engine thread may still
+// call `notify` after the outcome is taken (the ledger record comes after it), so the wake-up state
+// is shared with the callback, not on this stack; and the run ends once the engine has let go of the
+// generation (its callbacks, the search loop), so that its usage is recorded by then.
 inline std::pair<api::Turn, api::Outcome> run_to_end(api::ApiService& service, const api::PreparedRequest& p) {
-  std::mutex m;
-  std::condition_variable cv;
-  bool woke = false;
-  auto g = service.start(p, api::Principal{"k1"}, [&] {
-    std::lock_guard l(m);
-    woke = true;
-    cv.notify_all();
+  struct Wake {
+    std::mutex m;
+    std::condition_variable cv;
+    bool woke = false;
+  };
+  auto w = std::make_shared<Wake>();
+  auto g = service.start(p, api::Principal{"k1"}, [w] {
+    std::lock_guard l(w->m);
+    w->woke = true;
+    w->cv.notify_all();
   });
   api::Turn turn;
   for (;;) {
     auto b = g->take();
     for (auto& d : b.deltas) turn.add(d);
-    if (b.outcome) return {turn, *b.outcome};
-    std::unique_lock l(m);
-    cv.wait_for(l, std::chrono::milliseconds(50), [&] { return woke; });
-    woke = false;
+    if (b.outcome) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (g.use_count() > 1 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      return {turn, *b.outcome};
+    }
+    std::unique_lock l(w->m);
+    w->cv.wait_for(l, std::chrono::milliseconds(50), [&] { return w->woke; });
+    w->woke = false;
   }
 }
 

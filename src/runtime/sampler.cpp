@@ -9,6 +9,16 @@
 #include <stdexcept>
 #include <string>
 
+// The O(vocabulary) loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load
+// (GCC function multiversioning): the binary is built for baseline x86-64, where they would run
+// 4 floats wide. The same float operations in the same order in every clone (no FMA contraction:
+// -ffp-contract=off), so the weights, masses and tokens are the same bits on every CPU.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define V4_SAMPLER_LOOP __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define V4_SAMPLER_LOOP
+#endif
+
 namespace v4::runtime {
 
 uint64_t RequestRng::next_u64() {
@@ -51,7 +61,7 @@ uint32_t key_of(float w) { return std::bit_cast<uint32_t>(w); }  // monotone for
 // Row checks and steps 1 (into `x`), returning max x.
 constexpr int kLanes = 16;  // independent accumulators, so reductions vectorise in a fixed order
 
-float max_of(std::span<const float> x) {
+V4_SAMPLER_LOOP float max_of(std::span<const float> x) {
   float lanes[kLanes];
   std::fill(lanes, lanes + kLanes, -std::numeric_limits<float>::infinity());
   size_t i = 0;
@@ -63,10 +73,9 @@ float max_of(std::span<const float> x) {
   return m;
 }
 
-// Row checks and step 1 (into `x`), returning max x.
-float adjusted_logits(std::span<const float> logits, const SamplingParams& p, std::span<const int32_t> generated,
-                      std::vector<float>& x) {
-  x.resize(logits.size());
+// x = logits (sized alike); whether any is NaN or +inf. Nothing that throws runs inside a
+// multiversioned function: with GCC 12 a throw through its dispatcher terminates the program.
+V4_SAMPLER_LOOP bool copy_checked(std::span<const float> logits, std::span<float> x) {
   int bad_lanes[kLanes] = {};
   size_t i = 0;
   for (; i + kLanes <= x.size(); i += kLanes)
@@ -81,7 +90,14 @@ float adjusted_logits(std::span<const float> logits, const SamplingParams& p, st
     bad |= (x[i] != x[i]) | (x[i] == std::numeric_limits<float>::infinity());
   }
   for (int b : bad_lanes) bad |= b;
-  if (bad) throw std::invalid_argument("sampler: the logits row holds NaN or +inf");
+  return bad != 0;
+}
+
+// Row checks and step 1 (into `x`), returning max x.
+float adjusted_logits(std::span<const float> logits, const SamplingParams& p, std::span<const int32_t> generated,
+                      std::vector<float>& x) {
+  x.resize(logits.size());
+  if (copy_checked(logits, x)) throw std::invalid_argument("sampler: the logits row holds NaN or +inf");
   for (auto [token, bias] : p.logit_bias)
     if (token >= 0 && size_t(token) < x.size()) x[size_t(token)] += bias;
   if ((p.frequency_penalty != 0 || p.presence_penalty != 0) && !generated.empty()) {
@@ -102,7 +118,7 @@ float adjusted_logits(std::span<const float> logits, const SamplingParams& p, st
 }
 
 // Steps 3-4 in place over x.
-void weights_in_place(std::vector<float>& x, float max_x, const SamplingParams& p) {
+V4_SAMPLER_LOOP void weights_in_place(std::vector<float>& x, float max_x, const SamplingParams& p) {
   const float inv_t = float(1.0 / p.temperature);
   for (float& v : x) v = exp_nonpositive((v - max_x) * inv_t);
   if (p.min_p > 0) {
@@ -111,11 +127,9 @@ void weights_in_place(std::vector<float>& x, float max_x, const SamplingParams& 
   }
 }
 
-int32_t first_argmax(std::span<const float> x) {
-  size_t best = 0;
-  for (size_t i = 1; i < x.size(); ++i)
-    if (x[i] > x[best]) best = i;
-  return int32_t(best);
+// The first id holding the row's maximum (max_of's result, so no second comparison pass).
+int32_t first_argmax(std::span<const float> x, float max_x) {
+  return int32_t(std::find(x.begin(), x.end(), max_x) - x.begin());
 }
 
 // Which tokens a top_k or top_p cut keeps, in the order (w desc, id asc): those with key > `key`,
@@ -243,7 +257,7 @@ Cut find_cut(std::span<const float> w, Goal goal) {
 
 // The drop below the cut is branch-free (on a spread row whether a token is kept is close to
 // random) and vectorises; the ties are walked only when the cut keeps part of them.
-void apply_cut(std::span<float> w, Cut cut) {
+V4_SAMPLER_LOOP void apply_cut(std::span<float> w, Cut cut) {
   int64_t equal = 0;
   for (float& v : w) {
     const uint32_t k = key_of(v);
@@ -257,8 +271,7 @@ void apply_cut(std::span<float> w, Cut cut) {
 }
 
 // Block masses in the documented order (sampler.h); returns the total.
-double block_masses(std::span<const float> w, std::vector<double>& blocks) {
-  blocks.assign((w.size() + kSampleBlock - 1) / kSampleBlock, 0.0);
+V4_SAMPLER_LOOP double block_masses_into(std::span<const float> w, std::span<double> blocks) {
   double total = 0;
   for (size_t b = 0; b < blocks.size(); ++b) {
     const size_t begin = b * size_t(kSampleBlock), end = std::min(w.size(), begin + size_t(kSampleBlock));
@@ -273,6 +286,11 @@ double block_masses(std::span<const float> w, std::vector<double>& blocks) {
     total += m;
   }
   return total;
+}
+
+double block_masses(std::span<const float> w, std::vector<double>& blocks) {
+  blocks.assign((w.size() + kSampleBlock - 1) / kSampleBlock, 0.0);
+  return block_masses_into(w, blocks);
 }
 
 // Step 5 in place over the weights of steps 3-4.
@@ -334,7 +352,7 @@ int32_t sample_token(std::span<const float> logits, const SamplingParams& params
   thread_local std::vector<float> w;
   thread_local std::vector<double> blocks;
   const float max_x = adjusted_logits(logits, params, generated, w);
-  if (!(params.temperature > kGreedyTemperature)) return first_argmax(w);
+  if (!(params.temperature > kGreedyTemperature)) return first_argmax(w, max_x);
   weights_in_place(w, max_x, params);
   cut_in_place(w, params);
   const double total = block_masses(w, blocks);

@@ -30,6 +30,10 @@ struct ForwardContext {
   // out[n, w.rows] = x . W^T; with quantize_input (and quantisation on) x is first rounded to
   // FP8 per 128-element block, as the reference does before its FP8/FP4 GEMMs.
   void matmul(const kernels::Weight& w, const float* x, int64_t n, float* out, bool quantize_input) const;
+  // out = x . W^T for a weight the reference multiplies with a bf16 activation (the LM head: its
+  // bf16 norm output, upcast): with quantisation on, x is rounded to BF16 first, so BF16 weights
+  // run on BF16 dot products (exact products, fp32 sums); off, fp32 x as matmul().
+  void matmul_bf16_input(const kernels::Weight& w, const float* x, int64_t n, float* out) const;
   // Runs fn(i) for i in [0, n) on the pool (each i computed entirely by one thread).
   // `cost` is a rough per-item work estimate; cheap loops stay on the calling thread.
   template <class Fn>

@@ -7,6 +7,7 @@
 #include <string>
 #include <thread>
 
+#include "core/codecs.h"
 #include "model/layers.h"
 
 namespace v4::model {
@@ -39,7 +40,7 @@ std::vector<float> head_forward(const ForwardContext& ctx, const HyperConnection
   for (int64_t r = 0; r < R; ++r) std::copy_n(X.data() + rows[size_t(r)] * hcD, hcD, picked.data() + r * hcD);
   hc_head(ctx, hcw, picked.data(), R, y.data());
   for (int64_t i = 0; i < R; ++i) rms_norm(y.data() + i * D, norm.data(), D, float(c.rms_norm_eps), y.data() + i * D);
-  ctx.matmul(head, y.data(), R, logits.data(), false);
+  ctx.matmul_bf16_input(head, y.data(), R, logits.data());
   return logits;
 }
 
@@ -304,6 +305,15 @@ void ForwardContext::matmul(const kernels::Weight& w, const float* x, int64_t n,
   } else {
     kernels::linear(w, x, n, out, pool);
   }
+}
+
+void ForwardContext::matmul_bf16_input(const kernels::Weight& w, const float* x, int64_t n, float* out) const {
+  if (!quantize) return matmul(w, x, n, out, false);
+  if (n == 0) return;
+  kernels::ThreadPool* pool = n * w.rows * w.cols >= (int64_t(1) << 21) ? this->pool : nullptr;
+  std::vector<float> b(x, x + n * w.cols);
+  for (float& v : b) v = core::round_bf16(v);
+  kernels::linear(w, b.data(), n, out, pool, kernels::InputKind::kBf16Exact);
 }
 
 std::unique_ptr<Model> Model::load(const core::Checkpoint& ckpt, const ModelOptions& opts) {

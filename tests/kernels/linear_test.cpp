@@ -282,7 +282,7 @@ std::vector<float> quantised_x(int64_t n, int64_t cols, uint32_t seed) {
 
 class LinearBf16Input : public ::testing::TestWithParam<IsaShape> {};
 
-// The BF16 dot-product path (FP8 / FP4 weights, BF16-exact x): within the summation-order bound of
+// The BF16 dot-product path (FP8 / FP4 / BF16 weights, BF16-exact x): within the summation-order bound of
 // the scalar reference, bitwise batch invariant (decode tiles n <= 4 and matrix panels n > 4 give
 // the same bits) and independent of the thread count. Scales stay in the range the path takes
 // (E8M0 100..127); rows outside it are covered by FallbackRowsMatchReference.
@@ -300,7 +300,9 @@ INSTANTIATE_TEST_SUITE_P(OddShapes, LinearBf16Input,
                                                               Shape{DType::F8_E4M3, 20, 4100}, Shape{DType::F8_E4M3, 6, 2100},
                                                               Shape{DType::I8, 37, 96}, Shape{DType::I8, 5, 32},
                                                               Shape{DType::I8, 40, 256}, Shape{DType::I8, 9, 4096},
-                                                              Shape{DType::I8, 7, 2080})),
+                                                              Shape{DType::I8, 7, 2080}, Shape{DType::BF16, 33, 77},
+                                                              Shape{DType::BF16, 16, 128}, Shape{DType::BF16, 40, 256},
+                                                              Shape{DType::BF16, 21, 4100}, Shape{DType::BF16, 18, 2080})),
                          isa_shape_name);
 
 class LinearIsa : public ::testing::TestWithParam<Isa> {};

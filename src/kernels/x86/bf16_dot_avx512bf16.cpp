@@ -25,6 +25,7 @@
 #include <array>
 #include <cstring>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/bf16_dot.h"
@@ -85,7 +86,10 @@ const Fp4Table kFp4Table = [] {
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include "kernels/x86/reduce16_avx512.h"
+
 #define V4_INLINE inline __attribute__((always_inline))
+#define V4_INLINE_LAMBDA __attribute__((always_inline))
 
 namespace v4::kernels::bf16dot {
 
@@ -172,6 +176,15 @@ void arrange_fp4(const float* x, int64_t cols, uint16_t* dst) {
       const __m512 hi = _mm512_shuffle_f32x4(eighths[2], eighths[3], 0x44);
       _mm512_storeu_si512(dst + c + 32 * q, to_bf16(hi, lo));
     }
+  }
+}
+
+// x row -> BF16 in column order (BF16 weights), zero-padded to whole steps of 64 columns.
+void arrange_bf16(const float* x, int64_t cols, int64_t padded_cols, uint16_t* dst) {
+  for (int64_t c = 0; c < padded_cols; c += 32) {
+    const __m512 lo = _mm512_maskz_loadu_ps(float_mask(cols - c), x + c);
+    const __m512 hi = _mm512_maskz_loadu_ps(float_mask(cols - c - 16), x + c + 16);
+    _mm512_storeu_si512(dst + c, to_bf16(hi, lo));
   }
 }
 
@@ -310,6 +323,42 @@ struct Fp4Rows {
   }
 };
 
+// BF16 weights: nothing to decode. A step is 64 columns, two vectors of 32 lanes in column order
+// (dot-product lane j of part p covers columns 64 s + 32 p + 2 j, + 1), x arranged the same way.
+struct Bf16Rows {
+  static constexpr int64_t kCols = 64;
+  static constexpr int kParts = 2;
+  static constexpr int kTerms = 1;
+  static constexpr bool kStepScale = false;
+  const uint16_t* data;
+  int64_t cols;
+  const uint16_t* row[kRowTile] = {};
+
+  explicit Bf16Rows(const Weight& w) : data(static_cast<const uint16_t*>(w.data)), cols(w.cols) {}
+  bool prepare(const Input& in, int64_t, int, int64_t i0, int64_t, const uint16_t*& xs) {
+    xs = in.arranged() + i0 * in.x_stride();
+    return true;
+  }
+  V4_INLINE void select(int k, int64_t r) { row[k] = data + r * cols; }
+  V4_INLINE void refresh(int, int64_t) {}
+  V4_INLINE void step_begin(int, int64_t) {}
+  V4_INLINE __m512 step_scale(int) const { return _mm512_set1_ps(1.0f); }
+  V4_INLINE void prefetch(int k, int64_t s, int64_t rows_ahead) const {
+    const char* p = reinterpret_cast<const char*>(row[k] + rows_ahead * cols + s * kCols);
+    _mm_prefetch(p, _MM_HINT_T1);
+    _mm_prefetch(p + 64, _MM_HINT_T1);
+  }
+  V4_INLINE void decode(int k, int64_t s, __m512i (&w)[kParts]) const {
+    w[0] = _mm512_loadu_si512(row[k] + s * kCols);
+    w[1] = _mm512_loadu_si512(row[k] + s * kCols + 32);
+  }
+  V4_INLINE void decode_tail(int k, int64_t s, int64_t valid_cols, __m512i (&w)[kParts]) const {
+    auto lanes = [](int64_t v) { return v >= 32 ? ~__mmask32(0) : v <= 0 ? __mmask32(0) : (__mmask32(1) << v) - 1; };
+    w[0] = _mm512_maskz_loadu_epi16(lanes(valid_cols), row[k] + s * kCols);
+    w[1] = _mm512_maskz_loadu_epi16(lanes(valid_cols - 32), row[k] + s * kCols + 32);
+  }
+};
+
 // ---- tiles -------------------------------------------------------------------------------------
 
 // Step s of tile row k: full steps (s < full) straight, the partial last one with masked loads.
@@ -325,9 +374,79 @@ V4_INLINE void decode_step(const Rows& rw, int k, int64_t s, int64_t full, int64
 // Decode (n <= 4): R weight rows x T rows of arranged x (stride ldx lanes), weights decoded
 // straight into the dot products. Rows are short streams (4 KiB), so while a tile runs, the same
 // steps of the tile two ahead are prefetched into L2 (`ahead` rows on, 0 at the end of a range).
+// The R x T accumulators' lanes summed (reduce16_add's order) into out[t * ldo + k].
+template <int R, int T>
+V4_INLINE void store_sums(const __m512 (&acc)[R][T], float* out, int64_t ldo) {
+  __m512 all[16];
+#pragma GCC unroll 16
+  for (int j = 0; j < 16; ++j) all[j] = j < R * T ? acc[j / T][j % T] : _mm512_setzero_ps();
+  float sums[16];
+  detail::reduce16_add(all, sums);
+#pragma GCC unroll 4
+  for (int k = 0; k < R; ++k)
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) out[t * ldo + k] = sums[k * T + t];
+}
+
+// fused_tile for BF16 weights: the same dot products in the same order, with the row pointers in
+// registers and the full steps in a loop of their own (the generic tile's per-step decoder
+// dispatch and reloads of the row pointers cost more than the dot products on short rows).
+template <int R, int T>
+void bf16_tile(const Bf16Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_t* xs, int64_t ldx, float* out,
+               int64_t ldo) {
+  const uint16_t* wr[R];
+#pragma GCC unroll 4
+  for (int k = 0; k < R; ++k) wr[k] = rw.data + (r0 + k) * cols;
+  __m512 acc[R][T];
+#pragma GCC unroll 4
+  for (int k = 0; k < R; ++k)
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) acc[k][t] = _mm512_setzero_ps();
+  auto step = [&](int64_t c, const __m512i (&w)[R][2]) V4_INLINE_LAMBDA {
+#pragma GCC unroll 2
+    for (int p = 0; p < 2; ++p)
+#pragma GCC unroll 4
+      for (int t = 0; t < T; ++t) {
+        const __m512i xv = _mm512_loadu_si512(xs + t * ldx + c + 32 * p);
+#pragma GCC unroll 4
+        for (int k = 0; k < R; ++k) acc[k][t] = _mm512_dpbf16_ps(acc[k][t], (__m512bh)w[k][p], (__m512bh)xv);
+      }
+  };
+  const int64_t full = cols / Bf16Rows::kCols * Bf16Rows::kCols;
+  for (int64_t c = 0; c < full; c += Bf16Rows::kCols) {
+    __m512i w[R][2];
+#pragma GCC unroll 4
+    for (int k = 0; k < R; ++k) {
+      w[k][0] = _mm512_loadu_si512(wr[k] + c);
+      w[k][1] = _mm512_loadu_si512(wr[k] + c + 32);
+      if (ahead > 0) {
+        _mm_prefetch(reinterpret_cast<const char*>(wr[k] + ahead * cols + c), _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(wr[k] + ahead * cols + c + 32), _MM_HINT_T1);
+      }
+    }
+    step(c, w);
+  }
+  if (full < cols) {
+    __m512i w[R][2];
+#pragma GCC unroll 4
+    for (int k = 0; k < R; ++k) {
+      __m512i v[2];
+      rw.decode_tail(k, 0, cols - full, v);  // decode_tail reads from row[k] + s * kCols
+      w[k][0] = v[0];
+      w[k][1] = v[1];
+    }
+    step(full, w);
+  }
+  store_sums<R, T>(acc, out, ldo);
+}
+
 template <int R, int T, class Rows>
 void fused_tile(Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_t* xs, int64_t ldx, float* out,
                 int64_t ldo) {
+  if constexpr (std::is_same_v<Rows, Bf16Rows>) {
+    for (int k = 0; k < R; ++k) rw.row[k] = rw.data + (r0 + k) * cols + cols / Bf16Rows::kCols * Bf16Rows::kCols;
+    return bf16_tile<R, T>(rw, r0, ahead, cols, xs, ldx, out, ldo);
+  }
   constexpr int P = Rows::kParts, Q = Rows::kTerms;
   constexpr int64_t C = Rows::kCols;
 #pragma GCC unroll 4
@@ -371,10 +490,7 @@ void fused_tile(Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_
       }
     }
   }
-#pragma GCC unroll 4
-  for (int k = 0; k < R; ++k)
-#pragma GCC unroll 4
-    for (int t = 0; t < T; ++t) out[t * ldo + k] = _mm512_reduce_add_ps(acc[k][t]);
+  store_sums<R, T>(acc, out, ldo);
 }
 
 // Matrix (n > 4): the same instructions per element over a decoded panel of `steps` steps of R
@@ -493,7 +609,10 @@ template <class Rows>
 void rows_impl(const Input& in, Rows rw, float* out, int64_t row_begin, int64_t row_end, const RowFallback& fallback) {
   const Weight& w = in.weight();
   const int64_t n = in.n(), rows = w.rows, cols = w.cols, ldx = in.x_stride();
-  if (n <= kXTile) {
+  // BF16 weights need no decoding, so every x tile reads the tile's rows straight into its dot
+  // products (L1/L2-resident after the first x tile) instead of copying them into a panel, which
+  // cost more than the dot products on the demo's LM head (256 columns).
+  if (n <= kXTile || std::is_same_v<Rows, Bf16Rows>) {
     for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowTile) {
       const int R = int(std::min<int64_t>(kRowTile, row_end - r0));
       const uint16_t* xs = nullptr;
@@ -501,12 +620,17 @@ void rows_impl(const Input& in, Rows rw, float* out, int64_t row_begin, int64_t 
         fallback(r0, r0 + R);
         continue;
       }
-      const int64_t ahead = r0 + 3 * kRowTile <= row_end ? 2 * kRowTile : 0;
-      switch (R) {
-        case 1: fused_rows<1>(rw, r0, 0, cols, xs, ldx, n, out + r0, rows); break;
-        case 2: fused_rows<2>(rw, r0, 0, cols, xs, ldx, n, out + r0, rows); break;
-        case 3: fused_rows<3>(rw, r0, 0, cols, xs, ldx, n, out + r0, rows); break;
-        default: fused_rows<4>(rw, r0, ahead, cols, xs, ldx, n, out + r0, rows); break;
+      for (int64_t i = 0; i < n; i += kXTile) {
+        const int64_t t = std::min<int64_t>(kXTile, n - i);
+        const int64_t ahead = i == 0 && r0 + 3 * kRowTile <= row_end ? 2 * kRowTile : 0;
+        const uint16_t* xt = xs + i * ldx;
+        float* o = out + i * rows + r0;
+        switch (R) {
+          case 1: fused_rows<1>(rw, r0, 0, cols, xt, ldx, t, o, rows); break;
+          case 2: fused_rows<2>(rw, r0, 0, cols, xt, ldx, t, o, rows); break;
+          case 3: fused_rows<3>(rw, r0, 0, cols, xt, ldx, t, o, rows); break;
+          default: fused_rows<4>(rw, r0, ahead, cols, xt, ldx, t, o, rows); break;
+        }
       }
     }
     return;
@@ -534,19 +658,33 @@ void rows_impl(const Input& in, Rows rw, float* out, int64_t row_begin, int64_t 
         case 3: matrix_tile<3>(rw, r0, cols, xs, ldx, nb, panel.data(), panel_scales.data(), accs.data()); break;
         default: matrix_tile<4>(rw, r0, cols, xs, ldx, nb, panel.data(), panel_scales.data(), accs.data()); break;
       }
-      for (int64_t i = 0; i < nb; ++i)
-        for (int k = 0; k < R; ++k)
-          out[(i0 + i) * rows + r0 + k] = _mm512_reduce_add_ps(_mm512_loadu_ps(accs.data() + (i * R + k) * 16));
+      for (int64_t j0 = 0; j0 < nb * R; j0 += 16) {  // accumulator j = (i, k) at j * 16
+        const int64_t m = std::min<int64_t>(16, nb * R - j0);
+        __m512 all[16];
+        for (int j = 0; j < 16; ++j) all[j] = j < m ? _mm512_loadu_ps(accs.data() + (j0 + j) * 16) : _mm512_setzero_ps();
+        float sums[16];
+        detail::reduce16_add(all, sums);
+        for (int64_t j = 0; j < m; ++j) out[(i0 + (j0 + j) / R) * rows + r0 + (j0 + j) % R] = sums[j];
+      }
     }
   }
 }
 
 }  // namespace
 
+namespace {
+int64_t step_cols(DType t) {
+  return t == DType::I8 ? Fp4Rows::kCols : t == DType::BF16 ? Bf16Rows::kCols : Fp8Rows<1>::kCols;
+}
+}  // namespace
+
 Input::Input(const Weight& w, const float* x, int64_t n, bool bf16_exact)
-    : w_(w), x_(x), n_(n), terms_(bf16_exact ? 1 : 3),
-      padded_cols_(ceil_div(w.cols, w.dtype == DType::I8 ? Fp4Rows::kCols : Fp8Rows<1>::kCols) *
-                   (w.dtype == DType::I8 ? Fp4Rows::kCols : Fp8Rows<1>::kCols)) {
+    : w_(w), x_(x), n_(n), terms_(bf16_exact ? 1 : 3), padded_cols_(ceil_div(w.cols, step_cols(w.dtype)) * step_cols(w.dtype)) {
+  if (w.dtype == DType::BF16) {
+    if (!bf16_exact) throw std::invalid_argument("bf16dot: BF16 weights take BF16-exact activations only");
+    arranged_.resize(size_t(n * padded_cols_));
+    for (int64_t i = 0; i < n; ++i) arrange_bf16(x + i * w.cols, w.cols, padded_cols_, arranged_.data() + i * padded_cols_);
+  }
   if (w.dtype == DType::I8) {
     if (!bf16_exact) throw std::invalid_argument("bf16dot: FP4 weights take BF16-exact activations only");
     arranged_.resize(size_t(n * padded_cols_));
@@ -566,6 +704,9 @@ void rows(const Input& in, float* out, int64_t row_begin, int64_t row_end, const
     }
     case DType::I8:
       rows_impl(in, Fp4Rows(in.weight()), out, row_begin, row_end, fallback);
+      return;
+    case DType::BF16:
+      rows_impl(in, Bf16Rows(in.weight()), out, row_begin, row_end, fallback);
       return;
     default:
       fallback(row_begin, row_end);

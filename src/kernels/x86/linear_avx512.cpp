@@ -45,6 +45,8 @@ const std::array<float, 16> kE2m1 = e2m1_table();
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include "kernels/x86/reduce16_avx512.h"
+
 #define V4_INLINE inline __attribute__((always_inline))
 
 namespace v4::kernels::detail {
@@ -241,10 +243,15 @@ void fused_tile(const Rows& proto, int64_t r0, int64_t next_r0, int64_t cols, co
       for (int k = 0; k < R; ++k) acc[k][i] = _mm512_fmadd_ps(wv[k], xv, acc[k][i]);
     }
   }
+  __m512 all[16];
+#pragma GCC unroll 16
+  for (int j = 0; j < 16; ++j) all[j] = j < R * T ? acc[j / T][j % T] : _mm512_setzero_ps();
+  float sums[16];
+  reduce16_add(all, sums);
 #pragma GCC unroll 16
   for (int k = 0; k < R; ++k)
 #pragma GCC unroll 16
-    for (int i = 0; i < T; ++i) out[i * ldo + k] = _mm512_reduce_add_ps(acc[k][i]);
+    for (int i = 0; i < T; ++i) out[i * ldo + k] = sums[k * T + i];
 }
 
 // The same order over a decoded panel: chunks [c_begin, c_end) of R weight rows interleaved in
@@ -457,11 +464,17 @@ void fast_rows(const Rows& proto, const Weight& weight, const float* x, int64_t 
           }
         }
       }
-      for (int64_t i = 0; i < nb; ++i) {
-        const int64_t t_base = (i / kXTile) * kXTile, ti = i - t_base;
-        for (int k = 0; k < R; ++k)
-          out[(i0 + i) * rows + r0 + k] =
-              _mm512_reduce_add_ps(_mm512_loadu_ps(accs.data() + (t_base * kRowTile + ti * R + k) * kChunk));
+      for (int64_t j0 = 0; j0 < nb * R; j0 += 16) {  // output (i, k) = j / R, j % R
+        const int64_t m = std::min<int64_t>(16, nb * R - j0);
+        __m512 all[16];
+        for (int j = 0; j < 16; ++j) {
+          const int64_t i = (j0 + j) / R, k = (j0 + j) % R, t_base = (i / kXTile) * kXTile;
+          all[j] = j < m ? _mm512_loadu_ps(accs.data() + (t_base * kRowTile + (i - t_base) * R + k) * kChunk)
+                         : _mm512_setzero_ps();
+        }
+        float sums[16];
+        reduce16_add(all, sums);
+        for (int64_t j = 0; j < m; ++j) out[(i0 + (j0 + j) / R) * rows + r0 + (j0 + j) % R] = sums[j];
       }
     }
   }

@@ -10,6 +10,7 @@
 //   bench cache     TTFT uncached / memory hit / disk hit (src/cli/bench_cache.cpp)
 //   bench sample    the sampler's cost per token (src/bench/sample_bench.cpp)
 //   bench serve     load generator against a running server (src/bench/serve_bench.cpp)
+#include <array>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -441,13 +442,13 @@ struct ModelBenchOptions {
   std::vector<int> threads;
   int64_t batch = 1, tokens = 0, prompt = 0;
   int repeats = 3;
-  bool exact = false, json = false;
+  bool exact = false, json = false, profile = false;
   uint64_t buffer_mib = 1024;
 };
 
 ModelBenchOptions parse_model_bench(const Args& args, bool decode) {
   ArgParser p(args);
-  p.check_known({"model", "threads", "batch", "tokens", "prompt", "repeats", "buffer-mib"}, {"json", "exact"});
+  p.check_known({"model", "threads", "batch", "tokens", "prompt", "repeats", "buffer-mib"}, {"json", "exact", "profile"});
   ModelBenchOptions o;
   const auto dir = p.value("model");
   if (!dir) throw std::invalid_argument("--model DIR is required");
@@ -460,6 +461,7 @@ ModelBenchOptions parse_model_bench(const Args& args, bool decode) {
   o.buffer_mib = uint64_t(parse_int_list(p.value_or("buffer-mib", "1024"), "buffer-mib").at(0));
   o.exact = p.flag("exact");
   o.json = p.flag("json");
+  o.profile = p.flag("profile");
   return o;
 }
 
@@ -469,6 +471,29 @@ std::vector<int32_t> random_tokens(int64_t count, int64_t vocab, uint32_t seed) 
   std::vector<int32_t> t(static_cast<size_t>(count));
   for (auto& v : t) v = pick(rng);
   return t;
+}
+
+// --profile: the main layers' time by operation (model::ForwardTrace::Op, summed over the layers)
+// of the best run, per token and as a share of the run's wall time.
+void print_ops(const std::array<double, model::ForwardTrace::kOps>& ops, double tokens, double run_seconds) {
+  double layers = 0;
+  for (double v : ops) layers += v;
+  std::printf("  profile (all layers, best run)     ms/token  share of run\n");
+  for (size_t op = 0; op < ops.size(); ++op)
+    std::printf("    %-30s %10.4f %10.1f%%\n", model::ForwardTrace::kOpNames[op], ops[op] / tokens * 1e3,
+                100.0 * ops[op] / run_seconds);
+  std::printf("    %-30s %10.4f %10.1f%%\n", "layers in all", layers / tokens * 1e3, 100.0 * layers / run_seconds);
+}
+
+std::string ops_json(const std::array<double, model::ForwardTrace::kOps>& ops, double tokens, double run_seconds) {
+  std::string out = ",\"ops\":[";
+  for (size_t op = 0; op < ops.size(); ++op) {
+    char buf[192];
+    std::snprintf(buf, sizeof buf, "%s{\"op\":\"%s\",\"seconds_per_token\":%.9f,\"share\":%.4f}", op ? "," : "",
+                  model::ForwardTrace::kOpNames[op], ops[op] / tokens, ops[op] / run_seconds);
+    out += buf;
+  }
+  return out + "]";
 }
 
 int bench_model(const Args& args, bool decode) {
@@ -504,6 +529,7 @@ int bench_model(const Args& args, bool decode) {
     const size_t L = size_t(cfg.num_hidden_layers);
     std::vector<std::vector<double>> run_layer_secs;
     std::vector<double> run_head_secs;
+    std::vector<std::array<double, model::ForwardTrace::kOps>> run_op_secs;
     model::ForwardTrace timing;
     timing.capture_times = true;
     double state_bytes = 0;
@@ -526,9 +552,11 @@ int bench_model(const Args& args, bool decode) {
       double elapsed = 0;
       std::vector<double> layer_secs(L, 0.0);
       double head_secs = 0;
+      std::array<double, model::ForwardTrace::kOps> op_secs{};
       auto add_stage_times = [&] {
         for (size_t l = 0; l < L && l < timing.layer_seconds.size(); ++l) layer_secs[l] += timing.layer_seconds[l];
         head_secs += timing.embed_seconds + timing.head_seconds;
+        for (size_t op = 0; op < op_secs.size(); ++op) op_secs[op] += timing.op_seconds[op];
       };
       if (decode) {
         const auto next = random_tokens(o.tokens * batch, cfg.vocab_size, 7);
@@ -555,6 +583,7 @@ int bench_model(const Args& args, bool decode) {
         secs.push_back(elapsed);
         run_layer_secs.push_back(layer_secs);
         run_head_secs.push_back(head_secs);
+        run_op_secs.push_back(op_secs);
       }
     }
     const Stats t = stats_of(secs);
@@ -637,6 +666,8 @@ int bench_model(const Args& args, bool decode) {
                     flops_per_token, gf, bound, peak_name, gf / bound, gf_med / bound);
     }
     std::string row_json(row);
+    const auto& ops = run_op_secs[best_run];
+    if (o.profile) parts_json += ops_json(ops, double(tokens_per_run), t.min);
     row_json.insert(row_json.size() - 1, parts_json + machine_json());  // before the closing brace
     json_rows.push_back(row_json);
     if (!o.json) {
@@ -662,6 +693,7 @@ int bench_model(const Args& args, bool decode) {
                     decode ? gbs / bound : 0.0, pt.flops_per_token / 1e6, gf, decode ? 0.0 : gf / bound);
       }
       std::printf("  state  %.3f MB/token (not split by layer)\n", state_bytes / seqs / 1e6);
+      if (o.profile) print_ops(ops, double(tokens_per_run), t.min);
     }
   }
   if (o.json) {
@@ -678,7 +710,7 @@ int bench_model(const Args& args, bool decode) {
 
 const char* kModelUsage =
     "usage: v4flash bench decode  --model DIR [--threads 1,2] [--batch B] [--tokens N] [--prompt P]\n"
-    "                             [--repeats 3] [--exact] [--json]\n"
+    "                             [--repeats 3] [--exact] [--profile] [--json]\n"
     "       v4flash bench prefill --model DIR [--threads 1,2] [--tokens N] [--repeats 3] [--exact] [--json]\n"
     "decode: N steps of B sequences after a P-token prompt; bytes/token counts the weights a step\n"
     "reads (dense + the routed experts touched + one embedding row per token) plus the sequence\n"
@@ -693,6 +725,9 @@ const char* kModelUsage =
     "token of the best run, the bytes/FLOPs of that part's tensors, GB/s and FLOP/s with their ratios\n"
     "(JSON: \"layers\":[...], \"head\":{...}, \"state_bytes_per_token\"; layers + head + state =\n"
     "bytes_per_token).\n"
+    "--profile adds the layers' time by operation (hc mixes, attention q/kv/compressor/indexer/core/\n"
+    "output, MoE gate/routed/shared; JSON \"ops\"), summed over the layers, per token and as a share\n"
+    "of the run: where a step's time goes inside the layers.\n"
     "bench decode --speculative K [--force-accept]: decode tokens/s through the engine with and without\n"
     "speculative decoding (`v4flash bench decode --speculative 1 --help`).\n";
 

@@ -27,7 +27,7 @@ void init_layer_state(const core::ModelConfig& c, int64_t layer, LayerState& st)
 namespace {
 
 // Before a speculative step changes the layer: the window rows its tokens will overwrite, the entry
-// counts and the compressors (their projections of the new tokens are kept by compressor_forward).
+// counts and the compressors (attention_forward adds the new tokens' projections).
 void save_undo(const LayerState& st, const Segment& sg, LayerUndo& undo) {
   const int64_t dh = st.head_dim, W = st.window;
   undo.ring_rows.resize(size_t(sg.n * dh));
@@ -81,7 +81,9 @@ void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int
       seg_of[size_t(segments[s].row0 + i)] = int64_t(s);
     }
 
+  using Op = ForwardTrace::Op;
   // q (all rows at once)
+  OpTimer q_timer(ctx.trace, Op::attn_q);
   std::vector<float> qr(size_t(N * QL)), q(size_t(N * H * dh));
   ctx.matmul(w.wq_a, x, N, qr.data(), true);
   for (int64_t i = 0; i < N; ++i) rms_norm(qr.data() + i * QL, w.q_norm.data(), QL, eps, qr.data() + i * QL);
@@ -93,7 +95,9 @@ void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int
       rope.apply(qh + dh - rd, pos[size_t(i)]);
     }
   }
+  q_timer.stop();
   // window kv (K = V)
+  OpTimer kv_timer(ctx.trace, Op::attn_kv);
   std::vector<float> kv(size_t(N * dh));
   ctx.matmul(w.wkv, x, N, kv.data(), true);
   for (int64_t i = 0; i < N; ++i) {
@@ -102,21 +106,42 @@ void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int
     rope.apply(k + dh - rd, pos[size_t(i)]);
     if (ctx.quantize) fp8_quant_dequant(k, dh - rd, 64);
   }
-  // per sequence: compressed entries completed by its new tokens, then the indexer's choice
+  kv_timer.stop();
+  // per sequence: compressed entries completed by its new tokens, then the indexer's choice; the
+  // row-wise projections for all sequences at once (bitwise the same as per sequence)
+  OpTimer compressor_timer(ctx.trace, Op::compressor);
+  CompressorInput projected;
+  if (w.has_compressor) projected = compressor_project(ctx, w.compressor, x, N);
+  compressor_timer.stop();
+  OpTimer indexer_timer(ctx.trace, Op::indexer);
+  CompressorInput index_projected;
+  IndexerQueries iq;
+  if (w.has_indexer) {
+    index_projected = compressor_project(ctx, w.indexer.compressor, x, N);
+    iq = indexer_queries(ctx, w.indexer, rope, x, qr.data(), pos);
+  }
+  indexer_timer.stop();
   std::vector<int32_t> selected(w.has_indexer ? size_t(N * topk) : 0);
   std::vector<int32_t> seg_selected;
   for (const Segment& sg : segments) {
     LayerState& st = (*sg.layers)[state_index];
-    const float* xs = x + sg.row0 * D;
     if (st.ring.empty()) st.ring.assign(size_t(W * dh), 0.0f);
     LayerUndo* undo = sg.undo ? &(*sg.undo)[state_index] : nullptr;
     if (undo) save_undo(st, sg, *undo);
-    if (w.has_compressor)
-      compressor_forward(ctx, w.compressor, st.compressor, rope, xs, sg.n, sg.p0, false, st.compressed, st.n_compressed,
-                         undo ? &undo->compressor.input : nullptr);
+    OpTimer seg_compressor_timer(ctx.trace, Op::compressor);
+    if (w.has_compressor) {
+      CompressorInput in = compressor_rows(projected, st.compressor.width, sg.row0, sg.n);
+      compressor_absorb(ctx, w.compressor, st.compressor, rope, in, sg.n, sg.p0, false, st.compressed, st.n_compressed);
+      if (undo) undo->compressor.input = std::move(in);
+    }
+    seg_compressor_timer.stop();
+    OpTimer seg_indexer_timer(ctx.trace, Op::indexer);
     if (w.has_indexer) {
-      indexer_select(ctx, w.indexer, st, rope, xs, qr.data() + sg.row0 * QL, sg.n, sg.p0, seg_selected,
-                     undo ? &undo->index_compressor.input : nullptr);
+      CompressorInput in = compressor_rows(index_projected, st.index_compressor.width, sg.row0, sg.n);
+      compressor_absorb(ctx, w.indexer.compressor, st.index_compressor, rope, in, sg.n, sg.p0, true, st.index_keys,
+                        st.n_index_keys);
+      if (undo) undo->index_compressor.input = std::move(in);
+      indexer_select(ctx, w.indexer, st, iq, sg.row0, sg.n, sg.p0, seg_selected);
       std::copy(seg_selected.begin(), seg_selected.end(), selected.begin() + sg.row0 * topk);
       if (ctx.trace && ctx.trace->capture_indexer && sg.row0 >= ctx.trace_row0) {
         auto& rows = ctx.trace->indexer_topk[layer];
@@ -125,6 +150,7 @@ void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int
     }
   }
 
+  OpTimer core_timer(ctx.trace, Op::attn_core);
   const float scale = 1.0f / std::sqrt(float(dh));
   int64_t max_candidates = 0;
   for (const Segment& sg : segments)
@@ -179,7 +205,9 @@ void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int
       std::copy_n(kv.data() + (sg.row0 + i) * dh, dh, st.ring.data() + ((sg.p0 + i) % W) * dh);
   }
 
+  core_timer.stop();
   // grouped low-rank output projection
+  OpTimer out_timer(ctx.trace, Op::attn_out);
   const int64_t G = c.o_groups, R = c.o_lora_rank, gin = H * dh / G;
   std::vector<float> group_in(size_t(N * gin)), u(size_t(N * G * R)), ug(size_t(N * R));
   for (int64_t g = 0; g < G; ++g) {

@@ -55,17 +55,21 @@ void pool_entry(const CompressorWeights& w, const CompressorState& st, float* en
 
 }  // namespace
 
-void compressor_forward(const ForwardContext& ctx, const CompressorWeights& w, CompressorState& st, const RopeTable& rope,
-                        const float* x, int64_t n, int64_t p0, bool for_indexer, std::vector<float>& entries,
-                        int64_t& n_entries, CompressorInput* keep) {
+CompressorInput compressor_project(const ForwardContext& ctx, const CompressorWeights& w, const float* x, int64_t n) {
   // The reference computes these projections in fp32 with fp32-held weights (no activation quant).
   CompressorInput in;
-  in.kv.resize(size_t(n * st.width));
-  in.score.resize(size_t(n * st.width));
+  in.kv.resize(size_t(n * w.wkv.rows));
+  in.score.resize(size_t(n * w.wgate.rows));
   ctx.matmul(w.wkv, x, n, in.kv.data(), false);
   ctx.matmul(w.wgate, x, n, in.score.data(), false);
-  compressor_absorb(ctx, w, st, rope, in, n, p0, for_indexer, entries, n_entries);
-  if (keep) *keep = std::move(in);
+  return in;
+}
+
+CompressorInput compressor_rows(const CompressorInput& all, int64_t width, int64_t row0, int64_t n) {
+  CompressorInput in;
+  in.kv.assign(all.kv.begin() + row0 * width, all.kv.begin() + (row0 + n) * width);
+  in.score.assign(all.score.begin() + row0 * width, all.score.begin() + (row0 + n) * width);
+  return in;
 }
 
 void compressor_absorb(const ForwardContext& ctx, const CompressorWeights& w, CompressorState& st, const RopeTable& rope,

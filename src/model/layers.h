@@ -4,6 +4,7 @@
 // runs over all rows at once (the kernels' outputs per row do not depend on the other rows), and
 // the sequence-dependent work (attention, compressors, indexer) runs per segment with that
 // sequence's state. Nothing depends on the other sequences or on the thread count.
+#include <chrono>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -17,6 +18,26 @@
 #include "model/weights.h"
 
 namespace v4::model {
+
+// Adds the wall time of its scope to trace->op_seconds[op] when the trace captures times.
+class OpTimer {
+ public:
+  OpTimer(ForwardTrace* trace, ForwardTrace::Op op)
+      : seconds_(trace && trace->capture_times ? &trace->op_seconds[op] : nullptr) {
+    if (seconds_) start_ = std::chrono::steady_clock::now();
+  }
+  ~OpTimer() { stop(); }
+  void stop() {
+    if (seconds_) *seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    seconds_ = nullptr;
+  }
+  OpTimer(const OpTimer&) = delete;
+  OpTimer& operator=(const OpTimer&) = delete;
+
+ private:
+  double* seconds_;
+  std::chrono::steady_clock::time_point start_;
+};
 
 struct ForwardContext {
   const core::ModelConfig* cfg = nullptr;
@@ -63,12 +84,13 @@ void hc_head(const ForwardContext& ctx, const HyperConnectionWeights& w, const f
 const RopeTable& rope_for_layer(const ForwardContext& ctx, int64_t ratio);
 void init_layer_state(const core::ModelConfig& cfg, int64_t layer, LayerState& st);
 
-// Feeds n tokens to a compressor; appends each completed entry ([dim] floats) to `entries`. With
-// `keep`, the tokens' projections are left there (for a rollback's replay).
-void compressor_forward(const ForwardContext& ctx, const CompressorWeights& w, CompressorState& st, const RopeTable& rope,
-                        const float* x, int64_t n, int64_t p0, bool for_indexer, std::vector<float>& entries,
-                        int64_t& n_entries, CompressorInput* keep = nullptr);
-// The second half of compressor_forward: the first n rows of the projections `in`, at positions p0...
+// A compressor's projections (kv, gate scores) of n rows of x: row-wise, so a step projects all
+// its sequences' rows at once (each weight read once per step) and hands each sequence its rows.
+CompressorInput compressor_project(const ForwardContext& ctx, const CompressorWeights& w, const float* x, int64_t n);
+// Rows [row0, row0 + n) of `all` (rows of `width` values: the compressor state's width).
+CompressorInput compressor_rows(const CompressorInput& all, int64_t width, int64_t row0, int64_t n);
+// Feeds n tokens (their projections `in`, at positions p0...) to a compressor; appends each
+// completed entry ([dim] floats) to `entries`.
 void compressor_absorb(const ForwardContext& ctx, const CompressorWeights& w, CompressorState& st, const RopeTable& rope,
                        const CompressorInput& in, int64_t n, int64_t p0, bool for_indexer, std::vector<float>& entries,
                        int64_t& n_entries);
@@ -78,10 +100,19 @@ void save_compressor(const CompressorState& st, int64_t p0, int64_t n, Compresso
 // The compressor as save_compressor() found it.
 void restore_compressor(CompressorState& st, const CompressorUndo& undo);
 
-// Indexer selection per new token: sel[n, topk] compressed-entry ids, -1 padded (unordered set).
-void indexer_select(const ForwardContext& ctx, const IndexerWeights& w, LayerState& st, const RopeTable& rope,
-                    const float* x, const float* qr, int64_t n, int64_t p0, std::vector<int32_t>& sel,
-                    CompressorInput* keep = nullptr);
+// The indexer's per-row inputs for a step's rows (row-wise, all sequences at once): its queries
+// (wq_b of the q low-rank rows, RoPE at each row's position, Hadamard, FP4 rounding) and head
+// weights (weights_proj of x, scaled).
+struct IndexerQueries {
+  std::vector<float> q;        // [rows, index_n_heads, index_head_dim]
+  std::vector<float> weights;  // [rows, index_n_heads]
+};
+IndexerQueries indexer_queries(const ForwardContext& ctx, const IndexerWeights& w, const RopeTable& rope, const float* x,
+                               const float* qr, std::span<const int64_t> pos);
+// Indexer selection for one sequence's n new tokens at p0.. (rows row0.. of `iq`), after its
+// compressor has absorbed them: sel[n, topk] compressed-entry ids, -1 padded (unordered set).
+void indexer_select(const ForwardContext& ctx, const IndexerWeights& w, const LayerState& st, const IndexerQueries& iq,
+                    int64_t row0, int64_t n, int64_t p0, std::vector<int32_t>& sel);
 
 // One sequence's new rows within a step: rows [row0, row0 + n) at positions p0.., with its layer
 // states (the main layers or the MTP block's).

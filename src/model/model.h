@@ -8,6 +8,7 @@
 //    A sequence's result never depends on what else is in the batch or on the thread count;
 //  - speculative decoding: a speculative item's tokens can be dropped again after the step
 //    (rollback), and the MTP block drafts the tokens after the next (mtp_draft).
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -44,6 +45,14 @@ struct ForwardTrace {
   bool capture_times = false;
   std::vector<double> layer_seconds;
   double embed_seconds = 0, head_seconds = 0;
+  // With capture_times, the main layers' time by operation, summed over the layers (overwritten
+  // each call): where a step's time goes inside the layers (`bench decode --profile`).
+  enum Op { hc, attn_q, attn_kv, compressor, indexer, attn_core, attn_out, moe_gate, moe_routed, moe_shared, kOps };
+  static constexpr const char* kOpNames[kOps] = {"hc mix + norms", "attn q (wq_a, wq_b, rope)", "attn kv (wkv, rope)",
+                                                 "compressor",     "indexer",                   "attn core (scores, values)",
+                                                 "attn out (wo_a, wo_b)", "moe gate + routing", "moe routed experts",
+                                                 "moe shared expert"};
+  std::array<double, kOps> op_seconds{};
 };
 
 class SequenceState {

@@ -57,6 +57,8 @@ void moe_forward(const ForwardContext& ctx, const MoeWeights& w, int64_t layer, 
                  int64_t n, float* out) {
   const core::ModelConfig& c = *ctx.cfg;
   const int64_t D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
+  using Op = ForwardTrace::Op;
+  OpTimer gate_timer(ctx.trace, Op::moe_gate);
   std::vector<float> scores(size_t(n * E));
   ctx.matmul(w.gate, x, n, scores.data(), false);
   for (int64_t i = 0; i < n; ++i) gate_scores(c.scoring_func, scores.data() + i * E, E);
@@ -92,6 +94,8 @@ void moe_forward(const ForwardContext& ctx, const MoeWeights& w, int64_t layer, 
   // Run each expert once over the tokens that chose it. Experts go in ascending id, so every
   // token accumulates its routed outputs in ascending expert order (as the reference does), then
   // the shared expert's.
+  gate_timer.stop();
+  OpTimer routed_timer(ctx.trace, Op::moe_routed);
   std::fill_n(out, n * D, 0.0f);
   std::vector<float> xe, we, ye;
   std::vector<int64_t> slots;
@@ -115,7 +119,9 @@ void moe_forward(const ForwardContext& ctx, const MoeWeights& w, int64_t layer, 
       for (int64_t d = 0; d < D; ++d) oi[d] += y[d];
     }
   }
+  routed_timer.stop();
   if (c.n_shared_experts == 0) return;  // n_shared_experts 0: routed experts only
+  OpTimer shared_timer(ctx.trace, Op::moe_shared);
   std::vector<float> shared(size_t(n * D));
   expert_forward(ctx, w.shared, x, nullptr, n, shared.data());
   for (int64_t i = 0; i < n * D; ++i) out[i] += shared[size_t(i)];

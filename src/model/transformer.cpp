@@ -19,15 +19,21 @@ void block_forward(const ForwardContext& ctx, const BlockWeights& b, size_t stat
   const float eps = float(c.rms_norm_eps);
   std::vector<float> y(size_t(N * D)), h(size_t(N * D)), next(size_t(N * hcD));
 
+  using Op = ForwardTrace::Op;
+  OpTimer timer(ctx.trace, Op::hc);
   HcMix mix = hc_pre(ctx, b.hc_attn, X.data(), N, y.data());
   for (int64_t i = 0; i < N; ++i) rms_norm(y.data() + i * D, b.attn_norm.data(), D, eps, y.data() + i * D);
+  timer.stop();
   attention_forward(ctx, b.attn, b.layer, state_index, segments, y.data(), N, h.data());
+  OpTimer between(ctx.trace, Op::hc);
   hc_post(c, mix, h.data(), X.data(), N, next.data());
   X.swap(next);
 
   mix = hc_pre(ctx, b.hc_ffn, X.data(), N, y.data());
   for (int64_t i = 0; i < N; ++i) rms_norm(y.data() + i * D, b.ffn_norm.data(), D, eps, y.data() + i * D);
+  between.stop();
   moe_forward(ctx, b.ffn, b.layer, y.data(), tokens, N, h.data());
+  OpTimer after(ctx.trace, Op::hc);
   hc_post(c, mix, h.data(), X.data(), N, next.data());
   X.swap(next);
 }
@@ -255,6 +261,7 @@ class ModelImpl final : public Model {
     Clock::time_point t0{};
     if (timed) {
       trace->layer_seconds.assign(weights_.blocks.size(), 0.0);
+      trace->op_seconds.fill(0.0);
       t0 = Clock::now();
     }
     std::vector<float> X(size_t(N * hcD));

@@ -122,6 +122,19 @@ parts = sum(r.get("bytes_per_token", 0) for r in layers) + head.get("bytes_per_t
 check(math.isclose(parts, d["bytes_per_token"], rel_tol=1e-2), f"parts {parts} vs whole {d['bytes_per_token']}")
 check(sum(r.get("seconds_per_token", 0) for r in layers) + head.get("seconds_per_token", 0) <= 1.05 / d["tokens_per_s"],
       "stage times exceed the step time")
+check("ops" not in d, "decode: ops without --profile")
+
+# --profile: the layers' time by operation; the ten operations are there, with time in the ones
+# every layer of this checkpoint runs, and together they fit within the layers' own time.
+p = run("decode", "--model", ckpt, "--threads", "1", "--tokens", "2", "--prompt", "4", "--repeats", "1",
+        "--buffer-mib", "16", "--json", "--profile")
+ops = {o["op"]: o for o in p.get("ops", [])}
+check(len(ops) == 10, f"decode --profile: {len(ops)} operations: {list(ops)}")
+for name in ("hc mix + norms", "attn q (wq_a, wq_b, rope)", "attn core (scores, values)", "moe routed experts"):
+    check(ops.get(name, {}).get("seconds_per_token", 0) > 0, f"decode --profile: no time in {name!r}")
+layer_total = sum(r.get("seconds_per_token", 0) for r in p.get("layers", []))
+check(sum(o["seconds_per_token"] for o in ops.values()) <= layer_total * 1.02 + 1e-6,
+      "decode --profile: operations exceed the layers' time")
 
 chunk = 8
 p = run("prefill", "--model", ckpt, "--threads", "1", "--tokens", str(chunk), "--repeats", "1", "--json")

@@ -39,23 +39,36 @@ void indexer_select(const ForwardContext& ctx, const IndexerWeights& w, const La
   const float* q = iq.q.data() + row0 * IH * Id;
   const float* weights = iq.weights.data() + row0 * IH;
   sel.assign(size_t(n * topk), -1);
-  ctx.parallel(n, ((p0 + n) / ratio + 1) * IH * Id, [&](int64_t i) {
-    const int64_t t = p0 + i;
-    const int64_t visible = std::min((t + 1) / ratio, st.n_index_keys);
-    if (visible <= 0) return;
-    std::vector<float> score(static_cast<size_t>(visible));
+  // Scores of every (token, visible entry), spread over the pool in blocks of entries: a decode
+  // step has one token, and at long contexts its thousands of entries are most of a CSA layer's
+  // work. Each score is computed whole by one thread, so the split changes no value.
+  constexpr int64_t kBlock = 256;
+  std::vector<int64_t> visible(static_cast<size_t>(n)), first_block(static_cast<size_t>(n) + 1, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    visible[size_t(i)] = std::max<int64_t>(0, std::min((p0 + i + 1) / ratio, st.n_index_keys));
+    first_block[size_t(i) + 1] = first_block[size_t(i)] + (visible[size_t(i)] + kBlock - 1) / kBlock;
+  }
+  std::vector<std::vector<float>> scores(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) scores[size_t(i)].resize(size_t(visible[size_t(i)]));
+  ctx.parallel(first_block[size_t(n)], kBlock * IH * Id, [&](int64_t b) {
+    const int64_t i = int64_t(std::upper_bound(first_block.begin(), first_block.end(), b) - first_block.begin()) - 1;
+    const int64_t s0 = (b - first_block[size_t(i)]) * kBlock, s1 = std::min(visible[size_t(i)], s0 + kBlock);
     const float* wi = weights + i * IH;
-    for (int64_t s = 0; s < visible; ++s) {
+    for (int64_t s = s0; s < s1; ++s) {
       const float* ks = st.index_keys.data() + s * Id;
       float total = 0;
       for (int64_t h = 0; h < IH; ++h) {
         const float* qh = q + (i * IH + h) * Id;
         total += std::max(dot(qh, ks, Id), 0.0f) * wi[h];
       }
-      score[size_t(s)] = total;
+      scores[size_t(i)][size_t(s)] = total;
     }
-    const int64_t k = std::min(topk, visible);
-    std::vector<int32_t> order(static_cast<size_t>(visible));
+  });
+  ctx.parallel(n, st.n_index_keys * 8, [&](int64_t i) {
+    const std::vector<float>& score = scores[size_t(i)];
+    const int64_t v = visible[size_t(i)], k = std::min(topk, v);
+    if (v <= 0) return;
+    std::vector<int32_t> order(static_cast<size_t>(v));
     std::iota(order.begin(), order.end(), 0);
     std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
       const float sa = score[size_t(a)], sb = score[size_t(b)];

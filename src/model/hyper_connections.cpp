@@ -95,22 +95,33 @@ HcMix hc_pre(const ForwardContext& ctx, const HyperConnectionWeights& w, const f
   return r;
 }
 
+namespace {
+// out_k[d] = post_k h[d] + sum_j C[j, k] R_j[d] for one row, the sum from 0 in j order: computed a
+// whole stream at a time (j outer), so the loops over d vectorise with the same operations per
+// element. Compiled for AVX-512, AVX2 and baseline x86-64, picked at load.
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+void hc_post_row(int64_t hc, int64_t D, const float* post, const float* C, const float* R, const float* h,
+                 float* __restrict out) {
+  for (int64_t k = 0; k < hc; ++k) {
+    float* o = out + k * D;
+    for (int64_t d = 0; d < D; ++d) o[d] = 0.0f;
+    for (int64_t j = 0; j < hc; ++j) {
+      const float cjk = C[j * hc + k];
+      const float* r = R + j * D;
+      for (int64_t d = 0; d < D; ++d) o[d] += cjk * r[d];
+    }
+    for (int64_t d = 0; d < D; ++d) o[d] = post[k] * h[d] + o[d];
+  }
+}
+}  // namespace
+
 void hc_post(const core::ModelConfig& c, const HcMix& mix, const float* h, const float* R, int64_t n, float* out) {
   const int64_t hc = c.hc_mult, D = c.hidden_size;
-  for (int64_t i = 0; i < n; ++i) {
-    const float* post = mix.post.data() + i * hc;
-    const float* C = mix.comb.data() + i * hc * hc;
-    const float* Ri = R + i * hc * D;
-    const float* hi = h + i * D;
-    float* oi = out + i * hc * D;
-    for (int64_t k = 0; k < hc; ++k) {
-      for (int64_t d = 0; d < D; ++d) {
-        float acc = 0;
-        for (int64_t j = 0; j < hc; ++j) acc += C[j * hc + k] * Ri[j * D + d];
-        oi[k * D + d] = post[k] * hi[d] + acc;
-      }
-    }
-  }
+  for (int64_t i = 0; i < n; ++i)
+    hc_post_row(hc, D, mix.post.data() + i * hc, mix.comb.data() + i * hc * hc, R + i * hc * D, h + i * D,
+                out + i * hc * D);
 }
 
 void hc_head(const ForwardContext& ctx, const HyperConnectionWeights& w, const float* X, int64_t n, float* y) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 
@@ -74,15 +75,45 @@ inline float round_e4m3_clamped(float q) {
 }
 }  // namespace
 
+// The activation quantisers run on every projection's input: their loops are compiled for AVX-512,
+// AVX2 and baseline x86-64 and picked at load (the build targets baseline x86-64). Integer and
+// rounding operations only, no sums, so every clone gives the same bits.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define V4_NUMERICS_LOOP __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define V4_NUMERICS_LOOP
+#endif
+
+namespace {
+// max |x[i]| over the non-NaN values of [b0, b1) as fp32 bits (the order of non-negative floats),
+// and whether a NaN was among them: integer maxima, so the loop vectorises.
+V4_NUMERICS_LOOP uint32_t abs_max_bits(const float* x, int64_t b0, int64_t b1, bool& has_nan) {
+  uint32_t amax = 0, nan = 0;
+  for (int64_t i = b0; i < b1; ++i) {
+    uint32_t u;
+    std::memcpy(&u, &x[i], 4);
+    u &= 0x7FFFFFFFu;
+    const uint32_t is_nan = u > 0x7F800000u;
+    nan |= is_nan;
+    const uint32_t v = is_nan ? 0u : u;
+    amax = amax > v ? amax : v;
+  }
+  has_nan = nan != 0;
+  return amax;
+}
+
+V4_NUMERICS_LOOP void fp8_round_block(float* x, int64_t b0, int64_t b1, float inv, float scale) {
+  for (int64_t i = b0; i < b1; ++i) x[i] = round_e4m3_clamped(std::clamp(x[i] * inv, -448.0f, 448.0f)) * scale;
+}
+}  // namespace
+
 void fp8_quant_dequant(float* x, int64_t n, int64_t block) {
   for (int64_t b0 = 0; b0 < n; b0 += block) {
     const int64_t b1 = std::min(n, b0 + block);
-    float amax = 0;
     bool has_nan = false;
-    for (int64_t i = b0; i < b1; ++i) {
-      amax = std::max(amax, std::fabs(x[i]));
-      has_nan |= std::isnan(x[i]);
-    }
+    const uint32_t bits = abs_max_bits(x, b0, b1, has_nan);
+    float amax;
+    std::memcpy(&amax, &bits, 4);
     amax = std::max(amax, 1e-4f);
     const float scale = pow2_ceil(amax * (1.0f / 448.0f));
     if (has_nan || !std::isfinite(amax)) {  // the definition, element by element
@@ -94,7 +125,7 @@ void fp8_quant_dequant(float* x, int64_t n, int64_t block) {
     }
     // x / scale == x * (1 / scale) exactly: scale is a power of two
     const float inv = 1.0f / scale;
-    for (int64_t i = b0; i < b1; ++i) x[i] = round_e4m3_clamped(std::clamp(x[i] * inv, -448.0f, 448.0f)) * scale;
+    fp8_round_block(x, b0, b1, inv, scale);
   }
 }
 

@@ -64,13 +64,13 @@ std::optional<json::object> item_in(const json::object& response, const std::str
   auto match = [&](const json::value& v) {
     return v.is_object() && v.get_object().contains("id") && v.at("id").is_string() && v.at("id").get_string() == id;
   };
-  const auto& output = response.at("output").as_array();
-  if (std::any_of(output.begin(), output.end(), match))
+  const json::value* output = response.if_contains("output");
+  if (output && output->is_array() && std::any_of(output->get_array().begin(), output->get_array().end(), match))
     for (auto& item : output_for_input(response, hidden))
       if (match(item)) return item.as_object();
   // (most responses do not hold it: their text tells without a parse, unless the id is escaped in it)
-  const bool plain = std::all_of(id.begin(), id.end(), [](unsigned char c) { return c >= 0x20 && c != '"' && c != '\\'; });
-  if (plain && input_items.find(id) == std::string::npos) return std::nullopt;
+  auto plain = [](unsigned char c) { return c >= 0x20 && c != '"' && c != '\\'; };
+  if (std::all_of(id.begin(), id.end(), plain) && input_items.find(id) == std::string::npos) return std::nullopt;
   const json::value items = json::parse(input_items);
   for (auto& item : items.as_array())
     if (match(item)) return item.as_object();

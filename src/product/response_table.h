@@ -1,9 +1,10 @@
 #pragma once
 // Stored Responses-API responses (POST /v1/responses with `store`), one row each: the response
 // object as returned, its input items and the reasoning it did not show (sealed by the API layer),
-// owned by the account that made it, with the ids of its items indexed (table response_items). Every read and delete names the owner: another owner's id is
-// indistinguishable from a missing one. The API layer (api/response_store.h) decides what goes in;
-// this is the table, on SQLite or PostgreSQL (schema step 4, product/schema.cpp).
+// owned by the account that made it, with the ids of its items indexed (table response_items).
+// Every read and delete names the owner: another owner's id is indistinguishable from a missing
+// one. The API layer (api/response_store.h) decides what goes in; this is the table, on SQLite or
+// PostgreSQL (schema steps 4 and 5, product/schema.cpp).
 //
 // Thread-safe; one connection of its own, so large writes never wait on (or hold up) the ledger's.
 #include <cstdint>

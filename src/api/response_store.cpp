@@ -57,6 +57,26 @@ json::array output_for_input(const json::object& response, const std::string& hi
   return out;
 }
 
+// The item with this id among a response's items as a later input reads them: its output items
+// first (the items it made), then its input items.
+std::optional<json::object> item_in(const json::object& response, const std::string& hidden,
+                                    const std::string& input_items, const std::string& id) {
+  auto match = [&](const json::value& v) {
+    return v.is_object() && v.get_object().contains("id") && v.at("id").is_string() && v.at("id").get_string() == id;
+  };
+  const json::value* output = response.if_contains("output");
+  if (output && output->is_array() && std::any_of(output->get_array().begin(), output->get_array().end(), match))
+    for (auto& item : output_for_input(response, hidden))
+      if (match(item)) return item.as_object();
+  // (most responses do not hold it: their text tells without a parse, unless the id is escaped in it)
+  auto plain = [](unsigned char c) { return c >= 0x20 && c != '"' && c != '\\'; };
+  if (std::all_of(id.begin(), id.end(), plain) && input_items.find(id) == std::string::npos) return std::nullopt;
+  const json::value items = json::parse(input_items);
+  for (auto& item : items.as_array())
+    if (match(item)) return item.as_object();
+  return std::nullopt;
+}
+
 // include=reasoning.encrypted_content on GET: each reasoning item carries its sealed text.
 void include_sealed_reasoning(json::object& response, const std::string& hidden) {
   json::object sealed = hidden.empty() ? json::object{} : json::parse(hidden).as_object();
@@ -278,6 +298,21 @@ json::array ResponseStore::conversation(const std::string& id, const std::string
   return all;
 }
 
+std::optional<json::object> ResponseStore::find_item(const std::string& item_id, const std::string& owner) {
+  std::vector<std::shared_ptr<ResponseKeeper>> mine;  // not yet written, newest first
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [id, k] : live_)
+      if (k->owner == owner) mine.push_back(k);
+  }
+  std::sort(mine.begin(), mine.end(), [](auto& a, auto& b) { return a->created_at_ms > b->created_at_ms; });
+  for (auto& k : mine)
+    if (auto item = item_in(*k->object(), k->hidden(), k->input_items, item_id)) return item;
+  auto row = table_->find_item(item_id, owner);
+  if (!row) return std::nullopt;
+  return item_in(json::parse(row->response).as_object(), row->hidden, row->input_items, item_id);
+}
+
 std::shared_ptr<OutputKeeper> ResponseStore::keep(const PreparedRequest& p, const Principal& who,
                                                   std::weak_ptr<Generation> g) {
   auto k = std::make_shared<ResponseKeeper>(weak_from_this(), p, who, std::move(g));
@@ -486,7 +521,7 @@ json::object ResponseStore::list_input_items(const std::string& id, const QueryP
   if (order != "asc" && order != "desc") throw invalid_value(Dialect::responses, "order", "'order' must be asc or desc");
   Found f = find(id, owner);
   if (!f.keeper && !f.row) throw not_found(id);
-  json::array items = json::parse(f.keeper ? f.keeper->input_items : f.row->input_items).as_array();
+  json::array items = listed_items(f, owner);
   if (order == "desc") std::reverse(items.begin(), items.end());
   size_t start = 0;
   if (auto after = query.get("after")) {
@@ -502,6 +537,25 @@ json::object ResponseStore::list_input_items(const std::string& id, const QueryP
   json::value last = data.empty() ? json::value(nullptr) : data.back().at("id");
   return json::object{{"object", "list"}, {"data", std::move(data)}, {"first_id", first}, {"last_id", last},
                       {"has_more", end < items.size()}};
+}
+
+// As OpenAI lists them: every item the response was made from, the previous_response_id chain's
+// (each earlier response's input items, then its output items as GET shows them, oldest first)
+// before its own input items. A response of the chain since deleted ends it there.
+json::array ResponseStore::listed_items(const Found& f, const std::string& owner) {
+  std::vector<json::array> parts{json::parse(f.keeper ? f.keeper->input_items : f.row->input_items).as_array()};
+  for (std::string next = f.keeper ? f.keeper->previous_id : f.row->previous_id; !next.empty();) {
+    Found e = find(next, owner);
+    if (!e.keeper && !e.row) break;
+    json::object object = e.keeper ? *e.keeper->object() : json::parse(e.row->response).as_object();
+    parts.push_back(std::move(object.at("output").as_array()));
+    parts.push_back(json::parse(e.keeper ? e.keeper->input_items : e.row->input_items).as_array());
+    next = e.keeper ? e.keeper->previous_id : e.row->previous_id;
+  }
+  json::array all;
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it)
+    for (auto& item : *it) all.push_back(std::move(item));
+  return all;
 }
 
 json::object ResponseStore::remove(const std::string& id, const std::string& owner) {

@@ -1,9 +1,10 @@
 #pragma once
 // The Responses API's state (docs/api.md, "Stored responses"). A response made with `store` (the
 // default) is kept with its input items, owned by the caller's account (Principal::owner): GET
-// /v1/responses/{id} reads it back, GET .../input_items lists its input, DELETE removes it, and a
-// later request's previous_response_id continues its conversation. A `background` response runs
-// detached: the POST answers at once (queued), GET polls it, POST .../cancel stops it.
+// /v1/responses/{id} reads it back, GET .../input_items lists its input, DELETE removes it, a
+// later request's previous_response_id continues its conversation, and its items (input and
+// output) can be sent again by id (item_reference, api/item_reference.h). A `background` response
+// runs detached: the POST answers at once (queued), GET polls it, POST .../cancel stops it.
 //
 // A kept response is rendered once, when its generation ends (its keeper's finish()): that object is
 // both what the client gets and what is stored. Rows (product/response_table.h) are written by this
@@ -63,6 +64,12 @@ class ResponseStore : public std::enable_shared_from_this<ResponseStore> {
   // items, oldest first. Throws ApiError (404 previous_response_not_found; 400 while it runs).
   boost::json::array conversation(const std::string& id, const std::string& owner);
 
+  // The stored item with this id, as a later request's input reads it (a Responses item_reference):
+  // an output item of one of the owner's stored responses (reasoning the object did not show goes
+  // back sealed), or an input item stored with one; the newest response holding it wins. nullopt:
+  // none (unknown, another owner's, deleted, or made with store false).
+  std::optional<boost::json::object> find_item(const std::string& item_id, const std::string& owner);
+
   // A keeper for a request with store, readable (queued) from now on; `g` is cancelled by cancel().
   std::shared_ptr<OutputKeeper> keep(const PreparedRequest& p, const Principal& who, std::weak_ptr<Generation> g);
   void abandon(const std::string& id);  // its generation never started: nothing is kept
@@ -100,6 +107,8 @@ class ResponseStore : public std::enable_shared_from_this<ResponseStore> {
   void upkeep(bool beat, bool prune);
   std::vector<std::shared_ptr<ResponseKeeper>> running_background() const;
   Found find(const std::string& id, const std::string& owner);
+  // input_items' list: the items of the previous_response_id chain `f` continued, then its own.
+  boost::json::array listed_items(const Found& f, const std::string& owner);
   void settle_lost(product::StoredResponse& row);
 
   boost::json::object retrieve(const std::string& id, const QueryParams& query, const std::string& owner);

@@ -13,6 +13,7 @@
 #include "api/anthropic.h"
 #include "api/chat.h"
 #include "api/constraint.h"
+#include "api/item_reference.h"
 #include "api/response_store.h"
 #include "api/responses.h"
 #include "search/sources.h"
@@ -503,15 +504,24 @@ PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body, co
 }
 
 // A Responses request with its stored state: the conversation previous_response_id continues
-// (looked up first, so the parser reads it in place), and the input items it stores.
+// (looked up first, so the parser reads it in place), the items its item_references name (put in
+// their place: the parser reads them as sent), and the input items it stores (those items).
 Request ApiService::parse_stateful_responses(const json::value& body, const Principal& who,
                                                  std::string* input_items) const {
   json::array earlier;
   const json::value* previous = body.as_object().if_contains("previous_response_id");
   const bool continues = previous && previous->is_string();
   if (continues) earlier = responses_->conversation(std::string(previous->get_string()), who.owner());
-  Request req = parse_responses_request(body, continues ? &earlier : nullptr);
-  if (req.store && input_items) *input_items = responses_->input_items(body.at("input"));
+  const json::value* input = body.as_object().if_contains("input");
+  std::optional<json::value> resolved;
+  if (input)
+    if (auto items = resolve_item_references(*input, earlier, *responses_, who.owner())) {
+      resolved = body;
+      resolved->as_object()["input"] = std::move(*items);
+    }
+  const json::value& read = resolved ? *resolved : body;
+  Request req = parse_responses_request(read, continues ? &earlier : nullptr);
+  if (req.store && input_items) *input_items = responses_->input_items(read.at("input"));
   return req;
 }
 

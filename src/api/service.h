@@ -194,7 +194,7 @@ class ApiService {
   // Parses and validates the body, checks the model id, encodes the prompt, checks the context.
   // Throws ApiError.
   // `anthropic_beta`: the Anthropic request's anthropic-beta header (each beta honoured or refused).
-  // `who`: the caller, whose stored responses a Responses previous_response_id may name.
+  // `who`: the caller, whose stored responses a Responses previous_response_id or item_reference may name.
   PreparedRequest prepare(Dialect dialect, const std::string& body, const std::string& anthropic_beta = {},
                           const Principal& who = {}) const;
 
@@ -233,8 +233,9 @@ class ApiService {
   std::shared_ptr<runtime::RequestHandle> run_local(const PreparedRequest& p, const RunContext& ctx,
                                                     std::shared_ptr<RunOutput> out) const;
   void release_admission(Generation& g, const char* status) const;
-  // Responses: the request parsed with the conversation its previous_response_id continues, and the
-  // input items it stores (`input_items`, when it stores). Throws ApiError.
+  // Responses: the request parsed with the conversation its previous_response_id continues and the
+  // stored items its item_references name, and the input items it stores (`input_items`, when it
+  // stores). Throws ApiError.
   Request parse_stateful_responses(const boost::json::value& body, const Principal& who,
                                        std::string* input_items) const;
   // The backend `model` runs on, null for this process's engine.

@@ -1,6 +1,10 @@
 // The stored responses table over one Store connection of its own.
 #include "product/response_table.h"
 
+#include <set>
+
+#include <boost/json.hpp>
+
 #include "product/schema.h"
 #include "product/store.h"
 
@@ -28,6 +32,25 @@ StoredResponse from_row(const SqlRow& r) {
   return s;
 }
 
+// The ids of a row's items: its input items' and its response object's output items'. Text that
+// is not what the API layer writes indexes nothing (the row is still kept).
+std::set<std::string> item_ids(const StoredResponse& r) {
+  std::set<std::string> ids;
+  auto gather = [&](const boost::json::value& items) {
+    if (!items.is_array()) return;
+    for (auto& item : items.get_array())
+      if (item.is_object())
+        if (auto* id = item.get_object().if_contains("id"); id && id->is_string()) ids.emplace(id->get_string());
+  };
+  boost::system::error_code ec;
+  boost::json::value input = boost::json::parse(r.input_items, ec);
+  if (!ec) gather(input);
+  boost::json::value response = boost::json::parse(r.response, ec);
+  if (!ec && response.is_object())
+    if (auto* output = response.get_object().if_contains("output")) gather(*output);
+  return ids;
+}
+
 }  // namespace
 
 std::unique_ptr<ResponseTable> ResponseTable::open(const std::string& db_url_or_path) {
@@ -51,12 +74,25 @@ void ResponseTable::put(const StoredResponse& r) {
                  "input_items = excluded.input_items, hidden = excluded.hidden, bytes = excluded.bytes",
                  {r.id, r.owner, r.status, int64_t(r.background), r.previous_id, r.runner, r.created_at_ms,
                   r.updated_at_ms, r.response, r.input_items, r.hidden, r.bytes()});
+    store_->exec("DELETE FROM response_items WHERE response_id = ?", {r.id});
+    for (const auto& item : item_ids(r))
+      store_->exec("INSERT INTO response_items (response_id, item_id, owner) VALUES (?, ?, ?)", {r.id, item, r.owner});
   });
 }
 
 std::optional<StoredResponse> ResponseTable::find(const std::string& id, const std::string& owner) {
   std::lock_guard lock(mutex_);
   auto rows = store_->query(std::string("SELECT ") + kColumns + " FROM responses WHERE id = ? AND owner = ?", {id, owner});
+  if (rows.empty()) return std::nullopt;
+  return from_row(rows.at(0));
+}
+
+std::optional<StoredResponse> ResponseTable::find_item(const std::string& item_id, const std::string& owner) {
+  std::lock_guard lock(mutex_);
+  auto rows = store_->query(std::string("SELECT ") + kColumns + " FROM responses WHERE owner = ? AND id IN "
+                                "(SELECT response_id FROM response_items WHERE owner = ? AND item_id = ?) "
+                                "ORDER BY created_at_ms DESC, id DESC LIMIT 1",
+                            {owner, owner, item_id});
   if (rows.empty()) return std::nullopt;
   return from_row(rows.at(0));
 }

@@ -1,9 +1,10 @@
 #pragma once
 // Stored Responses-API responses (POST /v1/responses with `store`), one row each: the response
 // object as returned, its input items and the reasoning it did not show (sealed by the API layer),
-// owned by the account that made it. Every read and delete names the owner: another owner's id is
-// indistinguishable from a missing one. The API layer (api/response_store.h) decides what goes in;
-// this is the table, on SQLite or PostgreSQL (schema step 4, product/schema.cpp).
+// owned by the account that made it, with the ids of its items indexed (table response_items).
+// Every read and delete names the owner: another owner's id is indistinguishable from a missing
+// one. The API layer (api/response_store.h) decides what goes in; this is the table, on SQLite or
+// PostgreSQL (schema steps 4 and 5, product/schema.cpp).
 //
 // Thread-safe; one connection of its own, so large writes never wait on (or hold up) the ledger's.
 #include <cstdint>
@@ -40,8 +41,12 @@ class ResponseTable {
   ResponseTable(const ResponseTable&) = delete;
   ResponseTable& operator=(const ResponseTable&) = delete;
 
-  void put(const StoredResponse& r);  // inserts, or replaces the row with its id
+  // Inserts, or replaces the row with its id; indexes the ids its items carry (the input items', the
+  // response's output items').
+  void put(const StoredResponse& r);
   std::optional<StoredResponse> find(const std::string& id, const std::string& owner);
+  // The owner's newest row holding an item (input or output) with this id (a Responses item_reference).
+  std::optional<StoredResponse> find_item(const std::string& item_id, const std::string& owner);
   bool remove(const std::string& id, const std::string& owner);  // false: none of this owner's
   // The runner's sign of life for the rows it still runs (queued / in progress).
   void touch(const std::vector<std::string>& ids, const std::string& runner, int64_t now_ms);

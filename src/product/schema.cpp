@@ -137,6 +137,35 @@ CREATE TABLE responses (
 CREATE INDEX responses_created ON responses (created_at_ms);
 )sql",
        nullptr, nullptr},
+      // The ids of each stored response's items (its input items and its output items), so that a
+      // Responses `item_reference` finds its item among the owner's responses; a response's ids go
+      // with it. The rows stored before this step are indexed here.
+      {5,
+       R"sql(
+CREATE TABLE response_items (
+  response_id TEXT NOT NULL REFERENCES responses(id) ON DELETE CASCADE,
+  item_id TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  PRIMARY KEY (response_id, item_id)
+);
+CREATE INDEX response_items_owner_item ON response_items (owner, item_id);
+)sql",
+       R"sql(
+INSERT OR IGNORE INTO response_items (response_id, item_id, owner)
+  SELECT r.id, json_extract(j.value, '$.id'), r.owner FROM responses r, json_each(r.input_items) j
+  WHERE json_type(j.value, '$.id') = 'text';
+INSERT OR IGNORE INTO response_items (response_id, item_id, owner)
+  SELECT r.id, json_extract(j.value, '$.id'), r.owner FROM responses r, json_each(r.response, '$.output') j
+  WHERE json_type(j.value, '$.id') = 'text';
+)sql",
+       R"sql(
+INSERT INTO response_items (response_id, item_id, owner)
+  SELECT r.id, e->>'id', r.owner FROM responses r, jsonb_array_elements(r.input_items::jsonb) e
+  WHERE jsonb_typeof(e->'id') = 'string' ON CONFLICT DO NOTHING;
+INSERT INTO response_items (response_id, item_id, owner)
+  SELECT r.id, e->>'id', r.owner FROM responses r, jsonb_array_elements(r.response::jsonb->'output') e
+  WHERE jsonb_typeof(e->'id') = 'string' ON CONFLICT DO NOTHING;
+)sql"},
   };
   return steps;
 }

@@ -1,7 +1,7 @@
 // The Responses API's state over real HTTP on the scripted engine, with managed keys of two
 // accounts and the store in the ledger's database: store / GET / DELETE / input_items,
-// previous_response_id (the prefix cache hit), background (polled, billed once, cancelled), and a
-// response kept across a restart on SQLite and PostgreSQL.
+// previous_response_id (the prefix cache hit), item_reference, background (polled, billed once,
+// cancelled), and a response kept across a restart on SQLite and PostgreSQL.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -388,6 +388,179 @@ TEST(ResponseState, BackgroundIsPolledToCompletionAndBilledOnce) {
 
 namespace {
 
+json::object reference(const json::value& id) { return json::object{{"type", "item_reference"}, {"id", id}}; }
+
+json::array concat(std::initializer_list<json::array> parts) {
+  json::array out;
+  for (auto& p : parts)
+    for (auto& v : p) out.push_back(v);
+  return out;
+}
+
+const std::string kCall =
+    "I should call the tool.</think>\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"get_weather\">\n"
+    "<｜DSML｜parameter name=\"city\" string=\"true\">Paris</｜DSML｜parameter>\n</｜DSML｜invoke>\n"
+    "</｜DSML｜tool_calls>" + std::string(kEos);
+
+json::array weather_tools() {
+  return json::array{json::object{
+      {"type", "function"}, {"name", "get_weather"},
+      {"parameters", json::object{{"type", "object"},
+                                  {"properties", json::object{{"city", json::object{{"type", "string"}}}}}}}}};
+}
+
+}  // namespace
+
+// The AI SDK's Responses tool loop with store on: earlier reasoning, calls and answers go back as
+// item_reference; the model reads exactly what it would read with the items sent inline.
+TEST(ResponseState, ItemReferencesStandForTheStoredItemsTheyName) {
+  TempDb db;
+  StateServer s(db.path());
+  Principal who = s.gate->authenticate(s.a1);
+  const json::array start{scripted(kCall), json::object{{"role", "user"}, {"content", "Weather in Paris?"}}};
+  auto one = s.post(body({{"input", start}, {"tools", weather_tools()}}), s.a1);
+  ASSERT_EQ(one.status, 200) << one.body;
+  const json::array out1 = one.json().at("output").as_array();
+  ASSERT_EQ(out1.size(), 2u) << one.body;
+  EXPECT_EQ(out1[0].at("type"), "reasoning");
+  EXPECT_EQ(out1[1].at("type"), "function_call");
+  const json::array result{json::object{
+      {"type", "function_call_output"}, {"call_id", out1[1].at("call_id")},
+      {"output", "sunny " + v4::testing::script_marker("The tool says sunny.</think>Paris is sunny." + std::string(kEos))}}};
+
+  // The reasoning item and the call, by reference and inline: the same prompt.
+  auto by_ref = body({{"input", concat({start, {reference(out1[0].at("id")), reference(out1[1].at("id"))}, result})},
+                      {"tools", weather_tools()}});
+  auto inline_ = body({{"input", concat({start, out1, result})}, {"tools", weather_tools()}});
+  auto p_ref = s.service->prepare(Dialect::responses, by_ref, {}, who);
+  auto p_inline = s.service->prepare(Dialect::responses, inline_, {}, who);
+  EXPECT_EQ(p_ref.prompt, p_inline.prompt);
+  ASSERT_EQ(p_ref.req.messages.size(), 4u);
+  EXPECT_EQ(p_ref.req.messages[2].reasoning_content.value_or(""), "I should call the tool.");
+  ASSERT_EQ(p_ref.req.messages[2].tool_calls.size(), 1u);
+  // What it stores as its input: the items themselves.
+  auto kept = json::parse(p_ref.input_items).as_array();
+  ASSERT_EQ(kept.size(), 5u);
+  EXPECT_EQ(kept[2], out1[0]);
+  EXPECT_EQ(kept[3], out1[1]);
+
+  auto two = s.post(by_ref, s.a1);
+  ASSERT_EQ(two.status, 200) << two.body;
+  const json::array out2 = two.json().at("output").as_array();
+  ASSERT_EQ(out2.size(), 2u) << two.body;
+  EXPECT_EQ(out2[1].at("content").at(0).at("text"), "Paris is sunny.");
+  // Every id an item is listed with can be referenced: the tool result's, given by the server.
+  auto listed = s.get("/v1/responses/" + std::string(two.json().at("id").as_string()) + "/input_items?order=asc", s.a1);
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  const json::value tool_result = listed.json().at("data").at(4);
+  EXPECT_EQ(tool_result.at("type"), "function_call_output");
+  EXPECT_EQ(listed.json().at("data").at(2), out1[0]);  // listed as resolved
+
+  // The next turn: the call, its result, the answer and its reasoning all by reference (the
+  // result's shorthand without a type); the same prompt as inline.
+  const json::array ask{json::object{
+      {"role", "user"}, {"content", "And Rome? " + v4::testing::script_marker("Same.</think>Rome too." + std::string(kEos))}}};
+  json::array refs{reference(out1[0].at("id")), reference(out1[1].at("id")), json::object{{"id", tool_result.at("id")}},
+                   reference(out2[0].at("id")), reference(out2[1].at("id"))};
+  auto third_ref = body({{"input", concat({start, refs, ask})}, {"tools", weather_tools()}});
+  auto third_inline = body({{"input", concat({start, out1, {tool_result}, out2, ask})}, {"tools", weather_tools()}});
+  EXPECT_EQ(s.service->prepare(Dialect::responses, third_ref, {}, who).prompt,
+            s.service->prepare(Dialect::responses, third_inline, {}, who).prompt);
+  auto three = s.post(third_ref, s.a1);
+  ASSERT_EQ(three.status, 200) << three.body;
+  EXPECT_EQ(three.json().at("output").at(1).at("content").at(0).at("text"), "Rome too.");
+  // And read from the table rather than from memory, once written.
+  s.service->responses().flush();
+  EXPECT_EQ(s.service->prepare(Dialect::responses, third_ref, {}, who).prompt,
+            s.service->prepare(Dialect::responses, third_inline, {}, who).prompt);
+}
+
+TEST(ResponseState, ItemReferencesToItemsNotKeptAreRefusedNamingThem) {
+  TempDb db;
+  StateServer s(db.path());
+  auto made = s.post(body({{"input", "Say hello."}}), s.a1);
+  ASSERT_EQ(made.status, 200) << made.body;
+  const json::value made_id = made.json().at("id");
+  const json::value msg = made.json().at("output").at(1).at("id");
+  auto refused = [&](json::array input, const std::string& secret, json::object extra = {}) {
+    extra["input"] = std::move(input);
+    return s.post(body(std::move(extra)), secret);
+  };
+  auto user = json::object{{"role", "user"}, {"content", "x"}};
+  auto not_found = [&](const Reply& r, const std::string& id) {
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_EQ(r.json().at("error").at("param"), "input[1].id") << r.body;
+    EXPECT_EQ(r.json().at("error").at("message"), json::value("Item with id '" + id + "' not found.")) << r.body;
+    EXPECT_EQ(r.json().at("error").at("type"), "invalid_request_error") << r.body;
+  };
+  // (store false: this request keeps no copy of the item)
+  EXPECT_EQ(refused({user, reference(msg)}, s.a2, {{"store", false}}).status, 200);  // the account's other key
+  not_found(refused({user, reference("msg_nope")}, s.a1), "msg_nope");
+  not_found(refused({user, reference(msg)}, s.b), std::string(msg.as_string()));  // another account's
+
+  // store false: nothing was kept to refer to.
+  auto unkept = s.post(body({{"input", "Hi"}, {"store", false}}), s.a1);
+  ASSERT_EQ(unkept.status, 200) << unkept.body;
+  const json::value unkept_msg = unkept.json().at("output").at(1).at("id");
+  not_found(refused({user, reference(unkept_msg)}, s.a1), std::string(unkept_msg.as_string()));
+
+  // An item the request already carries (here through previous_response_id), as OpenAI refuses it.
+  auto twice = refused({user, reference(msg)}, s.a1, {{"previous_response_id", made_id}});
+  EXPECT_EQ(twice.status, 400) << twice.body;
+  EXPECT_EQ(twice.json().at("error").at("param"), "input[1].id");
+  // A malformed reference: its field named.
+  auto no_id = refused({user, json::object{{"type", "item_reference"}}}, s.a1);
+  EXPECT_EQ(no_id.status, 400);
+  EXPECT_EQ(no_id.json().at("error").at("param"), "input[1].id");
+  auto extra = refused({user, json::object{{"type", "item_reference"}, {"id", msg}, {"role", "user"}}}, s.a1);
+  EXPECT_EQ(extra.status, 400);
+  EXPECT_EQ(extra.json().at("error").at("param"), "input[1].role");
+
+  // Deleted: its items went with it.
+  s.service->responses().flush();
+  ASSERT_EQ(s.call(http::verb::delete_, "/v1/responses/" + std::string(made_id.as_string()), s.a1).status, 200);
+  not_found(refused({user, reference(msg)}, s.a1), std::string(msg.as_string()));
+}
+
+// GET .../input_items lists every item a response was made from, as OpenAI does: with
+// previous_response_id, the chain's input and output items before its own input.
+TEST(ResponseState, InputItemsOfAChainedResponseListItsWholeContext) {
+  TempDb db;
+  StateServer s(db.path());
+  auto one = s.post(body({{"input", "Say hello."}}), s.a1);
+  ASSERT_EQ(one.status, 200) << one.body;
+  auto two = s.post(body({{"input", "Again."}, {"previous_response_id", one.json().at("id")}}), s.a1);
+  ASSERT_EQ(two.status, 200) << two.body;
+  auto three = s.post(body({{"input", "Once more."}, {"previous_response_id", two.json().at("id")}}), s.a1);
+  ASSERT_EQ(three.status, 200) << three.body;
+  auto list = [&](const json::value& id) {
+    auto r = s.get("/v1/responses/" + std::string(id.as_string()) + "/input_items?order=asc&limit=100", s.a1);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.json().at("data");
+  };
+  auto listed = list(three.json().at("id"));
+  ASSERT_EQ(listed.as_array().size(), 7u) << listed;
+  EXPECT_EQ(listed.at(0).at("content").at(0).at("text"), "Say hello.");
+  EXPECT_EQ(listed.at(1), one.json().at("output").at(0));  // its output items as GET shows them
+  EXPECT_EQ(listed.at(2), one.json().at("output").at(1));
+  EXPECT_EQ(listed.at(3).at("content").at(0).at("text"), "Again.");
+  EXPECT_EQ(listed.at(4), two.json().at("output").at(0));
+  EXPECT_EQ(listed.at(6).at("content").at(0).at("text"), "Once more.");
+  EXPECT_EQ(list(one.json().at("id")).as_array().size(), 1u);
+  // Paged over the whole list.
+  auto desc = s.get("/v1/responses/" + std::string(three.json().at("id").as_string()) + "/input_items?limit=3", s.a1);
+  EXPECT_EQ(desc.json().at("has_more"), true);
+  EXPECT_EQ(desc.json().at("last_id"), listed.at(4).at("id"));
+
+  // A response of the chain deleted: the list starts after it.
+  ASSERT_EQ(s.call(http::verb::delete_, "/v1/responses/" + std::string(one.json().at("id").as_string()), s.a1).status, 200);
+  auto rest = list(three.json().at("id"));
+  ASSERT_EQ(rest.as_array().size(), 4u) << rest;
+  EXPECT_EQ(rest.at(0).at("content").at(0).at("text"), "Again.");
+}
+
+namespace {
+
 // A background response of key a1 scripted to run for 2,000 tokens; its id ("" if refused).
 std::string start_long_background(StateServer& s) {
   std::string words;
@@ -486,5 +659,15 @@ TEST_P(ResponseStateDb, KeptAcrossARestartAndContinued) {
   ASSERT_EQ(next.status, 200) << next.body;
   EXPECT_EQ(s.get("/v1/responses/" + std::string(next.json().at("id").as_string()) + "/input_items", secret)
                 .json().at("data").as_array().size(),
-            1u);  // its own input; the earlier turns belong to the earlier response
+            4u);  // the earlier turn's input and output items, then its own input
+  // Its items are found by id in the table, for its account only.
+  const json::value& msg = original.at("output").at(1).at("id");
+  json::array refs{json::object{{"type", "item_reference"}, {"id", msg}}, json::object{{"role", "user"}, {"content", "More."}}};
+  auto referred = s.post(body({{"input", refs}}), secret);
+  ASSERT_EQ(referred.status, 200) << referred.body;
+  auto listed = s.get("/v1/responses/" + std::string(referred.json().at("id").as_string()) + "/input_items?order=asc", secret);
+  EXPECT_EQ(listed.json().at("data").at(0), original.at("output").at(1));
+  auto theirs = s.post(body({{"input", refs}}), s.b);
+  EXPECT_EQ(theirs.status, 400) << theirs.body;
+  EXPECT_EQ(theirs.json().at("error").at("param"), "input[0].id");
 }

@@ -1,5 +1,5 @@
 // The stored responses table on both backends: owner-scoped reads and deletes, replacement by id,
-// the runner's sign of life, retention and the size bound.
+// the runner's sign of life, retention and the size bound, the index of item ids (item_reference).
 #include <gtest/gtest.h>
 
 #include "product/response_table.h"
@@ -116,4 +116,56 @@ TEST_P(ResponseTableTest, AMigratedLedgerDatabaseGainsTheTable) {
   auto again = ResponseTable::open(db);
   EXPECT_TRUE(again->find("resp_x", "o"));
   EXPECT_EQ(again->backend(), GetParam());
+}
+
+TEST_P(ResponseTableTest, ItemIdsFindTheirOwnersNewestRowAndGoWithIt) {
+  V4_FRESH_DB(db, tmp);
+  auto table = ResponseTable::open(db);
+  StoredResponse a = row("resp_a", "o", "completed", 1000, R"({"output":[{"id":"rs_a","type":"reasoning"},{"id":"msg_a"}]})");
+  a.input_items = R"([{"id":"msg_in","type":"message"},{"id":"fco_1","type":"function_call_output"}])";
+  table->put(a);
+  for (const char* id : {"rs_a", "msg_a", "msg_in", "fco_1"}) {
+    auto got = table->find_item(id, "o");
+    ASSERT_TRUE(got) << id;
+    EXPECT_EQ(got->id, "resp_a");
+    EXPECT_FALSE(table->find_item(id, "other")) << id;  // another owner's: as if missing
+  }
+  EXPECT_FALSE(table->find_item("msg_nope", "o"));
+
+  // A later row holding the same item (sent again as its input): the newest wins; the ids of a row
+  // replaced by id are its new ones.
+  StoredResponse b = row("resp_b", "o", "completed", 2000, R"({"output":[]})");
+  b.input_items = R"([{"id":"msg_a","type":"message"}])";
+  table->put(b);
+  EXPECT_EQ(table->find_item("msg_a", "o")->id, "resp_b");
+  a.input_items = "[]";
+  table->put(a);
+  EXPECT_FALSE(table->find_item("msg_in", "o"));
+  EXPECT_EQ(table->find_item("rs_a", "o")->id, "resp_a");
+
+  // Deleted (or pruned): its ids go with it.
+  EXPECT_TRUE(table->remove("resp_b", "o"));
+  EXPECT_EQ(table->find_item("msg_a", "o")->id, "resp_a");
+  EXPECT_EQ(table->prune(1500, 0), 1);
+  EXPECT_FALSE(table->find_item("rs_a", "o"));
+  EXPECT_EQ(Store::open(db)->query("SELECT COUNT(*) FROM response_items").at(0).integer(0), 0);
+}
+
+TEST_P(ResponseTableTest, TheMigrationIndexesTheItemsOfRowsStoredBeforeIt) {
+  V4_FRESH_DB(db, tmp);
+  {
+    auto table = ResponseTable::open(db);
+    StoredResponse a = row("resp_a", "o", "completed", 1000, R"({"output":[{"id":"rs_a"},{"id":"msg_a"},{"id":5}]})");
+    a.input_items = R"([{"id":"msg_in"},{"type":"message"}])";
+    table->put(a);
+  }
+  {  // the database as step 4 left it
+    auto store = Store::open(db);
+    store->exec("DROP TABLE response_items");
+    store->exec("UPDATE schema_version SET version = 4");
+    migrate(*store);
+  }
+  auto table = ResponseTable::open(db);
+  for (const char* id : {"rs_a", "msg_a", "msg_in"}) EXPECT_EQ(table->find_item(id, "o")->id, "resp_a") << id;
+  EXPECT_EQ(Store::open(db)->query("SELECT COUNT(*) FROM response_items").at(0).integer(0), 3);
 }

@@ -24,13 +24,14 @@ export const providers = {
                                                     fetch, includeUsage: true, supportsStructuredOutputs: true })(MODEL),
     options: {}, thinking: true, shows: true,
   },
-  // store: false (with store it sends earlier items back as item_reference, which this server does not
-  // resolve): reasoning goes back sealed, as encrypted_content.
+  // store on (its default): it sends earlier reasoning and answers back as item_reference, which the
+  // server resolves from its stored responses (the loop checks they were sent so).
   // forceReasoning: the provider knows only OpenAI's reasoning models by name; without it, it sends
   // no reasoning options and drops reasoning parts. It shows reasoning only from summaries.
   responses: {
     model: (srv, fetch) => createOpenAI({ baseURL: srv.url + '/v1', apiKey: srv.apiKey, fetch }).responses(MODEL),
-    options: { openai: { store: false, forceReasoning: true, reasoningSummary: 'auto' } }, thinking: true, shows: true,
+    options: { openai: { forceReasoning: true, reasoningSummary: 'auto' } }, thinking: true, shows: true,
+    references: true,
   },
   anthropic: {
     model: (srv, fetch) => createAnthropic({ baseURL: srv.url + '/v1', apiKey: srv.apiKey, fetch })(MODEL),
@@ -102,6 +103,11 @@ export async function toolLoop(srv, name) {
     eq(two.reasoning, p.shows ? s.reasoning[2] : '', 'the second turn\'s reasoning');
     checkUsage(two, rec.calls.slice(turnOne), 'turn 2');
     for (const c of rec.calls) assert(c.streamed, `${c.url} was not streamed`);
+    if (p.references) {  // the last request carried the earlier reasoning and answer by reference
+      const refs = rec.calls.at(-1).body.input.filter((i) => i.type === 'item_reference').map((i) => i.id);
+      assert(refs.some((id) => id.startsWith('rs_')) && refs.some((id) => id.startsWith('msg_')),
+             `reasoning and answer sent back as item_reference: ${JSON.stringify(refs)}`);
+    }
     return rec.calls;
   });
 }
@@ -132,7 +138,7 @@ export const extraChecks = {
 const noThinking = {
   chat: { openai: { reasoningEffort: 'none' } },
   'openai-compatible': { v4flash: { reasoningEffort: 'none' } },
-  responses: { openai: { forceReasoning: true, reasoningEffort: 'none', store: false } },
+  responses: { openai: { forceReasoning: true, reasoningEffort: 'none' } },
   anthropic: { anthropic: { thinking: { type: 'disabled' } } },
 };
 

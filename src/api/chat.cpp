@@ -1,6 +1,7 @@
 // The OpenAI Chat Completions adapter: request parsing and the completion object and stream.
 #include "api/chat.h"
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 
@@ -140,7 +141,7 @@ Request parse_chat_request(const json::value& body) {
 
   if (auto m = f.integer("max_tokens", 1, kMaxOutput)) req.max_tokens = int(*m), req.max_tokens_given = true;
   if (auto m = f.integer("max_completion_tokens", 1, kMaxOutput)) req.max_tokens = int(*m), req.max_tokens_given = true;
-  if (auto n = f.integer("n", 1, 128); n && *n != 1) throw invalid_value(req.dialect, "n", "only n=1 is supported");
+  if (auto n = f.integer("n", 1, kMaxChoices)) req.n = int(*n);
   if (auto v = f.number("frequency_penalty", -2, 2)) req.frequency_penalty = *v;
   if (auto v = f.number("presence_penalty", -2, 2)) req.presence_penalty = *v;
   if (auto* bias = f.object("logit_bias")) read_logit_bias(req, f.sub(*bias, "logit_bias"), *bias);
@@ -227,8 +228,8 @@ json::object chat_logprob(const TokenLogprobOut& lp) {
                       {"top_logprobs", std::move(top)}};
 }
 
-const char* chat_finish_reason(const Outcome& o, bool has_tool_calls) {
-  switch (o.stop) {
+const char* chat_finish_reason(const ChoiceEnd& end, bool has_tool_calls) {
+  switch (end.stop) {
     case StopKind::length: return "length";
     case StopKind::tool_calls: return "tool_calls";
     default: return has_tool_calls ? "tool_calls" : "stop";
@@ -241,17 +242,25 @@ json::object chat_tool_call(const text::ToolCall& c) {
                       {"function", json::object{{"name", c.name}, {"arguments", c.arguments}}}};
 }
 
+// The chunks of the n choices interleave as they are made, each chunk with one choice and its
+// index (as OpenAI streams them); each choice's closing chunk (finish_reason) comes at the end,
+// then the usage chunk once.
 class ChatStream final : public StreamRenderer {
  public:
-  ChatStream(const Request& req, const ResponseMeta& meta) : req_(req), meta_(meta) {}
+  ChatStream(const Request& req, const ResponseMeta& meta)
+      : req_(req), meta_(meta), choices_(size_t(std::max(1, req.n))) {}
   std::string start(int /*cached_prompt_tokens*/) override {
-    return chunk(json::object{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr);
+    std::string out;
+    for (size_t i = 0; i < choices_.size(); ++i)
+      out += chunk(i, json::object{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr);
+    return out;
   }
   std::string delta(const Delta& d) override {
+    const size_t i = d.choice >= 0 && size_t(d.choice) < choices_.size() ? size_t(d.choice) : 0;
     switch (d.kind) {
       case Delta::Kind::reasoning:  // thinking.display "omitted": not shown
         if (!req_.show_thinking) return {};
-        return chunk(json::object{{"reasoning_content", d.text}}, nullptr, nullptr);
+        return chunk(i, json::object{{"reasoning_content", d.text}}, nullptr, nullptr);
       case Delta::Kind::content: {
         json::value lp = nullptr;
         if (req_.logprobs) {
@@ -259,32 +268,35 @@ class ChatStream final : public StreamRenderer {
           for (auto& l : d.logprobs) content.push_back(chat_logprob(l));
           lp = json::object{{"content", std::move(content)}, {"refusal", nullptr}};
         }
-        content_ += d.text;
-        return chunk(json::object{{"content", d.text}}, nullptr, std::move(lp));
+        choices_[i].content += d.text;
+        return chunk(i, json::object{{"content", d.text}}, nullptr, std::move(lp));
       }
       case Delta::Kind::search_call:
       case Delta::Kind::search_result:
         return {};  // (Chat has no search tool)
       case Delta::Kind::tool_call:
-        has_tool_calls_ = true;
-        return chunk(json::object{{"tool_calls", json::array{json::object{
-                                       {"index", d.call.index},
-                                       {"id", d.call.id},
-                                       {"type", "function"},
-                                       {"function", json::object{{"name", d.call.name}, {"arguments", d.call.arguments}}}}}}},
+        choices_[i].has_tool_calls = true;
+        return chunk(i, json::object{{"tool_calls", json::array{json::object{
+                                          {"index", d.call.index},
+                                          {"id", d.call.id},
+                                          {"type", "function"},
+                                          {"function", json::object{{"name", d.call.name}, {"arguments", d.call.arguments}}}}}}},
                      nullptr, nullptr);
     }
     return {};
   }
   std::string finish(const Outcome& o) override {
     std::string out;
-    // web_search_linkup: the sources the answer cites, as the message's annotations.
-    if (json::array a = url_citations(content_, meta_.sources, true); !a.empty())
-      out += chunk(json::object{{"annotations", std::move(a)}}, nullptr, nullptr);
-    // With vLLM's stop_reason, the stop string that ended the answer (a gateway in front of this
-    // server tells Anthropic's stop_sequence from it).
-    out += chunk(json::object{}, chat_finish_reason(o, has_tool_calls_), nullptr,
-                 o.stop == StopKind::stop_string ? json::value(o.matched_stop) : json::value(nullptr));
+    for (size_t i = 0; i < choices_.size(); ++i) {
+      // web_search_linkup: the sources the answer cites, as the message's annotations.
+      if (json::array a = url_citations(choices_[i].content, meta_.sources, true); !a.empty())
+        out += chunk(i, json::object{{"annotations", std::move(a)}}, nullptr, nullptr);
+      // With vLLM's stop_reason, the stop string that ended the answer (a gateway in front of this
+      // server tells Anthropic's stop_sequence from it).
+      const ChoiceEnd end = choice_end(o, i);
+      out += chunk(i, json::object{}, chat_finish_reason(end, choices_[i].has_tool_calls), nullptr,
+                   end.stop == StopKind::stop_string ? json::value(end.matched_stop) : json::value(nullptr));
+    }
     if (req_.include_usage) {
       json::object c = base();
       c["choices"] = json::array{};
@@ -296,14 +308,19 @@ class ChatStream final : public StreamRenderer {
   std::string error(const ApiError& e) override { return sse_data(openai_error_body(e)); }
 
  private:
+  struct Choice {
+    bool has_tool_calls = false;
+    std::string content;
+  };
   json::object base() const {
     json::object c{{"id", meta_.id}, {"object", "chat.completion.chunk"}, {"created", meta_.created},
                    {"model", meta_.model}, {"system_fingerprint", "fp_v4flash"}};
     return c;
   }
-  std::string chunk(json::object delta, const char* finish, json::value logprobs, json::value stop_reason = nullptr) {
+  std::string chunk(size_t index, json::object delta, const char* finish, json::value logprobs,
+                    json::value stop_reason = nullptr) {
     json::object c = base();
-    c["choices"] = json::array{json::object{{"index", 0},
+    c["choices"] = json::array{json::object{{"index", index},
                                             {"delta", std::move(delta)},
                                             {"logprobs", std::move(logprobs)},
                                             {"finish_reason", finish ? json::value(finish) : json::value(nullptr)}}};
@@ -313,13 +330,11 @@ class ChatStream final : public StreamRenderer {
   }
   const Request& req_;
   ResponseMeta meta_;
-  bool has_tool_calls_ = false;
-  std::string content_;
+  std::vector<Choice> choices_;
 };
 
-}  // namespace
-
-json::object render_chat_response(const Request& req, const ResponseMeta& m, const Turn& turn, const Outcome& o) {
+json::object chat_choice(const Request& req, const ResponseMeta& m, const Turn& turn, const ChoiceEnd& end,
+                         size_t index) {
   const bool has_calls = !turn.tool_calls.empty();
   json::object msg{{"role", "assistant"},
                    {"content", turn.content.empty() && has_calls ? json::value(nullptr) : json::value(turn.content)},
@@ -338,16 +353,27 @@ json::object render_chat_response(const Request& req, const ResponseMeta& m, con
     for (auto& l : turn.logprobs) content.push_back(chat_logprob(l));
     logprobs = json::object{{"content", std::move(content)}, {"refusal", nullptr}};
   }
+  return json::object{{"index", index},
+                      {"finish_reason", chat_finish_reason(end, has_calls)},
+                      {"logprobs", std::move(logprobs)},
+                      {"message", std::move(msg)}};
+}
+
+}  // namespace
+
+json::object render_chat_response(const Request& req, const ResponseMeta& m, const std::vector<Turn>& turns,
+                                  const Outcome& o) {
+  json::array choices;
+  static const Turn kNone;
+  for (size_t i = 0; i < std::max<size_t>(1, turns.size()); ++i)
+    choices.push_back(chat_choice(req, m, i < turns.size() ? turns[i] : kNone, choice_end(o, i), i));
   return json::object{{"id", m.id},
                       {"object", "chat.completion"},
                       {"created", m.created},
                       {"model", m.model},
                       {"system_fingerprint", "fp_v4flash"},
                       {"service_tier", "default"},
-                      {"choices", json::array{json::object{{"index", 0},
-                                                           {"finish_reason", chat_finish_reason(o, has_calls)},
-                                                           {"logprobs", std::move(logprobs)},
-                                                           {"message", std::move(msg)}}}},
+                      {"choices", std::move(choices)},
                       {"usage", chat_usage(o.usage)}};
 }
 

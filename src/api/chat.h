@@ -13,7 +13,8 @@ namespace v4::api {
 Request parse_chat_request(const boost::json::value& body);
 
 boost::json::object chat_usage(const Usage& u);
-boost::json::object render_chat_response(const Request& req, const ResponseMeta& meta, const Turn& turn,
+// One choice per turn, choice i from turns[i] (Chat `n`).
+boost::json::object render_chat_response(const Request& req, const ResponseMeta& meta, const std::vector<Turn>& turns,
                                          const Outcome& outcome);
 // The renderer keeps a reference to `req`, which must outlive it.
 std::unique_ptr<StreamRenderer> make_chat_stream(const Request& req, const ResponseMeta& meta);

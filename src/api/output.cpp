@@ -111,8 +111,19 @@ json::object render_error(Dialect dialect, const ApiError& e, const std::string&
 }
 
 json::object render_response(const Request& req, const ResponseMeta& meta, const Turn& turn, const Outcome& outcome) {
+  return render_choices(req, meta, std::vector<Turn>{turn}, outcome);
+}
+
+ChoiceEnd choice_end(const Outcome& o, size_t i) {
+  return i < o.choices.size() ? o.choices[i] : ChoiceEnd{o.stop, o.matched_stop};
+}
+
+json::object render_choices(const Request& req, const ResponseMeta& meta, const std::vector<Turn>& turns,
+                            const Outcome& outcome) {
+  static const Turn kNone;
+  const Turn& turn = turns.empty() ? kNone : turns.front();
   switch (req.dialect) {
-    case Dialect::chat: return render_chat_response(req, meta, turn, outcome);
+    case Dialect::chat: return render_chat_response(req, meta, turns, outcome);
     case Dialect::responses: return render_responses_response(req, meta, turn, outcome);
     case Dialect::anthropic: return render_anthropic_response(req, meta, turn, outcome);
   }

@@ -52,17 +52,25 @@ struct Delta {
   text::ToolCall call;                   // kind == tool_call (arguments complete)
   std::vector<TokenLogprobOut> logprobs;  // content tokens that this delta completes
   SearchCall search{};                   // search_call: id and query; search_result: all of it
+  int choice = 0;                        // which of a Chat request's n choices it belongs to
 };
 
 // pause_turn: the server's search loop reached its limit of rounds (Anthropic's stop reason; the
 // client may send the turn back to let it go on).
 enum class StopKind { end_turn, length, stop_string, tool_calls, error, pause_turn };
 
-struct Outcome {
+// How one choice ended (Chat `n`: each has its own finish_reason).
+struct ChoiceEnd {
   StopKind stop = StopKind::end_turn;
   std::string matched_stop;
+};
+
+struct Outcome {
+  StopKind stop = StopKind::end_turn;  // the request's: choice 0's, or the error that ended them all
+  std::string matched_stop;
   std::string error;
-  Usage usage;
+  Usage usage;  // the prompt once, the output of every choice
+  std::vector<ChoiceEnd> choices;  // each choice's end, by index (empty: one choice, ended as `stop`)
   // Responses with store: the object as it was rendered once and kept (api/response_store.h); the
   // client gets this same object. Null otherwise.
   std::shared_ptr<const boost::json::object> response;
@@ -102,6 +110,11 @@ std::vector<search::Result> numbered_sources(const ResponseMeta& meta, const std
 // Non-streamed response body.
 boost::json::object render_response(const Request& req, const ResponseMeta& meta, const Turn& turn,
                                     const Outcome& outcome);
+// The same with each choice's turn, by index (Chat `n`; the other dialects have one).
+boost::json::object render_choices(const Request& req, const ResponseMeta& meta, const std::vector<Turn>& turns,
+                                   const Outcome& outcome);
+// How choice `i` ended: its entry in outcome.choices, else the request's stop.
+ChoiceEnd choice_end(const Outcome& outcome, size_t i);
 
 // Error body in the dialect's shape (the HTTP status comes from the error).
 boost::json::object render_error(Dialect dialect, const ApiError& error, const std::string& request_id);

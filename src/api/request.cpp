@@ -2,6 +2,7 @@
 #include "api/request.h"
 
 #include <algorithm>
+#include <climits>
 
 #include "text/chat_encoder.h"
 
@@ -205,6 +206,15 @@ void finish_thinking(Request& req) {
   if (req.dialect == Dialect::anthropic && req.thinking && req.thinking_budget >= req.max_tokens)
     throw bad_request("thinking.budget_tokens", "'thinking.budget_tokens' must be less than 'max_tokens' (" +
                                                     std::to_string(req.max_tokens) + ")");
+}
+
+uint64_t choice_seed(uint64_t seed, int choice) {
+  if (choice == 0) return seed;
+  // splitmix64: neighbouring seeds and choices give unrelated streams.
+  uint64_t z = seed + uint64_t(choice) * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return (z ^ (z >> 31)) & uint64_t(INT64_MAX);  // a seed any request can send (a JSON int64)
 }
 
 int effort_budget(const std::string& effort) {

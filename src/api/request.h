@@ -118,6 +118,9 @@ struct Request {
   double frequency_penalty = 0, presence_penalty = 0;      // chat completions
   std::vector<std::pair<int32_t, float>> logit_bias;       // chat completions: (token id, bias)
   std::optional<uint64_t> seed;
+  // Chat `n`: independent choices of the same prompt, prefilled once (Engine::submit_choices);
+  // choice i samples with choice_seed(seed, i). Every other dialect has one.
+  int n = 1;
   int max_tokens = 4096;
   bool max_tokens_given = false;
   std::vector<std::string> stop;
@@ -160,6 +163,14 @@ struct Request {
 // text sealed with a per-process key, and read back (400 naming `param` when it was not made here).
 std::string seal_reasoning(const std::string& text);
 std::string unseal_reasoning(const std::string& sealed, const std::string& param);
+
+// The most choices a Chat request may ask for (`n`).
+constexpr int kMaxChoices = 8;
+// The seed choice `choice` of a request with `seed` samples with: the seed itself for choice 0 (so
+// n = 1 is unchanged), else splitmix64(seed + choice * 0x9E3779B97F4A7C15) with its top bit
+// cleared (below 2^63, so a request can send it). A request with that seed and n = 1 makes the same
+// choice.
+uint64_t choice_seed(uint64_t seed, int choice);
 
 // Budget of reasoning tokens that a reasoning effort maps to (explicit thinking_budget wins).
 int effort_budget(const std::string& effort);

@@ -772,11 +772,12 @@ struct HttpServer::Impl {
                                  "invalid_api_key");
 
     if (!p.req.stream) {
-      Turn turn;
+      std::vector<Turn> turns(size_t(p.req.n));  // one per choice (Chat `n`)
       std::optional<Outcome> outcome;
       for (;;) {
         auto batch = gen->take();
-        for (auto& d : batch.deltas) turn.add(d);
+        for (auto& d : batch.deltas)
+          if (d.choice >= 0 && size_t(d.choice) < turns.size()) turns[size_t(d.choice)].add(d);
         if (batch.outcome) {
           outcome = batch.outcome;
           break;
@@ -798,7 +799,7 @@ struct HttpServer::Impl {
                                 false, watch->sent);
       // A kept response: the object as it was kept (rendered once), which a later GET answers too.
       auto res = json_response(http::status::ok,
-                               outcome->response ? *outcome->response : render_response(p.req, p.meta, turn, *outcome),
+                               outcome->response ? *outcome->response : render_choices(p.req, p.meta, turns, *outcome),
                                version, keep, request_id);
       withheld_header(res, p.req);
       co_return co_await send(stream, std::move(res), false, watch->sent);

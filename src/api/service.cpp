@@ -51,9 +51,11 @@ ApiError overloaded(Dialect dialect, const std::string& why) {
 // ----------------------------------------------------------------------------- Generation
 Generation::~Generation() = default;
 
-void Generation::push(std::vector<text::CompletionEvent> events) {
+void Generation::push(size_t choice, std::vector<text::CompletionEvent> events) {
+  Choice& ch = choices_[choice];
   for (auto& e : events) {
     Delta d;
+    d.choice = int(choice);
     switch (e.kind) {
       case text::CompletionEvent::Kind::reasoning_delta:
         if (e.text.empty()) continue;
@@ -64,8 +66,8 @@ void Generation::push(std::vector<text::CompletionEvent> events) {
         if (e.text.empty()) continue;
         d.kind = Delta::Kind::content;
         d.text = std::move(e.text);
-        d.logprobs = std::move(pending_logprobs_);
-        pending_logprobs_.clear();
+        d.logprobs = std::move(ch.pending_logprobs);
+        ch.pending_logprobs.clear();
         break;
       case text::CompletionEvent::Kind::tool_call:
         if (loop_ && e.tool_call.name == "web_search") {
@@ -73,10 +75,10 @@ void Generation::push(std::vector<text::CompletionEvent> events) {
           continue;
         }
         // parallel_tool_calls: false: the first call is the turn's only one (later ones dropped).
-        if (single_tool_call_ && has_tool_calls_) continue;
+        if (single_tool_call_ && ch.has_tool_calls) continue;
         d.kind = Delta::Kind::tool_call;
         d.call = std::move(e.tool_call);
-        has_tool_calls_ = true;
+        ch.has_tool_calls = true;
         round_user_calls_ = true;
         if (loop_) loop_->round.tool_calls.push_back({d.call.id, d.call.name, d.call.arguments});
         break;
@@ -128,10 +130,20 @@ void Generation::on_admitted(int cached_prompt_tokens) {
   if (notify) notify();
 }
 
-void Generation::on_token(const runtime::GeneratedToken& t) {
+runtime::RequestCallbacks Generation::engine_callbacks(size_t choice, bool report_admission) {
+  auto self = shared_from_this();
+  runtime::RequestCallbacks cb;
+  if (report_admission) cb.on_admitted = [self](int cached) { self->on_admitted(cached); };
+  cb.on_token = [self, choice](const runtime::GeneratedToken& t) { self->on_token(choice, t); };
+  cb.on_finish = [self, choice](const runtime::FinishInfo& f) { self->on_finish(choice, f); };
+  return cb;
+}
+
+void Generation::on_token(size_t choice, const runtime::GeneratedToken& t) {
   std::function<void()> notify;
   {
     std::lock_guard lock(mutex_);
+    Choice& ch = choices_[choice];
     if (record_.first_token_at_ms == 0) record_.first_token_at_ms = now_ms();
     if (want_logprobs_ && !t.reasoning && t.logprob && tokenizer_->is_valid(t.token)) {
       auto alt = [&](const runtime::TokenLogprob& lp) {
@@ -144,58 +156,102 @@ void Generation::on_token(const runtime::GeneratedToken& t) {
       TokenLogprobOut out;
       out.chosen = alt(*t.logprob);
       for (auto& lp : t.top) out.top.push_back(alt(lp));
-      pending_logprobs_.push_back(std::move(out));
+      ch.pending_logprobs.push_back(std::move(out));
     }
-    if (!t.text.empty()) push(parser_->feed(t.text));
+    if (!t.text.empty()) push(choice, ch.parser->feed(t.text));
     notify = notify_;
   }
   if (notify) notify();
 }
 
-void Generation::on_finish(const runtime::FinishInfo& f) {
+void Generation::on_finish(size_t choice, const runtime::FinishInfo& f) {
   UsageRecord rec;
+  bool ended = false;
   std::function<void()> notify;
+  std::shared_ptr<runtime::RequestHandle> stop_others;
   {
     std::lock_guard lock(mutex_);
-    if (!f.tail_text.empty()) push(parser_->feed(f.tail_text));
-    push(parser_->finish());
-    total_.prompt_tokens += f.prompt_tokens;
-    total_.cached_tokens += std::min(f.cached_prompt_tokens, f.prompt_tokens);
+    Choice& ch = choices_[choice];
+    if (!f.tail_text.empty()) push(choice, ch.parser->feed(f.tail_text));
+    push(choice, ch.parser->finish());
+    if (choice == 0) {  // every choice reports the one prompt, which ran once
+      total_.prompt_tokens += f.prompt_tokens;
+      total_.cached_tokens += std::min(f.cached_prompt_tokens, f.prompt_tokens);
+    }
     total_.completion_tokens += f.completion_tokens;
     total_.reasoning_tokens += std::min(f.reasoning_tokens, f.completion_tokens);
+    notify = notify_;
     if (loop_ && !loop_->pending.empty() && f.reason == runtime::FinishReason::Stop) {
       // The searches block on the network: off the engine thread, which goes on with the others.
       std::thread([self = shared_from_this()] { self->search_round(); }).detach();
-      notify = notify_;
     } else {
-      rec = finish_locked(f.reason, f.error, f.matched_stop);
+      ch.end = f;
+      // A failed choice fails the request: the others stop.
+      if (f.reason == runtime::FinishReason::Error && choices_.size() > 1 && !cancel_requested_) {
+        cancel_requested_ = true;
+        stop_others = handle_;
+      }
+      ended = std::all_of(choices_.begin(), choices_.end(), [](const Choice& c) { return c.end.has_value(); });
+      if (ended) {
+        const runtime::FinishInfo& end = request_end();
+        rec = finish_locked(end.reason, end.error, end.matched_stop);
+      }
     }
   }
-  if (notify) {
-    notify();
-    return;
-  }
-  deliver(rec);
+  if (stop_others) stop_others->cancel();
+  if (ended) deliver(rec);
+  else if (notify) notify();
 }
+
+const runtime::FinishInfo& Generation::request_end() const {
+  for (auto reason : {runtime::FinishReason::Error, runtime::FinishReason::Cancelled})
+    for (const Choice& c : choices_)
+      if (c.end->reason == reason) return *c.end;
+  return *choices_.front().end;
+}
+
+namespace {
+
+ChoiceEnd end_of(runtime::FinishReason reason, const std::string& matched_stop, bool has_tool_calls, bool pause) {
+  switch (reason) {
+    case runtime::FinishReason::Length: return {StopKind::length, ""};
+    case runtime::FinishReason::StopString: return {StopKind::stop_string, matched_stop};
+    case runtime::FinishReason::Error: return {StopKind::error, ""};
+    case runtime::FinishReason::Stop:
+    case runtime::FinishReason::Cancelled: break;
+  }
+  return {has_tool_calls ? StopKind::tool_calls : pause ? StopKind::pause_turn : StopKind::end_turn, ""};
+}
+
+bool answered(runtime::FinishReason reason) {
+  return reason != runtime::FinishReason::Error && reason != runtime::FinishReason::Cancelled;
+}
+
+}  // namespace
 
 UsageRecord Generation::finish_locked(runtime::FinishReason reason, const std::string& error,
                                       const std::string& matched_stop, bool pause) {
-  // The Sources footer closes an answer that used web search (not a failed or cancelled one, nor
-  // a turn that ends in tool calls, whose answer comes in a later request).
-  const bool answered = reason != runtime::FinishReason::Error && reason != runtime::FinishReason::Cancelled;
-  if (!footer_.empty() && answered && !has_tool_calls_) {
-    Delta d;
-    d.kind = Delta::Kind::content;
-    d.text = footer_;
-    emit(std::move(d));
-  }
   Outcome o;
-  switch (reason) {
-    case runtime::FinishReason::Length: o.stop = StopKind::length; break;
-    case runtime::FinishReason::StopString: o.stop = StopKind::stop_string; o.matched_stop = matched_stop; break;
-    case runtime::FinishReason::Error: o.stop = StopKind::error; o.error = error.empty() ? "generation failed" : error; break;
-    default: o.stop = has_tool_calls_ ? StopKind::tool_calls : pause ? StopKind::pause_turn : StopKind::end_turn; break;
+  for (size_t c = 0; c < choices_.size(); ++c) {
+    // One choice ends as the request does (a search loop's or an upstream's end); several each as
+    // its own sequence did.
+    const runtime::FinishInfo* own = choices_.size() > 1 ? &*choices_[c].end : nullptr;
+    const runtime::FinishReason r = own ? own->reason : reason;
+    // The Sources footer closes an answer that used web search (not a failed or cancelled one, nor
+    // a turn that ends in tool calls, whose answer comes in a later request).
+    if (!footer_.empty() && answered(r) && !choices_[c].has_tool_calls) {
+      Delta d;
+      d.kind = Delta::Kind::content;
+      d.text = footer_;
+      d.choice = int(c);
+      emit(std::move(d));
+    }
+    if (own) o.choices.push_back(end_of(r, own->matched_stop, choices_[c].has_tool_calls, pause));
   }
+  const ChoiceEnd end = end_of(reason, matched_stop, choices_.front().has_tool_calls, pause);
+  o.stop = end.stop;
+  o.matched_stop = end.matched_stop;
+  if (o.stop == StopKind::error) o.error = error.empty() ? "generation failed" : error;
   o.usage = total_;
   o.usage.web_search_calls = int(record_.web_search_calls);
   if (keeper_) o.response = keeper_->finish(reason, o, revoked_);
@@ -292,8 +348,8 @@ void Generation::on_deltas(std::vector<Delta> deltas) {
     committed_ = true;
     for (auto& d : deltas) {
       if (d.kind == Delta::Kind::tool_call) {
-        if (single_tool_call_ && has_tool_calls_) continue;  // parallel_tool_calls: false
-        has_tool_calls_ = true;
+        if (single_tool_call_ && choices_.front().has_tool_calls) continue;  // parallel_tool_calls: false
+        choices_.front().has_tool_calls = true;
       }
       emit(std::move(d));
     }
@@ -499,7 +555,13 @@ PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body, co
     case Dialect::responses: p.meta.id = "resp_" + random_id(40); break;
     case Dialect::anthropic: p.meta.id = "msg_" + random_id(24); break;
   }
-  if (auto backend = backend_for(p.req.model)) backend->check(p);
+  if (auto backend = backend_for(p.req.model)) {
+    // An upstream answers one choice per request here (its own `n` is not relayed).
+    if (p.req.n > 1)
+      throw invalid_value(dialect, "n", "'n' above 1 is not supported for the model '" + p.req.model +
+                                            "', which runs on upstream servers");
+    backend->check(p);
+  }
   return p;
 }
 
@@ -625,7 +687,8 @@ std::shared_ptr<Generation> ApiService::start(const PreparedRequest& p, const Pr
   // Known as running before admission looks at the key: a revocation is then either seen by the
   // admission or signalled to this generation (which, not yet submitted, is cancelled on submit).
   if (!who.is_operator) running_->add(who.key_id, g);
-  AdmissionInfo admission{p.meta.id, p.req.model, int64_t(p.prompt.size()), p.params.max_tokens};
+  // The prompt once, the output of every choice (Chat `n`).
+  AdmissionInfo admission{p.meta.id, p.req.model, int64_t(p.prompt.size()), int64_t(p.params.max_tokens) * p.req.n};
   // The search tool's calls are held at their most: max_uses, else one per round.
   admission.web_search_calls =
       p.web_search_calls + (search_tool ? (p.req.search_tool->max_uses > 0 ? p.req.search_tool->max_uses : kMaxSearchRounds) : 0);
@@ -681,7 +744,8 @@ void ApiService::submit_local(const std::shared_ptr<Generation>& g, const Prepar
   const std::string prefix = p.req.dialect == Dialect::anthropic ? "toolu_" : "call_";
   po.make_tool_call_id = [prefix](size_t) { return prefix + random_id(24); };
   g->parser_options_ = po;
-  g->parser_ = std::make_unique<text::CompletionParser>(po);
+  g->choices_.resize(size_t(p.req.n));
+  for (auto& c : g->choices_) c.parser = std::make_unique<text::CompletionParser>(po);
   g->committed_ = true;
 
   runtime::GenerationRequest gr;
@@ -692,13 +756,22 @@ void ApiService::submit_local(const std::shared_ptr<Generation>& g, const Prepar
   gr.cache_salt = ctx.cache_salt;
   gr.constraint = constraint(p.grammar);
   if (search_tool) g->loop_ = search_loop(p, gr);
-  runtime::RequestCallbacks cb;
-  cb.on_admitted = [g](int cached) { g->on_admitted(cached); };
-  cb.on_token = [g](const runtime::GeneratedToken& t) { g->on_token(t); };
-  cb.on_finish = [g](const runtime::FinishInfo& f) { g->on_finish(f); };
   std::shared_ptr<runtime::RequestHandle> handle;
   try {
-    handle = engine_->submit(std::move(gr), std::move(cb));
+    if (p.req.n == 1) {
+      handle = engine_->submit(std::move(gr), g->engine_callbacks(0, true));
+    } else {
+      // Chat `n`: one prompt, prefilled once; each choice its own seed and constraint state.
+      std::vector<runtime::GenerationRequest> choices;
+      std::vector<runtime::RequestCallbacks> callbacks;
+      for (int i = 0; i < p.req.n; ++i) {
+        choices.push_back(gr);
+        if (gr.params.seed) choices.back().params.seed = choice_seed(*gr.params.seed, i);
+        if (i > 0) choices.back().constraint = constraint(p.grammar);
+        callbacks.push_back(g->engine_callbacks(size_t(i), i == 0));
+      }
+      handle = engine_->submit_choices(std::move(choices), std::move(callbacks));
+    }
   } catch (const runtime::OverloadedError& e) {
     throw overloaded(p.req.dialect, e.what());
   } catch (const std::invalid_argument& e) {
@@ -904,7 +977,7 @@ void Generation::next_round() {
           next->prompt = std::move(prompt);
           next->constraint = loop_->service->constraint(loop_->grammar);
           next->params.max_tokens = int(budget);
-          parser_ = std::make_unique<text::CompletionParser>(parser_options_);
+          choices_.front().parser = std::make_unique<text::CompletionParser>(parser_options_);
           round_user_calls_ = false;
         } else {
           rec = finish_locked(R::Length, "", "");
@@ -918,13 +991,9 @@ void Generation::next_round() {
     deliver(rec);
     return;
   }
-  auto self = shared_from_this();
-  runtime::RequestCallbacks cb;
-  cb.on_token = [self](const runtime::GeneratedToken& t) { self->on_token(t); };
-  cb.on_finish = [self](const runtime::FinishInfo& f) { self->on_finish(f); };
   std::shared_ptr<runtime::RequestHandle> handle;
   try {
-    handle = loop_->service->engine_->submit(std::move(*next), std::move(cb));
+    handle = loop_->service->engine_->submit(std::move(*next), engine_callbacks(0, false));
   } catch (const std::exception& e) {
     {
       std::lock_guard lock(mutex_);

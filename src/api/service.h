@@ -116,9 +116,14 @@ class Generation : public std::enable_shared_from_this<Generation>, public RunOu
  private:
   friend class ApiService;
   Generation() = default;
-  void on_token(const runtime::GeneratedToken& t);
-  void on_finish(const runtime::FinishInfo& f);
-  void push(std::vector<text::CompletionEvent> events);
+  // The engine's callbacks for choice `choice` (the first round's choice 0 also hears of admission).
+  runtime::RequestCallbacks engine_callbacks(size_t choice, bool report_admission);
+  void on_token(size_t choice, const runtime::GeneratedToken& t);
+  void on_finish(size_t choice, const runtime::FinishInfo& f);
+  // The request's end once every choice ended: the first failure (which stopped the others), else a
+  // cancellation, else choice 0's end. With mutex_ held.
+  const runtime::FinishInfo& request_end() const;
+  void push(size_t choice, std::vector<text::CompletionEvent> events);
   void emit(Delta d);  // one piece of output, for the client and the keeper; with mutex_ held
   // The outcome (usage summed over the rounds) and the ledger record; called with mutex_ held.
   UsageRecord finish_locked(runtime::FinishReason reason, const std::string& error, const std::string& matched_stop,
@@ -149,19 +154,26 @@ class Generation : public std::enable_shared_from_this<Generation>, public RunOu
   Usage total_;  // the finished rounds'
   bool round_user_calls_ = false;
 
+  // One of the request's choices (Chat `n`; one otherwise): its parser, its logprobs waiting for
+  // their text, its tool calls, and how its engine sequence ended.
+  struct Choice {
+    std::unique_ptr<text::CompletionParser> parser;
+    std::vector<TokenLogprobOut> pending_logprobs;
+    bool has_tool_calls = false;
+    std::optional<runtime::FinishInfo> end;
+  };
+
   mutable std::mutex mutex_;
   std::function<void()> notify_;
-  std::unique_ptr<text::CompletionParser> parser_;
+  std::vector<Choice> choices_ = std::vector<Choice>(1);
   text::ParserOptions parser_options_;  // each round of the search loop starts a parser like it
   std::shared_ptr<const text::Tokenizer> tokenizer_;
   std::shared_ptr<runtime::RequestHandle> handle_;
   std::shared_ptr<UsageSink> usage_sink_;
   UsageRecord record_;
   bool want_logprobs_ = false;
-  bool has_tool_calls_ = false;
-  std::string footer_;  // the Sources footer, the answer's last content
+  std::string footer_;  // the Sources footer, each choice's last content
   bool single_tool_call_ = false;
-  std::vector<TokenLogprobOut> pending_logprobs_;
   std::vector<Delta> deltas_;
   std::optional<Outcome> outcome_;
   bool outcome_taken_ = false;

@@ -128,6 +128,14 @@ struct Sequence {
   std::vector<int32_t> step_tokens;
   std::vector<int32_t> mtp_next;
 
+  // The other choices of a request with several (Engine::submit_choices), on its choice 0: carried
+  // until it is admitted (`followers`), then pointed at in running_ while they wait, with no state
+  // of their own (`awaiting_fork`), for its last prompt chunk (`forks`).
+  std::vector<std::unique_ptr<Sequence>> followers;
+  std::vector<Sequence*> forks;
+  bool awaiting_fork = false;
+
+  size_t group_size() const { return 1 + followers.size(); }
   bool prefilling() const { return prompt_done < int64_t(request.prompt.size()); }
 };
 
@@ -176,33 +184,36 @@ class EngineImpl final : public Engine {
 
   std::shared_ptr<RequestHandle> submit(GenerationRequest request, RequestCallbacks callbacks) override {
     validate(request);
-    auto seq = std::make_unique<Sequence>();
-    auto& params = request.params;
-    // Never generate past the context.
-    params.max_tokens = int(std::min<int64_t>(params.max_tokens,
-                                              config_.max_position_embeddings - int64_t(request.prompt.size())));
-    seq->reserved_bytes = projected_bytes(int64_t(request.prompt.size()) + params.max_tokens);
-    if (seq->reserved_bytes > options_.state_memory_budget)
-      throw OverloadedError("request needs " + std::to_string(seq->reserved_bytes >> 20) +
-                            " MiB of sequence state (prompt + max_tokens), more than the engine's budget of " +
-                            std::to_string(options_.state_memory_budget >> 20) + " MiB");
-    seq->rng = RequestRng(params.seed ? *params.seed : std::random_device{}() * 0x100000001ull ^ std::random_device{}());
-    seq->text = StopTextStream(params.stop);
-    seq->in_reasoning = params.thinking;
-    seq->request = std::move(request);
-    seq->callbacks = std::move(callbacks);
-    seq->handle = std::make_shared<Handle>(wakeup_);
-    seq->submitted = Clock::now();
+    auto seq = make_sequence(std::move(request), std::move(callbacks), std::make_shared<Handle>(wakeup_));
+    if (seq->reserved_bytes > options_.state_memory_budget) throw too_big(seq->reserved_bytes);
     auto handle = seq->handle;
-    {
-      std::lock_guard lock(wakeup_->mutex);
-      if (stopping_) throw OverloadedError("engine is shutting down");
-      if (queued_.load() >= options_.max_waiting) throw OverloadedError("request queue is full");
-      seq->arrival = next_arrival_++;
-      incoming_.push_back(std::move(seq));
-      queued_++;
+    queue(std::move(seq));
+    return handle;
+  }
+
+  // Choice 0 waits for admission carrying the others; they share its handle (a cancel stops all).
+  std::shared_ptr<RequestHandle> submit_choices(std::vector<GenerationRequest> requests,
+                                                std::vector<RequestCallbacks> callbacks) override {
+    if (requests.empty() || requests.size() != callbacks.size())
+      throw std::invalid_argument("submit_choices needs one callback set per request, and at least one request");
+    for (const auto& r : requests) {
+      validate(r);
+      const auto& first = requests.front();
+      if (r.prompt != first.prompt || r.cache_salt != first.cache_salt || r.tenant != first.tenant ||
+          r.priority != first.priority)
+        throw std::invalid_argument("the choices of one request must share its prompt, cache salt, tenant and priority");
     }
-    wakeup_->cv.notify_all();
+    auto handle = std::make_shared<Handle>(wakeup_);
+    std::unique_ptr<Sequence> leader;
+    int64_t reserved = 0;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      auto seq = make_sequence(std::move(requests[i]), std::move(callbacks[i]), handle);
+      reserved += seq->reserved_bytes;
+      if (!leader) leader = std::move(seq);
+      else leader->followers.push_back(std::move(seq));
+    }
+    if (reserved > options_.state_memory_budget) throw too_big(reserved);
+    queue(std::move(leader));
     return handle;
   }
 
@@ -231,6 +242,9 @@ class EngineImpl final : public Engine {
     write_metric(out, p + "num_requests_waiting", "gauge", "Requests waiting to be scheduled.", double(queued_.load()));
     write_metric(out, p + "prompt_tokens_total", "counter", "Prompt tokens of admitted requests.",
                  double(stats_.prompt_tokens_total));
+    write_metric(out, p + "prompt_tokens_computed_total", "counter",
+                 "Prompt tokens the model ran (the rest came from the prefix cache or a shared prefill).",
+                 double(stats_.prompt_tokens_computed_total));
     write_metric(out, p + "generation_tokens_total", "counter", "Generated tokens.",
                  double(stats_.generation_tokens_total));
     write_metric(out, p + "prefix_cache_queries_total", "counter", "Prompt tokens looked up in the prefix cache.",
@@ -280,6 +294,42 @@ class EngineImpl final : public Engine {
       return std::max(base_state_bytes_, state_memory_.fixed_bytes) + options_.state_bytes_per_token * tokens;
     return std::max(base_state_bytes_, state_memory_.fixed_bytes) +
            (state_memory_.bytes_at(config_, tokens) - state_memory_.fixed_bytes);
+  }
+
+  std::unique_ptr<Sequence> make_sequence(GenerationRequest request, RequestCallbacks callbacks,
+                                          std::shared_ptr<Handle> handle) const {
+    auto seq = std::make_unique<Sequence>();
+    auto& params = request.params;
+    // Never generate past the context.
+    params.max_tokens = int(std::min<int64_t>(params.max_tokens,
+                                              config_.max_position_embeddings - int64_t(request.prompt.size())));
+    seq->reserved_bytes = projected_bytes(int64_t(request.prompt.size()) + params.max_tokens);
+    seq->rng = RequestRng(params.seed ? *params.seed : std::random_device{}() * 0x100000001ull ^ std::random_device{}());
+    seq->text = StopTextStream(params.stop);
+    seq->in_reasoning = params.thinking;
+    seq->request = std::move(request);
+    seq->callbacks = std::move(callbacks);
+    seq->handle = std::move(handle);
+    seq->submitted = Clock::now();
+    return seq;
+  }
+
+  OverloadedError too_big(int64_t reserved) const {
+    return OverloadedError("request needs " + std::to_string(reserved >> 20) +
+                           " MiB of sequence state (prompt + max_tokens), more than the engine's budget of " +
+                           std::to_string(options_.state_memory_budget >> 20) + " MiB");
+  }
+
+  void queue(std::unique_ptr<Sequence> seq) {
+    {
+      std::lock_guard lock(wakeup_->mutex);
+      if (stopping_) throw OverloadedError("engine is shutting down");
+      if (queued_.load() >= options_.max_waiting) throw OverloadedError("request queue is full");
+      seq->arrival = next_arrival_++;
+      incoming_.push_back(std::move(seq));
+      queued_++;
+    }
+    wakeup_->cv.notify_all();
   }
 
   void validate(const GenerationRequest& request) const {
@@ -393,7 +443,8 @@ class EngineImpl final : public Engine {
 
   // The next waiting sequence to run: highest priority first; within it the tenant with the fewest
   // running sequences (so one tenant's backlog cannot hold every slot), then arrival. Tenants at
-  // their cap wait. Returns waiting_.size() when none may start.
+  // their cap wait (a request with several choices takes its slots at once, or all of its tenant's
+  // when it has more choices than the cap). Returns waiting_.size() when none may start.
   size_t next_waiting() const {
     size_t best = waiting_.size();
     int best_running = 0;
@@ -401,7 +452,7 @@ class EngineImpl final : public Engine {
       const auto& req = waiting_[i]->request;
       if (best < waiting_.size() && req.priority < waiting_[best]->request.priority) break;  // sorted by priority
       const int running = req.tenant.empty() ? 0 : running_of(req.tenant);
-      if (!req.tenant.empty() && running >= per_tenant_cap_) continue;
+      if (!req.tenant.empty() && running > 0 && running + int(waiting_[i]->group_size()) > per_tenant_cap_) continue;
       if (best == waiting_.size() || running < best_running) best = i, best_running = running;
     }
     return best;
@@ -413,8 +464,11 @@ class EngineImpl final : public Engine {
       if (next == waiting_.size()) break;
       Sequence& s = *waiting_[next];
       if (!running_.empty()) {
+        // A request's choices start together: room for all of them (an idle engine takes any).
+        if (running_.size() + s.group_size() > size_t(options_.max_running)) break;
         int64_t reserved = 0;
         for (const auto& r : running_) reserved += r->reserved_bytes;
+        for (const auto& f : s.followers) reserved += f->reserved_bytes;
         if (reserved + s.reserved_bytes > options_.state_memory_budget) break;
         if (running_state_bytes() + base_state_bytes_ > options_.state_memory_budget) break;
       }
@@ -460,7 +514,28 @@ class EngineImpl final : public Engine {
       stats_.prefix_cache_hits_total += hit.tokens;
       queue_time_.observe(seconds_between(s.submitted, s.admitted));
     }
+    std::vector<std::unique_ptr<Sequence>> followers = std::move(s.followers);
+    s.followers.clear();
     running_.push_back(std::move(seq));
+    for (auto& f : followers) start_follower(s, std::move(f));
+  }
+
+  // Another choice of `leader`'s request: running, without a state until the leader's prompt has
+  // run (fork_followers); its prompt is the leader's, cached tokens included.
+  void start_follower(Sequence& leader, std::unique_ptr<Sequence> f) {
+    f->admitted = leader.admitted;
+    f->cached_tokens = leader.cached_tokens;
+    f->awaiting_fork = true;
+    if (f->callbacks.on_admitted) {
+      try {
+        f->callbacks.on_admitted(f->cached_tokens);
+      } catch (const std::exception& e) {
+        finish(*f, FinishReason::Error, std::string("on_admitted callback failed: ") + e.what());
+        return;
+      }
+    }
+    leader.forks.push_back(f.get());
+    running_.push_back(std::move(f));
   }
 
   // A sequence drafts when its state's MTP block can see every position; a snapshot taken at the
@@ -542,6 +617,7 @@ class EngineImpl final : public Engine {
     int64_t chunk_begin = 0, chunk_end = 0;  // the prompt positions a prefill chunk feeds
     size_t row = 0;                          // its first logits row
     size_t drafts = 0;                       // the drafts a decode verifies (one row each after the first)
+    bool forked = false;                     // another choice's prefill: a copy of its state, its row
   };
 
   struct Pick {
@@ -556,6 +632,26 @@ class EngineImpl final : public Engine {
     size_t accepted = 0;
     std::string error;
   };
+
+  // The leader's prompt has run: each waiting choice starts from a copy of its state, and picks
+  // its first token from the leader's last row (`p`, appended to this step's plan).
+  void fork_followers(Sequence& leader, Planned p, std::vector<Planned>& planned) {
+    for (Sequence* f : std::exchange(leader.forks, {})) {
+      if (f->done) continue;
+      try {
+        f->state = leader.state->clone();
+      } catch (const std::exception& e) {
+        finish(*f, FinishReason::Error, e.what());
+        continue;
+      }
+      f->awaiting_fork = false;
+      f->prompt_done = leader.prompt_done;
+      f->speculate = leader.speculate;
+      p.seq = f;
+      p.forked = true;
+      planned.push_back(p);
+    }
+  }
 
   void step() {
     std::vector<model::BatchItem> items;
@@ -585,12 +681,13 @@ class EngineImpl final : public Engine {
     const auto t_sampling = Clock::now();
 
     std::vector<size_t> ready;  // items whose logits pick a token this step
-    for (size_t i = 0; i < planned.size(); ++i) {
+    for (size_t i = 0; i < planned.size(); ++i) {  // forks of a finished prompt are appended to it
       Sequence& s = *planned[i].seq;
-      if (planned[i].prefill) {
+      if (planned[i].prefill && !planned[i].forked) {
         s.prompt_done = planned[i].chunk_end;
         maybe_snapshot(s);
         if (s.prefilling()) continue;
+        if (!s.forks.empty()) fork_followers(s, planned[i], planned);
       }
       if (s.handle->cancelled()) {
         finish(s, FinishReason::Cancelled);
@@ -644,7 +741,7 @@ class EngineImpl final : public Engine {
     }
     bool any_prefill = false;
     for (auto& s : running_) {
-      if (!s->prefilling()) continue;
+      if (!s->prefilling() || s->awaiting_fork) continue;
       const int64_t end = prefill_chunk_end(*s, budget);
       const int64_t n = end - s->prompt_done;
       if (any_prefill && n > budget) break;  // FCFS: later prompts wait for their turn
@@ -654,6 +751,8 @@ class EngineImpl final : public Engine {
       rows += 1;
       budget -= n;
       any_prefill = true;
+      std::lock_guard lock(stats_mutex_);
+      stats_.prompt_tokens_computed_total += n;
     }
     return rows;
   }
@@ -920,6 +1019,9 @@ class EngineImpl final : public Engine {
   void finish(Sequence& s, FinishReason reason, const std::string& error = {}, const std::string& matched = {}) {
     if (s.done) return;
     s.done = true;
+    // Choices still waiting for this one's prompt end with it (cancelled, refused, failed).
+    for (auto& f : std::exchange(s.followers, {})) finish(*f, reason, error, matched);
+    for (Sequence* f : std::exchange(s.forks, {})) finish(*f, reason, error, matched);
     const auto now = Clock::now();
     FinishInfo info;
     info.reason = reason;
@@ -1021,6 +1123,45 @@ void check_sampling_params(const SamplingParams& p) {
       throw InvalidParameter("stop", "a stop string may be at most " + std::to_string(kMaxStopBytes) + " bytes, got " +
                                          std::to_string(s.size()));
   if (p.thinking_budget < 0) throw InvalidParameter("thinking_budget", "thinking_budget must be >= 0");
+}
+
+namespace {
+// The choices of an engine that runs them as separate requests: one handle cancels them all, and
+// once one was refused the others' callbacks go quiet (the caller heard of the refusal instead).
+struct ChoicesHandle final : RequestHandle {
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  std::shared_ptr<std::atomic<bool>> refused = std::make_shared<std::atomic<bool>>(false);
+  void cancel() override {
+    for (auto& h : handles) h->cancel();
+  }
+};
+
+RequestCallbacks quiet_once_refused(RequestCallbacks cb, std::shared_ptr<std::atomic<bool>> refused) {
+  RequestCallbacks out;
+  if (cb.on_token)
+    out.on_token = [refused, f = std::move(cb.on_token)](const GeneratedToken& t) { if (!*refused) f(t); };
+  if (cb.on_finish)
+    out.on_finish = [refused, f = std::move(cb.on_finish)](const FinishInfo& i) { if (!*refused) f(i); };
+  if (cb.on_admitted)
+    out.on_admitted = [refused, f = std::move(cb.on_admitted)](int cached) { if (!*refused) f(cached); };
+  return out;
+}
+}  // namespace
+
+std::shared_ptr<RequestHandle> Engine::submit_choices(std::vector<GenerationRequest> requests,
+                                                      std::vector<RequestCallbacks> callbacks) {
+  if (requests.empty() || requests.size() != callbacks.size())
+    throw std::invalid_argument("submit_choices needs one callback set per request, and at least one request");
+  auto group = std::make_shared<ChoicesHandle>();
+  try {
+    for (size_t i = 0; i < requests.size(); ++i)
+      group->handles.push_back(submit(std::move(requests[i]), quiet_once_refused(std::move(callbacks[i]), group->refused)));
+  } catch (...) {
+    group->refused->store(true);
+    group->cancel();
+    throw;
+  }
+  return group;
 }
 
 std::shared_ptr<const TokenVocabulary> vocabulary_from_tokenizer(std::shared_ptr<const text::Tokenizer> tokenizer) {

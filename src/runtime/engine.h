@@ -115,6 +115,9 @@ class RequestHandle {
 struct EngineMetrics {
   int64_t running = 0, waiting = 0;
   int64_t prompt_tokens_total = 0, generation_tokens_total = 0;
+  // Prompt tokens the model ran (prefill work): the rest came from the prefix cache, or from the
+  // prefill a request's other choices share (Engine::submit_choices).
+  int64_t prompt_tokens_computed_total = 0;
   // In tokens, as vLLM counts them: prompt tokens looked up / prompt tokens served from the cache.
   int64_t prefix_cache_queries_total = 0, prefix_cache_hits_total = 0;
   int64_t state_bytes = 0;               // sequence states of running requests (0 when idle)
@@ -142,6 +145,17 @@ class Engine {
   virtual const core::ModelConfig& config() const = 0;
   // Throws OverloadedError when refused; otherwise callbacks fire as the request runs.
   virtual std::shared_ptr<RequestHandle> submit(GenerationRequest req, RequestCallbacks cb) = 0;
+  // The n choices of one prompt (Chat Completions `n`): requests[i] is choice i, with its own
+  // sampling (seed) and constraint, and all share the prompt, cache salt, tenant and priority
+  // (std::invalid_argument otherwise). The prompt is prefilled once, by choice 0: when its last
+  // chunk has run, each other choice starts from a copy of that state and picks its first token
+  // from the same logits row, so a choice's tokens are those it would make alone. They are admitted
+  // together; callbacks[i] hears of choice i, and every choice's FinishInfo reports the one prompt
+  // (its tokens and cached tokens alike); the handle cancels them all. Throws like submit().
+  // This default runs them as separate requests, each prefilling the prompt; create_engine's
+  // engine shares the prefill.
+  virtual std::shared_ptr<RequestHandle> submit_choices(std::vector<GenerationRequest> requests,
+                                                         std::vector<RequestCallbacks> callbacks);
   virtual EngineMetrics metrics() const = 0;
   // Prometheus text for GET /metrics (the v4flash: names of the runtime issue).
   virtual std::string prometheus_text() const = 0;

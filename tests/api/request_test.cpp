@@ -1,6 +1,8 @@
 // Request parsing and validation of the three dialects (api.md section 1 defaults and ranges).
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "api/anthropic.h"
 #include "api/chat.h"
 #include "api/request.h"
@@ -186,6 +188,18 @@ TEST(ChatRequest, ToolTurnWithoutReasoningIs400InThinkingMode) {
   EXPECT_NO_THROW(parse_chat_request(json::parse(off)));
 }
 
+// Chat `n`: 1 to 8 choices; each choice's seed is derived from the request's (choice 0 keeps it).
+TEST(ChatRequest, NUpToEightChoicesEachWithItsOwnSeed) {
+  EXPECT_EQ(parse_chat_request(J(R"({"model":"m","messages":[{"role":"user","content":"x"}]})")).n, 1);
+  EXPECT_EQ(parse_chat_request(J(R"({"model":"m","messages":[{"role":"user","content":"x"}],"n":8})")).n, 8);
+  EXPECT_EQ(choice_seed(42, 0), 42u);
+  std::set<uint64_t> seeds;
+  for (uint64_t seed : {41, 42, 43})
+    for (int i = 0; i < kMaxChoices; ++i) seeds.insert(choice_seed(seed, i));
+  EXPECT_EQ(seeds.size(), size_t(3 * kMaxChoices)) << "neighbouring seeds share no choice's stream";
+  for (uint64_t seed : seeds) EXPECT_LE(seed, uint64_t(INT64_MAX)) << "a seed a request can send";
+}
+
 struct BadCase {
   const char* body;
   int status;
@@ -215,7 +229,10 @@ TEST(ChatRequest, BadInputTable) {
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"thinking":{"type":"sometimes"}})", 422, "thinking.type"},
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"top_logprobs":3})", 422, "top_logprobs"},
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":21})", 422, "top_logprobs"},
-      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"n":2})", 422, "n"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"n":9})", 422, "n"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"n":128})", 422, "n"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"n":0})", 422, "n"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"n":"2"})", 400, "n"},
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"})", 400, "stream"},
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]})", 400, "tools[0].function"},
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":"sometimes"})", 422, "tool_choice"},

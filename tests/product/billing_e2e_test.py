@@ -6,7 +6,7 @@ seconds on a 2-core CI machine), or with --checkpoint DIR the product's `v4flash
 (the real engine; too slow on 2 cores for CI's budget: 8+ minutes).
 
 Checks, against the SQLite ledger read directly:
-  - a mix of requests (3 dialects, streamed / not, cached prefix, cancelled midway, invalid) gives one
+  - a mix of requests (3 dialects, streamed / not, cached prefix, Chat n=3, cancelled midway, invalid) gives one
     ledger row per admitted request whose tokens equal the usage the client saw and whose cost is the
     rate card's (products computed here, by hand formula, in integers of nano-dollars);
   - 402 (no credit) and 429 (rpm, with Retry-After) in each dialect's error form;
@@ -199,6 +199,17 @@ def test_mixed_traffic(binary, server, db):
         check(res["usage"] is not None, f"{dialect} {model} stream={stream}: no usage seen by the client")
         seen.append((dialect, model, res))
     check(any(r["usage"] and r["usage"][1] > 0 for _, _, r in seen), "no request was served from the prefix cache")
+    # Chat n=3 (streamed and not): one ledger row (checked below with the others), the prompt once and
+    # the three choices' output, against the same prompt with n=1 (seen[0]).
+    one = seen[0][2]["usage"]
+    for stream in (False, True):
+        b = body_for("chat", "deepseek-v4-flash", "Hello from chat deepseek-v4-flash", stream)
+        b["n"] = 3
+        res = send(server.port, "chat", key["key"], b)
+        check(res["status"] == 200 and res["usage"] is not None, f"chat n=3 stream={stream}: status {res['status']}")
+        check(res["usage"] is not None and res["usage"][0] == one[0] and res["usage"][2] == 3 * one[2],
+              f"chat n=3 stream={stream}: usage {res['usage']}, n=1 {one}")
+        seen.append(("chat", "deepseek-v4-flash", res))
 
     # Cancelled midway (client closes the stream after the first events): billed for what was made.
     cancelled = []

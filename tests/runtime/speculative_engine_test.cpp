@@ -187,6 +187,35 @@ TEST(SpeculativeEngine, BatchedSequencesGiveTheirOwnOutputs) {
     expect_identical(*run_one(*plain_engine, requests[i]), *together[i], "plain, request " + std::to_string(i));
 }
 
+// The choices of one prompt (Engine::submit_choices) fork its state with the MTP block's: each
+// drafts and verifies as it would alone, and equals its lone run.
+TEST(SpeculativeEngine, ChoicesForkedAfterThePromptEqualTheirLoneRuns) {
+  const auto prompt = prompt_of(100, 77);
+  std::vector<GenerationRequest> requests;
+  for (uint64_t i = 0; i < 3; ++i) requests.push_back(request(prompt, 30, i == 0 ? 0.0 : 0.9, 500 + i));
+  auto model = tiny_model(true);
+  EngineOptions opts;
+  opts.prefix_block_tokens = 32;
+  opts.prefix_cache_budget = 0;  // the lone runs prefill too
+  std::vector<std::shared_ptr<Collector>> alone;
+  {
+    auto engine = engine_with(model, 2, opts);
+    for (const auto& r : requests) alone.push_back(run_one(*engine, r));
+  }
+  auto engine = engine_with(model, 2, opts);
+  std::vector<std::shared_ptr<Collector>> choices;
+  std::vector<RequestCallbacks> callbacks;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    choices.push_back(std::make_shared<Collector>());
+    callbacks.push_back(choices.back()->callbacks());
+  }
+  engine->submit_choices(requests, std::move(callbacks));
+  for (auto& c : choices) ASSERT_TRUE(c->wait(std::chrono::minutes(5)));
+  EXPECT_EQ(engine->metrics().prompt_tokens_computed_total, 100);
+  EXPECT_GT(engine->metrics().spec_drafts_total, 0);
+  for (size_t i = 0; i < requests.size(); ++i) expect_identical(*alone[i], *choices[i], "choice " + std::to_string(i));
+}
+
 TEST(SpeculativeEngine, StopStringsThinkingBudgetAndConstraintsAsWithoutIt) {
   EngineOptions opts;
   opts.vocabulary = std::make_shared<LetterVocabulary>();

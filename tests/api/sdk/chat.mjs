@@ -103,6 +103,34 @@ export async function chatChecks(checks, server) {
     assert(lp.every((t) => t.top_logprobs.length === 2 && t.logprob <= 0), 'top_logprobs');
   });
 
+  await checks.run('chat: n=2 gives two indexed choices, streamed and not', async () => {
+    const base = { model, messages: user, thinking: { type: 'disabled' }, x_forced_completion: forced.plain };
+    const one = await client.chat.completions.create(base);
+    const r = await client.chat.completions.create({ ...base, n: 2, seed: 3 });
+    schemaOk(validateResponse, r, 'chat.completion');
+    eq(r.choices.map((c) => c.index), [0, 1], 'indices');
+    for (const c of r.choices) {
+      eq(c.message.content, 'Alpha beta gamma delta.', `choice ${c.index} content`);
+      eq(c.finish_reason, 'stop', `choice ${c.index} finish_reason`);
+    }
+    eq(r.usage.prompt_tokens, one.usage.prompt_tokens, 'the prompt counts once');
+    eq(r.usage.completion_tokens, 2 * one.usage.completion_tokens, 'completion tokens summed');
+    const stream = await client.chat.completions.create({ ...base, n: 2, stream: true, stream_options: { include_usage: true } });
+    const content = ['', ''], finish = [null, null];
+    let usages = 0;
+    for await (const chunk of stream) {
+      schemaOk(validateChunk, chunk, 'chat.completion.chunk');
+      if (chunk.choices.length === 0) { usages++; eq(chunk.usage.completion_tokens, r.usage.completion_tokens, 'streamed usage'); continue; }
+      eq(chunk.choices.length, 1, 'one choice per chunk');
+      const c = chunk.choices[0];
+      content[c.index] += c.delta.content ?? '';
+      finish[c.index] = c.finish_reason ?? finish[c.index];
+    }
+    eq(content, ['Alpha beta gamma delta.', 'Alpha beta gamma delta.'], 'streamed contents by index');
+    eq(finish, ['stop', 'stop'], 'streamed finish reasons');
+    eq(usages, 1, 'one usage chunk');
+  });
+
   const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather for a city', parameters: weatherParams } }];
   let toolTurn = null;
   await checks.run('chat: tool call (forced tokens) -> tool_calls, finish tool_calls', async () => {

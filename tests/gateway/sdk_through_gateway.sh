@@ -38,7 +38,7 @@ ENGINE_KEY=sk-engine "$v4flash" serve --deployment "$work/deployment.json" --tok
   --api-key sk-gateway >"$work/gateway.log" 2>&1 &
 pids+=($!)
 wait_up "$gw"
-if ! V4_API_KEY=sk-gateway node "$here/../api/sdk/conformance.mjs" --url "http://127.0.0.1:$gw"; then
+if ! V4_API_KEY=sk-gateway node "$here/../api/sdk/conformance.mjs" --url "http://127.0.0.1:$gw" --upstream; then
   echo "--- gateway log"; tail -50 "$work/gateway.log"
   exit 1
 fi

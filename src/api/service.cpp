@@ -484,8 +484,10 @@ void check_model(const ServiceOptions& options, Request& req) {
 namespace {
 // The engine's limits are the API's: one check (runtime::check_sampling_params), its refusal named
 // in the request's own terms, so nothing the API accepts is refused later by the engine. A
-// logit_bias token id must be in the model's vocabulary (the engine checks it at submit too).
-void check_engine_limits(const Request& req, const runtime::SamplingParams& params, int64_t vocab_size) {
+// logit_bias token id must be a token of the model's vocabulary, not one of the padding rows past
+// the tokenizer's last id, which are never sampled (the engine checks both at submit too).
+void check_engine_limits(const Request& req, const runtime::SamplingParams& params, int64_t vocab_size,
+                         const text::Tokenizer* tokenizer) {
   try {
     runtime::check_sampling_params(params);
   } catch (const runtime::InvalidParameter& e) {
@@ -500,6 +502,10 @@ void check_engine_limits(const Request& req, const runtime::SamplingParams& para
       throw invalid_value(req.dialect, "logit_bias." + std::to_string(id),
                           "'logit_bias' token id " + std::to_string(id) + " is outside the vocabulary (ids 0 to " +
                               std::to_string(vocab_size - 1) + ")");
+    else if (tokenizer && !tokenizer->is_valid(id))
+      throw invalid_value(req.dialect, "logit_bias." + std::to_string(id),
+                          "'logit_bias' token id " + std::to_string(id) +
+                              " is a padding row of the vocabulary with no token (never sampled)");
 }
 }  // namespace
 
@@ -544,7 +550,7 @@ PreparedRequest ApiService::prepare(Dialect dialect, const std::string& body, co
   s.thinking = p.req.thinking;
   s.thinking_budget = p.req.thinking_budget;
   // Without a local engine each upstream checks the vocabulary itself.
-  check_engine_limits(p.req, s, engine_ ? engine_->config().vocab_size : INT64_MAX);
+  check_engine_limits(p.req, s, engine_ ? engine_->config().vocab_size : INT64_MAX, tokenizer_.get());
 
   p.meta.sources = p.sources;
   p.meta.created = std::time(nullptr);

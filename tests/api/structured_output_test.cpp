@@ -83,18 +83,28 @@ TEST(StructuredOutput, ResponsesAndAnthropicFormatsAreHeldToo) {
   json::object responses{{"model", "deepseek-v4-flash"}, {"input", "Answer in JSON."}, {"max_output_tokens", 1500},
                          {"reasoning", json::object{{"effort", "none"}}},
                          {"text", json::object{{"format", json::object{{"type", "json_schema"}, {"name", "p"}, {"schema", all[0]}}}}}};
-  json::object anthropic{{"model", "deepseek-v4-flash"}, {"max_tokens", 1500},
+  json::object anthropic{{"model", "deepseek-v4-flash"}, {"max_tokens", 1500}, {"thinking", json::object{{"type", "disabled"}}},
                          {"messages", json::array{json::object{{"role", "user"}, {"content", "Answer in JSON."}}}},
                          {"output_config", json::object{{"format", json::object{{"type", "json_schema"}, {"schema", all[19]}}}}}};
   const auto r = run_all(*d->service, Dialect::responses, {responses});
   const auto a = run_all(*d->service, Dialect::anthropic, {anthropic});
-  for (const auto& [turn, schema] : {std::pair{r[0].first, all[0]}, std::pair{a[0].first, all[19]}}) {
+  // Neither request can carry a seed (the dialects have none), so a run may write past its
+  // max_tokens (the random model's strings and numbers have no length bound in these schemas): such
+  // a run says nothing about the format and is not checked, as in JsonModeGivesAnObject.
+  int checked = 0;
+  for (const auto& [result, schema] : {std::pair{r[0], all[0]}, std::pair{a[0], all[19]}}) {
+    const auto& [turn, outcome] = result;
+    if (outcome.stop == StopKind::length) continue;
+    ++checked;
     boost::system::error_code ec;
     const json::value v = json::parse(turn.content, ec);
-    ASSERT_FALSE(ec) << turn.content;
+    ASSERT_FALSE(ec) << "stop " << int(outcome.stop) << " error '" << outcome.error << "', output tokens "
+                     << outcome.usage.completion_tokens << " (reasoning " << outcome.usage.reasoning_tokens
+                     << "), content: " << turn.content;
     std::string why;
     EXPECT_TRUE(testing::validate_against_schema(v, schema, why)) << turn.content << ": " << why;
   }
+  if (checked == 0) GTEST_SKIP() << "both runs wrote past max_tokens";
 }
 
 TEST(StructuredOutput, JsonModeGivesAnObject) {

@@ -144,7 +144,8 @@ TEST(TinyModelEngine, LogitBiasMinus100NeverEmitsTheBannedToken) {
         GenerationRequest r = request(prompt, 64, temperature, seed);
         r.params.top_p = 1.0;
         if (banned) r.params.logit_bias = {{*banned, -100.0f}};
-        for (const auto& t : run_one(*engine, r)->tokens) counts[t.token]++;
+        const auto run = run_one(*engine, r);  // kept: a temporary's member would dangle in the loop
+        for (const auto& t : run->tokens) counts[t.token]++;
       }
     return counts;
   };

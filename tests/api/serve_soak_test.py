@@ -14,6 +14,7 @@ import json
 import os
 import random
 import socket
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -156,7 +157,22 @@ def main():
     if not os.path.exists(a.tokenizer):
         print("SKIP: tokenizer not found:", a.tokenizer)
         return 77
+    # The demo checkpoint and ledger take about 144 MB: removed after a pass, kept (and named) after
+    # a failure for a look.
     tmp = tempfile.mkdtemp(prefix="v4soak-")
+    try:
+        status = soak(a, tmp)
+    except BaseException:
+        print("kept for inspection:", tmp, flush=True)
+        raise
+    if status == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print("kept for inspection:", tmp, flush=True)
+    return status
+
+
+def soak(a, tmp):
     model, db = os.path.join(tmp, "tiny"), os.path.join(tmp, "ledger.db")
     subprocess.run([a.binary, "synth", "--out", model, "--shape", "tiny", "--tokenizer", a.tokenizer], check=True,
                    capture_output=True)

@@ -29,6 +29,7 @@
 #include "bench/serve_bench.h"
 #include "cli/command.h"
 #include "core/checkpoint.h"
+#include "core/codecs.h"
 #include "core/dtype.h"
 #include "kernels/cpu_features.h"
 #include "kernels/isa.h"
@@ -121,6 +122,34 @@ Stats measure_read_bandwidth(const std::vector<float>& buffer, ThreadPool& pool,
   return {gbs.back(), gbs[gbs.size() / 2]};  // best (highest) and median
 }
 
+// Weight bytes with the values of a trained checkpoint. FP8 / FP4: bytes in [0x00, 0x3F] (finite,
+// small codes, some e4m3 subnormals as real checkpoints have). BF16 / F32: N(0, 0.02), all normal
+// numbers: random bit patterns would make 1 in 64 a subnormal, and subnormal operands cost a
+// microcode assist per FMA on Intel cores (the BF16 / F32 rows measured 5-10x slow on a Xeon),
+// which says nothing about a real model.
+void fill_weight_bytes(core::DType t, std::vector<uint8_t>& d, std::mt19937& rng) {
+  if (t == core::DType::BF16 || t == core::DType::F32) {
+    std::normal_distribution<float> normal(0.0f, 0.02f);
+    const bool bf16 = t == core::DType::BF16;
+    const size_t count = d.size() / (bf16 ? 2 : 4);
+    for (size_t i = 0; i < count; ++i) {
+      const float v = normal(rng);
+      if (bf16) {
+        const uint16_t h = core::float_to_bf16(v);
+        std::memcpy(d.data() + 2 * i, &h, 2);
+      } else {
+        std::memcpy(d.data() + 4 * i, &v, 4);
+      }
+    }
+    return;
+  }
+  uint32_t state = rng();
+  for (auto& b : d) {
+    state = state * 1664525u + 1013904223u;
+    b = uint8_t((state >> 24) & 0x3F);
+  }
+}
+
 // One weight format at one shape, replicated so the working set is far larger than L3 and every
 // call streams its weight from memory.
 struct WeightSet {
@@ -153,13 +182,7 @@ struct WeightSet {
     std::mt19937 rng(seed);
     for (uint64_t k = 0; k < copies; ++k) {
       std::vector<uint8_t> d(data_bytes), s(scale_bytes);
-      // Bytes in [0x00, 0x3F] as FP8 / FP4 pairs and as the low bytes of BF16 / F32 keep every
-      // value finite and small; the speed does not depend on the values.
-      uint32_t state = rng();
-      for (auto& b : d) {
-        state = state * 1664525u + 1013904223u;
-        b = uint8_t((state >> 24) & 0x3F);
-      }
+      fill_weight_bytes(t, d, rng);
       for (auto& b : s) b = uint8_t(120 + (rng() % 8));
       data.push_back(std::move(d));
       scale.push_back(std::move(s));

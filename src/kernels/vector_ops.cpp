@@ -29,6 +29,15 @@ float dot(const float* a, const float* b, int64_t n) {
   return detail::dot_finish(acc, a, b, k, n);
 }
 
+void dots(const float* a, int64_t rows, int64_t lda, const float* b, int64_t n, float* out) {
+  switch (active_isa()) {
+    case Isa::avx512bf16:
+    case Isa::avx512: detail::dots_avx512(a, rows, lda, b, n, out); return;
+    default: break;
+  }
+  for (int64_t r = 0; r < rows; ++r) out[r] = dot(a + r * lda, b, n);
+}
+
 void axpy(float a, const float* x, float* y, int64_t n) {
   switch (active_isa()) {
     case Isa::avx512bf16:

@@ -10,12 +10,18 @@ namespace v4::kernels {
 // tail goes to sums 0, 1, ..., then the 16 sums are added pairwise (l + 8, l + 4, l + 2, l + 1).
 float dot(const float* a, const float* b, int64_t n);
 
+// out[r] = dot(a + r * lda, b, n) for r < rows, to the same bits: one b against many rows (the
+// indexer's heads against one key), b's chunks loaded once for 16 rows and the 16 sums reduced
+// together, where one dot() at a time spent most of its time in the reduction.
+void dots(const float* a, int64_t rows, int64_t lda, const float* b, int64_t n, float* out);
+
 // y[k] = fma(a, x[k], y[k]) for k < n.
 void axpy(float a, const float* x, float* y, int64_t n);
 
 namespace detail {
 float dot_avx2(const float* a, const float* b, int64_t n);
 float dot_avx512(const float* a, const float* b, int64_t n);
+void dots_avx512(const float* a, int64_t rows, int64_t lda, const float* b, int64_t n, float* out);
 void axpy_avx2(float a, const float* x, float* y, int64_t n);
 void axpy_avx512(float a, const float* x, float* y, int64_t n);
 // The tail and reduction every variant shares.

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "kernels/vector_ops.h"
 #include "model/layers.h"
 
 namespace v4::model {
@@ -54,14 +55,19 @@ void indexer_select(const ForwardContext& ctx, const IndexerWeights& w, const La
     const int64_t i = int64_t(std::upper_bound(first_block.begin(), first_block.end(), b) - first_block.begin()) - 1;
     const int64_t s0 = (b - first_block[size_t(i)]) * kBlock, s1 = std::min(visible[size_t(i)], s0 + kBlock);
     const float* wi = weights + i * IH;
-    for (int64_t s = s0; s < s1; ++s) {
-      const float* ks = st.index_keys.data() + s * Id;
-      float total = 0;
-      for (int64_t h = 0; h < IH; ++h) {
-        const float* qh = q + (i * IH + h) * Id;
-        total += std::max(dot(qh, ks, Id), 0.0f) * wi[h];
-      }
-      scores[size_t(i)][size_t(s)] = total;
+    // Per entry: the heads' dot products at once (kernels::dots, the bits of one dot() each), then
+    // the weighted sum over the heads in head order, kGroup entries' sums interleaved so that their
+    // dependent additions overlap.
+    constexpr int64_t kGroup = 8;
+    std::vector<float> d(size_t(kGroup * IH));
+    for (int64_t s = s0; s < s1; s += kGroup) {
+      const int64_t g = std::min(kGroup, s1 - s);
+      for (int64_t e = 0; e < g; ++e)
+        kernels::dots(q + i * IH * Id, IH, Id, st.index_keys.data() + (s + e) * Id, Id, d.data() + e * IH);
+      float total[kGroup] = {};
+      for (int64_t h = 0; h < IH; ++h)
+        for (int64_t e = 0; e < g; ++e) total[e] += std::max(d[size_t(e * IH + h)], 0.0f) * wi[h];
+      for (int64_t e = 0; e < g; ++e) scores[size_t(i)][size_t(s + e)] = total[e];
     }
   });
   ctx.parallel(n, st.n_index_keys * 8, [&](int64_t i) {

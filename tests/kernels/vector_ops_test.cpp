@@ -47,5 +47,30 @@ TEST(VectorOps, EveryVariantGivesTheDefinitionsBits) {
   }
 }
 
+// dots: every row's result is dot()'s bits, in every variant, for row counts around the 16-row
+// groups (and lda wider than n), and lengths with and without a partial chunk.
+TEST(VectorOps, DotsGiveEachRowTheDefinitionsBits) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  for (int64_t n : {16, 100, 128, 512}) {
+    for (int64_t rows : {1, 15, 16, 17, 64, 70}) {
+      const int64_t lda = n + 3;
+      std::vector<float> a(static_cast<size_t>(rows * lda)), b(static_cast<size_t>(n));
+      for (auto* v : {&a, &b})
+        for (auto& e : *v) e = normal(rng);
+      for (Isa isa : supported_isas()) {
+        const IsaScope scope(isa);
+        std::vector<float> got(size_t(rows), -1.0f);
+        dots(a.data(), rows, lda, b.data(), n, got.data());
+        for (int64_t r = 0; r < rows; ++r) {
+          const float want = dot_definition(a.data() + r * lda, b.data(), n);
+          EXPECT_EQ(std::memcmp(&got[size_t(r)], &want, 4), 0)
+              << isa_name(isa) << " n=" << n << " rows=" << rows << " r=" << r << ": " << got[size_t(r)] << " vs " << want;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace v4::kernels

@@ -14,6 +14,8 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include "kernels/x86/reduce16_avx512.h"
+
 namespace v4::kernels::detail {
 
 float dot_avx512(const float* a, const float* b, int64_t n) {
@@ -23,6 +25,23 @@ float dot_avx512(const float* a, const float* b, int64_t n) {
   float acc[16];
   _mm512_storeu_ps(acc, sums);
   return dot_finish(acc, a, b, k, n);
+}
+
+void dots_avx512(const float* a, int64_t rows, int64_t lda, const float* b, int64_t n, float* out) {
+  int64_t r = 0;
+  if (n % 16 == 0) {  // whole chunks only: a tail would go to sums 0, 1, ... (dot_finish)
+    for (; r + 16 <= rows; r += 16) {
+      __m512 sums[16];
+      for (int j = 0; j < 16; ++j) sums[j] = _mm512_setzero_ps();
+      for (int64_t k = 0; k < n; k += 16) {
+        const __m512 bv = _mm512_loadu_ps(b + k);
+        for (int j = 0; j < 16; ++j)
+          sums[j] = _mm512_add_ps(sums[j], _mm512_mul_ps(_mm512_loadu_ps(a + (r + j) * lda + k), bv));
+      }
+      reduce16_add(sums, out + r);  // dot_finish's pairwise order: halves, quarters, j and j + 2, the pair
+    }
+  }
+  for (; r < rows; ++r) out[r] = dot_avx512(a + r * lda, b, n);
 }
 
 void axpy_avx512(float a, const float* x, float* y, int64_t n) {

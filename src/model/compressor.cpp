@@ -53,6 +53,15 @@ void pool_entry(const CompressorWeights& w, const CompressorState& st, float* en
   }
 }
 
+// Entries grow by an eighth at a time rather than by std::vector's doubling: at long contexts the
+// state is mostly these entries, and doubling held up to twice their size (state bytes per position
+// measured 1296 instead of 648 on the V4-Flash slice after a few decode steps).
+void append_entry(std::vector<float>& entries, const std::vector<float>& entry) {
+  const size_t need = entries.size() + entry.size();
+  if (need > entries.capacity()) entries.reserve(std::max(need, entries.size() + std::max(entries.size() / 8, 16 * entry.size())));
+  entries.insert(entries.end(), entry.begin(), entry.end());
+}
+
 }  // namespace
 
 CompressorInput compressor_project(const ForwardContext& ctx, const CompressorWeights& w, const float* x, int64_t n) {
@@ -102,7 +111,7 @@ void compressor_absorb(const ForwardContext& ctx, const CompressorWeights& w, Co
       fp8_quant_dequant(entry.data(), d - rd, 64);
     }
     if (block != n_entries) throw std::logic_error("compressor: entries out of order");
-    entries.insert(entries.end(), entry.begin(), entry.end());
+    append_entry(entries, entry);
     ++n_entries;
   }
 }

@@ -24,6 +24,7 @@
 
 #include "cli/bench_cache.h"
 #include "cli/bench_constrained.h"
+#include "cli/bench_context.h"
 #include "cli/bench_speculative.h"
 #include "bench/sample_bench.h"
 #include "bench/serve_bench.h"
@@ -760,6 +761,7 @@ const char* kUsage =
     "  decode    model decode tokens/s and ratio to read bandwidth (--model DIR)\n"
     "  prefill   model prefill tokens/s and ratio to the matrix peak (--model DIR)\n"
     "  tokenize  tokenizer throughput\n"
+    "  context   decode tokens/s at long contexts (64K vs 1K), indexer share, state bytes per position\n"
     "  cache     time to first token uncached / memory prefix-cache hit / disk-cache hit after a restart\n"
     "  sample    sampler microseconds per token, worst case included\n"
     "  constrained  decode tokens/s under structured output / forced tool calls vs free (--model DIR)\n"
@@ -776,6 +778,7 @@ int bench_main(const Args& args) {
   if (what == "kernels" || what == "linear") return bench_kernels(rest);
   if (what == "tokenize") return run_bench_tokenize(rest);
   if (what == "cache") return run_bench_cache(rest);
+  if (what == "context") return run_bench_context(rest);
   if (what == "constrained") return run_bench_constrained(rest);
   if (what == "sample") return bench::run_bench_sample(rest);
   if (what == "serve") return bench::run_bench_serve(rest);

@@ -166,6 +166,25 @@ if len(modes) == 3:
     for m in modes.values():
         check(close(m["tokens_per_s"], m["decode_tokens"] / m["decode_seconds"], rel=1e-6), f"tokens/s of {m['mode']}")
 
+# --- long contexts: decode on synthetic states of 128 and 512 positions --------------------------------
+# The tiny fixture's layers 1 and 3 compress by 4 (128 channels: 32 entry + 32 indexer-key floats per
+# position), layers 2 and 4 by 128 (1 float per position): 2 * 64 * 4 + 2 * 4 = 520 bytes per
+# position. Two decode steps complete no block, so no entry is appended and the sizes are exact.
+cx = run("context", "--model", ckpt, "--contexts", "128,512", "--threads", "1", "--tokens", "2", "--repeats", "1",
+         "--json")
+run0 = cx["runs"][0]
+rows = run0["contexts"]
+check([r["context"] for r in rows] == [128, 512], f"context rows {rows}")
+check(all(r["tokens_per_s"] > 0 and 0 <= r["indexer_share"] <= 1 and 0 <= r["attn_core_share"] <= 1 for r in rows),
+      "context figures")
+check(close(rows[1]["ratio_to_first"], rows[1]["tokens_per_s"] / rows[0]["tokens_per_s"]), "context ratio")
+check(run0["state_bytes_per_position"] == 520, f"state bytes per position {run0['state_bytes_per_position']}")
+check(close(run0["state_bytes_at_1m"], rows[0]["state_bytes"] + 520 * (2**20 - 128), rel=1e-9),
+      "state bytes at 1M positions")
+check(run0["isa"] and run0["cpu"], "context: isa and cpu named")
+bad = subprocess.run([exe, "bench", "context", "--model", ckpt, "--contexts", "100"], capture_output=True, text=True)
+check(bad.returncode != 0 and "multiple of 128" in bad.stderr, f"context 100 refused: {bad.stderr[-200:]}")
+
 # --- the kernel variant: named in every bench output, chosen by --isa / V4FLASH_ISA -------------------
 import os
 cpu = json.loads(subprocess.run([exe, "cpu", "--json"], check=True, capture_output=True, text=True).stdout)

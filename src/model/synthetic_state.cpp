@@ -1,0 +1,72 @@
+#include "model/synthetic_state.h"
+
+#include <random>
+#include <stdexcept>
+#include <string>
+
+#include "model/state.h"
+
+namespace v4::model {
+namespace {
+
+void fill(std::vector<float>& v, size_t count, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  v.resize(count);
+  for (float& x : v) x = normal(rng);
+}
+
+// Entries per position a compressor emits (an overlapping one pools two groups into one entry).
+int64_t entry_width(const CompressorState& c) { return c.overlap ? c.width / 2 : c.width; }
+
+// A compressor at a block boundary: nothing pooled in the current block; an overlapping one holds
+// the previous complete block.
+void fill_compressor(CompressorState& c, int64_t positions, std::mt19937& rng) {
+  if (c.ratio == 0 || !c.overlap) return;
+  c.has_prev = positions >= c.ratio;
+  if (c.has_prev) {
+    fill(c.prev_kv, c.prev_kv.size(), rng);
+    fill(c.prev_score, c.prev_score.size(), rng);
+  }
+}
+
+void fill_layer(LayerState& l, int64_t positions, std::mt19937& rng) {
+  fill(l.ring, size_t(l.window * l.head_dim), rng);
+  if (l.compressor.ratio > 0) {
+    l.n_compressed = positions / l.compressor.ratio;
+    fill(l.compressed, size_t(l.n_compressed * l.head_dim), rng);
+  }
+  if (l.index_compressor.ratio > 0) {
+    l.n_index_keys = positions / l.index_compressor.ratio;
+    fill(l.index_keys, size_t(l.n_index_keys * entry_width(l.index_compressor)), rng);
+  }
+  fill_compressor(l.compressor, positions, rng);
+  fill_compressor(l.index_compressor, positions, rng);
+}
+
+void check_positions(const LayerState& l, int64_t positions) {
+  for (const CompressorState* c : {&l.compressor, &l.index_compressor})
+    if (c->ratio > 0 && positions % c->ratio != 0)
+      throw std::invalid_argument("synthetic_state: " + std::to_string(positions) +
+                                  " positions is not a multiple of the compression ratio " + std::to_string(c->ratio));
+}
+
+}  // namespace
+
+std::unique_ptr<SequenceState> synthetic_state(const SequenceState& blank, int64_t positions, uint32_t seed) {
+  const auto* b = dynamic_cast<const SequenceStateImpl*>(&blank);
+  if (!b) throw std::invalid_argument("synthetic_state: not a DeepSeek-V4 sequence state");
+  if (b->pos_ != 0) throw std::invalid_argument("synthetic_state: the blank state has consumed tokens");
+  if (positions <= 0) throw std::invalid_argument("synthetic_state: positions must be positive");
+  for (const LayerState& l : b->layers) check_positions(l, positions);
+  for (const LayerState& l : b->mtp_layers) check_positions(l, positions);
+  auto s = std::make_unique<SequenceStateImpl>(*b);
+  std::mt19937 rng(seed);
+  for (LayerState& l : s->layers) fill_layer(l, positions, rng);
+  for (LayerState& l : s->mtp_layers) fill_layer(l, positions, rng);
+  s->pos_ = positions;
+  s->mtp_pos = positions;  // the MTP block is level with the model: nothing pending for it
+  s->last_streams_first_pos = positions;
+  return s;
+}
+
+}  // namespace v4::model

@@ -68,7 +68,7 @@ void attention_rollback(const ForwardContext& ctx, const AttentionWeights& w, La
 void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int64_t layer, size_t state_index,
                        std::span<const Segment> segments, const float* x, int64_t N, float* out) {
   const core::ModelConfig& c = *ctx.cfg;
-  const int64_t D = c.hidden_size, H = c.num_attention_heads, dh = c.head_dim, rd = c.qk_rope_head_dim;
+  const int64_t H = c.num_attention_heads, dh = c.head_dim, rd = c.qk_rope_head_dim;
   const int64_t QL = c.q_lora_rank, W = c.sliding_window, ratio = w.ratio, topk = c.index_topk;
   const float eps = float(c.rms_norm_eps);
   const RopeTable& rope = rope_for_layer(ctx, ratio);
@@ -156,14 +156,16 @@ void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int
   for (const Segment& sg : segments)
     max_candidates = std::max(max_candidates, std::min(sg.p0 + sg.n, W) + (ratio ? (sg.p0 + sg.n) / ratio : 0));
   std::vector<float> o(size_t(N * H * dh));
-  ctx.parallel(N * H, max_candidates * dh * 2, [&](int64_t ih) {
-    const int64_t i = ih / H, h = ih % H, t = pos[size_t(i)];
+  // Work items of HG heads of one token: they share the candidate rows (one kv per position, read
+  // once for the group) and their scores of a row come from one kernels::dots call (dot()'s bits).
+  const int64_t HG = H % 16 == 0 ? 16 : 1;
+  ctx.parallel(N * H / HG, max_candidates * dh * 2 * HG, [&](int64_t ig) {
+    const int64_t i = ig / (H / HG), h0 = ig % (H / HG) * HG, t = pos[size_t(i)];
     const Segment& sg = segments[size_t(seg_of[size_t(i)])];
     const LayerState& st = (*sg.layers)[state_index];
     auto kv_at = [&](int64_t p) -> const float* {
       return p >= sg.p0 ? kv.data() + (sg.row0 + p - sg.p0) * dh : st.ring.data() + (p % W) * dh;
     };
-    const float* qh = q.data() + (i * H + h) * dh;
     // candidate rows: window positions, then compressed entries
     std::vector<const float*> rows;
     for (int64_t p = std::max<int64_t>(0, t - W + 1); p <= t; ++p) rows.push_back(kv_at(p));
@@ -178,25 +180,31 @@ void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int
         for (int64_t e = 0; e < visible; ++e) rows.push_back(st.compressed.data() + e * dh);
       }
     }
-    std::vector<float> s(rows.size());
-    float mx = -std::numeric_limits<float>::infinity();
-    for (size_t e = 0; e < rows.size(); ++e) {
-      s[e] = dot(qh, rows[e], dh) * scale;
-      mx = std::max(mx, s[e]);
+    const size_t E = rows.size();
+    std::vector<float> dots_e(static_cast<size_t>(HG)), s(static_cast<size_t>(HG) * E);  // s[j * E + e]: head h0 + j, row e
+    for (size_t e = 0; e < E; ++e) {
+      kernels::dots(q.data() + (i * H + h0) * dh, HG, dh, rows[e], dh, dots_e.data());
+      for (int64_t j = 0; j < HG; ++j) s[size_t(j) * E + e] = dots_e[size_t(j)] * scale;
     }
-    float denom = 0;
-    for (size_t e = 0; e < rows.size(); ++e) {
-      s[e] = std::exp(s[e] - mx);
-      denom += s[e];
+    for (int64_t j = 0; j < HG; ++j) {
+      const int64_t h = h0 + j;
+      float* sh = s.data() + size_t(j) * E;
+      float mx = -std::numeric_limits<float>::infinity();
+      for (size_t e = 0; e < E; ++e) mx = std::max(mx, sh[e]);
+      float denom = 0;
+      for (size_t e = 0; e < E; ++e) {
+        sh[e] = std::exp(sh[e] - mx);
+        denom += sh[e];
+      }
+      denom += std::exp(w.attn_sink[size_t(h)] - mx);
+      float* oh = o.data() + (i * H + h) * dh;
+      std::fill_n(oh, dh, 0.0f);
+      for (size_t e = 0; e < E; ++e) {
+        const float p = sh[e] / denom;
+        axpy(p, rows[e], oh, dh);
+      }
+      rope.apply(oh + dh - rd, t, true);
     }
-    denom += std::exp(w.attn_sink[size_t(h)] - mx);
-    float* oh = o.data() + (i * H + h) * dh;
-    std::fill_n(oh, dh, 0.0f);
-    for (size_t e = 0; e < rows.size(); ++e) {
-      const float p = s[e] / denom;
-      axpy(p, rows[e], oh, dh);
-    }
-    rope.apply(oh + dh - rd, t, true);
   });
   // each ring keeps its sequence's last W window kvs (after every query has read the old ones)
   for (const Segment& sg : segments) {

@@ -1,6 +1,5 @@
 #include "model/synthetic_state.h"
 
-#include <random>
 #include <stdexcept>
 #include <string>
 
@@ -9,10 +8,18 @@
 namespace v4::model {
 namespace {
 
-void fill(std::vector<float>& v, size_t count, std::mt19937& rng) {
-  std::normal_distribution<float> normal(0.0f, 1.0f);
+// Uniform in [-sqrt 3, sqrt 3] (unit variance), from a 64-bit LCG: a 1M-position state is 160M
+// values, and the benchmark makes one per run. Entries keep an eighth of spare capacity, as a state
+// that grew by appending holds (model/compressor.cpp), so the first block a decode completes does
+// not copy them all.
+void fill(std::vector<float>& v, size_t count, uint64_t& rng, bool spare = false) {
+  v.clear();
+  v.reserve(spare ? count + count / 8 : count);
   v.resize(count);
-  for (float& x : v) x = normal(rng);
+  for (float& x : v) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    x = (float(uint32_t(rng >> 40)) * (1.0f / 16777216.0f) * 2.0f - 1.0f) * 1.7320508f;
+  }
 }
 
 // Entries per position a compressor emits (an overlapping one pools two groups into one entry).
@@ -20,7 +27,7 @@ int64_t entry_width(const CompressorState& c) { return c.overlap ? c.width / 2 :
 
 // A compressor at a block boundary: nothing pooled in the current block; an overlapping one holds
 // the previous complete block.
-void fill_compressor(CompressorState& c, int64_t positions, std::mt19937& rng) {
+void fill_compressor(CompressorState& c, int64_t positions, uint64_t& rng) {
   if (c.ratio == 0 || !c.overlap) return;
   c.has_prev = positions >= c.ratio;
   if (c.has_prev) {
@@ -29,15 +36,15 @@ void fill_compressor(CompressorState& c, int64_t positions, std::mt19937& rng) {
   }
 }
 
-void fill_layer(LayerState& l, int64_t positions, std::mt19937& rng) {
+void fill_layer(LayerState& l, int64_t positions, uint64_t& rng) {
   fill(l.ring, size_t(l.window * l.head_dim), rng);
   if (l.compressor.ratio > 0) {
     l.n_compressed = positions / l.compressor.ratio;
-    fill(l.compressed, size_t(l.n_compressed * l.head_dim), rng);
+    fill(l.compressed, size_t(l.n_compressed * l.head_dim), rng, true);
   }
   if (l.index_compressor.ratio > 0) {
     l.n_index_keys = positions / l.index_compressor.ratio;
-    fill(l.index_keys, size_t(l.n_index_keys * entry_width(l.index_compressor)), rng);
+    fill(l.index_keys, size_t(l.n_index_keys * entry_width(l.index_compressor)), rng, true);
   }
   fill_compressor(l.compressor, positions, rng);
   fill_compressor(l.index_compressor, positions, rng);
@@ -60,7 +67,7 @@ std::unique_ptr<SequenceState> synthetic_state(const SequenceState& blank, int64
   for (const LayerState& l : b->layers) check_positions(l, positions);
   for (const LayerState& l : b->mtp_layers) check_positions(l, positions);
   auto s = std::make_unique<SequenceStateImpl>(*b);
-  std::mt19937 rng(seed);
+  uint64_t rng = 0x9E3779B97F4A7C15ull ^ seed;
   for (LayerState& l : s->layers) fill_layer(l, positions, rng);
   for (LayerState& l : s->mtp_layers) fill_layer(l, positions, rng);
   s->pos_ = positions;

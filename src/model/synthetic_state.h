@@ -11,8 +11,9 @@
 namespace v4::model {
 
 // `blank` (Model::new_state()) fixes the layout. `positions` must be a multiple of every
-// compressor's ratio, so that no block is half pooled. Entries are N(0, 1), as normalised keys are
-// (never subnormal: those would slow Intel cores down, which a real state does not). Throws
+// compressor's ratio, so that no block is half pooled. Entries have unit variance, as normalised
+// keys do (never subnormal: those would slow Intel cores down, which a real state does not), and
+// an eighth of spare capacity, as a grown state has. Throws
 // std::invalid_argument for another model's state or a bad position count.
 std::unique_ptr<SequenceState> synthetic_state(const SequenceState& blank, int64_t positions, uint32_t seed);
 

@@ -46,6 +46,7 @@ constexpr int64_t kChunk = 8;        // columns per vector
 constexpr int kRowTile = 4;          // weight rows per tile
 constexpr int kXTile = 2;            // x rows per tile (4 x 2 accumulators + 4 weights fit 16 registers)
 constexpr int64_t kPanelChunks = 64;  // 512 columns: 4 decoded rows = 8 KiB, L1-resident
+constexpr int64_t kPrefetchTiles = 2;  // decode tiles prefetch the rows of the tile this far ahead
 
 V4_INLINE __m256i lanes_below(int64_t valid) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(valid)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -72,33 +73,53 @@ V4_INLINE float hsum(__m256 v) {
 
 // Row decoders: select(r) picks weight row r; chunk(c) is chunk c of it as fp32 (zero past the
 // row's end); regular() says whether the vector decode is exact for the row (else the panel path
-// decodes it by the scalar definition).
+// decodes it by the scalar definition). For the decode tiles, at(c) is where chunk c starts
+// (for prefetching), kLineChunks the chunks per 64-byte line of the row, and chunk c0 + q of a
+// full group of kGroupChunks chunks from c0 is full(group(c0), c0, q): group() is the work the
+// group's chunks share, done once, and q a constant, so chunks reading the same bytes share the
+// load (the same values chunk() computes).
+struct NoGroup {};
+
 struct F32Rows {
+  static constexpr int64_t kLineChunks = 2, kGroupChunks = 1;
   const float* data;
   int64_t cols;
   const float* row = nullptr;
   V4_INLINE void select(int64_t r) { row = data + r * cols; }
   V4_INLINE bool regular() const { return true; }
+  V4_INLINE const void* at(int64_t c) const { return row + c * kChunk; }
   V4_INLINE __m256 chunk(int64_t c) const { return load_chunk(row, cols, c); }
+  V4_INLINE NoGroup group(int64_t) const { return {}; }
+  V4_INLINE __m256 full(NoGroup, int64_t c0, int q) const { return _mm256_loadu_ps(row + (c0 + q) * kChunk); }
 };
 
 struct BF16Rows {
+  static constexpr int64_t kLineChunks = 4, kGroupChunks = 1;
   const uint16_t* data;
   int64_t cols;
   const uint16_t* row = nullptr;
   V4_INLINE void select(int64_t r) { row = data + r * cols; }
   V4_INLINE bool regular() const { return true; }
+  V4_INLINE const void* at(int64_t c) const { return row + c * kChunk; }
+  static V4_INLINE __m256 widen(__m128i h) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
   V4_INLINE __m256 chunk(int64_t c) const {
     const int64_t valid = cols - c * kChunk;
-    const __m128i h = valid >= kChunk ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c * kChunk))
-                                      : load_partial(row + c * kChunk, valid, 2);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    return widen(valid >= kChunk ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c * kChunk))
+                                 : load_partial(row + c * kChunk, valid, 2));
+  }
+  V4_INLINE NoGroup group(int64_t) const { return {}; }
+  V4_INLINE __m256 full(NoGroup, int64_t c0, int q) const {
+    return widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + (c0 + q) * kChunk)));
   }
 };
 
 // e4m3 -> fp16 by placing its fields (value * 2^-8, subnormals included), widened exactly by
-// F16C, then one multiply by scale * 2^8: the single rounding the reference's product has.
+// F16C, then one multiply by scale * 2^8: the single rounding the reference's product has. A
+// group is a 128-column block: one multiplier.
 struct F8Rows {
+  static constexpr int64_t kLineChunks = 8, kGroupChunks = kFp8Block / kChunk;
   const uint8_t* data;
   const uint8_t* scale;
   int64_t cols, scale_cols;
@@ -114,20 +135,33 @@ struct F8Rows {
       if (scale_row[b] >= 247) return false;
     return true;
   }
+  V4_INLINE const void* at(int64_t c) const { return row + c * kChunk; }
+  static V4_INLINE __m256 placed(__m128i bytes) {
+    return _mm256_cvtph_ps(_mm_and_si128(_mm_slli_epi16(_mm_cvtepi8_epi16(bytes), 7), _mm_set1_epi16(int16_t(0xBF80))));
+  }
+  V4_INLINE __m256 group(int64_t c) const {
+    return _mm256_set1_ps(kE8m0Avx2[scale_row[(c * kChunk) / kFp8Block]] * 256.0f);
+  }
   V4_INLINE __m256 chunk(int64_t c) const {
     const int64_t valid = cols - c * kChunk;
     const __m128i bytes = valid >= kChunk ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + c * kChunk))
                                           : load_partial(row + c * kChunk, valid, 1);
-    const __m128i h = _mm_and_si128(_mm_slli_epi16(_mm_cvtepi8_epi16(bytes), 7), _mm_set1_epi16(int16_t(0xBF80)));
-    return _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(kE8m0Avx2[scale_row[(c * kChunk) / kFp8Block]] * 256.0f));
+    return _mm256_mul_ps(placed(bytes), group(c));
+  }
+  // Chunks c0 + q and c0 + (q ^ 1) share one 16-byte load, widened and placed together.
+  V4_INLINE __m256 full(__m256 multiplier, int64_t c0, int q) const {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + (c0 + (q & ~1)) * kChunk));
+    const __m256i h = _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(bytes), 7), _mm256_set1_epi16(int16_t(0xBF80)));
+    return _mm256_mul_ps(_mm256_cvtph_ps(q & 1 ? _mm256_extracti128_si256(h, 1) : _mm256_castsi256_si128(h)), multiplier);
   }
 };
 
 // Packed FP4: a 32-column group is 16 bytes and one scale; x is re-ordered per group as
 // [16 even columns][16 odd columns], so chunk 4g + q holds the low nibbles (q = 0, 1) or the high
 // nibbles (q = 2, 3) of bytes 8 (q & 1) .. 8 (q & 1) + 7. Magnitude by a permute of the 8-entry
-// table times the scale, sign from bit 3.
+// table times the scale (once per group), sign from bit 3 of the nibble.
 struct F4Rows {
+  static constexpr int64_t kLineChunks = 16, kGroupChunks = kFp4Group / kChunk;
   const uint8_t* data;
   const uint8_t* scale;
   int64_t cols;
@@ -138,66 +172,135 @@ struct F4Rows {
     scale_row = scale + r * (cols / kFp4Group);
   }
   V4_INLINE bool regular() const { return true; }
-  V4_INLINE __m256 chunk(int64_t c) const {  // cols % 32 == 0: chunks are always full
-    const int64_t g = c / 4, q = c % 4;
-    const __m256i z = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + g * 16 + (q & 1) * 8)));
-    const __m256i nibble = q < 2 ? _mm256_and_si256(z, _mm256_set1_epi32(0xF)) : _mm256_srli_epi32(z, 4);
-    const __m256 table = _mm256_mul_ps(_mm256_loadu_ps(kE2m1Avx2.data()), _mm256_set1_ps(kE8m0Avx2[scale_row[g]]));
-    const __m256 magnitude = _mm256_permutevar8x32_ps(table, nibble);  // uses the low 3 bits
-    const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(nibble, _mm256_set1_epi32(8)), 28);
-    return _mm256_xor_ps(magnitude, _mm256_castsi256_ps(sign));
+  V4_INLINE const void* at(int64_t c) const { return row + c * (kChunk / 2); }
+  // Entry m of the table is m's magnitude times the group's scale, XORed with m << 28 (see full).
+  V4_INLINE __m256 group(int64_t c0) const {
+    const __m256 t = _mm256_mul_ps(_mm256_loadu_ps(kE2m1Avx2.data()), _mm256_set1_ps(kE8m0Avx2[scale_row[c0 / 4]]));
+    const __m256i tags = _mm256_setr_epi32(0, 1 << 28, 2 << 28, 3 << 28, 4 << 28, 5 << 28, 6 << 28, 7 << 28);
+    return _mm256_xor_ps(t, _mm256_castsi256_ps(tags));
+  }
+  // The permute reads the low 3 bits m of nibble n; n << 28 is m << 28 (cancelling the table's
+  // tag) plus the sign bit, so one XOR gives the signed value.
+  V4_INLINE __m256 full(__m256 table, int64_t c0, int q) const {  // cols % 32 == 0: chunks are always full
+    const uint8_t* bytes = row + (c0 / 4) * 16 + (q & 1) * 8;
+    const __m256i z = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes)));
+    const __m256i n = q < 2 ? z : _mm256_srli_epi32(z, 4);  // z's bits above the nibble: ignored and shifted out
+    return _mm256_xor_ps(_mm256_permutevar8x32_ps(table, n), _mm256_castsi256_ps(_mm256_slli_epi32(n, 28)));
+  }
+  V4_INLINE __m256 chunk(int64_t c) const { return full(group(c / 4 * 4), c / 4 * 4, int(c % 4)); }
+};
+
+template <int R, class Rows>
+struct RowSet {
+  Rows rows[R];
+  RowSet(const Rows& proto, int64_t r0) {
+    for (int k = 0; k < R; ++k) {
+      rows[k] = proto;
+      rows[k].select(r0 + k);
+    }
   }
 };
 
-// Decode: R weight rows x T rows of x, weights decoded straight into the FMAs.
+// Keeps a loaded x chunk in a register: without it GCC re-loads it for every FMA (as a memory
+// operand), one load per weight row instead of one per chunk.
+V4_INLINE void pin_register(__m256& v) { asm volatile("" : "+x"(v)); }
+
+// Decode: R weight rows x T rows of x, weights decoded straight into the FMAs (fully unrolled
+// over R and T: GCC at -O2 otherwise keeps the accumulators on the stack, a store-to-load
+// round trip per FMA). While a tile streams its R rows it prefetches the same columns of the
+// rows at `next_r0` (the tile two ahead, or -1 near the end of the range) into L2: every row is
+// short (2-4 KiB), too short for the hardware prefetcher to ramp up on R interleaved streams.
 template <int R, int T, class Rows>
-void fused_tile(const Rows& proto, int64_t r0, int64_t cols, const float* x, float* out, int64_t ldo) {
-  Rows rows[R];
-  for (int k = 0; k < R; ++k) {
-    rows[k] = proto;
-    rows[k].select(r0 + k);
-  }
+void fused_tile(const Rows& proto, int64_t r0, int64_t next_r0, int64_t cols, const float* x, float* out,
+                int64_t ldo) {
+  constexpr int64_t kStep = std::max(Rows::kLineChunks, Rows::kGroupChunks);  // chunks per step
+  const RowSet<R, Rows> set(proto, r0);
+  const RowSet<R, Rows> next(proto, next_r0 >= 0 ? next_r0 : r0);
   __m256 acc[R][T];
+#pragma GCC unroll 16
   for (int k = 0; k < R; ++k)
+#pragma GCC unroll 16
     for (int i = 0; i < T; ++i) acc[k][i] = _mm256_setzero_ps();
-  const int64_t chunks = ceil_div(cols, kChunk);
-  for (int64_t c = 0; c < chunks; ++c) {
+  const int64_t chunks = ceil_div(cols, kChunk), step_end = (cols / kChunk) / kStep * kStep;
+  for (int64_t c0 = 0; c0 < step_end; c0 += kStep) {
+    if (next_r0 >= 0) {
+#pragma GCC unroll 16
+      for (int k = 0; k < R; ++k)
+#pragma GCC unroll 16
+        for (int64_t c = c0; c < c0 + kStep; c += Rows::kLineChunks)
+          _mm_prefetch(static_cast<const char*>(next.rows[k].at(c)), _MM_HINT_T1);
+    }
+#pragma GCC unroll 16
+    for (int64_t g = c0; g < c0 + kStep; g += Rows::kGroupChunks) {
+      decltype(proto.group(0)) grp[R];
+#pragma GCC unroll 16
+      for (int k = 0; k < R; ++k) grp[k] = set.rows[k].group(g);
+#pragma GCC unroll 16
+      for (int q = 0; q < int(Rows::kGroupChunks); ++q) {
+        __m256 w[R];
+#pragma GCC unroll 16
+        for (int k = 0; k < R; ++k) w[k] = set.rows[k].full(grp[k], g, q);
+#pragma GCC unroll 16
+        for (int i = 0; i < T; ++i) {
+          __m256 xv = _mm256_loadu_ps(x + i * cols + (g + q) * kChunk);
+          pin_register(xv);
+#pragma GCC unroll 16
+          for (int k = 0; k < R; ++k) acc[k][i] = _mm256_fmadd_ps(w[k], xv, acc[k][i]);
+        }
+      }
+    }
+  }
+  for (int64_t c = step_end; c < chunks; ++c) {
     __m256 w[R];
-    for (int k = 0; k < R; ++k) w[k] = rows[k].chunk(c);
+#pragma GCC unroll 16
+    for (int k = 0; k < R; ++k) w[k] = set.rows[k].chunk(c);
+#pragma GCC unroll 16
     for (int i = 0; i < T; ++i) {
       const __m256 xv = load_chunk(x + i * cols, cols, c);
+#pragma GCC unroll 16
       for (int k = 0; k < R; ++k) acc[k][i] = _mm256_fmadd_ps(w[k], xv, acc[k][i]);
     }
   }
+#pragma GCC unroll 16
   for (int k = 0; k < R; ++k)
+#pragma GCC unroll 16
     for (int i = 0; i < T; ++i) out[i * ldo + k] = hsum(acc[k][i]);
 }
 
 // Matrix: the same FMAs over chunks [c0, c1) of R decoded rows (chunk c of row k at
-// ((c - c0) * R + k) * 8), accumulators carried in acc_io ([T][R] vectors) across panels.
+// ((c - c0) * R + k) * 8), accumulators carried in acc_io ([T][R] vectors) across panels
+// (unrolled over R and T to keep them in registers, as in fused_tile).
 template <int R, int T>
 void panel_tile(const float* panel, int64_t c0, int64_t c1, const float* x, int64_t cols, float* acc_io) {
   __m256 acc[R][T];
+#pragma GCC unroll 16
   for (int k = 0; k < R; ++k)
+#pragma GCC unroll 16
     for (int i = 0; i < T; ++i) acc[k][i] = _mm256_loadu_ps(acc_io + (i * R + k) * kChunk);
   for (int64_t c = c0; c < c1; ++c) {
     __m256 w[R];
+#pragma GCC unroll 16
     for (int k = 0; k < R; ++k) w[k] = _mm256_loadu_ps(panel + ((c - c0) * R + k) * kChunk);
+#pragma GCC unroll 16
     for (int i = 0; i < T; ++i) {
       const __m256 xv = load_chunk(x + i * cols, cols, c);
+#pragma GCC unroll 16
       for (int k = 0; k < R; ++k) acc[k][i] = _mm256_fmadd_ps(w[k], xv, acc[k][i]);
     }
   }
+#pragma GCC unroll 16
   for (int k = 0; k < R; ++k)
+#pragma GCC unroll 16
     for (int i = 0; i < T; ++i) _mm256_storeu_ps(acc_io + (i * R + k) * kChunk, acc[k][i]);
 }
 
 template <int R, class Rows>
-void fused_rows(const Rows& proto, int64_t r0, int64_t cols, const float* x, int64_t n, float* out, int64_t ldo) {
+void fused_rows(const Rows& proto, int64_t r0, int64_t next_r0, int64_t cols, const float* x, int64_t n, float* out,
+                int64_t ldo) {
   if (n == 1)
-    fused_tile<R, 1>(proto, r0, cols, x, out, ldo);
+    fused_tile<R, 1>(proto, r0, next_r0, cols, x, out, ldo);
   else
-    fused_tile<R, 2>(proto, r0, cols, x, out, ldo);
+    fused_tile<R, 2>(proto, r0, next_r0, cols, x, out, ldo);
 }
 
 template <int R>
@@ -215,7 +318,15 @@ void decode_panel_row(const Rows& proto, const Weight& w, int64_t r, int64_t c0,
   Rows rw = proto;
   rw.select(r);
   if (rw.regular()) {
-    for (int64_t c = c0; c < c1; ++c) _mm256_storeu_ps(panel + ((c - c0) * R + k) * kChunk, rw.chunk(c));
+    constexpr int64_t kGroup = Rows::kGroupChunks;  // c0 is a multiple of it
+    const int64_t full_end = std::min(c1, w.cols / kChunk);
+    int64_t c = c0;
+    for (; c + kGroup <= full_end; c += kGroup) {
+      const auto grp = rw.group(c);
+#pragma GCC unroll 16
+      for (int q = 0; q < int(kGroup); ++q) _mm256_storeu_ps(panel + ((c + q - c0) * R + k) * kChunk, rw.full(grp, c, q));
+    }
+    for (; c < c1; ++c) _mm256_storeu_ps(panel + ((c - c0) * R + k) * kChunk, rw.chunk(c));
     return;
   }
   for (int64_t c = c0; c < c1; ++c)
@@ -254,10 +365,10 @@ bool tile_regular(const Rows& proto, int64_t r0) {
 }
 
 template <int R, class Rows>
-void rows_tile(const Rows& proto, const Weight& w, int64_t r0, const float* x, int64_t n, float* out,
+void rows_tile(const Rows& proto, const Weight& w, int64_t r0, int64_t next_r0, const float* x, int64_t n, float* out,
                std::vector<float>& panel, std::vector<float>& accs) {
   if (n <= kXTile && tile_regular<R>(proto, r0))
-    fused_rows<R>(proto, r0, w.cols, x, n, out + r0, w.rows);
+    fused_rows<R>(proto, r0, next_r0, w.cols, x, n, out + r0, w.rows);
   else
     matrix_tile<R>(proto, w, r0, x, n, out, panel, accs);
 }
@@ -275,11 +386,14 @@ void fast_rows(const Rows& proto, const Weight& w, const float* x, int64_t n, fl
     const float* xb = x + i0 * w.cols;
     float* ob = out + i0 * w.rows;
     int64_t r0 = row_begin;
-    for (; r0 + kRowTile <= row_end; r0 += kRowTile) rows_tile<kRowTile>(proto, w, r0, xb, nb, ob, panel, accs);
+    for (; r0 + kRowTile <= row_end; r0 += kRowTile) {
+      const int64_t next = r0 + (kPrefetchTiles + 1) * kRowTile <= row_end ? r0 + kPrefetchTiles * kRowTile : -1;
+      rows_tile<kRowTile>(proto, w, r0, next, xb, nb, ob, panel, accs);
+    }
     switch (row_end - r0) {
-      case 1: rows_tile<1>(proto, w, r0, xb, nb, ob, panel, accs); break;
-      case 2: rows_tile<2>(proto, w, r0, xb, nb, ob, panel, accs); break;
-      case 3: rows_tile<3>(proto, w, r0, xb, nb, ob, panel, accs); break;
+      case 1: rows_tile<1>(proto, w, r0, -1, xb, nb, ob, panel, accs); break;
+      case 2: rows_tile<2>(proto, w, r0, -1, xb, nb, ob, panel, accs); break;
+      case 3: rows_tile<3>(proto, w, r0, -1, xb, nb, ob, panel, accs); break;
       default: break;
     }
   }

@@ -235,7 +235,6 @@ void check_state_bytes_per_token(int64_t long_context) {
   // token, layers 2 and 4 (ratio 128) 128/128: 130 floats = 520 bytes per token.
   EXPECT_EQ(formula.per_token_bytes, 520);
   auto state = model->new_state();
-  // Positions where every growing buffer's size is a power of two, so allocation = content.
   feed_until(*model, *state, 1024);
   const int64_t at_short = int64_t(state->bytes());
   feed_until(*model, *state, long_context);
@@ -245,11 +244,13 @@ void check_state_bytes_per_token(int64_t long_context) {
               (long long)at_short, (long long)at_long, (long long)long_context,
               double(at_long - at_short) / double(long_context - 1024), (long long)formula.per_token_bytes,
               double(formula.bytes_at(config, 1 << 20)) / (1 << 20));
-  EXPECT_EQ(at_long - at_short, 520 * (long_context - 1024));
-  // The absolute figure: the formula plus only the state's own bookkeeping structs.
+  // The absolute figure: the formula, plus the room the entries grow into (an eighth of them, or 16
+  // entries per buffer while small: model/compressor.cpp; doubling had held up to twice them), plus
+  // the state's own bookkeeping structs. Four buffers grow here, entries of at most 128 floats.
   for (auto [tokens, bytes] : {std::pair{int64_t(1024), at_short}, std::pair{long_context, at_long}}) {
+    const int64_t entries = formula.per_token_bytes * tokens;
     EXPECT_GE(bytes, formula.bytes_at(config, tokens));
-    EXPECT_LT(bytes, formula.bytes_at(config, tokens) + 8192);
+    EXPECT_LE(bytes, formula.bytes_at(config, tokens) + entries / 8 + 4 * 16 * 128 * 4 + 8192);
   }
 }
 }  // namespace

@@ -29,6 +29,13 @@ std::string joined_text(const std::vector<json::value>& events, const char* type
   return out;
 }
 
+// The ledger rows of a sink once it holds `n` (up to 2 s): a streamed request's row is written
+// after its last event is sent, so the client can finish reading before it lands.
+std::vector<api::UsageRecord> records_once(api::MemoryUsageSink& sink, size_t n) {
+  for (int i = 0; i < 200 && sink.records().size() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return sink.records();
+}
+
 }  // namespace
 
 TEST(Gateway, AnthropicAndResponsesAreServedThroughAnUpstreamsChatCompletions) {
@@ -58,8 +65,8 @@ TEST(Gateway, AnthropicAndResponsesAreServedThroughAnUpstreamsChatCompletions) {
   ASSERT_EQ(done.at("type"), "response.completed");
 
   // Billed once each, from the upstream's own count.
-  auto ours = gw->usage->records();
-  auto theirs = upstream->usage->records();
+  auto ours = records_once(*gw->usage, 2);
+  auto theirs = records_once(*upstream->usage, 2);
   ASSERT_EQ(ours.size(), 2u);
   ASSERT_EQ(theirs.size(), 2u);
   for (size_t i = 0; i < 2; ++i) {
@@ -96,7 +103,7 @@ TEST(Gateway, CachedTokensAndReasoningOfTheUpstreamAreBilled) {
     }
   EXPECT_EQ(text, "Hello world");
   EXPECT_EQ(thinking, "Think.");
-  auto recs = gw->usage->records();
+  auto recs = records_once(*gw->usage, 1);
   ASSERT_EQ(recs.size(), 1u);
   EXPECT_EQ(recs[0].usage.prompt_tokens, 7);
   EXPECT_EQ(recs[0].usage.cached_tokens, 3);
@@ -144,7 +151,7 @@ TEST(Gateway, FailsOverBeforeTheFirstByteThenEjectsTheDeadBackend) {
     EXPECT_EQ(joined_text(sse_events(r.body), "object", "chat.completion.chunk", "id").empty(), false);
   }
   EXPECT_EQ(live.chat_requests, 6);
-  EXPECT_EQ(gw->usage->records().size(), 6u);  // one ledger row per request, failovers included
+  EXPECT_EQ(records_once(*gw->usage, 6).size(), 6u);  // one ledger row per request, failovers included
   auto health = http_call(gw->port, gw_http::verb::get, "/health").json();
   auto& members = health.at("backends").at("deepseek-v4-flash").at("backends").as_array();
   EXPECT_EQ(members[0].at("name"), "dead");
@@ -258,7 +265,7 @@ TEST(Gateway, AfterTheFirstByteAFailureIsNotRetriedElsewhere) {
   EXPECT_TRUE(events.back().as_object().contains("error")) << r.body;  // the stream's own error event
   EXPECT_EQ(broken.chat_requests, 1);
   EXPECT_EQ(spare.chat_requests, 0);
-  auto recs = gw->usage->records();
+  auto recs = records_once(*gw->usage, 1);
   ASSERT_EQ(recs.size(), 1u);
   EXPECT_EQ(recs[0].status, "failed");
 }
@@ -390,9 +397,11 @@ TEST(Gateway, APoolMixesTheLocalEngineWithAnUpstream) {
                                                json::object{{"role", "user"}, {"content", "Hi"}}}}};
     auto r = post(gw->port, "/v1/messages", [&] { body["max_tokens"] = 256; return json::serialize(body); }());
     ASSERT_EQ(r.status, 200) << r.body;
-    if (c % 2) EXPECT_NE(r.body.find("fake engine of v4flash"), std::string::npos) << r.body;
+    if (c % 2) {
+      EXPECT_NE(r.body.find("fake engine of v4flash"), std::string::npos) << r.body;
+    }
   }
-  auto ours = gw->usage->records();
+  auto ours = records_once(*gw->usage, 12);  // half of them streamed
   const size_t upstream_runs = upstream->usage->records().size();
   ASSERT_EQ(ours.size(), 12u);
   EXPECT_GT(upstream_runs, 0u);

@@ -468,11 +468,13 @@ struct ModelBenchOptions {
   int repeats = 3;
   bool exact = false, json = false, profile = false;
   uint64_t buffer_mib = 1024;
+  core::WeightMemory weights = core::WeightMemory::mapped;  // --weights: the model's copy (the bench's own stays mapped)
 };
 
 ModelBenchOptions parse_model_bench(const Args& args, bool decode) {
   ArgParser p(args);
-  p.check_known({"model", "threads", "batch", "tokens", "prompt", "repeats", "buffer-mib"}, {"json", "exact", "profile"});
+  p.check_known({"model", "threads", "batch", "tokens", "prompt", "repeats", "buffer-mib", "weights"},
+                {"json", "exact", "profile"});
   ModelBenchOptions o;
   const auto dir = p.value("model");
   if (!dir) throw std::invalid_argument("--model DIR is required");
@@ -486,6 +488,7 @@ ModelBenchOptions parse_model_bench(const Args& args, bool decode) {
   o.exact = p.flag("exact");
   o.json = p.flag("json");
   o.profile = p.flag("profile");
+  o.weights = core::parse_weight_memory(p.value_or("weights", "mapped"), "--weights");
   return o;
 }
 
@@ -546,6 +549,7 @@ int bench_model(const Args& args, bool decode) {
     model::ModelOptions mo;
     mo.exact = o.exact;
     mo.threads = threads;
+    mo.weight_memory = o.weights;
     const auto m = model::Model::load(*ckpt, mo);
 
     std::vector<double> secs;
@@ -734,7 +738,7 @@ int bench_model(const Args& args, bool decode) {
 
 const char* kModelUsage =
     "usage: v4flash bench decode  --model DIR [--threads 1,2] [--batch B] [--tokens N] [--prompt P]\n"
-    "                             [--repeats 3] [--exact] [--profile] [--json]\n"
+    "                             [--repeats 3] [--exact] [--profile] [--weights mapped|hugepages] [--json]\n"
     "       v4flash bench prefill --model DIR [--threads 1,2] [--tokens N] [--repeats 3] [--exact] [--json]\n"
     "decode: N steps of B sequences after a P-token prompt; bytes/token counts the weights a step\n"
     "reads (dense + the routed experts touched + one embedding row per token) plus the sequence\n"
@@ -749,6 +753,7 @@ const char* kModelUsage =
     "token of the best run, the bytes/FLOPs of that part's tensors, GB/s and FLOP/s with their ratios\n"
     "(JSON: \"layers\":[...], \"head\":{...}, \"state_bytes_per_token\"; layers + head + state =\n"
     "bytes_per_token).\n"
+    "--weights hugepages reads the model's weights into transparent huge pages (see `serve --help`).\n"
     "--profile adds the layers' time by operation (hc mixes, attention q/kv/compressor/indexer/core/\n"
     "output, MoE gate/routed/shared; JSON \"ops\"), summed over the layers, per token and as a share\n"
     "of the run: where a step's time goes inside the layers.\n"

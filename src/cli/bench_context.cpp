@@ -24,7 +24,7 @@ using Ops = std::array<double, model::ForwardTrace::kOps>;
 
 const char* kUsage =
     "usage: v4flash bench context --model DIR [--contexts 1024,65536] [--threads 1,2] [--tokens 8]\n"
-    "                             [--repeats 3] [--json]\n"
+    "                             [--repeats 3] [--weights mapped|hugepages] [--json]\n"
     "Decode of one sequence at each context length: --tokens steps after a state of that many\n"
     "positions (best of --repeats runs after a warm-up, median beside). The state is synthetic\n"
     "(model/synthetic_state.h: every window row, compressed entry and indexer key filled with random\n"
@@ -39,11 +39,12 @@ struct Options {
   std::vector<int32_t> contexts{1024, 65536}, threads{1, 2};
   int tokens = 8, repeats = 3;
   bool json = false;
+  core::WeightMemory weights = core::WeightMemory::mapped;
 };
 
 Options parse(const Args& args) {
   ArgParser p(args);
-  p.check_known({"model", "contexts", "threads", "tokens", "repeats"}, {"json"});
+  p.check_known({"model", "contexts", "threads", "tokens", "repeats", "weights"}, {"json"});
   Options o;
   const auto dir = p.value("model");
   if (!dir) throw std::invalid_argument("--model DIR is required");
@@ -58,6 +59,7 @@ Options parse(const Args& args) {
   o.tokens = int(p.integer("tokens", 8, 1, 4096));
   o.repeats = int(p.integer("repeats", 3, 1, 100));
   o.json = p.flag("json");
+  o.weights = core::parse_weight_memory(p.value_or("weights", "mapped"), "--weights");
   return o;
 }
 
@@ -169,6 +171,7 @@ int run_bench_context(const Args& args) {
   for (int32_t threads : o.threads) {
     model::ModelOptions mo;
     mo.threads = threads;
+    mo.weight_memory = o.weights;
     const auto m = model::Model::load(*ckpt, mo);
     std::vector<Result> rs;
     for (int32_t c : o.contexts) {

@@ -164,7 +164,7 @@ std::map<std::string, std::string> read_weight_map(const fs::path& index_path) {
 
 }  // namespace
 
-std::unique_ptr<Checkpoint> Checkpoint::open(const std::string& dir) {
+std::unique_ptr<Checkpoint> Checkpoint::open(const std::string& dir, WeightMemory memory) {
   auto ckpt = std::make_unique<Checkpoint>();
   ckpt->dir_ = dir;
   const fs::path root(dir);
@@ -179,7 +179,7 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const std::string& dir) {
     std::map<std::string, SafetensorsFile*> shards;
     for (const auto& [name, file] : weight_map) {
       if (shards.count(file)) continue;
-      ckpt->files_.push_back(SafetensorsFile::open((root / file).string()));
+      ckpt->files_.push_back(SafetensorsFile::open((root / file).string(), memory));
       shards[file] = ckpt->files_.back().get();
     }
     for (const auto& [file, shard] : shards)
@@ -196,7 +196,7 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const std::string& dir) {
       if (!shards.at(file)->tensors().count(name))
         problems.push_back(fmt::format("{}: listed in the index for shard {} but not in that file", name, file));
   } else if (fs::exists(root / "model.safetensors")) {
-    ckpt->files_.push_back(SafetensorsFile::open((root / "model.safetensors").string()));
+    ckpt->files_.push_back(SafetensorsFile::open((root / "model.safetensors").string(), memory));
     for (const auto& [name, view] : ckpt->files_.back()->tensors()) ckpt->index_[name] = &view;
   } else {
     throw CheckpointError(fmt::format("{}: neither model.safetensors.index.json nor model.safetensors found", dir));

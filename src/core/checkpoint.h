@@ -28,7 +28,8 @@ class Checkpoint {
  public:
   // Opens and validates: every tensor the config implies must be present with the right dtype and
   // shape, and nothing unexpected may be there (one CheckpointError listing the problems).
-  static std::unique_ptr<Checkpoint> open(const std::string& dir);
+  // `memory`: where the tensor data lives (core/safetensors.h).
+  static std::unique_ptr<Checkpoint> open(const std::string& dir, WeightMemory memory = WeightMemory::mapped);
 
   const ModelConfig& config() const { return config_; }
   const std::string& dir() const { return dir_; }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 
@@ -23,9 +24,15 @@ int64_t TensorView::numel() const {
   return n;
 }
 
+WeightMemory parse_weight_memory(const std::string& text, const std::string& option) {
+  if (text == "mapped") return WeightMemory::mapped;
+  if (text == "hugepages") return WeightMemory::hugepages;
+  throw std::invalid_argument(option + " must be mapped or hugepages; got '" + text + "'");
+}
+
 class MappedFile {
  public:
-  explicit MappedFile(const std::string& path) {
+  explicit MappedFile(const std::string& path, WeightMemory memory) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw CheckpointError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
     struct stat st {};
@@ -34,6 +41,17 @@ class MappedFile {
       throw CheckpointError(fmt::format("{}: not a regular file", path));
     }
     size_ = size_t(st.st_size);
+    if (size_ > 0 && memory == WeightMemory::hugepages) {
+      try {
+        read_into_hugepages(fd, path);
+      } catch (...) {  // no destructor runs for a constructor that throws
+        if (data_) ::munmap(const_cast<uint8_t*>(data_), mapped_len_);
+        ::close(fd);
+        throw;
+      }
+      ::close(fd);
+      return;
+    }
     if (size_ > 0) {
       void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
       if (p == MAP_FAILED) {
@@ -46,7 +64,7 @@ class MappedFile {
     ::close(fd);  // the mapping stays valid
   }
   ~MappedFile() {
-    if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+    if (data_) ::munmap(const_cast<uint8_t*>(data_), mapped_len_ ? mapped_len_ : size_);
   }
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -54,8 +72,31 @@ class MappedFile {
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
 
  private:
+  // Anonymous memory in whole 2 MiB pages, huge pages asked for before the first touch, then the
+  // file read in; a line on stderr per file, as a 150 GB checkpoint takes minutes.
+  void read_into_hugepages(int fd, const std::string& path) {
+    const size_t huge = size_t(2) << 20;
+    mapped_len_ = (size_ + huge - 1) / huge * huge;
+    void* p = ::mmap(nullptr, mapped_len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      mapped_len_ = 0;
+      throw CheckpointError(fmt::format("{}: cannot allocate {} bytes for its weights: {}", path, size_, std::strerror(errno)));
+    }
+    data_ = static_cast<const uint8_t*>(p);
+    ::madvise(p, mapped_len_, MADV_HUGEPAGE);  // a hint: without THP the copy still works, in 4 KiB pages
+    std::fprintf(stderr, "weights: reading %s (%.2f GB) into huge pages\n", path.c_str(), double(size_) / 1e9);
+    for (size_t done = 0; done < size_;) {
+      const ssize_t r = ::pread(fd, static_cast<uint8_t*>(p) + done, std::min(size_ - done, size_t(64) << 20), off_t(done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) throw CheckpointError(fmt::format("{}: read failed at byte {}: {}", path, done, r < 0 ? std::strerror(errno) : "end of file"));
+      done += size_t(r);
+    }
+    ::mprotect(p, mapped_len_, PROT_READ);  // weights are never written, as with the mapping
+  }
+
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  size_t mapped_len_ = 0;  // hugepages: the anonymous mapping's length
 };
 
 namespace {
@@ -250,9 +291,9 @@ std::map<std::string, TensorView> SafetensorsFile::parse(std::span<const uint8_t
   return tensors;
 }
 
-std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path, WeightMemory memory) {
   std::unique_ptr<SafetensorsFile> file(new SafetensorsFile());
-  file->map_ = std::make_unique<MappedFile>(path);
+  file->map_ = std::make_unique<MappedFile>(path, memory);
   file->tensors_ = parse(file->map_->bytes(), path);
 
   // Metadata is optional; only string values are kept.

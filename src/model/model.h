@@ -28,6 +28,8 @@ struct ModelOptions {
   // Keep each forward's final hidden streams in the state so mtp_logits() can run on them
   // (costs hc_mult * hidden_size floats per new token until the next forward).
   bool enable_mtp = false;
+  // Where the weights live: the checkpoint's files mapped, or read into huge pages (core/safetensors.h).
+  core::WeightMemory weight_memory = core::WeightMemory::mapped;
 };
 
 // Test/debug hook: what forward_traced() records, for the LAST item of the batch.

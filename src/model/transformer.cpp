@@ -57,7 +57,7 @@ class ModelImpl final : public Model {
   // The model maps the checkpoint's files itself (the page cache is shared, nothing is copied), so
   // it stays valid after the caller's Checkpoint is gone.
   ModelImpl(const core::Checkpoint& ckpt, const ModelOptions& opts)
-      : checkpoint_(core::Checkpoint::open(ckpt.dir())),
+      : checkpoint_(core::Checkpoint::open(ckpt.dir(), opts.weight_memory)),
         cfg_(checkpoint_->config()),
         opts_(opts),
         weights_(load_weights(*checkpoint_)) {

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "core/checkpoint.h"
 #include "core/dequant.h"
@@ -35,6 +36,27 @@ TEST(TinyFixture, TensorViewsPointIntoTheFile) {
   EXPECT_EQ(t.nbytes, 4096u * 2 * 8);
   EXPECT_EQ(ckpt->find("no.such.tensor"), nullptr);
   EXPECT_THROW(ckpt->get("no.such.tensor"), CheckpointError);
+}
+
+// --weights hugepages: every tensor has the mapped file's bytes, in a private read-only copy.
+TEST(TinyFixture, WeightsInHugePagesHoldTheFilesBytes) {
+  auto mapped = Checkpoint::open(kTiny);
+  auto huge = Checkpoint::open(kTiny, WeightMemory::hugepages);
+  ASSERT_EQ(huge->tensors().size(), mapped->tensors().size());
+  for (const auto& [name, view] : mapped->tensors()) {
+    const TensorView& h = huge->get(name);
+    ASSERT_EQ(h.nbytes, view->nbytes) << name;
+    EXPECT_NE(h.data, view->data) << name;  // a copy, not the mapping
+    EXPECT_EQ(std::memcmp(h.data, view->data, view->nbytes), 0) << name;
+  }
+  EXPECT_EQ(parse_weight_memory("hugepages", "--weights"), WeightMemory::hugepages);
+  EXPECT_EQ(parse_weight_memory("mapped", "--weights"), WeightMemory::mapped);
+  try {
+    parse_weight_memory("huge", "--weights");
+    FAIL() << "accepted 'huge'";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("--weights"), std::string::npos) << e.what();
+  }
 }
 
 TEST(TinyFixture, DescribesQuantisedWeights) {

@@ -182,6 +182,11 @@ check(run0["state_bytes_per_position"] == 585, f"state bytes per position {run0[
 check(close(run0["state_bytes_at_1m"], rows[0]["state_bytes"] + 585 * (2**20 - 128), rel=1e-9),
       "state bytes at 1M positions")
 check(run0["isa"] and run0["cpu"], "context: isa and cpu named")
+hp = run("context", "--model", ckpt, "--contexts", "128,512", "--threads", "1", "--tokens", "2", "--repeats", "1",
+         "--weights", "hugepages", "--json")["runs"][0]
+check([r["state_bytes"] for r in hp["contexts"]] == [r["state_bytes"] for r in rows], "context with --weights hugepages")
+bad_w = subprocess.run([exe, "bench", "decode", "--model", ckpt, "--weights", "huge"], capture_output=True, text=True)
+check(bad_w.returncode != 0 and "--weights" in bad_w.stderr, f"--weights huge refused: {bad_w.stderr[-200:]}")
 bad = subprocess.run([exe, "bench", "context", "--model", ckpt, "--contexts", "100"], capture_output=True, text=True)
 check(bad.returncode != 0 and "multiple of 128" in bad.stderr, f"context 100 refused: {bad.stderr[-200:]}")
 

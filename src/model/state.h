@@ -21,6 +21,8 @@ struct CompressorState {
 
   void init(int64_t ratio, int64_t dim);
   size_t bytes() const;
+  // Channels per entry it produces (an overlapping one's width holds two groups).
+  int64_t entry_dim() const { return overlap ? width / 2 : width; }
 };
 
 struct LayerState {

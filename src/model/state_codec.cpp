@@ -94,9 +94,6 @@ void encode_layer(Writer& w, const LayerState& l) {
   encode_compressor(w, l.index_compressor);
 }
 
-// Channels per entry a compressor produces (its width holds two groups when it overlaps).
-int64_t entry_dim(const CompressorState& c) { return c.overlap ? c.width / 2 : c.width; }
-
 void decode_layer(Reader& r, const LayerState& blank, int64_t pos, LayerState& l) {
   require(r.i64() == blank.head_dim && r.i64() == blank.window, "layer shape");
   l.head_dim = blank.head_dim;
@@ -111,7 +108,7 @@ void decode_layer(Reader& r, const LayerState& blank, int64_t pos, LayerState& l
   r.floats(l.ring, -1, "window ring");  // allocated at the first forward
   require(l.ring.empty() || int64_t(l.ring.size()) == l.window * l.head_dim, "window ring size");
   r.floats(l.compressed, l.n_compressed * l.head_dim, "compressed entries");
-  r.floats(l.index_keys, indexed ? l.n_index_keys * entry_dim(blank.index_compressor) : 0, "index keys");
+  r.floats(l.index_keys, indexed ? l.n_index_keys * blank.index_compressor.entry_dim() : 0, "index keys");
   decode_compressor(r, blank.compressor, l.compressor);
   decode_compressor(r, blank.index_compressor, l.index_compressor);
 }

@@ -22,9 +22,6 @@ void fill(std::vector<float>& v, size_t count, uint64_t& rng, bool spare = false
   }
 }
 
-// Entries per position a compressor emits (an overlapping one pools two groups into one entry).
-int64_t entry_width(const CompressorState& c) { return c.overlap ? c.width / 2 : c.width; }
-
 // A compressor at a block boundary: nothing pooled in the current block; an overlapping one holds
 // the previous complete block.
 void fill_compressor(CompressorState& c, int64_t positions, uint64_t& rng) {
@@ -44,7 +41,7 @@ void fill_layer(LayerState& l, int64_t positions, uint64_t& rng) {
   }
   if (l.index_compressor.ratio > 0) {
     l.n_index_keys = positions / l.index_compressor.ratio;
-    fill(l.index_keys, size_t(l.n_index_keys * entry_width(l.index_compressor)), rng, true);
+    fill(l.index_keys, size_t(l.n_index_keys * l.index_compressor.entry_dim()), rng, true);
   }
   fill_compressor(l.compressor, positions, rng);
   fill_compressor(l.index_compressor, positions, rng);

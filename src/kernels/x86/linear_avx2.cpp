@@ -34,6 +34,8 @@ const std::array<float, 16> kE2m1Avx2 = e2m1_table();
 #pragma GCC target("avx2,fma,f16c")
 #endif
 
+#include "kernels/x86/row_set.h"
+
 #define V4_INLINE inline __attribute__((always_inline))
 
 namespace v4::kernels::detail {
@@ -188,17 +190,6 @@ struct F4Rows {
     return _mm256_xor_ps(_mm256_permutevar8x32_ps(table, n), _mm256_castsi256_ps(_mm256_slli_epi32(n, 28)));
   }
   V4_INLINE __m256 chunk(int64_t c) const { return full(group(c / 4 * 4), c / 4 * 4, int(c % 4)); }
-};
-
-template <int R, class Rows>
-struct RowSet {
-  Rows rows[R];
-  RowSet(const Rows& proto, int64_t r0) {
-    for (int k = 0; k < R; ++k) {
-      rows[k] = proto;
-      rows[k].select(r0 + k);
-    }
-  }
 };
 
 // Keeps a loaded x chunk in a register: without it GCC re-loads it for every FMA (as a memory

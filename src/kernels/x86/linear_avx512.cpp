@@ -46,6 +46,7 @@ const std::array<float, 16> kE2m1 = e2m1_table();
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include "kernels/x86/reduce16_avx512.h"
+#include "kernels/x86/row_set.h"
 
 #define V4_INLINE inline __attribute__((always_inline))
 
@@ -175,17 +176,6 @@ struct F4Rows {
 // Keeps a loaded vector in a register: without it GCC re-loads it from L1 for every use (as a
 // memory operand of each FMA), which makes the tile load-bound.
 V4_INLINE void pin_register(__m512& v) { asm volatile("" : "+v"(v)); }
-
-template <int R, class Rows>
-struct RowSet {
-  Rows rows[R];
-  RowSet(const Rows& proto, int64_t r0) {
-    for (int k = 0; k < R; ++k) {
-      rows[k] = proto;
-      rows[k].select(r0 + k);
-    }
-  }
-};
 
 // T rows of x (stride ldx) x R weight rows, decoding straight into the multiply-adds.
 // While a tile streams its R rows it prefetches the same columns of the tile two ahead into L2

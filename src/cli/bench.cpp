@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "cli/bench_cache.h"
+#include "cli/bench_common.h"
 #include "cli/bench_constrained.h"
 #include "cli/bench_context.h"
 #include "cli/bench_speculative.h"
@@ -32,7 +33,6 @@
 #include "core/checkpoint.h"
 #include "core/codecs.h"
 #include "core/dtype.h"
-#include "kernels/cpu_features.h"
 #include "kernels/isa.h"
 #include "kernels/linear.h"
 #include "kernels/probes.h"
@@ -85,13 +85,6 @@ std::vector<int> parse_int_list(const std::string& s, const char* what) {
 }
 
 using kernels::stream_sum;
-
-// The CPU and kernel variant a figure was measured on, as JSON members (",\"isa\":...").
-std::string machine_json() {
-  const auto& f = kernels::cpu_features();
-  return std::string(",\"isa\":\"") + kernels::isa_name(kernels::active_isa()) + "\",\"cpu\":\"" +
-         f.name() + "\",\"cpu_features\":\"" + f.summary() + "\"";
-}
 
 // Read bandwidth in GB/s (1e9 bytes/s) of `threads` threads streaming over `buffer`: each repeat
 // takes the faster of a plain streaming sum and one with software prefetching (8 and 32 KiB
@@ -490,14 +483,6 @@ ModelBenchOptions parse_model_bench(const Args& args, bool decode) {
   o.profile = p.flag("profile");
   o.weights = core::parse_weight_memory(p.value_or("weights", "mapped"), "--weights");
   return o;
-}
-
-std::vector<int32_t> random_tokens(int64_t count, int64_t vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> pick(2, int32_t(std::max<int64_t>(3, vocab) - 1));
-  std::vector<int32_t> t(static_cast<size_t>(count));
-  for (auto& v : t) v = pick(rng);
-  return t;
 }
 
 // --profile: the main layers' time by operation (model::ForwardTrace::Op, summed over the layers)

@@ -4,13 +4,12 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "cli/bench_common.h"
 #include "core/checkpoint.h"
-#include "kernels/cpu_features.h"
 #include "kernels/isa.h"
 #include "model/model.h"
 #include "model/synthetic_state.h"
@@ -72,12 +71,8 @@ struct Result {
 };
 
 Result measure(model::Model& m, int64_t context, const Options& o) {
-  const auto& cfg = m.config();
   const auto blank = m.new_state();
-  std::mt19937 rng(7);
-  std::uniform_int_distribution<int32_t> pick(2, int32_t(cfg.vocab_size - 1));
-  std::vector<int32_t> next(size_t(o.tokens));
-  for (auto& t : next) t = pick(rng);
+  const auto next = random_tokens(o.tokens, m.config().vocab_size, 7);
   model::ForwardTrace trace;
   trace.capture_times = true;
   std::vector<double> secs;
@@ -119,6 +114,11 @@ double bytes_per_position(const std::vector<Result>& rs) {
                                 : (b.state_bytes - a.state_bytes) / double(b.context - a.context);
 }
 
+// The state at 1M positions: the first context's, grown at bytes_per_position.
+double bytes_at_1m(const std::vector<Result>& rs) {
+  return rs.front().state_bytes + bytes_per_position(rs) * double((1 << 20) - rs.front().context);
+}
+
 void print_text(int threads, const std::vector<Result>& rs) {
   std::printf("threads %d\n", threads);
   std::printf("  %9s %12s %12s %10s %10s %10s %12s\n", "context", "tokens/s", "(median)", "vs first", "indexer",
@@ -129,9 +129,8 @@ void print_text(int threads, const std::vector<Result>& rs) {
                 r.tps_best / rs.front().tps_best, 100 * idx / r.run_seconds, 100 * core / r.run_seconds,
                 r.state_bytes / 1e6);
   }
-  const double per = bytes_per_position(rs);
-  const double at_1m = rs.front().state_bytes + per * double((1 << 20) - rs.front().context);
-  std::printf("  state: %.1f bytes per context position; at 1M positions %.2f GiB\n", per, at_1m / double(1 << 30));
+  std::printf("  state: %.1f bytes per context position; at 1M positions %.2f GiB\n", bytes_per_position(rs),
+              bytes_at_1m(rs) / double(1 << 30));
 }
 
 std::string json_row(int threads, const std::vector<Result>& rs) {
@@ -148,13 +147,10 @@ std::string json_row(int threads, const std::vector<Result>& rs) {
                   r.state_bytes);
     out += buf;
   }
-  const double per = bytes_per_position(rs);
   char tail[256];
-  std::snprintf(tail, sizeof tail, "],\"state_bytes_per_position\":%.1f,\"state_bytes_at_1m\":%.0f", per,
-                rs.front().state_bytes + per * double((1 << 20) - rs.front().context));
-  const auto& f = kernels::cpu_features();
-  return out + tail + ",\"isa\":\"" + kernels::isa_name(kernels::active_isa()) + "\",\"cpu\":\"" + f.name() +
-         "\",\"cpu_features\":\"" + f.summary() + "\"}";
+  std::snprintf(tail, sizeof tail, "],\"state_bytes_per_position\":%.1f,\"state_bytes_at_1m\":%.0f",
+                bytes_per_position(rs), bytes_at_1m(rs));
+  return out + tail + machine_json() + "}";
 }
 
 }  // namespace

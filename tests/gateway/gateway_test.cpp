@@ -299,12 +299,10 @@ TEST(Gateway, AClientThatGoesAwayCancelsTheUpstreamRequest) {
   auto upstream = v4flash_upstream(/*token_delay_us=*/20000);  // ~0.5 s for the whole answer
   auto gw = gateway_server(one_upstream("http://127.0.0.1:" + std::to_string(upstream->port) + "/v1"));
   stream_then_reset(gw->port, {"\"content\":\""});  // once the answer's first token arrived
-  for (int i = 0; i < 200 && upstream->usage->records().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  auto theirs = upstream->usage->records();
+  auto theirs = records_once(*upstream->usage, 1);
   ASSERT_EQ(theirs.size(), 1u);
   EXPECT_EQ(theirs[0].status, "cancelled");
-  for (int i = 0; i < 200 && gw->usage->records().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  auto ours = gw->usage->records();
+  auto ours = records_once(*gw->usage, 1);
   ASSERT_EQ(ours.size(), 1u);
   EXPECT_EQ(ours[0].status, "cancelled");
 }
@@ -421,8 +419,7 @@ TEST(Gateway, AClientThatGoesAwayCancelsALocalRunInAPool) {
       "routing": {"health_interval_ms": 0, "affinity_tokens": 0}})",
                            create_scripted_engine(gateway_tokenizer(), o));
   stream_then_reset(gw->port, {"\"content\":\"", "\"reasoning_content\":\""});
-  for (int i = 0; i < 200 && gw->usage->records().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  auto recs = gw->usage->records();
+  auto recs = records_once(*gw->usage, 1);
   ASSERT_EQ(recs.size(), 1u);
   EXPECT_EQ(recs[0].status, "cancelled");
   EXPECT_LT(recs[0].usage.completion_tokens, 20);

@@ -227,7 +227,7 @@ int v4::cli::serve(const Args& argv, const ServeHooks& hooks) {
     }
     engine = runtime::create_engine(std::move(model), eo);
     spdlog::info("engine: at most {} sequences per step (--max-running)",
-                 eo.max_running > 0 ? eo.max_running : runtime::default_max_running(engine->config(), eo));
+                 eo.max_running > 0 ? eo.max_running : runtime::default_max_running(engine->config(), !mo.exact, eo));
     if (speculative > 0) spdlog::info("speculative decoding: {} draft token(s) per step from the MTP block", speculative);
   }
 

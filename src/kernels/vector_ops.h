@@ -18,12 +18,20 @@ void dots(const float* a, int64_t rows, int64_t lda, const float* b, int64_t n, 
 // y[k] = fma(a, x[k], y[k]) for k < n.
 void axpy(float a, const float* x, float* y, int64_t n);
 
+// Packed rows of a sequence's state (model/state_rows.h) back to fp32, exactly: out[k] =
+// value(code k) * scale, scale a power of two. e4m3: one code per byte (0x7F/0xFF NaN). e2m1: two
+// per byte, element 2i in the low nibble; n even.
+void decode_e4m3(const uint8_t* codes, int64_t n, float scale, float* out);
+void decode_e2m1(const uint8_t* packed, int64_t n, float scale, float* out);
+
 namespace detail {
 float dot_avx2(const float* a, const float* b, int64_t n);
 float dot_avx512(const float* a, const float* b, int64_t n);
 void dots_avx512(const float* a, int64_t rows, int64_t lda, const float* b, int64_t n, float* out);
 void axpy_avx2(float a, const float* x, float* y, int64_t n);
 void axpy_avx512(float a, const float* x, float* y, int64_t n);
+void decode_e4m3_avx512(const uint8_t* codes, int64_t n, float scale, float* out);
+void decode_e2m1_avx512(const uint8_t* packed, int64_t n, float scale, float* out);
 // The tail and reduction every variant shares.
 float dot_finish(float (&acc)[16], const float* a, const float* b, int64_t k, int64_t n);
 }  // namespace detail

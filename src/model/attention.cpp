@@ -14,13 +14,18 @@ const RopeTable& rope_for_layer(const ForwardContext& ctx, int64_t ratio) {
   return ratio != 0 ? *ctx.rope_compressed : *ctx.rope_dense;
 }
 
-void init_layer_state(const core::ModelConfig& c, int64_t layer, LayerState& st) {
+void init_layer_state(const core::ModelConfig& c, int64_t layer, bool packed, LayerState& st) {
   st.head_dim = c.head_dim;
   st.window = c.sliding_window;
   const int64_t ratio = c.compress_ratio(layer);
   if (ratio != 0) {
     st.compressor.init(ratio, c.head_dim);
-    if (ratio == 4) st.index_compressor.init(ratio, c.index_head_dim);
+    // The entry's RoPE dims stay fp32: the quantiser rounds the others only (compressor.cpp).
+    st.compressed = packed ? StateRows(RowFormat::fp8, c.head_dim, c.qk_rope_head_dim) : StateRows(RowFormat::f32, c.head_dim);
+    if (ratio == 4) {
+      st.index_compressor.init(ratio, c.index_head_dim);
+      st.index_keys = StateRows(packed ? RowFormat::fp4 : RowFormat::f32, c.index_head_dim);
+    }
   }
 }
 
@@ -33,8 +38,8 @@ void save_undo(const LayerState& st, const Segment& sg, LayerUndo& undo) {
   undo.ring_rows.resize(size_t(sg.n * dh));
   for (int64_t i = 0; i < sg.n; ++i)
     std::copy_n(st.ring.data() + ((sg.p0 + i) % W) * dh, dh, undo.ring_rows.data() + i * dh);
-  undo.n_compressed = st.n_compressed;
-  undo.n_index_keys = st.n_index_keys;
+  undo.n_compressed = st.compressed.size();
+  undo.n_index_keys = st.index_keys.size();
   if (st.compressor.ratio) save_compressor(st.compressor, sg.p0, sg.n, undo.compressor);
   if (st.index_compressor.ratio) save_compressor(st.index_compressor, sg.p0, sg.n, undo.index_compressor);
 }
@@ -50,18 +55,14 @@ void attention_rollback(const ForwardContext& ctx, const AttentionWeights& w, La
   // The compressors as they were, then the kept tokens again (entries are append-only).
   if (w.has_compressor) {
     restore_compressor(st.compressor, undo.compressor);
-    st.n_compressed = undo.n_compressed;
-    st.compressed.resize(size_t(undo.n_compressed * dh));
-    compressor_absorb(ctx, w.compressor, st.compressor, rope, undo.compressor.input, keep, p0, false, st.compressed,
-                      st.n_compressed);
+    st.compressed.truncate(undo.n_compressed);
+    compressor_absorb(ctx, w.compressor, st.compressor, rope, undo.compressor.input, keep, p0, false, st.compressed);
   }
   if (w.has_indexer) {
-    const int64_t id = ctx.cfg->index_head_dim;
     restore_compressor(st.index_compressor, undo.index_compressor);
-    st.n_index_keys = undo.n_index_keys;
-    st.index_keys.resize(size_t(undo.n_index_keys * id));
+    st.index_keys.truncate(undo.n_index_keys);
     compressor_absorb(ctx, w.indexer.compressor, st.index_compressor, rope, undo.index_compressor.input, keep, p0, true,
-                      st.index_keys, st.n_index_keys);
+                      st.index_keys);
   }
 }
 
@@ -131,15 +132,14 @@ void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int
     OpTimer seg_compressor_timer(ctx.trace, Op::compressor);
     if (w.has_compressor) {
       CompressorInput in = compressor_rows(projected, st.compressor.width, sg.row0, sg.n);
-      compressor_absorb(ctx, w.compressor, st.compressor, rope, in, sg.n, sg.p0, false, st.compressed, st.n_compressed);
+      compressor_absorb(ctx, w.compressor, st.compressor, rope, in, sg.n, sg.p0, false, st.compressed);
       if (undo) undo->compressor.input = std::move(in);
     }
     seg_compressor_timer.stop();
     OpTimer seg_indexer_timer(ctx.trace, Op::indexer);
     if (w.has_indexer) {
       CompressorInput in = compressor_rows(index_projected, st.index_compressor.width, sg.row0, sg.n);
-      compressor_absorb(ctx, w.indexer.compressor, st.index_compressor, rope, in, sg.n, sg.p0, true, st.index_keys,
-                        st.n_index_keys);
+      compressor_absorb(ctx, w.indexer.compressor, st.index_compressor, rope, in, sg.n, sg.p0, true, st.index_keys);
       if (undo) undo->index_compressor.input = std::move(in);
       indexer_select(ctx, w.indexer, st, iq, sg.row0, sg.n, sg.p0, seg_selected);
       std::copy(seg_selected.begin(), seg_selected.end(), selected.begin() + sg.row0 * topk);
@@ -166,43 +166,62 @@ void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int
     auto kv_at = [&](int64_t p) -> const float* {
       return p >= sg.p0 ? kv.data() + (sg.row0 + p - sg.p0) * dh : st.ring.data() + (p % W) * dh;
     };
-    // candidate rows: window positions, then compressed entries
+    // candidate rows: window positions, then compressed entries; packed entries are decoded into
+    // row_buffer where used (twice: for the scores, then for the values)
     std::vector<const float*> rows;
+    std::vector<int64_t> packed;
     for (int64_t p = std::max<int64_t>(0, t - W + 1); p <= t; ++p) rows.push_back(kv_at(p));
     if (ratio != 0) {
-      const int64_t visible = std::min((t + 1) / ratio, st.n_compressed);
+      const int64_t visible = std::min((t + 1) / ratio, st.compressed.size());
+      const bool f32 = st.compressed.format() == RowFormat::f32;
+      const auto add = [&](int64_t e) {
+        if (f32)
+          rows.push_back(st.compressed.f32(e));
+        else
+          packed.push_back(e);
+      };
       if (w.has_indexer) {
         for (int64_t k = 0; k < topk; ++k) {
           const int32_t e = selected[size_t(i * topk + k)];
-          if (e >= 0 && e < visible) rows.push_back(st.compressed.data() + e * dh);
+          if (e >= 0 && e < visible) add(e);
         }
       } else {
-        for (int64_t e = 0; e < visible; ++e) rows.push_back(st.compressed.data() + e * dh);
+        for (int64_t e = 0; e < visible; ++e) add(e);
       }
     }
-    const size_t E = rows.size();
+    const size_t E32 = rows.size(), E = E32 + packed.size();
+    std::vector<float> row_buffer(packed.empty() ? 0 : static_cast<size_t>(dh));
+    const auto row_at = [&](size_t e) -> const float* {
+      if (e < E32) return rows[e];
+      st.compressed.decode(packed[e - E32], 1, row_buffer.data());
+      return row_buffer.data();
+    };
     std::vector<float> dots_e(static_cast<size_t>(HG)), s(static_cast<size_t>(HG) * E);  // s[j * E + e]: head h0 + j, row e
     for (size_t e = 0; e < E; ++e) {
-      kernels::dots(q.data() + (i * H + h0) * dh, HG, dh, rows[e], dh, dots_e.data());
+      kernels::dots(q.data() + (i * H + h0) * dh, HG, dh, row_at(e), dh, dots_e.data());
       for (int64_t j = 0; j < HG; ++j) s[size_t(j) * E + e] = dots_e[size_t(j)] * scale;
     }
+    // softmax per head (the sink in the denominator), then the weighted sum of values, a row at a
+    // time for all HG heads: each head still adds its rows in candidate order
+    std::vector<float> denom(static_cast<size_t>(HG));
     for (int64_t j = 0; j < HG; ++j) {
-      const int64_t h = h0 + j;
       float* sh = s.data() + size_t(j) * E;
       float mx = -std::numeric_limits<float>::infinity();
       for (size_t e = 0; e < E; ++e) mx = std::max(mx, sh[e]);
-      float denom = 0;
+      float sum = 0;
       for (size_t e = 0; e < E; ++e) {
         sh[e] = std::exp(sh[e] - mx);
-        denom += sh[e];
+        sum += sh[e];
       }
-      denom += std::exp(w.attn_sink[size_t(h)] - mx);
-      float* oh = o.data() + (i * H + h) * dh;
-      std::fill_n(oh, dh, 0.0f);
-      for (size_t e = 0; e < E; ++e) {
-        const float p = sh[e] / denom;
-        axpy(p, rows[e], oh, dh);
-      }
+      denom[size_t(j)] = sum + std::exp(w.attn_sink[size_t(h0 + j)] - mx);
+      std::fill_n(o.data() + (i * H + h0 + j) * dh, dh, 0.0f);
+    }
+    for (size_t e = 0; e < E; ++e) {
+      const float* row = row_at(e);
+      for (int64_t j = 0; j < HG; ++j) axpy(s[size_t(j) * E + e] / denom[size_t(j)], row, o.data() + (i * H + h0 + j) * dh, dh);
+    }
+    for (int64_t j = 0; j < HG; ++j) {
+      float* oh = o.data() + (i * H + h0 + j) * dh;
       rope.apply(oh + dh - rd, t, true);
     }
   });

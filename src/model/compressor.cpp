@@ -53,15 +53,6 @@ void pool_entry(const CompressorWeights& w, const CompressorState& st, float* en
   }
 }
 
-// Entries grow by an eighth at a time rather than by std::vector's doubling: at long contexts the
-// state is mostly these entries, and doubling held up to twice their size (state bytes per position
-// measured 1296 instead of 648 on the V4-Flash slice after a few decode steps).
-void append_entry(std::vector<float>& entries, const std::vector<float>& entry) {
-  const size_t need = entries.size() + entry.size();
-  if (need > entries.capacity()) entries.reserve(std::max(need, entries.size() + std::max(entries.size() / 8, 16 * entry.size())));
-  entries.insert(entries.end(), entry.begin(), entry.end());
-}
-
 }  // namespace
 
 CompressorInput compressor_project(const ForwardContext& ctx, const CompressorWeights& w, const float* x, int64_t n) {
@@ -82,8 +73,7 @@ CompressorInput compressor_rows(const CompressorInput& all, int64_t width, int64
 }
 
 void compressor_absorb(const ForwardContext& ctx, const CompressorWeights& w, CompressorState& st, const RopeTable& rope,
-                       const CompressorInput& in, int64_t n, int64_t p0, bool for_indexer, std::vector<float>& entries,
-                       int64_t& n_entries) {
+                       const CompressorInput& in, int64_t n, int64_t p0, bool for_indexer, StateRows& entries) {
   if (w.ratio > 256) throw std::runtime_error("compressor: ratio above 256 is not supported");
   const int64_t r = w.ratio, d = w.dim, width = st.width, rd = rope.dim();
   const std::vector<float>& kv = in.kv;
@@ -110,9 +100,8 @@ void compressor_absorb(const ForwardContext& ctx, const CompressorWeights& w, Co
     } else if (ctx.quantize) {
       fp8_quant_dequant(entry.data(), d - rd, 64);
     }
-    if (block != n_entries) throw std::logic_error("compressor: entries out of order");
-    append_entry(entries, entry);
-    ++n_entries;
+    if (block != entries.size()) throw std::logic_error("compressor: entries out of order");
+    entries.push_back(entry.data());
   }
 }
 

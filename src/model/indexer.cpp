@@ -46,7 +46,7 @@ void indexer_select(const ForwardContext& ctx, const IndexerWeights& w, const La
   constexpr int64_t kBlock = 256;
   std::vector<int64_t> visible(static_cast<size_t>(n)), first_block(static_cast<size_t>(n) + 1, 0);
   for (int64_t i = 0; i < n; ++i) {
-    visible[size_t(i)] = std::max<int64_t>(0, std::min((p0 + i + 1) / ratio, st.n_index_keys));
+    visible[size_t(i)] = std::max<int64_t>(0, std::min((p0 + i + 1) / ratio, st.index_keys.size()));
     first_block[size_t(i) + 1] = first_block[size_t(i)] + (visible[size_t(i)] + kBlock - 1) / kBlock;
   }
   std::vector<std::vector<float>> scores(static_cast<size_t>(n));
@@ -58,18 +58,24 @@ void indexer_select(const ForwardContext& ctx, const IndexerWeights& w, const La
     // Sixteen entries at a time: per head, their 16 scores from one kernels::dots call (the keys as
     // the rows, dot()'s bits each), then added to the entries' weighted sums in head order, so the
     // sums run across the entries in vector lanes.
+    // Packed keys are decoded once per 16, for all the heads (exact: the same values).
     constexpr int64_t kGroup = 16;
+    static_assert(StateRows::kBlockRows % kGroup == 0 && kBlock % StateRows::kBlockRows == 0);
+    const bool f32 = st.index_keys.format() == RowFormat::f32;
+    std::vector<float> decoded(f32 ? 0 : size_t(kGroup * Id));
     for (int64_t s = s0; s < s1; s += kGroup) {
       const int64_t g = std::min(kGroup, s1 - s);
+      const float* keys = f32 ? st.index_keys.f32(s) : decoded.data();
+      if (!f32) st.index_keys.decode(s, g, decoded.data());
       float part[kGroup] = {}, total[kGroup] = {};
       for (int64_t h = 0; h < IH; ++h) {
-        kernels::dots(st.index_keys.data() + s * Id, g, Id, q + (i * IH + h) * Id, Id, part);
+        kernels::dots(keys, g, Id, q + (i * IH + h) * Id, Id, part);
         for (int64_t e = 0; e < kGroup; ++e) total[e] += std::max(part[e], 0.0f) * wi[h];
       }
       std::copy_n(total, g, scores[size_t(i)].data() + s);
     }
   });
-  ctx.parallel(n, st.n_index_keys * 8, [&](int64_t i) {
+  ctx.parallel(n, st.index_keys.size() * 8, [&](int64_t i) {
     const std::vector<float>& score = scores[size_t(i)];
     const int64_t v = visible[size_t(i)], k = std::min(topk, v);
     if (v <= 0) return;

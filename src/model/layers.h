@@ -82,7 +82,9 @@ void hc_head(const ForwardContext& ctx, const HyperConnectionWeights& w, const f
 
 // ---- attention with compressor and indexer ----
 const RopeTable& rope_for_layer(const ForwardContext& ctx, int64_t ratio);
-void init_layer_state(const core::ModelConfig& cfg, int64_t layer, LayerState& st);
+// packed: the compressed entries and indexer keys kept as the FP8/FP4 codes the quantisers made
+// them (the model as trained); fp32 in exact mode (model/state_rows.h).
+void init_layer_state(const core::ModelConfig& cfg, int64_t layer, bool packed, LayerState& st);
 
 // A compressor's projections (kv, gate scores) of n rows of x: row-wise, so a step projects all
 // its sequences' rows at once (each weight read once per step) and hands each sequence its rows.
@@ -92,8 +94,7 @@ CompressorInput compressor_rows(const CompressorInput& all, int64_t width, int64
 // Feeds n tokens (their projections `in`, at positions p0...) to a compressor; appends each
 // completed entry ([dim] floats) to `entries`.
 void compressor_absorb(const ForwardContext& ctx, const CompressorWeights& w, CompressorState& st, const RopeTable& rope,
-                       const CompressorInput& in, int64_t n, int64_t p0, bool for_indexer, std::vector<float>& entries,
-                       int64_t& n_entries);
+                       const CompressorInput& in, int64_t n, int64_t p0, bool for_indexer, StateRows& entries);
 
 // Before n tokens at p0 reach a compressor in a speculative step: what restore_compressor() needs.
 void save_compressor(const CompressorState& st, int64_t p0, int64_t n, CompressorUndo& undo);

@@ -96,6 +96,9 @@ class Model {
 
   virtual const core::ModelConfig& config() const = 0;
   virtual std::unique_ptr<SequenceState> new_state() const = 0;
+  // Whether its states keep compressed entries and indexer keys as the quantisers' FP8/FP4 codes
+  // (the model as trained) rather than fp32 (exact mode): model/state_rows.h, runtime/state_memory.h.
+  virtual bool packed_state() const { return false; }
   // Returns, per item, logits rows of vocab_size floats (one row, or one per new token when
   // all_logits), concatenated in item order.
   virtual std::vector<float> forward(std::span<const BatchItem> batch) = 0;

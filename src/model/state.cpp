@@ -20,7 +20,7 @@ size_t CompressorState::bytes() const {
 }
 
 size_t LayerState::bytes() const {
-  return sizeof(LayerState) + (ring.capacity() + compressed.capacity() + index_keys.capacity()) * sizeof(float) +
+  return sizeof(LayerState) + ring.capacity() * sizeof(float) + compressed.bytes() + index_keys.bytes() +
          compressor.bytes() + index_compressor.bytes();
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/model.h"
+#include "model/state_rows.h"
 
 namespace v4::model {
 
@@ -27,13 +28,11 @@ struct CompressorState {
 
 struct LayerState {
   int64_t head_dim = 0, window = 0;
-  std::vector<float> ring;        // [window, head_dim], position q in row q % window
-  std::vector<float> compressed;  // [entries, head_dim]
-  int64_t n_compressed = 0;
+  std::vector<float> ring;  // [window, head_dim], position q in row q % window
+  StateRows compressed;     // [entries, head_dim]
   CompressorState compressor;
   CompressorState index_compressor;
-  std::vector<float> index_keys;  // [entries, index_head_dim]
-  int64_t n_index_keys = 0;
+  StateRows index_keys;  // [entries, index_head_dim]
 
   size_t bytes() const;
 };

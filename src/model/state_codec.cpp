@@ -1,5 +1,6 @@
 #include "model/state_codec.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -11,7 +12,7 @@ namespace v4::model {
 
 namespace {
 
-constexpr uint32_t kFormat = 1;  // bump when SequenceStateImpl's fields change
+constexpr uint32_t kFormat = 2;  // bump when SequenceStateImpl's fields change (2: packed entries)
 
 class Writer {
  public:
@@ -24,6 +25,13 @@ class Writer {
   void floats(const std::vector<float>& v) {
     i64(int64_t(v.size()));
     raw(v.data(), v.size() * sizeof(float));
+  }
+  // Row count, format, then the rows as stored (a block at a time).
+  void rows(const StateRows& v) {
+    i64(v.size());
+    i64(int64_t(v.format()));
+    for (int64_t i = 0; i < v.size(); i += StateRows::kBlockRows)
+      raw(v.raw(i), size_t(std::min(StateRows::kBlockRows, v.size() - i) * v.row_bytes()));
   }
 
  private:
@@ -51,6 +59,19 @@ class Reader {
       throw std::runtime_error(std::string("state bytes: ") + what + " has the wrong size");
     v.resize(size_t(n));
     raw(v.data(), size_t(n) * sizeof(float));
+  }
+  // Reads rows into `v` (a blank of the model's width and dtype); `expected` rows only.
+  void rows(StateRows& v, int64_t expected, const char* what) {
+    const int64_t n = i64(), format = i64();
+    // A state saved in exact mode does not continue a quantised model, nor the reverse.
+    if (format != int64_t(v.format()))
+      throw std::runtime_error(std::string("state bytes: ") + what + " are in another format than this model keeps");
+    const size_t row_bytes = size_t(v.row_bytes());
+    if (n != expected || (row_bytes > 0 && uint64_t(n) > (in_.size() - at_) / row_bytes))
+      throw std::runtime_error(std::string("state bytes: ") + what + " has the wrong size");
+    v.truncate(0);
+    v.push_back_raw(in_.data() + at_, n);  // n rows, checked above
+    at_ += size_t(n) * row_bytes;
   }
   bool done() const { return at_ == in_.size(); }
 
@@ -85,11 +106,9 @@ void decode_compressor(Reader& r, const CompressorState& blank, CompressorState&
 void encode_layer(Writer& w, const LayerState& l) {
   w.i64(l.head_dim);
   w.i64(l.window);
-  w.i64(l.n_compressed);
-  w.i64(l.n_index_keys);
   w.floats(l.ring);
-  w.floats(l.compressed);
-  w.floats(l.index_keys);
+  w.rows(l.compressed);
+  w.rows(l.index_keys);
   encode_compressor(w, l.compressor);
   encode_compressor(w, l.index_compressor);
 }
@@ -98,17 +117,14 @@ void decode_layer(Reader& r, const LayerState& blank, int64_t pos, LayerState& l
   require(r.i64() == blank.head_dim && r.i64() == blank.window, "layer shape");
   l.head_dim = blank.head_dim;
   l.window = blank.window;
-  l.n_compressed = r.i64();
-  l.n_index_keys = r.i64();
-  const int64_t ratio = blank.compressor.ratio;
-  // Entries complete with every `ratio` positions; no more, no fewer.
-  require(ratio > 0 ? l.n_compressed == pos / ratio : l.n_compressed == 0, "compressed entry count");
-  const bool indexed = blank.index_compressor.ratio > 0;
-  require(indexed ? l.n_index_keys == pos / blank.index_compressor.ratio : l.n_index_keys == 0, "index key count");
   r.floats(l.ring, -1, "window ring");  // allocated at the first forward
   require(l.ring.empty() || int64_t(l.ring.size()) == l.window * l.head_dim, "window ring size");
-  r.floats(l.compressed, l.n_compressed * l.head_dim, "compressed entries");
-  r.floats(l.index_keys, indexed ? l.n_index_keys * blank.index_compressor.entry_dim() : 0, "index keys");
+  // Entries complete with every `ratio` positions; no more, no fewer.
+  const int64_t ratio = blank.compressor.ratio, index_ratio = blank.index_compressor.ratio;
+  l.compressed = blank.compressed;
+  l.index_keys = blank.index_keys;
+  r.rows(l.compressed, ratio > 0 ? pos / ratio : 0, "compressed entries");
+  r.rows(l.index_keys, index_ratio > 0 ? pos / index_ratio : 0, "index keys");
   decode_compressor(r, blank.compressor, l.compressor);
   decode_compressor(r, blank.index_compressor, l.index_compressor);
 }

@@ -9,16 +9,24 @@ namespace v4::model {
 namespace {
 
 // Uniform in [-sqrt 3, sqrt 3] (unit variance), from a 64-bit LCG: a 1M-position state is 160M
-// values, and the benchmark makes one per run. Entries keep an eighth of spare capacity, as a state
-// that grew by appending holds (model/compressor.cpp), so the first block a decode completes does
-// not copy them all.
-void fill(std::vector<float>& v, size_t count, uint64_t& rng, bool spare = false) {
-  v.clear();
-  v.reserve(spare ? count + count / 8 : count);
+// values, and the benchmark makes one per run.
+float next(uint64_t& rng) {
+  rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+  return (float(uint32_t(rng >> 40)) * (1.0f / 16777216.0f) * 2.0f - 1.0f) * 1.7320508f;
+}
+
+void fill(std::vector<float>& v, size_t count, uint64_t& rng) {
   v.resize(count);
-  for (float& x : v) {
-    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    x = (float(uint32_t(rng >> 40)) * (1.0f / 16777216.0f) * 2.0f - 1.0f) * 1.7320508f;
+  for (float& x : v) x = next(rng);
+}
+
+// `count` rows appended as the compressor appends them (packed rows keep the nearest codes).
+void fill(StateRows& rows, int64_t count, uint64_t& rng) {
+  std::vector<float> row(static_cast<size_t>(rows.width()));
+  rows.truncate(0);
+  for (int64_t i = 0; i < count; ++i) {
+    for (float& x : row) x = next(rng);
+    rows.push_back(row.data());
   }
 }
 
@@ -35,14 +43,8 @@ void fill_compressor(CompressorState& c, int64_t positions, uint64_t& rng) {
 
 void fill_layer(LayerState& l, int64_t positions, uint64_t& rng) {
   fill(l.ring, size_t(l.window * l.head_dim), rng);
-  if (l.compressor.ratio > 0) {
-    l.n_compressed = positions / l.compressor.ratio;
-    fill(l.compressed, size_t(l.n_compressed * l.head_dim), rng, true);
-  }
-  if (l.index_compressor.ratio > 0) {
-    l.n_index_keys = positions / l.index_compressor.ratio;
-    fill(l.index_keys, size_t(l.n_index_keys * l.index_compressor.entry_dim()), rng, true);
-  }
+  if (l.compressor.ratio > 0) fill(l.compressed, positions / l.compressor.ratio, rng);
+  if (l.index_compressor.ratio > 0) fill(l.index_keys, positions / l.index_compressor.ratio, rng);
   fill_compressor(l.compressor, positions, rng);
   fill_compressor(l.index_compressor, positions, rng);
 }

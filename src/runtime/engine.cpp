@@ -152,7 +152,7 @@ class EngineImpl final : public Engine {
         inter_token_(inter_token_buckets()),
         e2e_(request_latency_buckets()),
         queue_time_(request_latency_buckets()) {
-    if (options_.max_running < 1) options_.max_running = default_max_running(config_, options_);
+    if (options_.max_running < 1) options_.max_running = default_max_running(config_, model_->packed_state(), options_);
     if (options_.step_token_budget < 1) options_.step_token_budget = 1;
     per_tenant_cap_ = options_.max_running_per_tenant > 0 ? options_.max_running_per_tenant
                                                           : std::max(1, options_.max_running * 3 / 4);
@@ -169,7 +169,7 @@ class EngineImpl final : public Engine {
     if (options_.speculative_tokens > 0 && model_->mtp_resume_position(*model_->new_state()) < 0)
       throw std::invalid_argument("speculative decoding needs the model's MTP block (a checkpoint with one, loaded with "
                                   "ModelOptions::enable_mtp)");
-    state_memory_ = state_memory(config_);
+    state_memory_ = state_memory(config_, model_->packed_state());
     if (!options_.cache_dir.empty()) {
       if (options_.cache_identity.empty()) throw std::invalid_argument("a cache directory needs a cache identity");
       disk_ = std::make_unique<DiskCache>(
@@ -1189,8 +1189,8 @@ std::shared_ptr<const TokenVocabulary> vocabulary_from_tokenizer(std::shared_ptr
   return std::make_shared<TokenizerVocabulary>(std::move(tokenizer));
 }
 
-int default_max_running(const core::ModelConfig& config, const EngineOptions& opts) {
-  const StateMemory memory = state_memory(config);
+int default_max_running(const core::ModelConfig& config, bool packed_state, const EngineOptions& opts) {
+  const StateMemory memory = state_memory(config, packed_state);
   const int64_t per_sequence = std::max<int64_t>(1, memory.bytes_at(config, kDefaultContextForSizing));
   return int(std::clamp<int64_t>(opts.state_memory_budget / per_sequence, 16, 256));
 }

@@ -230,7 +230,7 @@ inline constexpr int kMaxSpeculativeTokens = 8;
 // reads the weights once for the whole batch, so on CPU the batch is bounded by memory, not by the
 // weight reads; past 256 a step's own compute makes every stream slower than the reads saved.
 inline constexpr int64_t kDefaultContextForSizing = 8192;
-int default_max_running(const core::ModelConfig& config, const EngineOptions& opts);
+int default_max_running(const core::ModelConfig& config, bool packed_state, const EngineOptions& opts);
 
 // Starts the scheduler thread on a loaded model. submit() throws OverloadedError (queue/memory
 // full, shutting down) or std::invalid_argument (empty prompt, id out of vocabulary, prompt beyond

@@ -2,10 +2,23 @@
 
 #include <cmath>
 
+#include "model/state_rows.h"
+
 namespace v4::runtime {
 
 namespace {
 constexpr int64_t kValueBytes = sizeof(float);
+
+struct RowBytes {
+  int64_t entry = 0, key = 0;
+};
+RowBytes row_bytes(const core::ModelConfig& c, bool packed) {
+  using model::RowFormat;
+  using model::StateRows;
+  if (!packed) return {c.head_dim * kValueBytes, c.index_head_dim * kValueBytes};
+  return {StateRows::row_bytes(RowFormat::fp8, c.head_dim, c.qk_rope_head_dim),
+          StateRows::row_bytes(RowFormat::fp4, c.index_head_dim, 0)};
+}
 
 int64_t layer_ratio(const core::ModelConfig& c, int64_t layer) {
   return size_t(layer) < c.compress_ratios.size() ? c.compress_ratios[size_t(layer)] : 0;
@@ -20,8 +33,10 @@ int64_t compressor_values(int64_t ratio, int64_t dim) {
 }
 }  // namespace
 
-StateMemory state_memory(const core::ModelConfig& c) {
+StateMemory state_memory(const core::ModelConfig& c, bool packed) {
   StateMemory m;
+  m.rows = row_bytes(c, packed).entry;
+  m.key_rows = row_bytes(c, packed).key;
   int64_t fixed = 0;
   double per_token = 0;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
@@ -29,26 +44,26 @@ StateMemory state_memory(const core::ModelConfig& c) {
     const int64_t ratio = layer_ratio(c, l);
     if (ratio <= 0) continue;
     fixed += compressor_values(ratio, c.head_dim);
-    per_token += double(c.head_dim) / double(ratio);
+    per_token += double(m.rows) / double(ratio);
     if (ratio == 4) {
       fixed += compressor_values(ratio, c.index_head_dim);
-      per_token += double(c.index_head_dim) / 4.0;
+      per_token += double(m.key_rows) / 4.0;
     }
   }
   m.fixed_bytes = fixed * kValueBytes;
-  m.per_token_bytes = int64_t(std::ceil(per_token * kValueBytes));
+  m.per_token_bytes = int64_t(std::ceil(per_token));
   return m;
 }
 
 int64_t StateMemory::bytes_at(const core::ModelConfig& c, int64_t tokens) const {
-  int64_t values = 0;
+  int64_t bytes = 0;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const int64_t ratio = layer_ratio(c, l);
     if (ratio <= 0) continue;
-    values += tokens / ratio * c.head_dim;
-    if (ratio == 4) values += tokens / 4 * c.index_head_dim;
+    bytes += tokens / ratio * rows;
+    if (ratio == 4) bytes += tokens / 4 * key_rows;
   }
-  return fixed_bytes + values * kValueBytes;
+  return fixed_bytes + bytes;
 }
 
 }  // namespace v4::runtime

@@ -6,6 +6,7 @@
 #include <random>
 #include <vector>
 
+#include "core/codecs.h"
 #include "kernels/isa.h"
 #include "kernels/vector_ops.h"
 
@@ -67,6 +68,34 @@ TEST(VectorOps, DotsGiveEachRowTheDefinitionsBits) {
           EXPECT_EQ(std::memcmp(&got[size_t(r)], &want, 4), 0)
               << isa_name(isa) << " n=" << n << " rows=" << rows << " r=" << r << ": " << got[size_t(r)] << " vs " << want;
         }
+      }
+    }
+  }
+}
+
+// decode_e4m3 / decode_e2m1: every code times power-of-two scales (subnormal results included) is
+// the scalar definition's value, on every variant, through the vector body and the tail.
+TEST(VectorOps, DecodersGiveEveryCodesValue) {
+  std::vector<uint8_t> codes(256 + 7);
+  for (size_t k = 0; k < codes.size(); ++k) codes[k] = uint8_t(k * 37 % 256);
+  for (int e : {-127, -40, -3, 0, 5, 100}) {
+    const float scale = std::ldexp(1.0f, e);
+    for (Isa isa : supported_isas()) {
+      const IsaScope scope(isa);
+      std::vector<float> got(codes.size() * 2);
+      decode_e4m3(codes.data(), int64_t(codes.size()), scale, got.data());
+      for (size_t k = 0; k < codes.size(); ++k) {
+        const float want = core::e4m3_to_float(codes[k]) * scale;
+        if (std::isnan(want))
+          EXPECT_TRUE(std::isnan(got[k])) << isa_name(isa) << " code " << int(codes[k]);
+        else
+          EXPECT_EQ(std::memcmp(&got[k], &want, 4), 0) << isa_name(isa) << " e4m3 code " << int(codes[k]) << " e " << e;
+      }
+      const int64_t n = int64_t(codes.size() - 1) * 2;  // two per byte, an even count with a tail
+      decode_e2m1(codes.data(), n, scale, got.data());
+      for (int64_t k = 0; k < n; ++k) {
+        const float want = core::e2m1_to_float(uint8_t(codes[size_t(k / 2)] >> (k % 2 * 4))) * scale;
+        EXPECT_EQ(std::memcmp(&got[size_t(k)], &want, 4), 0) << isa_name(isa) << " e2m1 element " << k << " e " << e;
       }
     }
   }

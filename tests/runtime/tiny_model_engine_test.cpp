@@ -12,6 +12,7 @@
 
 #include "core/checkpoint.h"
 #include "fake_model.h"
+#include "model/state_rows.h"
 #include "model/model.h"
 #include "runtime/state_memory.h"
 
@@ -230,10 +231,14 @@ void feed_until(v4::model::Model& m, v4::model::SequenceState& state, int64_t to
 void check_state_bytes_per_token(int64_t long_context) {
   auto model = tiny_model();
   const auto& config = model->config();
-  const StateMemory formula = state_memory(config);
-  // By hand for tiny-v4: layers 1 and 3 (ratio 4) keep 128/4 KV + 128/4 indexer-key floats per
-  // token, layers 2 and 4 (ratio 128) 128/128: 130 floats = 520 bytes per token.
-  EXPECT_EQ(formula.per_token_bytes, 520);
+  const StateMemory formula = state_memory(config, model->packed_state());
+  // By hand for tiny-v4 (the model as trained: entries and keys packed, model/state_rows.h): an
+  // entry is 64 FP8 codes + 1 scale byte (padded to 68) + 64 fp32 RoPE dims = 324 bytes, a key 64
+  // bytes of FP4 codes + 4 scale bytes = 68. Layers 1 and 3 (ratio 4) keep (324 + 68) / 4 bytes per
+  // token, layers 2 and 4 (ratio 128) 324 / 128: 201.06, rounded up. (fp32: 520; the reference's
+  // BF16 cache: 260.)
+  ASSERT_TRUE(model->packed_state());
+  EXPECT_EQ(formula.per_token_bytes, 202);
   auto state = model->new_state();
   feed_until(*model, *state, 1024);
   const int64_t at_short = int64_t(state->bytes());
@@ -244,13 +249,11 @@ void check_state_bytes_per_token(int64_t long_context) {
               (long long)at_short, (long long)at_long, (long long)long_context,
               double(at_long - at_short) / double(long_context - 1024), (long long)formula.per_token_bytes,
               double(formula.bytes_at(config, 1 << 20)) / (1 << 20));
-  // The absolute figure: the formula, plus the room the entries grow into (an eighth of them, or 16
-  // entries per buffer while small: model/compressor.cpp; doubling had held up to twice them), plus
-  // the state's own bookkeeping structs. Four buffers grow here, entries of at most 128 floats.
+  // The absolute figure: the formula, plus less than one block of rows per buffer (six buffers
+  // here, rows of at most 324 bytes: model/state_rows.h), plus the state's own bookkeeping.
   for (auto [tokens, bytes] : {std::pair{int64_t(1024), at_short}, std::pair{long_context, at_long}}) {
-    const int64_t entries = formula.per_token_bytes * tokens;
     EXPECT_GE(bytes, formula.bytes_at(config, tokens));
-    EXPECT_LE(bytes, formula.bytes_at(config, tokens) + entries / 8 + 4 * 16 * 128 * 4 + 8192);
+    EXPECT_LE(bytes, formula.bytes_at(config, tokens) + 6 * v4::model::StateRows::kBlockRows * 324 + 16384);
   }
 }
 }  // namespace

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <span>
 
 #include "model/layers.h"
 
@@ -42,6 +43,43 @@ void save_undo(const LayerState& st, const Segment& sg, LayerUndo& undo) {
   undo.n_index_keys = st.index_keys.size();
   if (st.compressor.ratio) save_compressor(st.compressor, sg.p0, sg.n, undo.compressor);
   if (st.index_compressor.ratio) save_compressor(st.index_compressor, sg.p0, sg.n, undo.index_compressor);
+}
+
+// Attention of hg heads of one token (q, o: hg x dh) over its candidate rows: the fp32 ones, then
+// the packed entries listed (decoded into a row buffer where used: for the scores, then for the
+// values). A per-head sink joins the softmax denominator. Each head adds its rows in candidate
+// order, the values a row at a time for all the heads.
+void attend_heads(const float* q, int64_t hg, int64_t dh, std::span<const float* const> rows, const StateRows& entries,
+                  std::span<const int64_t> packed, const float* sinks, float scale, float* o) {
+  const size_t E32 = rows.size(), E = E32 + packed.size();
+  std::vector<float> row_buffer(packed.empty() ? 0 : static_cast<size_t>(dh));
+  const auto row_at = [&](size_t e) -> const float* {
+    if (e < E32) return rows[e];
+    entries.decode(packed[e - E32], 1, row_buffer.data());
+    return row_buffer.data();
+  };
+  std::vector<float> dots_e(static_cast<size_t>(hg)), s(static_cast<size_t>(hg) * E);  // s[j * E + e]: head j, row e
+  for (size_t e = 0; e < E; ++e) {
+    kernels::dots(q, hg, dh, row_at(e), dh, dots_e.data());
+    for (int64_t j = 0; j < hg; ++j) s[size_t(j) * E + e] = dots_e[size_t(j)] * scale;
+  }
+  std::vector<float> denom(static_cast<size_t>(hg));
+  for (int64_t j = 0; j < hg; ++j) {
+    float* sh = s.data() + size_t(j) * E;
+    float mx = -std::numeric_limits<float>::infinity();
+    for (size_t e = 0; e < E; ++e) mx = std::max(mx, sh[e]);
+    float sum = 0;
+    for (size_t e = 0; e < E; ++e) {
+      sh[e] = std::exp(sh[e] - mx);
+      sum += sh[e];
+    }
+    denom[size_t(j)] = sum + std::exp(sinks[j] - mx);
+    std::fill_n(o + j * dh, dh, 0.0f);
+  }
+  for (size_t e = 0; e < E; ++e) {
+    const float* row = row_at(e);
+    for (int64_t j = 0; j < hg; ++j) axpy(s[size_t(j) * E + e] / denom[size_t(j)], row, o + j * dh, dh);
+  }
 }
 
 }  // namespace
@@ -166,8 +204,7 @@ void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int
     auto kv_at = [&](int64_t p) -> const float* {
       return p >= sg.p0 ? kv.data() + (sg.row0 + p - sg.p0) * dh : st.ring.data() + (p % W) * dh;
     };
-    // candidate rows: window positions, then compressed entries; packed entries are decoded into
-    // row_buffer where used (twice: for the scores, then for the values)
+    // candidate rows: window positions, then compressed entries (fp32 rows, or packed ones by index)
     std::vector<const float*> rows;
     std::vector<int64_t> packed;
     for (int64_t p = std::max<int64_t>(0, t - W + 1); p <= t; ++p) rows.push_back(kv_at(p));
@@ -189,37 +226,8 @@ void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int
         for (int64_t e = 0; e < visible; ++e) add(e);
       }
     }
-    const size_t E32 = rows.size(), E = E32 + packed.size();
-    std::vector<float> row_buffer(packed.empty() ? 0 : static_cast<size_t>(dh));
-    const auto row_at = [&](size_t e) -> const float* {
-      if (e < E32) return rows[e];
-      st.compressed.decode(packed[e - E32], 1, row_buffer.data());
-      return row_buffer.data();
-    };
-    std::vector<float> dots_e(static_cast<size_t>(HG)), s(static_cast<size_t>(HG) * E);  // s[j * E + e]: head h0 + j, row e
-    for (size_t e = 0; e < E; ++e) {
-      kernels::dots(q.data() + (i * H + h0) * dh, HG, dh, row_at(e), dh, dots_e.data());
-      for (int64_t j = 0; j < HG; ++j) s[size_t(j) * E + e] = dots_e[size_t(j)] * scale;
-    }
-    // softmax per head (the sink in the denominator), then the weighted sum of values, a row at a
-    // time for all HG heads: each head still adds its rows in candidate order
-    std::vector<float> denom(static_cast<size_t>(HG));
-    for (int64_t j = 0; j < HG; ++j) {
-      float* sh = s.data() + size_t(j) * E;
-      float mx = -std::numeric_limits<float>::infinity();
-      for (size_t e = 0; e < E; ++e) mx = std::max(mx, sh[e]);
-      float sum = 0;
-      for (size_t e = 0; e < E; ++e) {
-        sh[e] = std::exp(sh[e] - mx);
-        sum += sh[e];
-      }
-      denom[size_t(j)] = sum + std::exp(w.attn_sink[size_t(h0 + j)] - mx);
-      std::fill_n(o.data() + (i * H + h0 + j) * dh, dh, 0.0f);
-    }
-    for (size_t e = 0; e < E; ++e) {
-      const float* row = row_at(e);
-      for (int64_t j = 0; j < HG; ++j) axpy(s[size_t(j) * E + e] / denom[size_t(j)], row, o.data() + (i * H + h0 + j) * dh, dh);
-    }
+    attend_heads(q.data() + (i * H + h0) * dh, HG, dh, rows, st.compressed, packed, w.attn_sink.data() + h0, scale,
+                 o.data() + (i * H + h0) * dh);
     for (int64_t j = 0; j < HG; ++j) {
       float* oh = o.data() + (i * H + h0 + j) * dh;
       rope.apply(oh + dh - rd, t, true);

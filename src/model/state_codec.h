@@ -1,6 +1,7 @@
 #pragma once
 // A sequence state as bytes and back, for the runtime's disk cache. The bytes are the state's own
-// fp32 values, verbatim, so a decoded state continues bit for bit like the one that was encoded.
+// values as it holds them (fp32, and the packed FP8/FP4 rows of model/state_rows.h), verbatim, so a
+// decoded state continues bit for bit like the one that was encoded.
 // The layout (layer count, head and window sizes, compressor widths) is checked against a blank
 // state of the model that will use it; the entry counts against the position.
 #include <cstddef>

@@ -3,8 +3,10 @@
 // first, so a block completed by this chunk can be selected.
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <numeric>
 
+#include "kernels/fp4_dots.h"
 #include "kernels/vector_ops.h"
 #include "model/layers.h"
 
@@ -24,6 +26,12 @@ IndexerQueries indexer_queries(const ForwardContext& ctx, const IndexerWeights& 
       hadamard_rotate(qh, Id);
       if (ctx.quantize) fp4_quant_dequant(qh, Id, 32);
     }
+  }
+  if (ctx.quantize) {
+    iq.packed_bytes = StateRows::row_bytes(RowFormat::fp4, Id, 0);
+    iq.packed.resize(size_t(n * IH * iq.packed_bytes));
+    for (int64_t r = 0; r < n * IH; ++r)
+      StateRows::pack(RowFormat::fp4, Id, 0, iq.q.data() + r * Id, iq.packed.data() + r * iq.packed_bytes);
   }
   iq.weights.resize(size_t(n * IH));
   ctx.matmul(w.weights_proj, x, n, iq.weights.data(), false);
@@ -58,19 +66,30 @@ void indexer_select(const ForwardContext& ctx, const IndexerWeights& w, const La
     // Sixteen entries at a time: per head, their 16 scores from one kernels::dots call (the keys as
     // the rows, dot()'s bits each), then added to the entries' weighted sums in head order, so the
     // sums run across the entries in vector lanes.
-    // Packed keys are decoded once per 16, for all the heads (exact: the same values).
+    // Packed (FP4) keys: the 16 keys' codes laid out once for all the heads, and each head's
+    // scores as exact integer block sums (kernels/fp4_dots.h).
     constexpr int64_t kGroup = 16;
     static_assert(StateRows::kBlockRows % kGroup == 0 && kBlock % StateRows::kBlockRows == 0);
-    const bool f32 = st.index_keys.format() == RowFormat::f32;
-    std::vector<float> decoded(f32 ? 0 : size_t(kGroup * Id));
+    const bool fp4 = st.index_keys.format() == RowFormat::fp4 && !iq.packed.empty();
+    std::unique_ptr<kernels::Fp4Panel> panel = fp4 ? std::make_unique<kernels::Fp4Panel>() : nullptr;
+    std::vector<float> decoded(fp4 || st.index_keys.format() == RowFormat::f32 ? 0 : size_t(kGroup * Id));
     for (int64_t s = s0; s < s1; s += kGroup) {
       const int64_t g = std::min(kGroup, s1 - s);
-      const float* keys = f32 ? st.index_keys.f32(s) : decoded.data();
-      if (!f32) st.index_keys.decode(s, g, decoded.data());
       float part[kGroup] = {}, total[kGroup] = {};
-      for (int64_t h = 0; h < IH; ++h) {
-        kernels::dots(keys, g, Id, q + (i * IH + h) * Id, Id, part);
-        for (int64_t e = 0; e < kGroup; ++e) total[e] += std::max(part[e], 0.0f) * wi[h];
+      if (fp4) {
+        panel->load(reinterpret_cast<const uint8_t*>(st.index_keys.raw(s)), g, st.index_keys.row_bytes(), Id);
+        const std::byte* qi = iq.packed.data() + (row0 + i) * IH * iq.packed_bytes;
+        for (int64_t h = 0; h < IH; ++h) {
+          panel->dots(reinterpret_cast<const uint8_t*>(qi + h * iq.packed_bytes), part);
+          for (int64_t e = 0; e < kGroup; ++e) total[e] += std::max(part[e], 0.0f) * wi[h];
+        }
+      } else {
+        const float* keys = decoded.empty() ? st.index_keys.f32(s) : decoded.data();
+        if (!decoded.empty()) st.index_keys.decode(s, g, decoded.data());
+        for (int64_t h = 0; h < IH; ++h) {
+          kernels::dots(keys, g, Id, q + (i * IH + h) * Id, Id, part);
+          for (int64_t e = 0; e < kGroup; ++e) total[e] += std::max(part[e], 0.0f) * wi[h];
+        }
       }
       std::copy_n(total, g, scores[size_t(i)].data() + s);
     }

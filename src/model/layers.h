@@ -107,6 +107,10 @@ void restore_compressor(CompressorState& st, const CompressorUndo& undo);
 struct IndexerQueries {
   std::vector<float> q;        // [rows, index_n_heads, index_head_dim]
   std::vector<float> weights;  // [rows, index_n_heads]
+  // With the quantisers on, q as FP4 codes (model/state_rows.h's fp4 rows, packed_bytes each), for
+  // the integer scores of kernels/fp4_dots.h against the packed keys.
+  std::vector<std::byte> packed;
+  int64_t packed_bytes = 0;
 };
 IndexerQueries indexer_queries(const ForwardContext& ctx, const IndexerWeights& w, const RopeTable& rope, const float* x,
                                const float* qr, std::span<const int64_t> pos);

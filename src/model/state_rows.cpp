@@ -60,14 +60,14 @@ std::byte* StateRows::next_row() {
   return blocks_.back().data() + size_ % kBlockRows * row_bytes_;
 }
 
-void StateRows::encode(const float* x, std::byte* out) const {
-  if (format_ == RowFormat::f32) {
-    std::memcpy(out, x, size_t(width_) * 4);
+void StateRows::pack(RowFormat format, int64_t width, int64_t tail, const float* x, std::byte* out) {
+  if (format == RowFormat::f32) {
+    std::memcpy(out, x, size_t(width) * 4);
     return;
   }
   auto* codes = reinterpret_cast<uint8_t*>(out);
-  if (format_ == RowFormat::fp8) {
-    const int64_t q = width_ - tail_;
+  if (format == RowFormat::fp8) {
+    const int64_t q = width - tail;
     int8_t* exps = reinterpret_cast<int8_t*>(codes + q);
     for (int64_t b = 0; b < q / kFp8Block; ++b) {
       const float* v = x + b * kFp8Block;
@@ -75,12 +75,12 @@ void StateRows::encode(const float* x, std::byte* out) const {
       exps[b] = int8_t(e);
       for (int64_t k = 0; k < kFp8Block; ++k) codes[b * kFp8Block + k] = core::float_to_e4m3(std::ldexp(v[k], -e));
     }
-    std::memcpy(out + (row_bytes_ - tail_ * 4), x + q, size_t(tail_) * 4);
+    std::memcpy(out + (row_bytes(format, width, tail) - tail * 4), x + q, size_t(tail) * 4);
     return;
   }
-  int8_t* exps = reinterpret_cast<int8_t*>(codes + width_ / 2);
-  std::memset(codes, 0, size_t(width_ / 2));
-  for (int64_t b = 0; b < width_ / kFp4Block; ++b) {
+  int8_t* exps = reinterpret_cast<int8_t*>(codes + width / 2);
+  std::memset(codes, 0, size_t(width / 2));
+  for (int64_t b = 0; b < width / kFp4Block; ++b) {
     const float* v = x + b * kFp4Block;
     const int e = exponent_for(block_amax(v, kFp4Block), 6.0f);
     exps[b] = int8_t(e);
@@ -92,7 +92,7 @@ void StateRows::encode(const float* x, std::byte* out) const {
 }
 
 void StateRows::push_back(const float* x) {
-  encode(x, next_row());
+  pack(format_, width_, tail_, x, next_row());
   ++size_;
 }
 

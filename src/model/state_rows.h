@@ -35,6 +35,9 @@ class StateRows {
   static int64_t row_bytes(RowFormat format, int64_t width, int64_t tail);
   int64_t row_bytes() const { return row_bytes_; }
 
+  // One row of `width` values in `format`'s stored layout (row_bytes bytes at out): push_back's.
+  static void pack(RowFormat format, int64_t width, int64_t tail, const float* x, std::byte* out);
+
   // Appends one row of width() values. Packed formats store the codes the values are: values the
   // model's quantisers made (numerics.h) decode to the same bits; other values are rounded.
   void push_back(const float* row);
@@ -55,7 +58,6 @@ class StateRows {
  private:
   const std::byte* row(int64_t i) const { return blocks_[size_t(i / kBlockRows)].data() + i % kBlockRows * row_bytes_; }
   std::byte* next_row();
-  void encode(const float* row, std::byte* out) const;
   RowFormat format_ = RowFormat::f32;
   int64_t width_ = 0, tail_ = 0, row_bytes_ = 0, size_ = 0;
   std::vector<std::vector<std::byte>> blocks_;

@@ -1,0 +1,48 @@
+#pragma once
+// The lightning indexer's scores on FP4 codes (the model as trained: its keys and queries are FP4
+// e2m1 with a power-of-two scale per 32 dims). Rows and the vector come in the packed layout of
+// model/state_rows.h: n/2 bytes of codes (element 2i in the low nibble), then n/32 int8 exponents
+// (value = e2m1(code) * 2^e). Per 32-dim block the codes' products are summed exactly as integers
+// (the doubled codes are integers of magnitude <= 12), scaled by the two blocks' powers of two, and
+// the block results added in block order: every variant gives the same bits, and each is at least
+// as close to the exact dot product as an fp32 sum of the products.
+#include <cstdint>
+
+namespace v4::kernels {
+
+class Fp4Panel {
+ public:
+  static constexpr int kRows = 16, kMaxDims = 512;
+
+  // Up to 16 rows of n dims (n % 32 == 0, n <= 512), `stride` bytes apart; missing rows score 0.
+  void load(const uint8_t* rows, int64_t nrows, int64_t stride, int64_t n);
+  // out[r] = the score of row r against v (packed, n dims), r < 16.
+  void dots(const uint8_t* v, float* out) const;
+
+  // The layout the variants read (public for them): block b, quad u (dims 4u..4u+3 of the block),
+  // row j: bytes [((b * 8 + u) * 16 + j) * 4, +4) hold the row's doubled codes + 12 (unsigned).
+  alignas(64) uint8_t codes[kMaxDims / 32 * 8 * 16 * 4];
+  alignas(64) float scales[kMaxDims / 32][kRows];  // 2^e of row j's block b (0 for missing rows)
+  int64_t n = 0;
+};
+
+namespace detail {
+// The doubled e2m1 value of a nibble: 0, 1, 2, 3, 4, 6, 8, 12 with the sign of bit 3.
+inline int8_t e2m1_doubled(uint8_t nibble) {
+  static constexpr int8_t magnitude[8] = {0, 1, 2, 3, 4, 6, 8, 12};
+  const int8_t m = magnitude[nibble & 7];
+  return (nibble & 8) ? int8_t(-m) : m;
+}
+// The query side of Fp4Panel::dots: doubled codes, each block's 2^(e - 2) and 12 * sum of codes.
+struct Fp4Vector {
+  alignas(64) int8_t codes[Fp4Panel::kMaxDims];
+  float scale[Fp4Panel::kMaxDims / 32];
+  int32_t offset[Fp4Panel::kMaxDims / 32];
+};
+void fp4_vector(const uint8_t* v, int64_t n, Fp4Vector& out);
+// The block results in order: out[r] = ((b0 + b1) + b2) + ..., b = float(sum) * scale_q * scale_row.
+void fp4_dots_avx512(const Fp4Panel& p, const Fp4Vector& v, float* out);
+void fp4_dots_avx2(const Fp4Panel& p, const Fp4Vector& v, float* out);
+}  // namespace detail
+
+}  // namespace v4::kernels

@@ -10,14 +10,26 @@
 
 namespace v4::kernels {
 
+// The vector side, prepared once (a query head, for every group of keys): its doubled codes, each
+// block's 2^(e - 2) (both sides doubled) and 12 * the block's sum of codes (what the panel's +12 adds).
+struct Fp4Vector {
+  // DeepSeek-V4's index_head_dim; a prefill chunk keeps one vector per token and head.
+  static constexpr int kMaxDims = 128;
+  void load(const uint8_t* v, int64_t n);  // packed, n % 32 == 0, n <= kMaxDims
+  alignas(64) int8_t codes[kMaxDims];
+  float scale[kMaxDims / 32];
+  int32_t offset[kMaxDims / 32];
+  int64_t n = 0;
+};
+
 class Fp4Panel {
  public:
-  static constexpr int kRows = 16, kMaxDims = 512;
+  static constexpr int kRows = 16, kMaxDims = Fp4Vector::kMaxDims;
 
-  // Up to 16 rows of n dims (n % 32 == 0, n <= 512), `stride` bytes apart; missing rows score 0.
+  // Up to 16 rows of n dims (n % 32 == 0, n <= kMaxDims), `stride` bytes apart; missing rows score 0.
   void load(const uint8_t* rows, int64_t nrows, int64_t stride, int64_t n);
-  // out[r] = the score of row r against v (packed, n dims), r < 16.
-  void dots(const uint8_t* v, float* out) const;
+  // out[r] = the score of row r against v (of the panel's n dims), r < 16.
+  void dots(const Fp4Vector& v, float* out) const;
 
   // The layout the variants read (public for them): block b, quad u (dims 4u..4u+3 of the block),
   // row j: bytes [((b * 8 + u) * 16 + j) * 4, +4) hold the row's doubled codes + 12 (unsigned).
@@ -33,13 +45,8 @@ inline int8_t e2m1_doubled(uint8_t nibble) {
   const int8_t m = magnitude[nibble & 7];
   return (nibble & 8) ? int8_t(-m) : m;
 }
-// The query side of Fp4Panel::dots: doubled codes, each block's 2^(e - 2) and 12 * sum of codes.
-struct Fp4Vector {
-  alignas(64) int8_t codes[Fp4Panel::kMaxDims];
-  float scale[Fp4Panel::kMaxDims / 32];
-  int32_t offset[Fp4Panel::kMaxDims / 32];
-};
-void fp4_vector(const uint8_t* v, int64_t n, Fp4Vector& out);
+// 2^e for an int8 exponent, without ldexp (normal range by its bits).
+float pow2(int e);
 // The block results in order: out[r] = ((b0 + b1) + b2) + ..., b = float(sum) * scale_q * scale_row.
 void fp4_dots_avx512(const Fp4Panel& p, const Fp4Vector& v, float* out);
 void fp4_dots_avx2(const Fp4Panel& p, const Fp4Vector& v, float* out);

@@ -27,11 +27,13 @@ IndexerQueries indexer_queries(const ForwardContext& ctx, const IndexerWeights& 
       if (ctx.quantize) fp4_quant_dequant(qh, Id, 32);
     }
   }
-  if (ctx.quantize) {
-    iq.packed_bytes = StateRows::row_bytes(RowFormat::fp4, Id, 0);
-    iq.packed.resize(size_t(n * IH * iq.packed_bytes));
-    for (int64_t r = 0; r < n * IH; ++r)
-      StateRows::pack(RowFormat::fp4, Id, 0, iq.q.data() + r * Id, iq.packed.data() + r * iq.packed_bytes);
+  if (ctx.quantize && Id % 32 == 0 && Id <= kernels::Fp4Vector::kMaxDims) {  // else the fp32 dots
+    std::vector<std::byte> packed(size_t(StateRows::row_bytes(RowFormat::fp4, Id, 0)));
+    iq.fp4.resize(size_t(n * IH));
+    for (int64_t r = 0; r < n * IH; ++r) {
+      StateRows::pack(RowFormat::fp4, Id, 0, iq.q.data() + r * Id, packed.data());
+      iq.fp4[size_t(r)].load(reinterpret_cast<const uint8_t*>(packed.data()), Id);
+    }
   }
   iq.weights.resize(size_t(n * IH));
   ctx.matmul(w.weights_proj, x, n, iq.weights.data(), false);
@@ -70,7 +72,7 @@ void indexer_select(const ForwardContext& ctx, const IndexerWeights& w, const La
     // scores as exact integer block sums (kernels/fp4_dots.h).
     constexpr int64_t kGroup = 16;
     static_assert(StateRows::kBlockRows % kGroup == 0 && kBlock % StateRows::kBlockRows == 0);
-    const bool fp4 = st.index_keys.format() == RowFormat::fp4 && !iq.packed.empty();
+    const bool fp4 = st.index_keys.format() == RowFormat::fp4 && !iq.fp4.empty();
     std::unique_ptr<kernels::Fp4Panel> panel = fp4 ? std::make_unique<kernels::Fp4Panel>() : nullptr;
     std::vector<float> decoded(fp4 || st.index_keys.format() == RowFormat::f32 ? 0 : size_t(kGroup * Id));
     for (int64_t s = s0; s < s1; s += kGroup) {
@@ -78,9 +80,8 @@ void indexer_select(const ForwardContext& ctx, const IndexerWeights& w, const La
       float part[kGroup] = {}, total[kGroup] = {};
       if (fp4) {
         panel->load(reinterpret_cast<const uint8_t*>(st.index_keys.raw(s)), g, st.index_keys.row_bytes(), Id);
-        const std::byte* qi = iq.packed.data() + (row0 + i) * IH * iq.packed_bytes;
         for (int64_t h = 0; h < IH; ++h) {
-          panel->dots(reinterpret_cast<const uint8_t*>(qi + h * iq.packed_bytes), part);
+          panel->dots(iq.fp4[size_t((row0 + i) * IH + h)], part);
           for (int64_t e = 0; e < kGroup; ++e) total[e] += std::max(part[e], 0.0f) * wi[h];
         }
       } else {

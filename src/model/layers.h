@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "kernels/fp4_dots.h"
 #include "kernels/linear.h"
 #include "kernels/thread_pool.h"
 #include "model/model.h"
@@ -107,10 +108,9 @@ void restore_compressor(CompressorState& st, const CompressorUndo& undo);
 struct IndexerQueries {
   std::vector<float> q;        // [rows, index_n_heads, index_head_dim]
   std::vector<float> weights;  // [rows, index_n_heads]
-  // With the quantisers on, q as FP4 codes (model/state_rows.h's fp4 rows, packed_bytes each), for
-  // the integer scores of kernels/fp4_dots.h against the packed keys.
-  std::vector<std::byte> packed;
-  int64_t packed_bytes = 0;
+  // With the quantisers on, each head's q as FP4 codes, for the integer scores of
+  // kernels/fp4_dots.h against the packed keys: [rows, index_n_heads].
+  std::vector<kernels::Fp4Vector> fp4;
 };
 IndexerQueries indexer_queries(const ForwardContext& ctx, const IndexerWeights& w, const RopeTable& rope, const float* x,
                                const float* qr, std::span<const int64_t> pos);

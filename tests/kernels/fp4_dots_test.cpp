@@ -41,7 +41,7 @@ float definition(const uint8_t* row, const uint8_t* v, int64_t n) {
 
 TEST(Fp4Dots, EveryVariantGivesTheDefinitionsBits) {
   std::mt19937 rng(17);
-  for (int64_t n : {32, 128, 512}) {
+  for (int64_t n : {32, 96, 128}) {
     const int64_t bytes = (n / 2 + n / 32 + 3) / 4 * 4;
     for (int64_t nrows : {1, 7, 16}) {
       std::vector<uint8_t> rows;
@@ -54,8 +54,10 @@ TEST(Fp4Dots, EveryVariantGivesTheDefinitionsBits) {
         const IsaScope scope(isa);
         Fp4Panel panel;
         panel.load(rows.data(), nrows, bytes, n);
+        Fp4Vector q;
+        q.load(v.data(), n);
         float got[16];
-        panel.dots(v.data(), got);
+        panel.dots(q, got);
         for (int64_t r = 0; r < 16; ++r) {
           const float want = r < nrows ? definition(rows.data() + r * bytes, v.data(), n) : 0.0f;
           EXPECT_EQ(std::memcmp(&got[r], &want, 4), 0)
@@ -71,7 +73,7 @@ TEST(Fp4Dots, ShapesOutsideThePanelAreRefused) {
   std::vector<uint8_t> rows(17 * 80);
   EXPECT_THROW(panel.load(rows.data(), 17, 80, 128), std::invalid_argument);
   EXPECT_THROW(panel.load(rows.data(), 4, 80, 100), std::invalid_argument);
-  EXPECT_THROW(panel.load(rows.data(), 4, 80, 544), std::invalid_argument);
+  EXPECT_THROW(panel.load(rows.data(), 4, 80, 160), std::invalid_argument);
 }
 
 }  // namespace

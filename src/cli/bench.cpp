@@ -543,6 +543,7 @@ int bench_model(const Args& args, bool decode) {
     std::vector<std::vector<double>> run_layer_secs;
     std::vector<double> run_head_secs;
     std::vector<std::array<double, model::ForwardTrace::kOps>> run_op_secs;
+    std::vector<std::array<double, 2>> run_matmul;  // seconds and FLOPs inside the matrix products
     model::ForwardTrace timing;
     timing.capture_times = true;
     double state_bytes = 0;
@@ -566,7 +567,10 @@ int bench_model(const Args& args, bool decode) {
       std::vector<double> layer_secs(L, 0.0);
       double head_secs = 0;
       std::array<double, model::ForwardTrace::kOps> op_secs{};
+      std::array<double, 2> matmul{};
       auto add_stage_times = [&] {
+        matmul[0] += timing.matmul_seconds;
+        matmul[1] += timing.matmul_flops;
         for (size_t l = 0; l < L && l < timing.layer_seconds.size(); ++l) layer_secs[l] += timing.layer_seconds[l];
         head_secs += timing.embed_seconds + timing.head_seconds;
         for (size_t op = 0; op < op_secs.size(); ++op) op_secs[op] += timing.op_seconds[op];
@@ -597,6 +601,7 @@ int bench_model(const Args& args, bool decode) {
         run_layer_secs.push_back(layer_secs);
         run_head_secs.push_back(head_secs);
         run_op_secs.push_back(op_secs);
+        run_matmul.push_back(matmul);
       }
     }
     const Stats t = stats_of(secs);
@@ -670,13 +675,17 @@ int bench_model(const Args& args, bool decode) {
                     bytes_per_token, gbs, bound, gbs / bound, gbs_med / bound, flops_per_token);
     } else {
       const double gf = flops_per_token * tps_best / 1e9, gf_med = flops_per_token * tps_median / 1e9;
+      const auto& mm = run_matmul[best_run];
+      const double mm_gf = mm[0] > 0 ? mm[1] / mm[0] / 1e9 : 0;
       std::snprintf(row, sizeof row,
                     "{\"mode\":\"prefill\",\"threads\":%d,\"tokens\":%lld,\"repeats\":%d,\"tokens_per_s\":%.3f,"
                     "\"tokens_per_s_median\":%.3f,\"bytes_per_token\":%.0f,\"flops_per_token\":%.0f,"
                     "\"achieved_gflops\":%.3f,\"peak_gflops\":%.3f,\"peak_kind\":\"%s\",\"flops_ratio\":%.4f,"
-                    "\"flops_ratio_median\":%.4f}",
+                    "\"flops_ratio_median\":%.4f,\"matmul_seconds\":%.6f,\"matmul_gflops\":%.3f,"
+                    "\"matmul_flops_per_token\":%.0f,\"matmul_flops_ratio\":%.4f,\"matmul_share\":%.4f}",
                     threads, (long long)o.tokens, o.repeats, tps_best, tps_median, bytes_per_step / double(o.tokens),
-                    flops_per_token, gf, bound, peak_name, gf / bound, gf_med / bound);
+                    flops_per_token, gf, bound, peak_name, gf / bound, gf_med / bound, mm[0], mm_gf,
+                    mm[1] / double(o.tokens), mm_gf / bound, mm[0] / t.min);
     }
     std::string row_json(row);
     const auto& ops = run_op_secs[best_run];
@@ -696,6 +705,12 @@ int bench_model(const Args& args, bool decode) {
                     flops_per_token * tps_best / 1e9, bound, peak_kind == PeakKind::bf16_dot ? "BF16 dot-product" : "FP32 FMA",
                     flops_per_token * tps_best / 1e9 / bound,
                     flops_per_token * tps_median / 1e9 / bound);
+      if (!decode) {
+        const auto& mm = run_matmul[best_run];
+        const double mm_gf = mm[0] > 0 ? mm[1] / mm[0] / 1e9 : 0;
+        std::printf("  matrix products: %.1f%% of the run, %.1f GFLOP/s = %.4f of the peak\n", 100.0 * mm[0] / t.min, mm_gf,
+                    mm_gf / bound);
+      }
       std::printf("  %-6s %-4s %12s %12s %10s %8s %12s %10s %8s\n", "part", "type", "ms/token", "MB/token", "GB/s",
                   "bw ratio", "MFLOP/token", "GFLOP/s", "fl ratio");
       for (const Part& pt : parts) {
@@ -731,7 +746,9 @@ const char* kModelUsage =
     "run (before and after the runs, the higher). prefill: one N-token chunk (default 512);\n"
     "flops_ratio compares 2 x weights/token x tokens/s with the peak of the instruction the kernels\n"
     "multiply with, measured in the same run: AVX-512 BF16 dot products (default, quantised\n"
-    "activations) or FP32 FMAs (--exact); no AMX on this machine. Best of --repeats runs (after one\n"
+    "activations) or FP32 FMAs (--exact); no AMX on this machine. matmul_flops_ratio: the same for\n"
+    "the time inside the matrix products alone (every kernels::linear call, their 2 x n x rows x cols\n"
+    "FLOPs; matmul_share: their part of the run). Best of --repeats runs (after one\n"
     "warm-up), medians also shown. --json prints one object per thread count (or\n"
     "{\"runs\":[...]} for several).\n"
     "Per layer (SWA/CSA/HCA) and for the head (embedding + hc_head + norm + LM head): wall time per\n"

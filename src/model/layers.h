@@ -56,6 +56,9 @@ struct ForwardContext {
   // bf16 norm output, upcast): with quantisation on, x is rounded to BF16 first, so BF16 weights
   // run on BF16 dot products (exact products, fp32 sums); off, fp32 x as matmul().
   void matmul_bf16_input(const kernels::Weight& w, const float* x, int64_t n, float* out) const;
+  // kernels::linear, timed into the trace when it captures times.
+  void linear(const kernels::Weight& w, const float* x, int64_t n, float* out, kernels::ThreadPool* pool,
+              kernels::InputKind input) const;
   // Runs fn(i) for i in [0, n) on the pool (each i computed entirely by one thread).
   // `cost` is a rough per-item work estimate; cheap loops stay on the calling thread.
   template <class Fn>

@@ -55,6 +55,10 @@ struct ForwardTrace {
                                                  "attn out (wo_a, wo_b)", "moe gate + routing", "moe routed experts",
                                                  "moe shared expert"};
   std::array<double, kOps> op_seconds{};
+  // With capture_times, the time inside the matrix products (kernels::linear, every call of the
+  // forward, layers and head) and their 2 * n * rows * cols FLOPs: how near the dense matmuls run to
+  // the compute peak, apart from the rest of a prefill (`bench prefill`).
+  double matmul_seconds = 0, matmul_flops = 0;
 };
 
 class SequenceState {

@@ -263,6 +263,7 @@ class ModelImpl final : public Model {
     if (timed) {
       trace->layer_seconds.assign(weights_.blocks.size(), 0.0);
       trace->op_seconds.fill(0.0);
+      trace->matmul_seconds = trace->matmul_flops = 0;
       t0 = Clock::now();
     }
     std::vector<float> X(size_t(N * hcD));
@@ -309,10 +310,19 @@ void ForwardContext::matmul(const kernels::Weight& w, const float* x, int64_t n,
   if (quantize && quantize_input) {
     std::vector<float> q(x, x + n * w.cols);
     for (int64_t i = 0; i < n; ++i) fp8_quant_dequant(q.data() + i * w.cols, w.cols, 128);
-    kernels::linear(w, q.data(), n, out, pool, kernels::InputKind::kBf16Exact);
+    linear(w, q.data(), n, out, pool, kernels::InputKind::kBf16Exact);
   } else {
-    kernels::linear(w, x, n, out, pool);
+    linear(w, x, n, out, pool, kernels::InputKind::kFp32);
   }
+}
+
+void ForwardContext::linear(const kernels::Weight& w, const float* x, int64_t n, float* out, kernels::ThreadPool* pool,
+                            kernels::InputKind input) const {
+  if (!trace || !trace->capture_times) return kernels::linear(w, x, n, out, pool, input);
+  const auto t0 = std::chrono::steady_clock::now();
+  kernels::linear(w, x, n, out, pool, input);
+  trace->matmul_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  trace->matmul_flops += 2.0 * double(n) * double(w.rows) * double(w.cols);
 }
 
 void ForwardContext::matmul_bf16_input(const kernels::Weight& w, const float* x, int64_t n, float* out) const {
@@ -321,7 +331,7 @@ void ForwardContext::matmul_bf16_input(const kernels::Weight& w, const float* x,
   kernels::ThreadPool* pool = n * w.rows * w.cols >= (int64_t(1) << 21) ? this->pool : nullptr;
   std::vector<float> b(x, x + n * w.cols);
   for (float& v : b) v = core::round_bf16(v);
-  kernels::linear(w, b.data(), n, out, pool, kernels::InputKind::kBf16Exact);
+  linear(w, b.data(), n, out, pool, kernels::InputKind::kBf16Exact);
 }
 
 std::unique_ptr<Model> Model::load(const core::Checkpoint& ckpt, const ModelOptions& opts) {

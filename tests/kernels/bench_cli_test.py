@@ -145,6 +145,12 @@ check(p.get("peak_kind") in ("bf16_dot", "fp32_fma"), f"prefill peak_kind {p.get
 check(close(p["flops_per_token"], flops_prefill, rel=1e-6), f"prefill flops {p['flops_per_token']} vs {flops_prefill}")
 check(close(p["flops_ratio"], p["flops_per_token"] * p["tokens_per_s"] / 1e9 / p["peak_gflops"], rel=2e-2),
       "prefill flops_ratio")
+# The matrix products alone: their FLOPs are the weights' (all but the few outside any matmul:
+# embedding rows, the last norm), within the run's time.
+check(0 < p.get("matmul_share", 0) <= 1 and p.get("matmul_gflops", 0) > 0, f"prefill matmul share {p.get('matmul_share')}")
+check(close(p["matmul_flops_ratio"], p["matmul_gflops"] / p["peak_gflops"], rel=2e-2), "prefill matmul_flops_ratio")
+check(0.95 * p["flops_per_token"] <= p["matmul_flops_per_token"] <= p["flops_per_token"],
+      f"prefill matmul FLOPs {p['matmul_flops_per_token']} vs {p['flops_per_token']}")
 pl, ph = p.get("layers", []), p.get("head", {})
 check(len(pl) == L_ and all("flops_ratio" in r and r["flops_per_token"] > 0 for r in pl), "prefill layers")
 check(close(sum(r["flops_per_token"] for r in pl) + ph.get("flops_per_token", 0), p["flops_per_token"], rel=1e-6),

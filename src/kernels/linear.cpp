@@ -95,9 +95,10 @@ void linear(const Weight& w, const float* x, int64_t n, float* out, ThreadPool* 
   const bool bf16_exact = input == InputKind::kBf16Exact;
   switch (active_isa()) {
     case Isa::avx512bf16:
-      // BF16 dot products: FP8, FP4 and BF16 weights with BF16-exact x, and FP8 weights with fp32
-      // x split into three BF16 terms (cheaper than decoding e4m3 to fp32 for FMAs).
-      if (w.dtype == DType::F8_E4M3 || ((w.dtype == DType::I8 || w.dtype == DType::BF16) && bf16_exact)) {
+      // BF16 dot products: FP8, FP4 and BF16 weights with BF16-exact x. fp32 x goes to the fp32
+      // FMAs of the avx512 variant: for FP8 weights, splitting x into three BF16 terms took three
+      // dot products per pair, 2.5x slower than the FMAs on 64 rows on an Intel Xeon (docs/performance.md).
+      if (bf16_exact && (w.dtype == DType::F8_E4M3 || w.dtype == DType::I8 || w.dtype == DType::BF16)) {
         const bf16dot::Input in(w, x, n, bf16_exact);
         const bf16dot::RowFallback fallback = [&](int64_t b, int64_t e) { detail::reference_rows(w, x, n, out, b, e); };
         detail::for_row_ranges(w.rows, pool, [&](int64_t b, int64_t e) { bf16dot::rows(in, out, b, e, fallback); });

@@ -99,7 +99,7 @@ void linear(const Weight& w, const float* x, int64_t n, float* out, ThreadPool* 
       // FMAs of the avx512 variant: for FP8 weights, splitting x into three BF16 terms took three
       // dot products per pair, 2.5x slower than the FMAs on 64 rows on an Intel Xeon (docs/performance.md).
       if (bf16_exact && (w.dtype == DType::F8_E4M3 || w.dtype == DType::I8 || w.dtype == DType::BF16)) {
-        const bf16dot::Input in(w, x, n, bf16_exact);
+        const bf16dot::Input in(w, x, n);
         const bf16dot::RowFallback fallback = [&](int64_t b, int64_t e) { detail::reference_rows(w, x, n, out, b, e); };
         detail::for_row_ranges(w.rows, pool, [&](int64_t b, int64_t e) { bf16dot::rows(in, out, b, e, fallback); });
         return;

@@ -128,13 +128,10 @@ V4_INLINE __mmask16 float_mask(int64_t valid) {
 
 V4_INLINE __m512i to_bf16(__m512 hi16, __m512 lo16) { return (__m512i)_mm512_cvtne2ps_pbh(hi16, lo16); }
 
-// x row -> BF16 in FP8 lane order, times the block scales of one 128-row block. With Q = 3 terms
-// an fp32 x' is split exactly into BF16 h + m + l (truncations to the top 8 significant bits and
-// exact remainders), so fp32 activations also run on BF16 dot products with exact products.
-// Layout of a step: part p, term q at lanes (p * Q + q) * 32.
-template <int Q>
+// x row -> BF16 in FP8 lane order, times the block scales of one 128-row block (x is BF16-exact
+// and the scales are powers of two, so the products stay BF16 numbers). Part p of a step at lanes
+// p * 32.
 void arrange_fp8(const float* x, int64_t cols, const uint8_t* scale_row, uint16_t* dst) {
-  const __m512i top = _mm512_set1_epi32(int32_t(0xFFFF0000u));
   for (int64_t c = 0; c < cols; c += 64) {
     const __m512 mult = _mm512_set1_ps(e8m0_value(scale_row[c / kFp8Block]));
     __m512 v[4];
@@ -142,23 +139,7 @@ void arrange_fp8(const float* x, int64_t cols, const uint8_t* scale_row, uint16_
       v[j] = _mm512_mul_ps(_mm512_maskz_loadu_ps(float_mask(cols - c - 16 * j), x + c + 16 * j), mult);
     __m512 parts[2][2] = {{_mm512_shuffle_f32x4(v[0], v[1], 0x44), _mm512_shuffle_f32x4(v[2], v[3], 0x44)},
                           {_mm512_shuffle_f32x4(v[0], v[1], 0xEE), _mm512_shuffle_f32x4(v[2], v[3], 0xEE)}};
-    for (int p = 0; p < 2; ++p) {
-      if constexpr (Q == 1) {
-        _mm512_storeu_si512(dst + c + 32 * p, to_bf16(parts[p][1], parts[p][0]));
-      } else {
-        __m512 terms[3][2];
-        for (int h = 0; h < 2; ++h) {
-          const __m512 xv = parts[p][h];
-          const __m512 hi = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(xv), top));
-          const __m512 rest = _mm512_sub_ps(xv, hi);
-          const __m512 mid = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(rest), top));
-          terms[0][h] = hi;
-          terms[1][h] = mid;
-          terms[2][h] = _mm512_sub_ps(rest, mid);
-        }
-        for (int q = 0; q < 3; ++q) _mm512_storeu_si512(dst + c * 3 + (p * 3 + q) * 32, to_bf16(terms[q][1], terms[q][0]));
-      }
-    }
+    for (int p = 0; p < 2; ++p) _mm512_storeu_si512(dst + c + 32 * p, to_bf16(parts[p][1], parts[p][0]));
   }
 }
 
@@ -195,11 +176,10 @@ void arrange_bf16(const float* x, int64_t cols, int64_t padded_cols, uint16_t* d
 // later row into L2. prepare(...) says whether rows [r0, r0 + R) take this path and where their
 // arranged x rows are.
 
-template <int Q>
 struct Fp8Rows {
   static constexpr int64_t kCols = 64;
   static constexpr int kParts = 2;
-  static constexpr int kTerms = Q;  // BF16 terms per x value: 1 (BF16-exact x) or 3 (fp32 x)
+  static constexpr int kTerms = 1;  // BF16 terms per x value
   static constexpr bool kStepScale = false;
   const uint8_t* data;
   const uint8_t* scale;
@@ -228,7 +208,7 @@ struct Fp8Rows {
       if (built_regular) {
         const int64_t ldx = in.x_stride();
         xbuf->resize(size_t(nb * ldx));
-        for (int64_t i = 0; i < nb; ++i) arrange_fp8<Q>(in.x() + (i0 + i) * cols, cols, srow, xbuf->data() + i * ldx);
+        for (int64_t i = 0; i < nb; ++i) arrange_fp8(in.x() + (i0 + i) * cols, cols, srow, xbuf->data() + i * ldx);
       }
       built_block = block;
       built_i0 = i0;
@@ -674,19 +654,17 @@ void rows_impl(const Input& in, Rows rw, float* out, int64_t row_begin, int64_t 
 
 namespace {
 int64_t step_cols(DType t) {
-  return t == DType::I8 ? Fp4Rows::kCols : t == DType::BF16 ? Bf16Rows::kCols : Fp8Rows<1>::kCols;
+  return t == DType::I8 ? Fp4Rows::kCols : t == DType::BF16 ? Bf16Rows::kCols : Fp8Rows::kCols;
 }
 }  // namespace
 
-Input::Input(const Weight& w, const float* x, int64_t n, bool bf16_exact)
-    : w_(w), x_(x), n_(n), terms_(bf16_exact ? 1 : 3), padded_cols_(ceil_div(w.cols, step_cols(w.dtype)) * step_cols(w.dtype)) {
+Input::Input(const Weight& w, const float* x, int64_t n)
+    : w_(w), x_(x), n_(n), padded_cols_(ceil_div(w.cols, step_cols(w.dtype)) * step_cols(w.dtype)) {
   if (w.dtype == DType::BF16) {
-    if (!bf16_exact) throw std::invalid_argument("bf16dot: BF16 weights take BF16-exact activations only");
     arranged_.resize(size_t(n * padded_cols_));
     for (int64_t i = 0; i < n; ++i) arrange_bf16(x + i * w.cols, w.cols, padded_cols_, arranged_.data() + i * padded_cols_);
   }
   if (w.dtype == DType::I8) {
-    if (!bf16_exact) throw std::invalid_argument("bf16dot: FP4 weights take BF16-exact activations only");
     arranged_.resize(size_t(n * padded_cols_));
     for (int64_t i = 0; i < n; ++i) arrange_fp4(x + i * w.cols, w.cols, arranged_.data() + i * padded_cols_);
   }
@@ -696,10 +674,7 @@ void rows(const Input& in, float* out, int64_t row_begin, int64_t row_end, const
   switch (in.weight().dtype) {
     case DType::F8_E4M3: {
       thread_local std::vector<uint16_t> xbuf;
-      if (in.terms() == 1)
-        rows_impl(in, Fp8Rows<1>(in.weight(), &xbuf), out, row_begin, row_end, fallback);
-      else
-        rows_impl(in, Fp8Rows<3>(in.weight(), &xbuf), out, row_begin, row_end, fallback);
+      rows_impl(in, Fp8Rows(in.weight(), &xbuf), out, row_begin, row_end, fallback);
       return;
     }
     case DType::I8:

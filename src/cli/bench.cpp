@@ -8,8 +8,8 @@
 //                   measured in the same run
 //   bench tokenize  provided by the text layer (src/cli/bench_tokenize.cpp)
 //   bench cache     TTFT uncached / memory hit / disk hit (src/cli/bench_cache.cpp)
-//   bench sample    the sampler's cost per token (src/bench/sample_bench.cpp)
-//   bench serve     load generator against a running server (src/bench/serve_bench.cpp)
+//   bench sample    the sampler's cost per token (cli/bench_sample.cpp)
+//   bench serve     load generator against a running server (cli/bench_serve.cpp)
 #include <array>
 #include <algorithm>
 #include <chrono>
@@ -27,8 +27,8 @@
 #include "cli/bench_constrained.h"
 #include "cli/bench_context.h"
 #include "cli/bench_speculative.h"
-#include "bench/sample_bench.h"
-#include "bench/serve_bench.h"
+#include "cli/bench_sample.h"
+#include "cli/bench_serve.h"
 #include "cli/command.h"
 #include "core/checkpoint.h"
 #include "core/codecs.h"
@@ -787,8 +787,8 @@ int bench_main(const Args& args) {
   if (what == "cache") return run_bench_cache(rest);
   if (what == "context") return run_bench_context(rest);
   if (what == "constrained") return run_bench_constrained(rest);
-  if (what == "sample") return bench::run_bench_sample(rest);
-  if (what == "serve") return bench::run_bench_serve(rest);
+  if (what == "sample") return run_bench_sample(rest);
+  if (what == "serve") return run_bench_serve(rest);
   if (what == "decode" || what == "prefill") {
     const bool speculative = std::any_of(rest.begin(), rest.end(),
                                          [](const std::string& a) { return a.rfind("--speculative", 0) == 0; });

@@ -3,6 +3,6 @@
 // SGLang's serving benchmarks (bench.cpp dispatches here).
 #include "cli/command.h"
 
-namespace v4::bench {
+namespace v4::cli {
 int run_bench_serve(const cli::Args& args);
 }

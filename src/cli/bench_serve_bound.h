@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-namespace v4::bench {
+namespace v4::cli {
 
 // Tokens/s of one sequence: prefill `prompt_tokens` random tokens, then `output_tokens` steps of
 // forward + runtime::sample_token with the product's default parameters.
@@ -23,4 +23,4 @@ StepBytes step_bytes(const std::string& model_dir);
 // Read bandwidth in bytes/s: the best of a few sums over a buffer much larger than the caches.
 double read_bandwidth(int threads, int64_t buffer_mib);
 
-}  // namespace v4::bench
+}  // namespace v4::cli

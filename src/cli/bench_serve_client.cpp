@@ -1,4 +1,4 @@
-#include "bench/serve_client.h"
+#include "cli/bench_serve_client.h"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -7,7 +7,7 @@
 #include <boost/json.hpp>
 #include <sstream>
 
-namespace v4::bench {
+namespace v4::cli {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -237,4 +237,4 @@ std::map<std::string, double> ServeClient::metrics_once() {
   return out;
 }
 
-}  // namespace v4::bench
+}  // namespace v4::cli

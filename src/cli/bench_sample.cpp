@@ -2,7 +2,7 @@
 // Times runtime::sample_token on synthetic logits rows of the product's vocabulary size, per
 // distribution and parameter set, one row at a time on one thread (min and median microseconds per
 // token), then a batch of rows sampled over --threads threads as the engine does in a step.
-#include "bench/sample_bench.h"
+#include "cli/bench_sample.h"
 
 #include <algorithm>
 #include <chrono>
@@ -15,7 +15,7 @@
 #include "kernels/thread_pool.h"
 #include "runtime/sampler.h"
 
-namespace v4::bench {
+namespace v4::cli {
 
 namespace {
 
@@ -141,4 +141,4 @@ int run_bench_sample(const cli::Args& args) {
   return 0;
 }
 
-}  // namespace v4::bench
+}  // namespace v4::cli

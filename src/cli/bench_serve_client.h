@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace v4::bench {
+namespace v4::cli {
 
 enum class ServeDialect { chat, responses, anthropic };
 
@@ -53,4 +53,4 @@ class ServeClient {
 
 std::string request_body(const ServeTarget& target, const ServeRequest& request);
 
-}  // namespace v4::bench
+}  // namespace v4::cli

@@ -1,4 +1,4 @@
-#include "bench/serve_bound.h"
+#include "cli/bench_serve_bound.h"
 
 #include <algorithm>
 #include <chrono>
@@ -12,7 +12,7 @@
 #include "model/model.h"
 #include "runtime/sampler.h"
 
-namespace v4::bench {
+namespace v4::cli {
 
 using Clock = std::chrono::steady_clock;
 
@@ -99,4 +99,4 @@ double read_bandwidth(int threads, int64_t buffer_mib) {
   return best;
 }
 
-}  // namespace v4::bench
+}  // namespace v4::cli

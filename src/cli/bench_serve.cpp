@@ -3,7 +3,7 @@
 // to first token, inter-token latency) beside what the server saw (/metrics). With --model DIR it
 // also measures, in the same run, the single-sequence `generate` baseline and the read bound of a
 // decode step.
-#include "bench/serve_bench.h"
+#include "cli/bench_serve.h"
 
 #include <algorithm>
 #include <atomic>
@@ -19,10 +19,10 @@
 #include <thread>
 #include <unistd.h>
 
-#include "bench/serve_bound.h"
-#include "bench/serve_client.h"
+#include "cli/bench_serve_bound.h"
+#include "cli/bench_serve_client.h"
 
-namespace v4::bench {
+namespace v4::cli {
 
 namespace {
 
@@ -429,4 +429,4 @@ int run_bench_serve(const cli::Args& args) {
   return 0;
 }
 
-}  // namespace v4::bench
+}  // namespace v4::cli

@@ -663,6 +663,9 @@ int bench_model(const Args& args, bool decode) {
     char state_buf[96];
     std::snprintf(state_buf, sizeof state_buf, ",\"state_bytes_per_token\":%.0f", state_bytes / seqs);
     parts_json += state_buf;
+    // The matrix products alone (prefill): seconds and FLOPs inside kernels::linear in the best run.
+    const auto& mm = run_matmul[best_run];
+    const double mm_gf = mm[0] > 0 ? mm[1] / mm[0] / 1e9 : 0;
     char row[1024];
     if (decode) {
       const double gbs = bytes_per_token * tps_best / 1e9, gbs_med = bytes_per_token * tps_median / 1e9;
@@ -675,8 +678,6 @@ int bench_model(const Args& args, bool decode) {
                     bytes_per_token, gbs, bound, gbs / bound, gbs_med / bound, flops_per_token);
     } else {
       const double gf = flops_per_token * tps_best / 1e9, gf_med = flops_per_token * tps_median / 1e9;
-      const auto& mm = run_matmul[best_run];
-      const double mm_gf = mm[0] > 0 ? mm[1] / mm[0] / 1e9 : 0;
       std::snprintf(row, sizeof row,
                     "{\"mode\":\"prefill\",\"threads\":%d,\"tokens\":%lld,\"repeats\":%d,\"tokens_per_s\":%.3f,"
                     "\"tokens_per_s_median\":%.3f,\"bytes_per_token\":%.0f,\"flops_per_token\":%.0f,"
@@ -706,8 +707,6 @@ int bench_model(const Args& args, bool decode) {
                     flops_per_token * tps_best / 1e9 / bound,
                     flops_per_token * tps_median / 1e9 / bound);
       if (!decode) {
-        const auto& mm = run_matmul[best_run];
-        const double mm_gf = mm[0] > 0 ? mm[1] / mm[0] / 1e9 : 0;
         std::printf("  matrix products: %.1f%% of the run, %.1f GFLOP/s = %.4f of the peak\n", 100.0 * mm[0] / t.min, mm_gf,
                     mm_gf / bound);
       }

@@ -2,6 +2,7 @@
 // Lookup-table decoders for the checkpoint's weight formats, built once from the format
 // definitions (kept in kernels so the matrix code needs nothing but a load per element).
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -58,6 +59,12 @@ inline const std::array<float, 16>& e2m1_table() {
 inline const std::array<float, 256>& e8m0_table() {
   static const auto t = detail::make_table<decltype(&detail::e8m0_definition), 256>(&detail::e8m0_definition);
   return t;
+}
+
+// 2^e exactly (from its bits in the normal range; subnormal and out-of-range by ldexp).
+inline float pow2(int e) {
+  if (e < -126 || e > 127) return std::ldexp(1.0f, e);
+  return std::bit_cast<float>(uint32_t(e + 127) << 23);
 }
 
 inline float e4m3_value(uint8_t b) { return e4m3_table()[b]; }

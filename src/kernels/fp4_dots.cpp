@@ -1,21 +1,13 @@
 #include "kernels/fp4_dots.h"
 
 #include <array>
-#include <bit>
-#include <cmath>
 #include <cstring>
 #include <stdexcept>
 
+#include "kernels/formats.h"
 #include "kernels/isa.h"
 
 namespace v4::kernels {
-
-namespace detail {
-float pow2(int e) {
-  if (e < -126 || e > 127) return std::ldexp(1.0f, e);
-  return std::bit_cast<float>(uint32_t(e + 127) << 23);
-}
-}  // namespace detail
 
 namespace {
 void check(int64_t n) {
@@ -35,7 +27,7 @@ void Fp4Vector::load(const uint8_t* v, int64_t dims) {
       sum += codes[k];
     }
     offset[b] = 12 * sum;
-    scale[b] = detail::pow2(exps[b] - 2);
+    scale[b] = pow2(exps[b] - 2);
   }
 }
 
@@ -60,7 +52,7 @@ void Fp4Panel::load(const uint8_t* rows, int64_t nrows, int64_t stride, int64_t 
     }
     const uint8_t* row = rows + j * stride;
     const auto* exps = reinterpret_cast<const int8_t*>(row + dims / 2);
-    for (int64_t b = 0; b < blocks; ++b) scales[b][j] = detail::pow2(exps[b]);
+    for (int64_t b = 0; b < blocks; ++b) scales[b][j] = pow2(exps[b]);
     for (int64_t bu = 0; bu < blocks * 8; ++bu) {  // quad bu: dims 4bu..4bu+3, two bytes of the row
       const uint32_t quad = uint32_t(pairs[row[bu * 2]]) | uint32_t(pairs[row[bu * 2 + 1]]) << 16;
       std::memcpy(codes + (bu * 16 + j) * 4, &quad, 4);

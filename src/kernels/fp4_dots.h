@@ -8,6 +8,8 @@
 // as close to the exact dot product as an fp32 sum of the products.
 #include <cstdint>
 
+#include "kernels/formats.h"
+
 namespace v4::kernels {
 
 // The vector side, prepared once (a query head, for every group of keys): its doubled codes, each
@@ -39,14 +41,8 @@ class Fp4Panel {
 };
 
 namespace detail {
-// The doubled e2m1 value of a nibble: 0, 1, 2, 3, 4, 6, 8, 12 with the sign of bit 3.
-inline int8_t e2m1_doubled(uint8_t nibble) {
-  static constexpr int8_t magnitude[8] = {0, 1, 2, 3, 4, 6, 8, 12};
-  const int8_t m = magnitude[nibble & 7];
-  return (nibble & 8) ? int8_t(-m) : m;
-}
-// 2^e for an int8 exponent, without ldexp (normal range by its bits).
-float pow2(int e);
+// The doubled e2m1 value of a nibble (an integer: 0, 1, 2, 3, 4, 6, 8, 12 with the sign of bit 3).
+inline int8_t e2m1_doubled(uint8_t nibble) { return int8_t(2.0f * e2m1_definition(nibble)); }
 // The block results in order: out[r] = ((b0 + b1) + b2) + ..., b = float(sum) * scale_q * scale_row.
 void fp4_dots_avx512(const Fp4Panel& p, const Fp4Vector& v, float* out);
 void fp4_dots_avx2(const Fp4Panel& p, const Fp4Vector& v, float* out);

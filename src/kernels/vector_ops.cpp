@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "core/codecs.h"
+#include "kernels/formats.h"
 #include "kernels/isa.h"
 
 namespace v4::kernels {
@@ -55,7 +55,7 @@ void decode_e4m3(const uint8_t* codes, int64_t n, float scale, float* out) {
     case Isa::avx512: detail::decode_e4m3_avx512(codes, n, scale, out); return;
     default: break;
   }
-  for (int64_t k = 0; k < n; ++k) out[k] = core::e4m3_to_float(codes[k]) * scale;
+  for (int64_t k = 0; k < n; ++k) out[k] = e4m3_value(codes[k]) * scale;
 }
 
 void decode_e2m1(const uint8_t* packed, int64_t n, float scale, float* out) {
@@ -64,7 +64,7 @@ void decode_e2m1(const uint8_t* packed, int64_t n, float scale, float* out) {
     case Isa::avx512: detail::decode_e2m1_avx512(packed, n, scale, out); return;
     default: break;
   }
-  for (int64_t k = 0; k < n; ++k) out[k] = core::e2m1_to_float(uint8_t(packed[k / 2] >> (k % 2 * 4))) * scale;
+  for (int64_t k = 0; k < n; ++k) out[k] = e2m1_value(uint8_t(packed[k / 2] >> (k % 2 * 4))) * scale;
 }
 
 }  // namespace v4::kernels

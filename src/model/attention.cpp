@@ -21,11 +21,10 @@ void init_layer_state(const core::ModelConfig& c, int64_t layer, bool packed, La
   const int64_t ratio = c.compress_ratio(layer);
   if (ratio != 0) {
     st.compressor.init(ratio, c.head_dim);
-    // The entry's RoPE dims stay fp32: the quantiser rounds the others only (compressor.cpp).
-    st.compressed = packed ? StateRows(RowFormat::fp8, c.head_dim, c.qk_rope_head_dim) : StateRows(RowFormat::f32, c.head_dim);
+    st.compressed = compressed_rows(c, packed);
     if (ratio == 4) {
       st.index_compressor.init(ratio, c.index_head_dim);
-      st.index_keys = StateRows(packed ? RowFormat::fp4 : RowFormat::f32, c.index_head_dim);
+      st.index_keys = index_key_rows(c, packed);
     }
   }
 }

@@ -3,7 +3,6 @@
 // first, so a block completed by this chunk can be selected.
 #include <algorithm>
 #include <cmath>
-#include <memory>
 #include <numeric>
 
 #include "kernels/fp4_dots.h"
@@ -73,15 +72,15 @@ void indexer_select(const ForwardContext& ctx, const IndexerWeights& w, const La
     constexpr int64_t kGroup = 16;
     static_assert(StateRows::kBlockRows % kGroup == 0 && kBlock % StateRows::kBlockRows == 0);
     const bool fp4 = st.index_keys.format() == RowFormat::fp4 && !iq.fp4.empty();
-    std::unique_ptr<kernels::Fp4Panel> panel = fp4 ? std::make_unique<kernels::Fp4Panel>() : nullptr;
+    kernels::Fp4Panel panel;
     std::vector<float> decoded(fp4 || st.index_keys.format() == RowFormat::f32 ? 0 : size_t(kGroup * Id));
     for (int64_t s = s0; s < s1; s += kGroup) {
       const int64_t g = std::min(kGroup, s1 - s);
       float part[kGroup] = {}, total[kGroup] = {};
       if (fp4) {
-        panel->load(reinterpret_cast<const uint8_t*>(st.index_keys.raw(s)), g, st.index_keys.row_bytes(), Id);
+        panel.load(reinterpret_cast<const uint8_t*>(st.index_keys.raw(s)), g, st.index_keys.row_bytes(), Id);
         for (int64_t h = 0; h < IH; ++h) {
-          panel->dots(iq.fp4[size_t((row0 + i) * IH + h)], part);
+          panel.dots(iq.fp4[size_t((row0 + i) * IH + h)], part);
           for (int64_t e = 0; e < kGroup; ++e) total[e] += std::max(part[e], 0.0f) * wi[h];
         }
       } else {

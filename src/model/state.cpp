@@ -15,6 +15,14 @@ void CompressorState::init(int64_t r, int64_t dim) {
   }
 }
 
+StateRows compressed_rows(const core::ModelConfig& c, bool packed) {
+  return packed ? StateRows(RowFormat::fp8, c.head_dim, c.qk_rope_head_dim) : StateRows(RowFormat::f32, c.head_dim);
+}
+
+StateRows index_key_rows(const core::ModelConfig& c, bool packed) {
+  return StateRows(packed ? RowFormat::fp4 : RowFormat::f32, c.index_head_dim);
+}
+
 size_t CompressorState::bytes() const {
   return (cur_kv.capacity() + cur_score.capacity() + prev_kv.capacity() + prev_score.capacity()) * sizeof(float);
 }

@@ -26,6 +26,12 @@ struct CompressorState {
   int64_t entry_dim() const { return overlap ? width / 2 : width; }
 };
 
+// The rows a compressed layer keeps its entries and indexer keys in. packed (the model as trained):
+// an entry as FP8 codes with its RoPE dims in fp32 (the quantiser rounds only the others), a key as
+// FP4 codes; otherwise fp32. runtime/state_memory.h sizes states by the same rows.
+StateRows compressed_rows(const core::ModelConfig& c, bool packed);
+StateRows index_key_rows(const core::ModelConfig& c, bool packed);
+
 struct LayerState {
   int64_t head_dim = 0, window = 0;
   std::vector<float> ring;  // [window, head_dim], position q in row q % window

@@ -60,7 +60,7 @@ class Reader {
     v.resize(size_t(n));
     raw(v.data(), size_t(n) * sizeof(float));
   }
-  // Reads rows into `v` (a blank of the model's width and dtype); `expected` rows only.
+  // Reads rows into `v` (a blank in the model's width and format); `expected` rows only.
   void rows(StateRows& v, int64_t expected, const char* what) {
     const int64_t n = i64(), format = i64();
     // A state saved in exact mode does not continue a quantised model, nor the reverse.

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/codecs.h"
+#include "kernels/formats.h"
 #include "kernels/vector_ops.h"
 
 namespace v4::model {
@@ -73,7 +74,8 @@ void StateRows::pack(RowFormat format, int64_t width, int64_t tail, const float*
       const float* v = x + b * kFp8Block;
       const int e = exponent_for(block_amax(v, kFp8Block), 448.0f);
       exps[b] = int8_t(e);
-      for (int64_t k = 0; k < kFp8Block; ++k) codes[b * kFp8Block + k] = core::float_to_e4m3(std::ldexp(v[k], -e));
+      const float inv = kernels::pow2(-e);  // exact scaling: a power of two
+      for (int64_t k = 0; k < kFp8Block; ++k) codes[b * kFp8Block + k] = core::float_to_e4m3(v[k] * inv);
     }
     std::memcpy(out + (row_bytes(format, width, tail) - tail * 4), x + q, size_t(tail) * 4);
     return;
@@ -84,9 +86,10 @@ void StateRows::pack(RowFormat format, int64_t width, int64_t tail, const float*
     const float* v = x + b * kFp4Block;
     const int e = exponent_for(block_amax(v, kFp4Block), 6.0f);
     exps[b] = int8_t(e);
+    const float inv = kernels::pow2(-e);
     for (int64_t k = 0; k < kFp4Block; ++k) {
       const int64_t at = b * kFp4Block + k;
-      codes[at / 2] |= uint8_t(core::float_to_e2m1(std::ldexp(v[k], -e)) << (at % 2 * 4));
+      codes[at / 2] |= uint8_t(core::float_to_e2m1(v[k] * inv) << (at % 2 * 4));
     }
   }
 }
@@ -118,14 +121,14 @@ void StateRows::decode(int64_t i, int64_t n, float* out) const {
         const int64_t q = width_ - tail_;
         const auto* exps = reinterpret_cast<const int8_t*>(codes + q);
         for (int64_t b = 0; b < q / kFp8Block; ++b)
-          kernels::decode_e4m3(codes + b * kFp8Block, kFp8Block, std::ldexp(1.0f, exps[b]), out + b * kFp8Block);
+          kernels::decode_e4m3(codes + b * kFp8Block, kFp8Block, kernels::pow2(exps[b]), out + b * kFp8Block);
         std::memcpy(out + q, p + (row_bytes_ - tail_ * 4), size_t(tail_) * 4);
         break;
       }
       case RowFormat::fp4: {
         const auto* exps = reinterpret_cast<const int8_t*>(codes + width_ / 2);
         for (int64_t b = 0; b < width_ / kFp4Block; ++b)
-          kernels::decode_e2m1(codes + b * kFp4Block / 2, kFp4Block, std::ldexp(1.0f, exps[b]), out + b * kFp4Block);
+          kernels::decode_e2m1(codes + b * kFp4Block / 2, kFp4Block, kernels::pow2(exps[b]), out + b * kFp4Block);
         break;
       }
     }

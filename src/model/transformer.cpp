@@ -75,10 +75,10 @@ class ModelImpl final : public Model {
   std::unique_ptr<SequenceState> new_state() const override {
     auto s = std::make_unique<SequenceStateImpl>();
     s->layers.resize(size_t(cfg_.num_hidden_layers));
-    for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) init_layer_state(cfg_, l, !opts_.exact, s->layers[size_t(l)]);
+    for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) init_layer_state(cfg_, l, packed_state(), s->layers[size_t(l)]);
     s->mtp_layers.resize(weights_.mtp.size());
     for (size_t k = 0; k < weights_.mtp.size(); ++k)
-      init_layer_state(cfg_, cfg_.num_hidden_layers + int64_t(k), !opts_.exact, s->mtp_layers[k]);
+      init_layer_state(cfg_, cfg_.num_hidden_layers + int64_t(k), packed_state(), s->mtp_layers[k]);
     return s;
   }
 

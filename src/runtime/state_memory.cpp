@@ -2,23 +2,12 @@
 
 #include <cmath>
 
-#include "model/state_rows.h"
+#include "model/state.h"
 
 namespace v4::runtime {
 
 namespace {
 constexpr int64_t kValueBytes = sizeof(float);
-
-struct RowBytes {
-  int64_t entry = 0, key = 0;
-};
-RowBytes row_bytes(const core::ModelConfig& c, bool packed) {
-  using model::RowFormat;
-  using model::StateRows;
-  if (!packed) return {c.head_dim * kValueBytes, c.index_head_dim * kValueBytes};
-  return {StateRows::row_bytes(RowFormat::fp8, c.head_dim, c.qk_rope_head_dim),
-          StateRows::row_bytes(RowFormat::fp4, c.index_head_dim, 0)};
-}
 
 int64_t layer_ratio(const core::ModelConfig& c, int64_t layer) {
   return size_t(layer) < c.compress_ratios.size() ? c.compress_ratios[size_t(layer)] : 0;
@@ -35,8 +24,8 @@ int64_t compressor_values(int64_t ratio, int64_t dim) {
 
 StateMemory state_memory(const core::ModelConfig& c, bool packed) {
   StateMemory m;
-  m.rows = row_bytes(c, packed).entry;
-  m.key_rows = row_bytes(c, packed).key;
+  m.rows = model::compressed_rows(c, packed).row_bytes();
+  m.key_rows = model::index_key_rows(c, packed).row_bytes();
   int64_t fixed = 0;
   double per_token = 0;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "core/codecs.h"
+#include "kernels/formats.h"
 #include "kernels/vector_ops.h"
 
 #if defined(__clang__)
@@ -68,13 +68,13 @@ void decode_e4m3_avx512(const uint8_t* codes, int64_t n, float scale, float* out
     f = _mm512_mask_blend_ps(_mm512_cmpeq_epi32_mask(mag, m7f), f, nan);
     _mm512_storeu_ps(out + k, f);
   }
-  for (; k < n; ++k) out[k] = core::e4m3_to_float(codes[k]) * scale;
+  for (; k < n; ++k) out[k] = e4m3_value(codes[k]) * scale;
 }
 
 // The 16 e2m1 values times the scale (exact) looked up by nibble.
 void decode_e2m1_avx512(const uint8_t* packed, int64_t n, float scale, float* out) {
   alignas(64) float table[16];
-  for (int c = 0; c < 16; ++c) table[c] = core::e2m1_to_float(uint8_t(c)) * scale;
+  for (int c = 0; c < 16; ++c) table[c] = e2m1_value(uint8_t(c)) * scale;
   const __m512 t = _mm512_load_ps(table);
   const __m128i low = _mm_set1_epi8(0x0F);
   int64_t k = 0;

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/bench_bounds.h"
 #include "cli/bench_cache.h"
 #include "cli/bench_common.h"
 #include "cli/bench_constrained.h"
@@ -82,38 +83,6 @@ std::vector<int> parse_int_list(const std::string& s, const char* what) {
     pos = comma + 1;
   }
   return out;
-}
-
-using kernels::stream_sum;
-
-// Read bandwidth in GB/s (1e9 bytes/s) of `threads` threads streaming over `buffer`: each repeat
-// takes the faster of a plain streaming sum and one with software prefetching (8 and 32 KiB
-// ahead), so the bound is the best this machine's cores read, not one access pattern's.
-Stats measure_read_bandwidth(const std::vector<float>& buffer, ThreadPool& pool, int repeats) {
-  const int64_t n = int64_t(buffer.size());
-  const int64_t pieces = 64 * pool.size();  // contiguous slices per thread, static split
-  std::vector<double> gbs;
-  volatile float sink = 0;
-  for (int rep = 0; rep < repeats; ++rep) {
-    double best = 0;
-    for (int64_t ahead : {int64_t(0), int64_t(8192), int64_t(32768)}) {
-      std::vector<float> partial(size_t(pieces), 0.0f);
-      const auto t0 = Clock::now();
-      pool.parallel_for(pieces, [&](int64_t b, int64_t e) {
-        for (int64_t k = b; k < e; ++k) {
-          const int64_t lo = n * k / pieces, hi = n * (k + 1) / pieces;
-          partial[size_t(k)] = stream_sum(buffer.data() + lo, hi - lo, ahead);
-        }
-      });
-      const double s = seconds_since(t0);
-      sink = sink + partial[0];
-      best = std::max(best, double(n) * 4 / s / 1e9);
-    }
-    gbs.push_back(best);
-  }
-  (void)sink;
-  std::sort(gbs.begin(), gbs.end());
-  return {gbs.back(), gbs[gbs.size() / 2]};  // best (highest) and median
 }
 
 // Weight bytes with the values of a trained checkpoint. FP8 / FP4: bytes in [0x00, 0x3F] (finite,
@@ -275,7 +244,7 @@ int bench_kernels(const Args& args) {
 
   struct BwRow {
     int threads;
-    Stats gbs;  // min = best here
+    Rate gbs;
   };
   std::vector<BwRow> bw_rows;
   std::vector<LinearResult> results;
@@ -286,10 +255,10 @@ int bench_kernels(const Args& args) {
     for (size_t ti = 0; ti < threads_list.size(); ++ti) {
       ThreadPool pool(threads_list[ti]);
       measure_read_bandwidth(buffer, pool, 1);  // warm-up
-      const Stats st = measure_read_bandwidth(buffer, pool, repeats);
+      const Rate st = measure_read_bandwidth(buffer, pool, repeats);
       if (ti >= bw_rows.size())
         bw_rows.push_back({threads_list[ti], st});
-      else if (st.min > bw_rows[ti].gbs.min)
+      else if (st.best > bw_rows[ti].gbs.best)
         bw_rows[ti].gbs = st;
     }
   };
@@ -298,15 +267,15 @@ int bench_kernels(const Args& args) {
     const WeightSet ws(c.dtype, c.rows, c.cols, ws_mib << 20, 42);
     for (size_t ti = 0; ti < threads_list.size(); ++ti) {
       ThreadPool pool(threads_list[ti]);
-      for (int n : batch_list) results.push_back(measure_linear(ws, n, c.input, pool, repeats, bw_rows[ti].gbs.min));
+      for (int n : batch_list) results.push_back(measure_linear(ws, n, c.input, pool, repeats, bw_rows[ti].gbs.best));
     }
   }
   measure_bandwidth_rows();
   for (LinearResult& r : results) {
     for (const BwRow& b : bw_rows)
       if (b.threads == r.threads) {
-        r.bw_ratio_best = r.gbs_best / b.gbs.min;
-        r.bw_ratio_median = r.gbs_median / b.gbs.min;
+        r.bw_ratio_best = r.gbs_best / b.gbs.best;
+        r.bw_ratio_median = r.gbs_median / b.gbs.best;
       }
   }
 
@@ -314,7 +283,7 @@ int bench_kernels(const Args& args) {
     std::printf("{\"read_bw\":[");
     for (size_t i = 0; i < bw_rows.size(); ++i)
       std::printf("%s{\"threads\":%d,\"gbs_best\":%.3f,\"gbs_median\":%.3f}", i ? "," : "", bw_rows[i].threads,
-                  bw_rows[i].gbs.min, bw_rows[i].gbs.median);
+                  bw_rows[i].gbs.best, bw_rows[i].gbs.median);
     std::printf("],\"repeats\":%d,\"linear\":[", repeats);
     for (size_t i = 0; i < results.size(); ++i) {
       const auto& r = results[i];
@@ -331,7 +300,7 @@ int bench_kernels(const Args& args) {
   std::printf("%s\n", kernels::isa_report().c_str());
   std::printf("read bandwidth (streaming sums over %llu MiB, best of plain and prefetched, %d repeats):\n", (unsigned long long)buffer_mib, repeats);
   for (const auto& b : bw_rows)
-    std::printf("  %d thread%s: best %.2f GB/s, median %.2f GB/s\n", b.threads, b.threads > 1 ? "s" : "", b.gbs.min,
+    std::printf("  %d thread%s: best %.2f GB/s, median %.2f GB/s\n", b.threads, b.threads > 1 ? "s" : "", b.gbs.best,
                 b.gbs.median);
   std::printf("\nlinear() (weights streamed from a %llu MiB working set; ratio = GB/s / read bandwidth):\n",
               (unsigned long long)ws_mib);
@@ -349,110 +318,6 @@ int bench_kernels(const Args& args) {
 
 
 // --- model benchmarks -------------------------------------------------------------------------
-
-// Matrix-unit peak of `pool.size()` threads in GFLOP/s on the kernel variant in use
-// (kernels/probes.h), with enough independent accumulators to cover the latency: FP32 FMAs or, for
-// the quantised path on avx512bf16, BF16 dot products (32 products + 32 additions per
-// instruction). No AMX kernel exists yet, so this is the compute bound prefill is measured against.
-using kernels::PeakKind;
-
-double measure_peak_gflops(ThreadPool& pool, PeakKind kind) {
-  constexpr int64_t kIters = 20'000'000;
-  if (!kernels::peak_available(kind)) kind = PeakKind::fp32_fma;
-  std::vector<double> flops(size_t(pool.size()), 0.0);
-  const auto t0 = Clock::now();
-  pool.parallel_for(pool.size(), [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) flops[size_t(t)] = kernels::peak_loop(kind, kIters);
-  });
-  const double secs = seconds_since(t0);
-  return std::accumulate(flops.begin(), flops.end(), 0.0) / secs / 1e9;
-}
-
-// What one token costs, from the checkpoint's tensors: every dense weight of the main layers and
-// the head is read once per step; the embedding contributes one row per token; routed experts
-// contribute the experts a step touches (num_experts_per_tok for one sequence; for B sequences
-// the expected number of distinct experts under uniform routing, E * (1 - (1 - k/E)^B)); the MTP
-// block is not run; the head runs once per sequence and step (a prefill chunk computes only its
-// last position's logits). FLOPs: 2 per weight element and token (attention over the state
-// excluded).
-// The same count is also split by where the tensors live: per main layer ("layers.<l>.") and the
-// rest (embedding, hc_head, final norm, LM head), so the parts add up to the whole.
-struct TokenCost {
-  double dense_bytes = 0, routed_bytes_per_expert = 0, embed_row_bytes = 0, head_bytes = 0;
-  double dense_params = 0, routed_params_per_expert = 0, head_params = 0;
-  int64_t routed_layers = 0;
-  std::vector<double> layer_dense_bytes, layer_dense_params;  // incl. one tid2eid row per token
-  std::vector<double> layer_routed_bytes_per_expert, layer_routed_params_per_expert;
-  double outside_dense_bytes = 0, outside_dense_params = 0;  // hc_head, norm (not embed/head.weight)
-};
-
-// "layers.<l>...." -> l, anything else -> -1.
-int64_t layer_of(const std::string& name) {
-  if (name.rfind("layers.", 0) != 0) return -1;
-  try {
-    return std::stoll(name.substr(7));
-  } catch (const std::exception&) {
-    return -1;
-  }
-}
-
-TokenCost token_cost(const core::Checkpoint& ckpt) {
-  const auto& cfg = ckpt.config();
-  TokenCost c;
-  const size_t L = size_t(cfg.num_hidden_layers);
-  c.layer_dense_bytes.assign(L, 0);
-  c.layer_dense_params.assign(L, 0);
-  c.layer_routed_bytes_per_expert.assign(L, 0);
-  c.layer_routed_params_per_expert.assign(L, 0);
-  const double experts_per_layer = std::max<double>(1, double(cfg.n_routed_experts));
-  double routed_bytes = 0, routed_params = 0;
-  for (const auto& [name, view] : ckpt.tensors()) {
-    if (name.rfind("mtp.", 0) == 0) continue;
-    const double bytes = double(view->nbytes);
-    double params = double(view->numel());
-    if (view->dtype == core::DType::I8) params *= 2;  // packed FP4: two weights per byte
-    if (view->dtype == core::DType::F8_E8M0) params = 0;  // scales
-    const int64_t layer = layer_of(name);
-    const bool in_layer = layer >= 0 && layer < int64_t(L);
-    if (name == "embed.weight") {
-      c.embed_row_bytes = bytes / double(cfg.vocab_size);
-    } else if (name == "head.weight") {  // applied to the last position of each sequence only
-      c.head_bytes = bytes;
-      c.head_params = params;
-    } else if (name.find(".ffn.gate.tid2eid") != std::string::npos) {
-      c.dense_bytes += bytes / double(cfg.vocab_size);  // one row looked up per token
-      if (in_layer) c.layer_dense_bytes[size_t(layer)] += bytes / double(cfg.vocab_size);
-    } else if (name.find(".ffn.experts.") != std::string::npos) {
-      routed_bytes += bytes;
-      routed_params += params;
-      if (in_layer) {
-        c.layer_routed_bytes_per_expert[size_t(layer)] += bytes / experts_per_layer;
-        c.layer_routed_params_per_expert[size_t(layer)] += params / experts_per_layer;
-      }
-    } else {
-      c.dense_bytes += bytes;
-      c.dense_params += params;
-      if (in_layer) {
-        c.layer_dense_bytes[size_t(layer)] += bytes;
-        c.layer_dense_params[size_t(layer)] += params;
-      } else {
-        c.outside_dense_bytes += bytes;
-        c.outside_dense_params += params;
-      }
-    }
-  }
-  const double experts = double(cfg.n_routed_experts) * double(cfg.num_hidden_layers);
-  c.routed_bytes_per_expert = experts > 0 ? routed_bytes / experts : 0;
-  c.routed_params_per_expert = experts > 0 ? routed_params / experts : 0;
-  c.routed_layers = cfg.num_hidden_layers;
-  return c;
-}
-
-double expected_distinct_experts(const core::ModelConfig& cfg, int64_t batch) {
-  const double e = double(cfg.n_routed_experts), k = double(cfg.num_experts_per_tok);
-  if (batch <= 1) return k;
-  return e * (1.0 - std::pow(1.0 - k / e, double(batch)));
-}
 
 struct ModelBenchOptions {
   std::string model_dir;
@@ -516,6 +381,7 @@ int bench_model(const Args& args, bool decode) {
   std::vector<std::string> json_rows;
   // The quantised path multiplies FP8/FP4 weights with BF16 dot products, the exact path with
   // FP32 FMAs: prefill is measured against the peak of the one it uses.
+  using kernels::PeakKind;
   const PeakKind peak_kind =
       !o.exact && kernels::active_isa() == kernels::Isa::avx512bf16 ? PeakKind::bf16_dot : PeakKind::fp32_fma;
   const char* peak_name = peak_kind == PeakKind::bf16_dot ? "bf16_dot" : "fp32_fma";
@@ -525,9 +391,13 @@ int bench_model(const Args& args, bool decode) {
     double bound = 0;  // GB/s (decode) or GFLOP/s (prefill), best of repeats
     // Decode: read bandwidth before and after the runs, the higher one (it drifts on shared hosts).
     std::vector<float> buffer(decode ? size_t(o.buffer_mib << 20) / 4 : 0, 1.0f);
+    // Decode also measures the compute peak (the best multiply instruction the variant has): a
+    // batch's step is bound by whichever of reading and multiplying takes longer.
+    double peak = 0;
     if (decode) {
       measure_read_bandwidth(buffer, probe, 1);
-      bound = measure_read_bandwidth(buffer, probe, o.repeats).min;
+      bound = measure_read_bandwidth(buffer, probe, o.repeats).best;
+      peak = measure_best_peak_gflops(probe, o.repeats);
     } else {
       for (int r = 0; r < o.repeats; ++r) bound = std::max(bound, measure_peak_gflops(probe, peak_kind));
     }
@@ -606,10 +476,11 @@ int bench_model(const Args& args, bool decode) {
     }
     const Stats t = stats_of(secs);
     // The stage times reported are those of the best (fastest) run, like tokens_per_s.
-    if (decode) bound = std::max(bound, measure_read_bandwidth(buffer, probe, o.repeats).min);
+    if (decode) bound = std::max(bound, measure_read_bandwidth(buffer, probe, o.repeats).best);
+    if (decode) peak = std::max(peak, measure_best_peak_gflops(probe, o.repeats));
     const size_t best_run = size_t(std::min_element(secs.begin(), secs.end()) - secs.begin());
     const int64_t tokens_per_run = decode ? o.tokens * batch : o.tokens;
-    const double experts_per_step = expected_distinct_experts(cfg, decode ? batch : o.tokens);
+    const double experts_per_step = cost.distinct_experts(double(decode ? batch : o.tokens));
     const double bytes_per_step = cost.dense_bytes + cost.head_bytes +
                                   double(cost.routed_layers) * experts_per_step * cost.routed_bytes_per_expert +
                                   double(decode ? batch : o.tokens) * cost.embed_row_bytes + state_bytes;
@@ -648,10 +519,11 @@ int bench_model(const Args& args, bool decode) {
       char buf[512];
       std::snprintf(buf, sizeof buf,
                     "{%s\"type\":\"%s\",\"seconds_per_token\":%.9f,\"bytes_per_token\":%.0f,\"gbs\":%.3f,"
-                    "\"flops_per_token\":%.0f,\"gflops\":%.3f,\"%s\":%.4f}",
+                    "\"flops_per_token\":%.0f,\"gflops\":%.3f,%s\"flops_ratio\":%.4f}",
                     pt.name == "head" ? "" : ("\"layer\":" + pt.name + ",").c_str(), pt.type.c_str(),
-                    pt.seconds_per_token, bpt, gbs, pt.flops_per_token, gflops, decode ? "bw_ratio" : "flops_ratio",
-                    decode ? gbs / bound : gflops / bound);
+                    pt.seconds_per_token, bpt, gbs, pt.flops_per_token, gflops,
+                    decode ? ("\"bw_ratio\":" + std::to_string(gbs / bound) + ",").c_str() : "",
+                    gflops / (decode ? peak : bound));
       if (pt.name == "head") {
         parts_json += "],\"head\":";
         parts_json += buf;
@@ -667,15 +539,22 @@ int bench_model(const Args& args, bool decode) {
     const auto& mm = run_matmul[best_run];
     const double mm_gf = mm[0] > 0 ? mm[1] / mm[0] / 1e9 : 0;
     char row[1024];
+    // Decode: tokens/s if the step only read its bytes at the bandwidth, or only multiplied at the peak.
+    const double read_tps = decode ? bound * 1e9 / bytes_per_token : 0;
+    const double compute_tps = decode ? peak * 1e9 / flops_per_token : 0;
     if (decode) {
       const double gbs = bytes_per_token * tps_best / 1e9, gbs_med = bytes_per_token * tps_median / 1e9;
       std::snprintf(row, sizeof row,
                     "{\"mode\":\"decode\",\"threads\":%d,\"batch\":%lld,\"tokens\":%lld,\"prompt\":%lld,\"repeats\":%d,"
                     "\"tokens_per_s\":%.3f,\"tokens_per_s_median\":%.3f,\"bytes_per_token\":%.0f,"
                     "\"achieved_gbs\":%.3f,\"read_bw_gbs\":%.3f,\"bw_ratio\":%.3f,\"bw_ratio_median\":%.3f,"
-                    "\"flops_per_token\":%.0f}",
+                    "\"flops_per_token\":%.0f,\"achieved_gflops\":%.3f,\"peak_gflops\":%.3f,\"flops_ratio\":%.4f,"
+                    "\"read_bound_tokens_per_s\":%.3f,\"compute_bound_tokens_per_s\":%.3f,\"bound\":\"%s\","
+                    "\"bound_ratio\":%.4f}",
                     threads, (long long)batch, (long long)o.tokens, (long long)o.prompt, o.repeats, tps_best, tps_median,
-                    bytes_per_token, gbs, bound, gbs / bound, gbs_med / bound, flops_per_token);
+                    bytes_per_token, gbs, bound, gbs / bound, gbs_med / bound, flops_per_token,
+                    flops_per_token * tps_best / 1e9, peak, flops_per_token * tps_best / 1e9 / peak, read_tps,
+                    compute_tps, read_tps <= compute_tps ? "read" : "compute", tps_best / std::min(read_tps, compute_tps));
     } else {
       const double gf = flops_per_token * tps_best / 1e9, gf_med = flops_per_token * tps_median / 1e9;
       std::snprintf(row, sizeof row,
@@ -699,6 +578,11 @@ int bench_model(const Args& args, bool decode) {
                     "read bandwidth = %.3f (median %.3f)\n",
                     threads, (long long)batch, tps_best, tps_median, bytes_per_token / 1e6, bytes_per_token * tps_best / 1e9,
                     bound, bytes_per_token * tps_best / 1e9 / bound, bytes_per_token * tps_median / 1e9 / bound);
+      if (decode)
+        std::printf("  bounds: read %.2f tokens/s (bytes/token at the read bandwidth), compute %.2f tokens/s "
+                    "(%.1f MFLOP/token at the %.1f GFLOP/s peak, %.4f of it used); the %s bound binds: %.3f of it\n",
+                    read_tps, compute_tps, flops_per_token / 1e6, peak, flops_per_token * tps_best / 1e9 / peak,
+                    read_tps <= compute_tps ? "read" : "compute", tps_best / std::min(read_tps, compute_tps));
       else
         std::printf("prefill threads %d chunk %lld: %.2f tokens/s (median %.2f), %.2f GFLOP/token, %.1f GFLOP/s of %.1f "
                     "GFLOP/s %s peak = %.4f (median %.4f)\n",
@@ -717,7 +601,7 @@ int bench_model(const Args& args, bool decode) {
         const double gf = pt.seconds_per_token > 0 ? pt.flops_per_token / pt.seconds_per_token / 1e9 : 0;
         std::printf("  %-6s %-4s %12.4f %12.3f %10.2f %8.3f %12.2f %10.2f %8.4f\n", pt.name.c_str(),
                     pt.name == "head" ? "-" : pt.type.c_str(), pt.seconds_per_token * 1e3, pt.bytes_per_token / 1e6, gbs,
-                    decode ? gbs / bound : 0.0, pt.flops_per_token / 1e6, gf, decode ? 0.0 : gf / bound);
+                    decode ? gbs / bound : 0.0, pt.flops_per_token / 1e6, gf, gf / (decode ? peak : bound));
       }
       std::printf("  state  %.3f MB/token (not split by layer)\n", state_bytes / seqs / 1e6);
       if (o.profile) print_ops(ops, double(tokens_per_run), t.min);
@@ -742,7 +626,11 @@ const char* kModelUsage =
     "decode: N steps of B sequences after a P-token prompt; bytes/token counts the weights a step\n"
     "reads (dense + the routed experts touched + one embedding row per token) plus the sequence\n"
     "state, and bw_ratio compares bytes/token x tokens/s with the read bandwidth measured in the same\n"
-    "run (before and after the runs, the higher). prefill: one N-token chunk (default 512);\n"
+    "run (before and after the runs, the higher). Decode also measures the peak of the best multiply\n"
+    "instruction the variant has (BF16 dot product or FP32 FMA) and prints both bounds, read (bytes\n"
+    "at the bandwidth) and compute (FLOPs at the peak), and the ratio to the one that binds: at a\n"
+    "large --batch a step multiplies more than it reads (JSON: read_bound_tokens_per_s,\n"
+    "compute_bound_tokens_per_s, bound, bound_ratio, flops_ratio). prefill: one N-token chunk (default 512);\n"
     "flops_ratio compares 2 x weights/token x tokens/s with the peak of the instruction the kernels\n"
     "multiply with, measured in the same run: AVX-512 BF16 dot products (default, quantised\n"
     "activations) or FP32 FMAs (--exact); no AMX on this machine. matmul_flops_ratio: the same for\n"

@@ -45,8 +45,9 @@ const char* kUsage =
     "and from /metrics: tokens per step (batch), the sampling share of step time, prefix-cache hits.\n"
     "--model DIR (the server's checkpoint) adds: the `generate` baseline (one sequence, forward +\n"
     "sampling, default parameters, in this process, before the load) and per level the bound\n"
-    "batch x read bandwidth / bytes a step reads (dense weights once, expected distinct routed experts\n"
-    "once), the bandwidth measured in this run; the server's decode tokens/s is compared with it.\n";
+    "the lower of two, both measured in this run: read, batch x read bandwidth / bytes a step reads\n"
+    "(dense weights once, expected distinct routed experts once); compute, the peak of the best multiply\n"
+    "instruction / FLOPs per token. The server's decode tokens/s is compared with each.\n";
 
 const char* kWords[] = {"time", "year", "people", "way", "day", "man", "thing", "woman", "life", "child",
                         "world", "school", "state", "family", "student", "group", "country", "problem",
@@ -196,7 +197,7 @@ struct LevelReport {
   // The server's view (deltas of /metrics over the level).
   double server_tokens_per_s = 0, tokens_per_step = 0, sampling_share = 0, forward_share = 0;
   double prefix_hit_rate = 0, state_bytes = 0, prefix_cache_bytes = 0;
-  double bound_tokens_per_s = 0;
+  double bound_tokens_per_s = 0, read_bound_tokens_per_s = 0, compute_bound_tokens_per_s = 0;
 };
 
 // Prints a one-line progress bar on stderr while a level runs.
@@ -240,7 +241,7 @@ double delta(const std::map<std::string, double>& a, const std::map<std::string,
 }
 
 LevelReport run_level(const Options& o, double level, const std::string& prefix, uint64_t first_index,
-                      const StepBytes* bytes, double bandwidth) {
+                      const ServeBounds* bounds) {
   const int streams = o.by_rate ? o.max_concurrency : int(level);
   const int total = o.requests > 0 ? o.requests
                                     : o.by_rate ? std::max(2, int(std::ceil(level * 16)))
@@ -308,8 +309,11 @@ LevelReport run_level(const Options& o, double level, const std::string& prefix,
   rep.prefix_hit_rate = queries > 0 ? delta(before, after, "prefix_cache_hits_total") / queries : 0;
   if (after.count("v4flash:state_memory_bytes")) rep.state_bytes = after.at("v4flash:state_memory_bytes");
   if (after.count("v4flash:prefix_cache_memory_bytes")) rep.prefix_cache_bytes = after.at("v4flash:prefix_cache_memory_bytes");
-  if (bytes && bandwidth > 0 && rep.tokens_per_step > 0)
-    rep.bound_tokens_per_s = rep.tokens_per_step * bandwidth / bytes->at_batch(rep.tokens_per_step);
+  if (bounds && rep.tokens_per_step > 0) {
+    rep.read_bound_tokens_per_s = bounds->read_tokens_per_s(rep.tokens_per_step);
+    rep.compute_bound_tokens_per_s = bounds->compute_tokens_per_s(rep.tokens_per_step);
+    rep.bound_tokens_per_s = bounds->tokens_per_s(rep.tokens_per_step);
+  }
   return rep;
 }
 
@@ -320,7 +324,7 @@ std::string json_percentiles(const Percentiles& p) {
   return buf;
 }
 
-void print_text(const Options& o, const std::vector<LevelReport>& reps, double baseline, double bandwidth) {
+void print_text(const Options& o, const std::vector<LevelReport>& reps, double baseline, const ServeBounds* bounds) {
   std::printf("%-10s %5s %4s %7s %7s %9s | %-31s | %-31s\n", o.by_rate ? "rate/s" : "streams", "reqs", "err",
               "req/s", "s", "out tok/s", "TTFT ms mean/p50/p90/p99", "ITL ms mean/p50/p90/p99");
   for (const auto& r : reps)
@@ -344,37 +348,47 @@ void print_text(const Options& o, const std::vector<LevelReport>& reps, double b
     std::printf("generate baseline (one sequence, default sampling, in this process): %.1f tok/s\n", baseline);
     if (!reps.empty()) std::printf("out tok/s at %g / generate: %.2f\n", reps.front().level, reps.front().out_tok_per_s / baseline);
   }
-  if (bandwidth > 0) {
-    std::printf("read bandwidth %.2f GB/s; decode bound = tok/step x bandwidth / bytes per step:\n", bandwidth / 1e9);
+  if (bounds) {
+    std::printf("read bandwidth %.2f GB/s, multiply peak %.1f GFLOP/s (%.1f MFLOP/token); decode bounds:\n"
+                "  read = tok/step x bandwidth / bytes per step; compute = peak / FLOPs per token\n",
+                bounds->bandwidth_gbs, bounds->peak_gflops, bounds->cost.decode_token_flops() / 1e6);
+    auto ratio = [](double a, double b) { return b > 0 ? a / b : 0; };
     for (const auto& r : reps)
-      std::printf("  %g: server %.1f tok/s, bound %.1f tok/s, ratio %.2f\n", r.level, r.server_tokens_per_s,
-                  r.bound_tokens_per_s, r.bound_tokens_per_s > 0 ? r.server_tokens_per_s / r.bound_tokens_per_s : 0);
+      std::printf("  %g: server %.1f tok/s; read bound %.1f tok/s (ratio %.2f), compute bound %.1f tok/s (ratio %.2f); "
+                  "the %s bound binds\n",
+                  r.level, r.server_tokens_per_s, r.read_bound_tokens_per_s,
+                  ratio(r.server_tokens_per_s, r.read_bound_tokens_per_s), r.compute_bound_tokens_per_s,
+                  ratio(r.server_tokens_per_s, r.compute_bound_tokens_per_s),
+                  r.read_bound_tokens_per_s <= r.compute_bound_tokens_per_s ? "read" : "compute");
   }
 }
 
-void print_json(const Options& o, const std::vector<LevelReport>& reps, double baseline, double bandwidth) {
+void print_json(const Options& o, const std::vector<LevelReport>& reps, double baseline, const ServeBounds* bounds) {
   std::string out = "{\"mode\":\"" + std::string(o.by_rate ? "rate" : "concurrency") + "\",\"input_len\":" +
                     std::to_string(o.input_len) + ",\"output_len\":" + std::to_string(o.output_len) +
                     ",\"prefix_ratio\":" + std::to_string(o.prefix_ratio) + ",\"thinking\":" +
                     (o.thinking ? "true" : "false") + ",\"levels\":[";
   for (size_t i = 0; i < reps.size(); ++i) {
     const auto& r = reps[i];
-    char buf[900];
+    char buf[1100];
     std::snprintf(buf, sizeof buf,
                   "%s{\"level\":%g,\"requests\":%d,\"errors\":%d,\"seconds\":%.3f,\"requests_per_s\":%.3f,"
                   "\"output_tokens\":%lld,\"output_tokens_per_s\":%.2f,\"ttft\":%s,\"itl\":%s,"
                   "\"server\":{\"generation_tokens_per_s\":%.2f,\"tokens_per_step\":%.3f,\"sampling_share\":%.4f,"
                   "\"forward_share\":%.4f,\"prefix_cache_hit_rate\":%.4f,\"state_memory_bytes\":%.0f,"
-                  "\"prefix_cache_memory_bytes\":%.0f,\"bound_tokens_per_s\":%.2f}}",
+                  "\"prefix_cache_memory_bytes\":%.0f,\"bound_tokens_per_s\":%.2f,\"read_bound_tokens_per_s\":%.2f,"
+                  "\"compute_bound_tokens_per_s\":%.2f}}",
                   i ? "," : "", r.level, r.requests, r.errors, r.seconds, r.req_per_s, (long long)r.output_tokens,
                   r.out_tok_per_s, json_percentiles(r.ttft).c_str(), json_percentiles(r.itl).c_str(),
                   r.server_tokens_per_s, r.tokens_per_step, r.sampling_share, r.forward_share, r.prefix_hit_rate,
-                  r.state_bytes, r.prefix_cache_bytes, r.bound_tokens_per_s);
+                  r.state_bytes, r.prefix_cache_bytes, r.bound_tokens_per_s, r.read_bound_tokens_per_s,
+                  r.compute_bound_tokens_per_s);
     out += buf;
   }
-  char tail[160];
-  std::snprintf(tail, sizeof tail, "],\"generate_tokens_per_s\":%.2f,\"read_bandwidth_bytes_per_s\":%.0f}", baseline,
-                bandwidth);
+  char tail[256];
+  std::snprintf(tail, sizeof tail,
+                "],\"generate_tokens_per_s\":%.2f,\"read_bandwidth_bytes_per_s\":%.0f,\"peak_flops_per_s\":%.0f}", baseline,
+                bounds ? bounds->bandwidth_gbs * 1e9 : 0.0, bounds ? bounds->peak_gflops * 1e9 : 0.0);
   std::puts((out + tail).c_str());
 }
 
@@ -387,13 +401,13 @@ int run_bench_serve(const cli::Args& args) {
     return 0;
   }
   const Options o = parse(args);
-  double baseline = 0, bandwidth = 0;
-  std::optional<StepBytes> bytes;
+  double baseline = 0;
+  std::optional<ServeBounds> bounds;
   if (!o.model_dir.empty()) {
     std::fprintf(stderr, "generate baseline on %s ...\n", o.model_dir.c_str());
     baseline = generate_tokens_per_second(o.model_dir, o.threads, o.input_len, o.output_len);
-    bytes = step_bytes(o.model_dir);
-    bandwidth = read_bandwidth(o.threads > 0 ? o.threads : int(std::thread::hardware_concurrency()), o.buffer_mib);
+    bounds = measure_serve_bounds(o.model_dir, o.threads > 0 ? o.threads : int(std::thread::hardware_concurrency()),
+                                  o.buffer_mib);
   }
   {  // the server answers, and one warm-up request
     ServeClient client(o.target);
@@ -411,7 +425,7 @@ int run_bench_serve(const cli::Args& args) {
   std::vector<LevelReport> reps;
   uint64_t index = 0;
   for (double level : o.levels) {
-    reps.push_back(run_level(o, level, prefix, index, bytes ? &*bytes : nullptr, bandwidth));
+    reps.push_back(run_level(o, level, prefix, index, bounds ? &*bounds : nullptr));
     index += uint64_t(reps.back().requests);
     const LevelReport& r = reps.back();
     if (!o.json) {  // as soon as the level ends: long runs show their figures before the summary
@@ -422,8 +436,9 @@ int run_bench_serve(const cli::Args& args) {
       std::fflush(stdout);
     }
   }
-  if (o.json) print_json(o, reps, baseline, bandwidth);
-  else print_text(o, reps, baseline, bandwidth);
+  const ServeBounds* b = bounds ? &*bounds : nullptr;
+  if (o.json) print_json(o, reps, baseline, b);
+  else print_text(o, reps, baseline, b);
   for (const auto& r : reps)
     if (r.errors) return 1;
   return 0;

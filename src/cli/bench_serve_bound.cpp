@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <mutex>
 #include <random>
 #include <vector>
 
@@ -41,62 +40,29 @@ double generate_tokens_per_second(const std::string& model_dir, int threads, int
   return double(output_tokens) / std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-StepBytes step_bytes(const std::string& model_dir) {
-  auto ckpt = core::Checkpoint::open(model_dir);
-  const auto& cfg = ckpt->config();
-  StepBytes b;
-  b.layers = cfg.num_hidden_layers;
-  b.experts = cfg.n_routed_experts;
-  b.experts_per_token = cfg.num_experts_per_tok;
-  double routed = 0;
-  for (const auto& [name, view] : ckpt->tensors()) {
-    if (name.rfind("mtp.", 0) == 0) continue;  // the MTP block does not run in decode
-    const double bytes = double(view->nbytes);
-    if (name == "embed.weight" || name.find(".ffn.gate.tid2eid") != std::string::npos)
-      b.embed_row += bytes / double(cfg.vocab_size);  // rows looked up per token
-    else if (name.find(".ffn.experts.") != std::string::npos)
-      routed += bytes;
-    else
-      b.dense += bytes;
-  }
-  const double experts = double(b.experts) * double(b.layers);
-  b.expert = experts > 0 ? routed / experts : 0;
-  return b;
+double ServeBounds::read_tokens_per_s(double batch) const {
+  const double bytes = cost.decode_step_bytes(std::max(1.0, batch));
+  return bytes > 0 ? std::max(1.0, batch) * bandwidth_gbs * 1e9 / bytes : 0;
 }
 
-double StepBytes::at_batch(double batch) const {
-  const double e = double(experts), k = double(experts_per_token);
-  const double distinct = e > 0 ? e * (1.0 - std::pow(1.0 - k / e, std::max(1.0, batch))) : 0;
-  return dense + embed_row * batch + distinct * expert * double(layers);
+double ServeBounds::compute_tokens_per_s(double) const {
+  const double flops = cost.decode_token_flops();
+  return flops > 0 ? peak_gflops * 1e9 / flops : 0;
 }
 
-double read_bandwidth(int threads, int64_t buffer_mib) {
-  std::vector<float> buffer(size_t(buffer_mib << 20) / sizeof(float), 1.0f);
+double ServeBounds::tokens_per_s(double batch) const {
+  return std::min(read_tokens_per_s(batch), compute_tokens_per_s(batch));
+}
+
+ServeBounds measure_serve_bounds(const std::string& model_dir, int threads, int64_t buffer_mib) {
+  ServeBounds b;
+  b.cost = token_cost(*core::Checkpoint::open(model_dir));
   kernels::ThreadPool pool(std::max(1, threads));
-  double best = 0;
-  for (int r = 0; r < 4; ++r) {
-    std::mutex mutex;
-    double total = 0;
-    const auto t0 = Clock::now();
-    pool.parallel_for(int64_t(buffer.size()), [&](int64_t begin, int64_t end) {
-      float acc[16] = {};
-      int64_t i = begin;
-      for (; i + 16 <= end; i += 16) {
-        __builtin_prefetch(buffer.data() + std::min(end - 1, i + 2048));  // 8 KiB ahead: see docs/performance.md
-        for (int l = 0; l < 16; ++l) acc[l] += buffer[size_t(i + l)];
-      }
-      for (; i < end; ++i) acc[0] += buffer[size_t(i)];
-      double s = 0;
-      for (float a : acc) s += a;
-      std::lock_guard lock(mutex);
-      total += s;
-    });
-    const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
-    volatile double sink = total;  // keeps the reads from being optimised away
-    (void)sink;
-    best = std::max(best, double(buffer.size() * sizeof(float)) / sec);
-  }
-  return best;
+  std::vector<float> buffer(size_t(buffer_mib << 20) / sizeof(float), 1.0f);
+  measure_read_bandwidth(buffer, pool, 1);  // warm-up
+  b.bandwidth_gbs = measure_read_bandwidth(buffer, pool, 3).best;
+  b.peak_gflops = measure_best_peak_gflops(pool, 3);
+  return b;
 }
 
 }  // namespace v4::cli

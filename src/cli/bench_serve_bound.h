@@ -4,23 +4,26 @@
 #include <cstdint>
 #include <string>
 
+#include "cli/bench_bounds.h"
+
 namespace v4::cli {
 
 // Tokens/s of one sequence: prefill `prompt_tokens` random tokens, then `output_tokens` steps of
 // forward + runtime::sample_token with the product's default parameters.
 double generate_tokens_per_second(const std::string& model_dir, int threads, int prompt_tokens, int output_tokens);
 
-// The bytes a decode step of `batch` sequences reads at least: every dense weight once, one
-// embedding row per sequence, and each routed expert the step uses once (the expected number of
-// distinct experts under uniform routing, E * (1 - (1 - k/E)^B) per layer).
-struct StepBytes {
-  double dense = 0, embed_row = 0, expert = 0;  // expert: bytes of one routed expert of one layer
-  int64_t layers = 0, experts = 0, experts_per_token = 0;
-  double at_batch(double batch) const;
+// The bounds a level's decode tokens/s is compared with: a step of `batch` sequences takes at
+// least the time to read its bytes (every dense weight once, one embedding row per sequence, each
+// routed expert the step uses once: the expected number of distinct experts under uniform
+// routing) at the read bandwidth, and at least the time to multiply its FLOPs at the peak of the
+// best multiply instruction the kernels have, both measured in this run.
+struct ServeBounds {
+  TokenCost cost;
+  double bandwidth_gbs = 0, peak_gflops = 0;
+  double read_tokens_per_s(double batch) const;
+  double compute_tokens_per_s(double batch) const;
+  double tokens_per_s(double batch) const;  // the lower of the two
 };
-StepBytes step_bytes(const std::string& model_dir);
-
-// Read bandwidth in bytes/s: the best of a few sums over a buffer much larger than the caches.
-double read_bandwidth(int threads, int64_t buffer_mib);
+ServeBounds measure_serve_bounds(const std::string& model_dir, int threads, int64_t buffer_mib);
 
 }  // namespace v4::cli

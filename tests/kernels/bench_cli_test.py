@@ -103,6 +103,18 @@ check(0 <= state < 4e6, f"decode bytes_per_token {d['bytes_per_token']} vs weigh
 check(close(d["flops_per_token"], flops_decode, rel=1e-6), f"decode flops {d['flops_per_token']} vs {flops_decode}")
 check(close(d["bw_ratio"], d["bytes_per_token"] * d["tokens_per_s"] / 1e9 / d["read_bw_gbs"], rel=2e-2),
       "decode bw_ratio")
+# Both bounds, from the counts above and the bandwidth / peak the run measured, and the ratio to the
+# lower one (the one that binds).
+check(d.get("peak_gflops", 0) > 0, "decode peak_gflops")
+read_tps = d["read_bw_gbs"] * 1e9 / d["bytes_per_token"]
+compute_tps = d["peak_gflops"] * 1e9 / flops_decode
+check(close(d.get("read_bound_tokens_per_s", -1), read_tps, rel=1e-3), f"read bound {d.get('read_bound_tokens_per_s')} vs {read_tps}")
+check(close(d.get("compute_bound_tokens_per_s", -1), compute_tps, rel=1e-3),
+      f"compute bound {d.get('compute_bound_tokens_per_s')} vs {compute_tps}")
+check(d.get("bound") == ("read" if read_tps <= compute_tps else "compute"), f"binding bound {d.get('bound')}")
+check(close(d.get("bound_ratio", -1), d["tokens_per_s"] / min(read_tps, compute_tps), rel=1e-2), "decode bound_ratio")
+check(close(d.get("flops_ratio", -1), flops_decode * d["tokens_per_s"] / 1e9 / d["peak_gflops"], rel=1e-2),
+      "decode flops_ratio")
 
 # Per layer and head: types from compress_ratios, bytes from the header split by tensor location,
 # and layers + head + state add up to the whole-step bytes (within 1%).
@@ -113,7 +125,8 @@ for l, row in enumerate(layers):
     check(row.get("layer") == l and row.get("type") == types.get(cfg["compress_ratios"][l], "HCA"), f"layer {l}: {row}")
     want = layer_dense_b[l] + layer_routed_b[l] / E * k_
     check(close(row.get("bytes_per_token", -1), want, rel=1e-3), f"layer {l} bytes {row.get('bytes_per_token')} vs {want}")
-    check(row.get("seconds_per_token", 0) > 0 and row.get("gbs", 0) > 0 and "bw_ratio" in row, f"layer {l} figures")
+    check(row.get("seconds_per_token", 0) > 0 and row.get("gbs", 0) > 0 and "bw_ratio" in row and
+          row.get("flops_ratio", 0) > 0, f"layer {l} figures")
 head = d.get("head", {})
 want_head = outside_b + head_b + embed_row
 check(close(head.get("bytes_per_token", -1), want_head, rel=1e-3), f"head bytes {head.get('bytes_per_token')} vs {want_head}")

@@ -39,6 +39,7 @@
 #include "kernels/probes.h"
 #include "kernels/thread_pool.h"
 #include "model/model.h"
+#include "model/numerics.h"
 
 
 namespace v4::cli {
@@ -159,7 +160,7 @@ struct WeightSet {
 
 struct LinearResult {
   std::string dtype;
-  std::string input;  // "fp32" or "bf16" (x as the FP8 activation quantiser leaves it)
+  std::string input;  // "fp32" or "bf16" (x as the FP8 activation quantiser leaves it: e4m3 x 2^k)
   int64_t rows, cols, n;
   int threads;
   uint64_t bytes;
@@ -172,15 +173,11 @@ LinearResult measure_linear(const WeightSet& ws, int64_t n, kernels::InputKind i
   std::vector<float> x(size_t(n * ws.cols)), out(size_t(n * ws.rows));
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (auto& v : x) {
-    v = normal(rng);
-    if (input == kernels::InputKind::kBf16Exact) {  // keep the BF16 bits only
-      uint32_t u;
-      std::memcpy(&u, &v, 4);
-      u &= 0xFFFF0000u;
-      std::memcpy(&v, &u, 4);
-    }
-  }
+  for (auto& v : x) v = normal(rng);
+  // Quantised: what the model's FP8 activation quantiser leaves (e4m3 per 128 columns times a
+  // power-of-two scale), the input the BF16 and VNNI paths are for.
+  if (input == kernels::InputKind::kBf16Exact)
+    for (int64_t i = 0; i < n; ++i) model::fp8_quant_dequant(x.data() + i * ws.cols, ws.cols, 128);
   kernels::linear(ws.weight(0), x.data(), n, out.data(), &pool, input);  // warm-up (pool, page tables)
   std::vector<double> per_call;
   for (int rep = 0; rep < repeats; ++rep) {

@@ -1,11 +1,15 @@
 // linear(): validation, the scalar reference, and the dispatch to the variant kernels/isa.h selects.
 #include "kernels/linear.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/bf16_dot.h"
+#include "kernels/cpu_features.h"
+#include "kernels/fp4_vnni.h"
 #include "kernels/formats.h"
 #include "kernels/isa.h"
 #include "kernels/linear_internal.h"
@@ -83,6 +87,44 @@ void reference_rows(const Weight& w, const float* x, int64_t n, float* out, int6
 
 }  // namespace detail
 
+namespace {
+
+// FP4 weights with quantised x on the avx512bf16 variant: VNNI integer dot products for the rows of
+// x the integer path takes (kernels/fp4_vnni.h), BF16 dot products for any other; a row's path
+// and bits depend only on the row, so the result stays batch invariant.
+void bf16_dot_linear(const Weight& w, const float* x, int64_t n, float* out, ThreadPool* pool) {
+  const bf16dot::Input in(w, x, n);
+  const bf16dot::RowFallback fallback = [&](int64_t b, int64_t e) { detail::reference_rows(w, x, n, out, b, e); };
+  detail::for_row_ranges(w.rows, pool, [&](int64_t b, int64_t e) { bf16dot::rows(in, out, b, e, fallback); });
+}
+
+void vnni_rows(const fp4vnni::Input& in, const float* x, float* out, ThreadPool* pool) {
+  const Weight& w = in.weight();
+  const fp4vnni::RowFallback fallback = [&](int64_t b, int64_t e) { detail::reference_rows(w, x, in.n(), out, b, e); };
+  detail::for_row_ranges(w.rows, pool, [&](int64_t b, int64_t e) { fp4vnni::rows(in, out, b, e, fallback); });
+}
+
+void fp4_vnni_linear(const Weight& w, const float* x, int64_t n, float* out, ThreadPool* pool) {
+  const fp4vnni::Input in(w, x, n);
+  if (in.all_ok()) return vnni_rows(in, x, out, pool);
+  std::vector<int64_t> picked[2];  // [0]: the integer path, [1]: the BF16 path
+  for (int64_t i = 0; i < n; ++i) picked[in.ok(i) ? 0 : 1].push_back(i);
+  for (int part = 0; part < 2; ++part) {
+    const auto& idx = picked[part];
+    if (idx.empty()) continue;
+    const int64_t m = int64_t(idx.size());
+    std::vector<float> xs(size_t(m * w.cols)), os(size_t(m * w.rows));
+    for (int64_t j = 0; j < m; ++j) std::copy_n(x + idx[size_t(j)] * w.cols, w.cols, xs.data() + j * w.cols);
+    if (part == 0)
+      vnni_rows(fp4vnni::Input(w, xs.data(), m), xs.data(), os.data(), pool);
+    else
+      bf16_dot_linear(w, xs.data(), m, os.data(), pool);
+    for (int64_t j = 0; j < m; ++j) std::copy_n(os.data() + j * w.rows, w.rows, out + idx[size_t(j)] * w.rows);
+  }
+}
+
+}  // namespace
+
 void linear_reference(const Weight& w, const float* x, int64_t n, float* out) {
   validate(w, x, n, out);
   if (n == 0) return;
@@ -98,10 +140,12 @@ void linear(const Weight& w, const float* x, int64_t n, float* out, ThreadPool* 
       // BF16 dot products: FP8, FP4 and BF16 weights with BF16-exact x. fp32 x goes to the fp32
       // FMAs of the avx512 variant: for FP8 weights, splitting x into three BF16 terms took three
       // dot products per pair, 2.5x slower than the FMAs on 64 rows on an Intel Xeon (docs/performance.md).
+      if (bf16_exact && w.dtype == DType::I8 && cpu_features().avx512vnni) {
+        fp4_vnni_linear(w, x, n, out, pool);
+        return;
+      }
       if (bf16_exact && (w.dtype == DType::F8_E4M3 || w.dtype == DType::I8 || w.dtype == DType::BF16)) {
-        const bf16dot::Input in(w, x, n);
-        const bf16dot::RowFallback fallback = [&](int64_t b, int64_t e) { detail::reference_rows(w, x, n, out, b, e); };
-        detail::for_row_ranges(w.rows, pool, [&](int64_t b, int64_t e) { bf16dot::rows(in, out, b, e, fallback); });
+        bf16_dot_linear(w, x, n, out, pool);
         return;
       }
       detail::linear_avx512(w, x, n, out, pool);

@@ -305,6 +305,31 @@ INSTANTIATE_TEST_SUITE_P(OddShapes, LinearBf16Input,
                                                               Shape{DType::BF16, 21, 4100}, Shape{DType::BF16, 18, 2080})),
                          isa_shape_name);
 
+// FP4 on avx512bf16 takes the VNNI integer path for rows of x that are e4m3 values times a power
+// of two per 128 columns and the BF16 path for any other row (kernels/fp4_vnni.h): a batch mixing
+// both keeps each row's bits whatever rows it is computed with, and both are within the
+// summation-order bound of the reference.
+TEST(LinearBf16Input, Fp4RowsOfBothPathsKeepTheirBits) {
+  V4_USE_ISA_OR_SKIP(Isa::avx512bf16);
+  for (const Shape s : {Shape{DType::I8, 40, 256}, Shape{DType::I8, 9, 4096}, Shape{DType::I8, 7, 2080}}) {
+    RandomWeight rw(s.dtype, s.rows, s.cols, 99u + uint32_t(s.rows), 100, 127);
+    auto x = quantised_x(21, s.cols, 11);
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (int64_t i = 1; i < 21; i += 3) {  // BF16 numbers of 8 significant bits spread over 2^20: no integers
+      for (int64_t k = 0; k < s.cols; ++k) {
+        const float v = normal(rng) * std::ldexp(1.0f, int(k % 21) - 10);
+        uint32_t u;
+        std::memcpy(&u, &v, 4);
+        u &= 0xFFFF0000u;
+        std::memcpy(&x[size_t(i * s.cols + k)], &u, 4);
+      }
+    }
+    for (int64_t k = 0; k < s.cols; ++k) x[size_t(5 * s.cols + k)] *= 0x1p-90f;  // a scale the integer path leaves
+    check_fast_path(rw, x, 21, InputKind::kBf16Exact);
+  }
+}
+
 class LinearIsa : public ::testing::TestWithParam<Isa> {};
 std::string isa_param_name(const ::testing::TestParamInfo<Isa>& info) { return isa_name(info.param); }
 

@@ -1,5 +1,5 @@
 """The shipped binary runs on any x86-64 CPU: only the kernel variants (kernels/x86/, namespaces
-v4::kernels::detail and v4::kernels::bf16dot) and GCC's multiversioned clones (target_clones:
+v4::kernels::detail, v4::kernels::bf16dot and v4::kernels::fp4vnni) and GCC's multiversioned clones (target_clones:
 `[clone .arch_x86_64_v3]` / `v4`, reached only through an ifunc resolver that checks the CPU at
 load; the sampler's and the activation quantisers' loops) may use AVX/AVX-512 registers; every
 other function must be baseline x86-64, or a CPU without those instructions would crash outside
@@ -17,7 +17,7 @@ except FileNotFoundError:
     print("objdump not installed (Debian package binutils); skipped")
     sys.exit(77)
 
-allowed = ("v4::kernels::detail::", "v4::kernels::bf16dot::")
+allowed = ("v4::kernels::detail::", "v4::kernels::bf16dot::", "v4::kernels::fp4vnni::")
 clone = re.compile(r"\[clone \.arch_x86_64_v[34]\]")
 wide = re.compile(r"%[yz]mm\d+|%k[1-7]\b")
 offenders, variant_functions, clones, resolvers = {}, set(), set(), set()

@@ -137,7 +137,8 @@ void linear(const Weight& w, const float* x, int64_t n, float* out, ThreadPool* 
   const bool bf16_exact = input == InputKind::kBf16Exact;
   switch (active_isa()) {
     case Isa::avx512bf16:
-      // BF16 dot products: FP8, FP4 and BF16 weights with BF16-exact x. fp32 x goes to the fp32
+      // FP4 weights with BF16-exact x: VNNI integer dot products where the CPU has them
+      // (kernels/fp4_vnni.h). BF16 dot products: FP8, FP4 and BF16 weights with BF16-exact x. fp32 x goes to the fp32
       // FMAs of the avx512 variant: for FP8 weights, splitting x into three BF16 terms took three
       // dot products per pair, 2.5x slower than the FMAs on 64 rows on an Intel Xeon (docs/performance.md).
       if (bf16_exact && w.dtype == DType::I8 && cpu_features().avx512vnni) {

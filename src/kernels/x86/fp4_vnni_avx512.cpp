@@ -157,15 +157,15 @@ void tile(const Input& in, int64_t r0, int64_t i0, float* out, int64_t ldo, int6
   // the four group scales of a step, each repeated for its four lanes
   const __m128i spread = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   __m512 acc[R][T];
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (int k = 0; k < R; ++k)
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int t = 0; t < T; ++t) acc[k][t] = _mm512_setzero_ps();
   for (int64_t s = 0; s < steps; ++s) {
     __m512i wl[R], wh[R];
     __m512 gs[R];
     const int64_t valid_groups = std::min<int64_t>(4, groups - 4 * s);
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int k = 0; k < R; ++k) {
       const uint8_t* row = data + (r0 + k) * (w.cols / 2) + s * 64;
       if (ahead > 0) _mm_prefetch(reinterpret_cast<const char*>(row + ahead * (w.cols / 2)), _MM_HINT_T1);
@@ -178,7 +178,7 @@ void tile(const Input& in, int64_t r0, int64_t i0, float* out, int64_t ldo, int6
       const __m128i bytes = _mm_shuffle_epi8(four, spread);
       gs[k] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu8_epi32(bytes), 23));  // 2^(e - 127); e = 0 -> 0
     }
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int t = 0; t < T; ++t) {
       const int8_t* d = in.digits(i0 + t, s);
       const __m512i corr = _mm512_loadu_si512(in.correction(i0 + t, s));
@@ -186,7 +186,7 @@ void tile(const Input& in, int64_t r0, int64_t i0, float* out, int64_t ldo, int6
       const __m512i d0l = _mm512_loadu_si512(d), d0h = _mm512_loadu_si512(d + 64);
       const __m512i d1l = _mm512_loadu_si512(d + 128), d1h = _mm512_loadu_si512(d + 192);
       const __m512i d2l = _mm512_loadu_si512(d + 256), d2h = _mm512_loadu_si512(d + 320);
-      #pragma GCC unroll 16
+#pragma GCC unroll 16
       for (int k = 0; k < R; ++k) {
         __m512i a0 = _mm512_dpbusd_epi32(corr, wl[k], d0l);
         a0 = _mm512_dpbusd_epi32(a0, wh[k], d0h);
@@ -200,13 +200,13 @@ void tile(const Input& in, int64_t r0, int64_t i0, float* out, int64_t ldo, int6
     }
   }
   __m512 all[16];
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (int j = 0; j < 16; ++j) all[j] = j < R * T ? acc[j / T][j % T] : _mm512_setzero_ps();
   float sums[16];
   detail::reduce16_add(all, sums);
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (int k = 0; k < R; ++k)
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int t = 0; t < T; ++t) out[t * ldo + k] = sums[k * T + t];
 }
 

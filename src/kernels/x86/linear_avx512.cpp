@@ -90,10 +90,16 @@ struct BF16Rows {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
   }
   V4_INLINE __m512 chunk(int64_t c, __mmask16 m) const { return widen(_mm256_maskz_loadu_epi16(m, row + c * kChunk)); }
+  // Two chunks from one 64-byte load: each BF16 moved into the high half of its fp32 lane by a
+  // zero-masked vpermw, one instruction per chunk instead of a widening move and a shift.
   V4_INLINE void pair(int64_t c0, __m512& w0, __m512& w1) const {
-    const __m256i* p = reinterpret_cast<const __m256i*>(row + c0 * kChunk);
-    w0 = widen(_mm256_loadu_si256(p));
-    w1 = widen(_mm256_loadu_si256(p + 1));
+    const __m512i v = _mm512_loadu_si512(row + c0 * kChunk);
+    constexpr __mmask32 kHigh = 0xAAAAAAAAu;  // odd 16-bit lanes: the high halves
+    const __m512i lo = _mm512_set_epi16(15, 0, 14, 0, 13, 0, 12, 0, 11, 0, 10, 0, 9, 0, 8, 0, 7, 0, 6, 0, 5, 0, 4, 0, 3, 0,
+                                        2, 0, 1, 0, 0, 0);
+    const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
+    w0 = _mm512_castsi512_ps(_mm512_maskz_permutexvar_epi16(kHigh, lo, v));
+    w1 = _mm512_castsi512_ps(_mm512_maskz_permutexvar_epi16(kHigh, hi, v));
   }
 };
 
@@ -433,8 +439,19 @@ void fast_rows(const Rows& proto, const Weight& weight, const float* x, int64_t 
             continue;
           }
           auto dst = [&](int64_t c) { return panel.data() + ((c - p0) * R + k) * kChunk; };
+          // The same columns of the next tile's row go to L2 meanwhile: this tile's multiply-adds
+          // over every x tile then hide their reading from memory (without it the panel's decode
+          // waited for memory and the multiply-adds for the decode, one after the other).
+          const bool ahead = i0 == 0 && r0 + kRowTile + k < row_end;
+          Rows next = proto;
+          if (ahead) next.select(r0 + kRowTile + k);
           int64_t c = p0;
           for (; c + 2 <= p1 && c + 2 <= cols / kChunk; c += 2) {
+            if (ahead) {
+              _mm_prefetch(static_cast<const char*>(next.at(c)), _MM_HINT_T1);
+              if constexpr (std::is_same_v<Rows, F32Rows>)  // 128 bytes per pair of chunks
+                _mm_prefetch(static_cast<const char*>(next.at(c + 1)), _MM_HINT_T1);
+            }
             __m512 a, b;
             rw.pair(c, a, b);
             _mm512_storeu_ps(dst(c), a);

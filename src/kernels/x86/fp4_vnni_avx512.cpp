@@ -1,7 +1,7 @@
 // FP4 weights on AVX-512 VNNI integer dot products (see fp4_vnni.h): the Isa::avx512bf16 variant.
 //
 // A step is 128 columns = 64 weight bytes: the low nibbles (even columns) and high nibbles (odd
-// columns) are looked up with vpshufb in a table of 2 e2m1 + 12 (u8), and vpdpbusd multiplies
+// columns) are looked up with vpermb in a table of 2 e2m1 + 12 (u8), and vpdpbusd multiplies
 // them with the activation digits (s8) of the same columns, four products per i32 lane: lane i
 // covers columns 8 i .. 8 i + 7 of the step, one quarter of group i / 4.
 //
@@ -21,7 +21,7 @@
 namespace v4::kernels::fp4vnni {
 namespace {
 
-// 2 e2m1(code) + 12 for the 16 codes, repeated in each 128-bit lane for vpshufb.
+// 2 e2m1(code) + 12 for the 16 codes, repeated to 64 entries for vpermb.
 struct alignas(64) WeightTable {
   std::array<uint8_t, 64> v;
 };
@@ -39,10 +39,10 @@ constexpr int64_t kXBlockBytes = 512 * 1024;    // arranged x rows per block: L2
 }  // namespace v4::kernels::fp4vnni
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512vnni"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512vnni")
 #endif
 // GCC 12's AVX-512 headers build results from _mm512_undefined_*(): see x86/linear_avx512.cpp.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -153,7 +153,7 @@ void tile(const Input& in, int64_t r0, int64_t i0, float* out, int64_t ldo, int6
   const Weight& w = in.weight();
   const int64_t groups = w.cols / kFp4Group, steps = in.steps(), full = w.cols / 128;
   const uint8_t* data = static_cast<const uint8_t*>(w.data);
-  const __m512i table = _mm512_load_si512(kWeightTable.v.data()), low = _mm512_set1_epi8(0x0F);
+  const __m512i table = _mm512_load_si512(kWeightTable.v.data());
   // the four group scales of a step, each repeated for its four lanes
   const __m128i spread = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   __m512 acc[R][T];
@@ -171,8 +171,10 @@ void tile(const Input& in, int64_t r0, int64_t i0, float* out, int64_t ldo, int6
       if (ahead > 0) _mm_prefetch(reinterpret_cast<const char*>(row + ahead * (w.cols / 2)), _MM_HINT_T1);
       const __m512i z = s < full ? _mm512_loadu_si512(row)
                                  : _mm512_maskz_loadu_epi8((__mmask64(1) << (valid_groups * 16)) - 1, row);
-      wl[k] = _mm512_shuffle_epi8(table, _mm512_and_si512(z, low));
-      wh[k] = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(z, 4), low));
+      // vpermb looks up the low 6 bits of each byte in the 64-entry table (16 values, repeated),
+      // so the other nibble's bits need no mask
+      wl[k] = _mm512_permutexvar_epi8(z, table);
+      wh[k] = _mm512_permutexvar_epi8(_mm512_srli_epi16(z, 4), table);
       const uint8_t* sp = w.scale + (r0 + k) * groups + 4 * s;
       const __m128i four = valid_groups == 4 ? _mm_loadu_si32(sp) : _mm_maskz_loadu_epi8(__mmask16((1u << valid_groups) - 1), sp);
       const __m128i bytes = _mm_shuffle_epi8(four, spread);

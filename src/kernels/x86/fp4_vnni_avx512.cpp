@@ -154,17 +154,28 @@ void tile(const Input& in, int64_t r0, int64_t i0, float* out, int64_t ldo, int6
   const int64_t groups = w.cols / kFp4Group, steps = in.steps(), full = w.cols / 128;
   const uint8_t* data = static_cast<const uint8_t*>(w.data);
   const __m512i table = _mm512_load_si512(kWeightTable.v.data());
-  // the four group scales of a step, each repeated for its four lanes
-  const __m128i spread = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   __m512 acc[R][T];
 #pragma GCC unroll 16
   for (int k = 0; k < R; ++k)
 #pragma GCC unroll 16
     for (int t = 0; t < T; ++t) acc[k][t] = _mm512_setzero_ps();
+  // the group scales of four steps (16 groups) per row as fp32, refreshed every fourth step
+  __m512 scales[R];
   for (int64_t s = 0; s < steps; ++s) {
     __m512i wl[R], wh[R];
     __m512 gs[R];
     const int64_t valid_groups = std::min<int64_t>(4, groups - 4 * s);
+    if (s % 4 == 0) {
+      const int64_t left = groups - 4 * s;
+      const __mmask16 m = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+#pragma GCC unroll 16
+      for (int k = 0; k < R; ++k)  // 2^(e - 127) from the E8M0 byte in the exponent field (e = 0 past the end: 0)
+        scales[k] = _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, w.scale + (r0 + k) * groups + 4 * s)), 23));
+    }
+    // lane i takes group 4 (s % 4) + i / 4 of the four steps
+    const __m512i pick = _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                          _mm512_set1_epi32(int32_t(4 * (s % 4))));
 #pragma GCC unroll 16
     for (int k = 0; k < R; ++k) {
       const uint8_t* row = data + (r0 + k) * (w.cols / 2) + s * 64;
@@ -175,10 +186,7 @@ void tile(const Input& in, int64_t r0, int64_t i0, float* out, int64_t ldo, int6
       // so the other nibble's bits need no mask
       wl[k] = _mm512_permutexvar_epi8(z, table);
       wh[k] = _mm512_permutexvar_epi8(_mm512_srli_epi16(z, 4), table);
-      const uint8_t* sp = w.scale + (r0 + k) * groups + 4 * s;
-      const __m128i four = valid_groups == 4 ? _mm_loadu_si32(sp) : _mm_maskz_loadu_epi8(__mmask16((1u << valid_groups) - 1), sp);
-      const __m128i bytes = _mm_shuffle_epi8(four, spread);
-      gs[k] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu8_epi32(bytes), 23));  // 2^(e - 127); e = 0 -> 0
+      gs[k] = _mm512_permutexvar_ps(pick, scales[k]);
     }
 #pragma GCC unroll 16
     for (int t = 0; t < T; ++t) {

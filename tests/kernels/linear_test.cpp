@@ -330,6 +330,37 @@ TEST(LinearBf16Input, Fp4RowsOfBothPathsKeepTheirBits) {
   }
 }
 
+// The VNNI path's digit planes and offsets are exact: rows whose products are the largest and the
+// smallest quantiser values (448 and the subnormal 2^-9, times the block's power of two) times
+// e2m1 codes, at the group scales the path takes at its edges (2^-40, 2^40) and inside, sum to the
+// reference's bits (every partial sum is exact in fp32 here).
+TEST(LinearBf16Input, Fp4IntegerPathIsExactAtItsEdges) {
+  V4_USE_ISA_OR_SKIP(Isa::avx512bf16);
+  const int64_t cols = 256;
+  for (uint8_t e : {uint8_t(87), uint8_t(100), uint8_t(127), uint8_t(167)}) {
+    for (int shift : {-20, 0, 12}) {
+      // row r: code r in column 0 (times 448) and code 15 - r in column 1 (times 2^-9); the other
+      // columns hold small values times code 0, so the block's scale is set by column 0
+      std::vector<uint8_t> w(size_t(16 * cols / 2), 0);
+      for (int r = 0; r < 16; ++r) w[size_t(r * cols / 2)] = uint8_t(r | ((15 - r) << 4));
+      std::vector<uint8_t> scale(size_t(16 * cols / 32), e);
+      const Weight wt{DType::I8, w.data(), scale.data(), 16, cols};
+      std::vector<float> x(size_t(3 * cols), 0.0f);
+      for (int i = 0; i < 3; ++i) {
+        x[size_t(i * cols)] = std::ldexp(i == 1 ? -448.0f : 448.0f, shift);
+        x[size_t(i * cols + 1)] = std::ldexp(i == 2 ? -1.0f : 1.0f, shift - 9);
+        for (int64_t k = 2; k < cols; ++k) x[size_t(i * cols + k)] = std::ldexp(float(k % 7) * 0.125f, shift);
+      }
+      for (int64_t n : {1, 3}) {
+        float fast[48], ref[48];
+        linear(wt, x.data(), n, fast, nullptr, InputKind::kBf16Exact);
+        linear_reference(wt, x.data(), n, ref);
+        for (int64_t i = 0; i < 16 * n; ++i) ASSERT_EQ(fast[i], ref[i]) << "e=" << int(e) << " shift " << shift << " out " << i;
+      }
+    }
+  }
+}
+
 class LinearIsa : public ::testing::TestWithParam<Isa> {};
 std::string isa_param_name(const ::testing::TestParamInfo<Isa>& info) { return isa_name(info.param); }
 

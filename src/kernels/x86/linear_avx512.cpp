@@ -252,11 +252,11 @@ void fused_tile(const Rows& proto, int64_t r0, int64_t next_r0, int64_t cols, co
 
 // The same order over a decoded panel: chunks [c_begin, c_end) of R weight rows interleaved in
 // `w` (chunk c of row k at ((c - c_begin) * R + k) * 16) and T rows of x packed the same way (chunk c
-// of x row i at (c * T + i) * 16, zero-padded), so both stream sequentially through L1 instead of
-// rows a power-of-two apart competing for the same cache sets. Accumulators are carried in
-// `acc_io` ([T][R] vectors) across panels.
+// of x row i at (c * xs + i) * 16, zero-padded, xs the rows of the packed tile), so both stream
+// sequentially through L1 instead of rows a power-of-two apart competing for the same cache sets.
+// Accumulators are carried in `acc_io` ([T][R] vectors) across panels.
 template <int R, int T>
-void panel_tile(const float* w, int64_t c_begin, int64_t c_end, const float* xp, float* acc_io) {
+void panel_tile(const float* w, int64_t c_begin, int64_t c_end, const float* xp, int64_t xs, float* acc_io) {
   __m512 acc[R][T];
 #pragma GCC unroll 16
   for (int k = 0; k < R; ++k)
@@ -272,7 +272,7 @@ void panel_tile(const float* w, int64_t c_begin, int64_t c_end, const float* xp,
     }
 #pragma GCC unroll 16
     for (int i = 0; i < T; ++i) {
-      __m512 xv = _mm512_loadu_ps(xp + (c * T + i) * kChunk);
+      __m512 xv = _mm512_loadu_ps(xp + (c * xs + i) * kChunk);
       pin_register(xv);
 #pragma GCC unroll 16
       for (int k = 0; k < R; ++k) acc[k][i] = _mm512_fmadd_ps(wv[k], xv, acc[k][i]);
@@ -295,7 +295,10 @@ void pack_x_tile(const float* x, int64_t cols, int T, float* xp) {
 
 constexpr int kRowTile = 4;    // weight rows per tile
 constexpr int kXTile = 4;      // x rows per tile
-constexpr int64_t kPanelChunks = 32;  // 512 columns: R decoded panel rows = 8 KiB, L1-resident
+constexpr int64_t kPanelChunks = 32;  // 512 columns: R decoded panel rows = 16 KiB, L1-resident
+// Weight rows per panel: each x vector loaded feeds 8 FMAs. With 4 the x tiles, streamed from L2
+// once per row tile, took as many loads as the FMAs could issue and the panel ran at half their rate.
+constexpr int kPanelRows = 8;
 
 template <int R, class Rows>
 void fused_rows(const Rows& proto, int64_t r0, int64_t next_r0, int64_t cols, const float* x, int64_t n, float* out,
@@ -308,13 +311,22 @@ void fused_rows(const Rows& proto, int64_t r0, int64_t next_r0, int64_t cols, co
   }
 }
 
+// One packed x tile of t rows against R panel rows: up to 4 rows, one register tile; 5-8 rows, two
+// tiles of at most 2 x rows (the accumulators of 8 x 4 would not fit the 32 registers).
 template <int R>
 void panel_rows(const float* w, int64_t c_begin, int64_t c_end, const float* xp, int64_t t, float* acc) {
-  switch (t) {
-    case 1: panel_tile<R, 1>(w, c_begin, c_end, xp, acc); break;
-    case 2: panel_tile<R, 2>(w, c_begin, c_end, xp, acc); break;
-    case 3: panel_tile<R, 3>(w, c_begin, c_end, xp, acc); break;
-    default: panel_tile<R, 4>(w, c_begin, c_end, xp, acc); break;
+  if constexpr (R <= 4) {
+    switch (t) {
+      case 1: panel_tile<R, 1>(w, c_begin, c_end, xp, t, acc); break;
+      case 2: panel_tile<R, 2>(w, c_begin, c_end, xp, t, acc); break;
+      case 3: panel_tile<R, 3>(w, c_begin, c_end, xp, t, acc); break;
+      default: panel_tile<R, 4>(w, c_begin, c_end, xp, t, acc); break;
+    }
+  } else {
+    if (t == 1) return panel_tile<R, 1>(w, c_begin, c_end, xp, t, acc);
+    panel_tile<R, 2>(w, c_begin, c_end, xp, t, acc);
+    if (t == 3) panel_tile<R, 1>(w, c_begin, c_end, xp + 2 * kChunk, t, acc + 2 * R * kChunk);
+    if (t == 4) panel_tile<R, 2>(w, c_begin, c_end, xp + 2 * kChunk, t, acc + 2 * R * kChunk);
   }
 }
 
@@ -415,20 +427,20 @@ void fast_rows(const Rows& proto, const Weight& weight, const float* x, int64_t 
   thread_local std::vector<float> panel;  // R decoded rows, interleaved by chunk
   thread_local std::vector<float> accs;   // [x tile][R x T] accumulator vectors between panels
   thread_local std::vector<float> xpack;  // the block's x rows, packed by x tile
-  panel.resize(size_t(kRowTile * kPanelChunks * kChunk));
+  panel.resize(size_t(kPanelRows * kPanelChunks * kChunk));
   const int64_t block = std::max<int64_t>(kXTile, (int64_t(256 * 1024) / (cols * 4)) / kXTile * kXTile);
-  accs.resize(size_t(block * kRowTile * kChunk));
+  accs.resize(size_t(block * kPanelRows * kChunk));
   xpack.resize(size_t(block * chunks * kChunk));
   for (int64_t i0 = 0; i0 < n; i0 += block) {
     const int64_t nb = std::min(block, n - i0);
     for (int64_t i = 0; i < nb; i += kXTile)
       pack_x_tile(x + (i0 + i) * cols, cols, int(std::min<int64_t>(kXTile, nb - i)), xpack.data() + i * chunks * kChunk);
-    for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowTile) {
-      const int R = int(std::min<int64_t>(kRowTile, row_end - r0));
+    for (int64_t r0 = row_begin; r0 < row_end; r0 += kPanelRows) {
+      const int R = int(std::min<int64_t>(kPanelRows, row_end - r0));
       // Only the block's accumulators: the buffer is sized for the largest block (256 KiB of x), and
       // clearing all of it per row tile cost more than the multiply-adds for short rows (the LM head
       // of the demo shape, cols 256, at batch 8: 64 KiB cleared per 4 weight rows).
-      std::fill(accs.begin(), accs.begin() + nb * kRowTile * kChunk, 0.0f);
+      std::fill(accs.begin(), accs.begin() + nb * kPanelRows * kChunk, 0.0f);
       for (int64_t p0 = 0; p0 < chunks; p0 += kPanelChunks) {
         const int64_t p1 = std::min(chunks, p0 + kPanelChunks);
         for (int k = 0; k < R; ++k) {
@@ -442,9 +454,9 @@ void fast_rows(const Rows& proto, const Weight& weight, const float* x, int64_t 
           // The same columns of the next tile's row go to L2 meanwhile: this tile's multiply-adds
           // over every x tile then hide their reading from memory (without it the panel's decode
           // waited for memory and the multiply-adds for the decode, one after the other).
-          const bool ahead = i0 == 0 && r0 + kRowTile + k < row_end;
+          const bool ahead = i0 == 0 && r0 + kPanelRows + k < row_end;
           Rows next = proto;
-          if (ahead) next.select(r0 + kRowTile + k);
+          if (ahead) next.select(r0 + kPanelRows + k);
           int64_t c = p0;
           for (; c + 2 <= p1 && c + 2 <= cols / kChunk; c += 2) {
             if (ahead) {
@@ -462,12 +474,16 @@ void fast_rows(const Rows& proto, const Weight& weight, const float* x, int64_t 
         for (int64_t i = 0; i < nb; i += kXTile) {
           const int64_t t = std::min<int64_t>(kXTile, nb - i);
           const float* xp = xpack.data() + i * chunks * kChunk;
-          float* at = accs.data() + i * kRowTile * kChunk;
+          float* at = accs.data() + i * kPanelRows * kChunk;
           switch (R) {
             case 1: panel_rows<1>(panel.data(), p0, p1, xp, t, at); break;
             case 2: panel_rows<2>(panel.data(), p0, p1, xp, t, at); break;
             case 3: panel_rows<3>(panel.data(), p0, p1, xp, t, at); break;
-            default: panel_rows<4>(panel.data(), p0, p1, xp, t, at); break;
+            case 4: panel_rows<4>(panel.data(), p0, p1, xp, t, at); break;
+            case 5: panel_rows<5>(panel.data(), p0, p1, xp, t, at); break;
+            case 6: panel_rows<6>(panel.data(), p0, p1, xp, t, at); break;
+            case 7: panel_rows<7>(panel.data(), p0, p1, xp, t, at); break;
+            default: panel_rows<8>(panel.data(), p0, p1, xp, t, at); break;
           }
         }
       }
@@ -476,7 +492,7 @@ void fast_rows(const Rows& proto, const Weight& weight, const float* x, int64_t 
         __m512 all[16];
         for (int j = 0; j < 16; ++j) {
           const int64_t i = (j0 + j) / R, k = (j0 + j) % R, t_base = (i / kXTile) * kXTile;
-          all[j] = j < m ? _mm512_loadu_ps(accs.data() + (t_base * kRowTile + (i - t_base) * R + k) * kChunk)
+          all[j] = j < m ? _mm512_loadu_ps(accs.data() + (t_base * kPanelRows + (i - t_base) * R + k) * kChunk)
                          : _mm512_setzero_ps();
         }
         float sums[16];

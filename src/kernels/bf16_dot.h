@@ -1,7 +1,8 @@
 #pragma once
-// Internal to the kernels layer: FP8 and FP4 weights on AVX-512 BF16 dot products (FP4 only where
-// the CPU lacks AVX-512 VNNI or for x rows the integer path of fp4_vnni.h does not take) (the
-// Isa::avx512bf16 variant, x86/bf16_dot_avx512bf16.cpp; call only when the CPU has it). Weights are
+// Internal to the kernels layer: FP8 and FP4 weights on AVX-512 BF16 dot products (the
+// Isa::avx512bf16 variant, x86/bf16_dot_avx512bf16.cpp; call only when the CPU has it). FP4 comes
+// here only where the CPU lacks AVX-512 VNNI, or for rows of x the integer path of fp4_vnni.h does
+// not take. Weights are
 // decoded to BF16 (exact: every e4m3 and e2m1 value times a power-of-two scale is a BF16 number).
 // Activations are BF16 numbers already (the reference's FP8 activation quantiser leaves e4m3 values
 // times a power of two; fp32 activations go to the fp32 FMAs of linear_avx512, which on an Intel

@@ -354,19 +354,7 @@ V4_INLINE void decode_step(const Rows& rw, int k, int64_t s, int64_t full, int64
 // Decode (n <= 4): R weight rows x T rows of arranged x (stride ldx lanes), weights decoded
 // straight into the dot products. Rows are short streams (4 KiB), so while a tile runs, the same
 // steps of the tile two ahead are prefetched into L2 (`ahead` rows on, 0 at the end of a range).
-// The R x T accumulators' lanes summed (reduce16_add's order) into out[t * ldo + k].
-template <int R, int T>
-V4_INLINE void store_sums(const __m512 (&acc)[R][T], float* out, int64_t ldo) {
-  __m512 all[16];
-#pragma GCC unroll 16
-  for (int j = 0; j < 16; ++j) all[j] = j < R * T ? acc[j / T][j % T] : _mm512_setzero_ps();
-  float sums[16];
-  detail::reduce16_add(all, sums);
-#pragma GCC unroll 4
-  for (int k = 0; k < R; ++k)
-#pragma GCC unroll 4
-    for (int t = 0; t < T; ++t) out[t * ldo + k] = sums[k * T + t];
-}
+// The R x T accumulators' lanes are summed by detail::store_tile_sums into out[t * ldo + k].
 
 // fused_tile for BF16 weights: the same dot products in the same order, with the row pointers in
 // registers and the full steps in a loop of their own (the generic tile's per-step decoder
@@ -417,7 +405,7 @@ void bf16_tile(const Bf16Rows& rw, int64_t r0, int64_t ahead, int64_t cols, cons
     }
     step(full, w);
   }
-  store_sums<R, T>(acc, out, ldo);
+  detail::store_tile_sums<R, T>(acc, out, ldo);
 }
 
 template <int R, int T, class Rows>
@@ -470,7 +458,7 @@ void fused_tile(Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_
       }
     }
   }
-  store_sums<R, T>(acc, out, ldo);
+  detail::store_tile_sums<R, T>(acc, out, ldo);
 }
 
 // Matrix (n > 4): the same instructions per element over a decoded panel of `steps` steps of R

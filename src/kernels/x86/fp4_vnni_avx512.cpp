@@ -209,15 +209,7 @@ void tile(const Input& in, int64_t r0, int64_t i0, float* out, int64_t ldo, int6
       }
     }
   }
-  __m512 all[16];
-#pragma GCC unroll 16
-  for (int j = 0; j < 16; ++j) all[j] = j < R * T ? acc[j / T][j % T] : _mm512_setzero_ps();
-  float sums[16];
-  detail::reduce16_add(all, sums);
-#pragma GCC unroll 16
-  for (int k = 0; k < R; ++k)
-#pragma GCC unroll 16
-    for (int t = 0; t < T; ++t) out[t * ldo + k] = sums[k * T + t];
+  detail::store_tile_sums<R, T>(acc, out, ldo);
 }
 
 template <int R>

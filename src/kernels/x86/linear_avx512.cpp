@@ -239,15 +239,7 @@ void fused_tile(const Rows& proto, int64_t r0, int64_t next_r0, int64_t cols, co
       for (int k = 0; k < R; ++k) acc[k][i] = _mm512_fmadd_ps(wv[k], xv, acc[k][i]);
     }
   }
-  __m512 all[16];
-#pragma GCC unroll 16
-  for (int j = 0; j < 16; ++j) all[j] = j < R * T ? acc[j / T][j % T] : _mm512_setzero_ps();
-  float sums[16];
-  reduce16_add(all, sums);
-#pragma GCC unroll 16
-  for (int k = 0; k < R; ++k)
-#pragma GCC unroll 16
-    for (int i = 0; i < T; ++i) out[i * ldo + k] = sums[k * T + i];
+  store_tile_sums<R, T>(acc, out, ldo);
 }
 
 // The same order over a decoded panel: chunks [c_begin, c_end) of R weight rows interleaved in

@@ -9,6 +9,8 @@
 // as long on the reduction as on the dot products.
 #include <immintrin.h>
 
+#include <cstdint>
+
 namespace v4::kernels::detail {
 
 // res[a] = _mm512_reduce_add_ps(v[a]), a = 0..15.
@@ -24,6 +26,22 @@ static inline __attribute__((always_inline)) void reduce16_add(const __m512 (&v)
   const __m512 f = _mm512_add_ps(_mm512_shuffle_ps(e[0], e[1], 0x88), _mm512_shuffle_ps(e[0], e[1], 0xDD));
   const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   _mm512_storeu_ps(res, _mm512_permutexvar_ps(order, f));
+}
+
+// A register tile's R x T accumulators (R, T <= 4) reduced together, each in reduce16_add's order,
+// into out[t * ldo + k] (k: weight row, t: x row).
+template <int R, int T>
+static inline __attribute__((always_inline)) void store_tile_sums(const __m512 (&acc)[R][T], float* out, int64_t ldo) {
+  static_assert(R * T <= 16);
+  __m512 all[16];
+#pragma GCC unroll 16
+  for (int j = 0; j < 16; ++j) all[j] = j < R * T ? acc[j / T][j % T] : _mm512_setzero_ps();
+  float sums[16];
+  reduce16_add(all, sums);
+#pragma GCC unroll 4
+  for (int k = 0; k < R; ++k)
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) out[t * ldo + k] = sums[k * T + t];
 }
 
 }  // namespace v4::kernels::detail

@@ -376,11 +376,11 @@ int bench_model(const Args& args, bool decode) {
   const auto& cfg = ckpt->config();
   const TokenCost cost = token_cost(*ckpt);
   std::vector<std::string> json_rows;
-  // The quantised path multiplies FP8/FP4 weights with BF16 dot products, the exact path with
-  // FP32 FMAs: prefill is measured against the peak of the one it uses.
+  // The quantised path multiplies FP8/FP4 weights with BF16 dot products, or with FP32 FMAs where
+  // the variant runs its BF16 pairs on them (the isa line says which), the exact path with FP32
+  // FMAs: prefill is measured against the peak of the one it uses.
   using kernels::PeakKind;
-  const PeakKind peak_kind =
-      !o.exact && kernels::active_isa() == kernels::Isa::avx512bf16 ? PeakKind::bf16_dot : PeakKind::fp32_fma;
+  const PeakKind peak_kind = o.exact ? PeakKind::fp32_fma : kernels::quantised_peak_kind();
   const char* peak_name = peak_kind == PeakKind::bf16_dot ? "bf16_dot" : "fp32_fma";
   if (!o.json) std::printf("%s\n", kernels::isa_report().c_str());
   for (int threads : o.threads) {
@@ -630,7 +630,8 @@ const char* kModelUsage =
     "compute_bound_tokens_per_s, bound, bound_ratio, flops_ratio). prefill: one N-token chunk (default 512);\n"
     "flops_ratio compares 2 x weights/token x tokens/s with the peak of the instruction the kernels\n"
     "multiply with, measured in the same run: AVX-512 BF16 dot products (default, quantised\n"
-    "activations) or FP32 FMAs (--exact); no AMX on this machine. matmul_flops_ratio: the same for\n"
+    "activations; FP32 FMAs where the avx512bf16 variant runs its BF16 pairs on them, as the kernels\n"
+    "line says) or FP32 FMAs (--exact); no AMX on this machine. matmul_flops_ratio: the same for\n"
     "the time inside the matrix products alone (every kernels::linear call, their 2 x n x rows x cols\n"
     "FLOPs; matmul_share: their part of the run). Best of --repeats runs (after one\n"
     "warm-up), medians also shown. --json prints one object per thread count (or\n"

@@ -22,15 +22,20 @@ int cpu(const Args& args) {
     std::string list;
     for (kernels::Isa isa : kernels::supported_isas())
       list += std::string(list.empty() ? "\"" : ",\"") + kernels::isa_name(isa) + "\"";
-    std::printf("{\"cpu\":\"%s\",\"vendor\":\"%s\",\"features\":\"%s\",\"supported\":[%s],\"best\":\"%s\",\"active\":\"%s\"}\n",
+    std::printf("{\"cpu\":\"%s\",\"vendor\":\"%s\",\"features\":\"%s\",\"supported\":[%s],\"best\":\"%s\",\"active\":\"%s\","
+                "\"bf16_pairs\":\"%s\"}\n",
                 f.model.c_str(), f.vendor.c_str(), f.summary().c_str(), list.c_str(),
-                kernels::isa_name(kernels::best_isa()), kernels::isa_name(kernels::active_isa()));
+                kernels::isa_name(kernels::best_isa()), kernels::isa_name(kernels::active_isa()), kernels::bf16_pairs());
     return 0;
   }
   std::printf("cpu:       %s (%s)\nfeatures:  %s\nvariants:  %s\nbest:      %s\nactive:    %s%s\n", f.model.c_str(),
               f.vendor.c_str(), f.summary().c_str(), supported.c_str(), kernels::isa_name(kernels::best_isa()),
               kernels::isa_name(kernels::active_isa()),
               kernels::active_isa() == kernels::best_isa() ? "" : " (chosen by --isa or V4FLASH_ISA)");
+  if (std::string(kernels::bf16_pairs()) != "none")
+    std::printf("bf16 pairs: %s (avx512bf16: %s; V4FLASH_BF16_PAIRS=dot|fma to choose)\n", kernels::bf16_pairs(),
+                std::string(kernels::bf16_pairs()) == "fma" ? "two fp32 FMAs per pair, the dot product's bits"
+                                                            : "vdpbf16ps");
   return 0;
 }
 

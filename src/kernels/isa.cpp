@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "kernels/bf16_dot.h"
 #include "kernels/cpu_features.h"
 
 namespace v4::kernels {
@@ -81,9 +82,17 @@ void set_isa(Isa isa) {
   selected().store(int(isa), std::memory_order_relaxed);
 }
 
+const char* bf16_pairs() {
+  if (!isa_supported(Isa::avx512bf16)) return "none";
+  return bf16dot::pair_mode_name(bf16dot::pair_mode());
+}
+
 std::string isa_report() {
   const CpuFeatures& f = cpu_features();
-  return std::string("kernels: ") + isa_name(active_isa()) + " (best " + isa_name(best_isa()) + "; CPU " +
+  std::string pairs;
+  if (active_isa() == Isa::avx512bf16)
+    pairs = std::string("; BF16 pairs on ") + (std::string(bf16_pairs()) == "fma" ? "fp32 FMAs" : "dot products");
+  return std::string("kernels: ") + isa_name(active_isa()) + " (best " + isa_name(best_isa()) + pairs + "; CPU " +
          f.name() + "; " + f.summary() + ")";
 }
 

@@ -34,6 +34,11 @@ Isa active_isa();
 // Not meant to be changed while kernels run on other threads.
 void set_isa(Isa isa);
 
+// How the avx512bf16 variant multiplies BF16 pairs (kernels/bf16_dot.h): "dot" (vdpbf16ps) or "fma"
+// (two fp32 FMAs in its order, the same bits; where the CPU issues vdpbf16ps at half the FMA
+// rate); V4FLASH_BF16_PAIRS=dot|fma overrides the choice. "none" on a CPU without AVX-512 BF16.
+const char* bf16_pairs();
+
 // One line for logs: "kernels: avx512bf16 (best avx512bf16; CPU AMD EPYC ...; avx2 fma ...)".
 std::string isa_report();
 

@@ -2,6 +2,7 @@
 
 #include <numeric>
 
+#include "kernels/bf16_dot.h"
 #include "kernels/isa.h"
 
 namespace v4::kernels {
@@ -32,6 +33,11 @@ bool peak_available(PeakKind kind) {
     case Isa::scalar: return kind == PeakKind::fp32_fma;
   }
   return false;
+}
+
+PeakKind quantised_peak_kind() {
+  return active_isa() == Isa::avx512bf16 && bf16dot::pair_mode() == bf16dot::PairMode::dot ? PeakKind::bf16_dot
+                                                                                         : PeakKind::fp32_fma;
 }
 
 double peak_loop(PeakKind kind, int64_t iters) {

@@ -16,6 +16,11 @@ enum class PeakKind { fp32_fma, bf16_dot };
 // Whether the variant in use has the instruction.
 bool peak_available(PeakKind kind);
 
+// The instruction the matrix paths multiply quantised (BF16-exact) activations with on the variant
+// in use: BF16 dot products on avx512bf16 unless its BF16 pairs run on FMAs (kernels/bf16_dot.h's
+// PairMode), FP32 FMAs otherwise.
+PeakKind quantised_peak_kind();
+
 // Runs `iters` rounds of 10 independent instructions of that kind on this thread and returns the
 // FLOPs done (0 when the variant lacks it). The caller times it. Scalar: plain multiply-adds.
 double peak_loop(PeakKind kind, int64_t iters);

@@ -224,10 +224,20 @@ for isa in cpu["supported"]:
                           "--json"], check=True, capture_output=True, text=True, env=env).stdout
     row = json.loads(out)
     check(row.get("isa") == isa, f"V4FLASH_ISA={isa}: bench says {row.get('isa')}")
-    want_peak = "bf16_dot" if isa == "avx512bf16" else "fp32_fma"
+    want_peak = "bf16_dot" if isa == "avx512bf16" and cpu["bf16_pairs"] == "dot" else "fp32_fma"
     check(row.get("peak_kind") == want_peak or isa == "scalar", f"{isa}: peak_kind {row.get('peak_kind')}")
+    if isa == "avx512bf16":  # BF16 pairs forced onto the dot products: their peak
+        env["V4FLASH_BF16_PAIRS"] = "dot"
+        out = subprocess.run([exe, "bench", "prefill", "--model", ckpt, "--threads", "1", "--tokens", "4", "--repeats",
+                              "1", "--json"], check=True, capture_output=True, text=True, env=env).stdout
+        check(json.loads(out).get("peak_kind") == "bf16_dot", f"V4FLASH_BF16_PAIRS=dot: peak_kind {out[-200:]}")
     flag = subprocess.run([exe, "cpu", "--json", "--isa", isa], check=True, capture_output=True, text=True).stdout
     check(json.loads(flag)["active"] == isa, f"--isa {isa}: {flag}")
+want_pairs = ("dot", "fma") if "avx512bf16" in cpu["supported"] else ("none",)
+check(cpu.get("bf16_pairs") in want_pairs, f"cpu --json bf16_pairs: {cpu.get('bf16_pairs')}")
+bad = subprocess.run([exe, "cpu"], capture_output=True, text=True, env=dict(os.environ, V4FLASH_BF16_PAIRS="fast"))
+check(bad.returncode != 0 and "V4FLASH_BF16_PAIRS" in bad.stderr or "avx512bf16" not in cpu["supported"],
+      f"V4FLASH_BF16_PAIRS=fast: rc {bad.returncode}, {bad.stderr[-200:]!r}")
 bad = subprocess.run([exe, "cpu", "--isa", "avx9000"], capture_output=True, text=True)
 check(bad.returncode != 0 and "avx512bf16" in bad.stderr, f"--isa avx9000: rc {bad.returncode}, {bad.stderr!r}")
 for isa in ("avx2", "avx512", "avx512bf16"):

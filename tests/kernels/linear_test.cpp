@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/codecs.h"
+#include "kernels/bf16_dot.h"
 #include "kernels/formats.h"
 #include "kernels/isa.h"
 #include "kernels/linear.h"
@@ -431,6 +432,53 @@ TEST(LinearBf16Input, FallbackRowsMatchReference) {
       linear(rw.w, x.data(), n, part.data(), nullptr, InputKind::kBf16Exact);
       ASSERT_EQ(0, std::memcmp(part.data(), fast.data(), part.size() * 4)) << core::dtype_name(t) << " n=" << n;
     }
+  }
+}
+
+// PairMode::fma (kernels/bf16_dot.h): the BF16 pair products on fp32 FMAs give the dot products'
+// bits on every path that uses them (BF16 weights' tiles, FP8 and FP4 matrix panels, next to the
+// scalar fallback's rows), with check_fast_path's batch and thread checks in each mode. x holds
+// BF16 numbers of every magnitude, subnormals included, so a flush or an FMA order that differs
+// from the instruction's would show.
+TEST(LinearBf16Input, PairModesGiveTheSameBits) {
+  V4_USE_ISA_OR_SKIP(Isa::avx512bf16);
+  if (!bf16dot::pairs_match_dot()) GTEST_SKIP() << "this CPU's FMAs do not reproduce its BF16 dot products";
+  struct Restore {
+    bf16dot::PairMode mode = bf16dot::pair_mode();
+    ~Restore() { bf16dot::set_pair_mode(mode); }
+  } restore;
+  for (const Shape s : {Shape{DType::F8_E4M3, 200, 300}, Shape{DType::F8_E4M3, 20, 4100}, Shape{DType::F8_E4M3, 260, 256},
+                        Shape{DType::I8, 40, 256}, Shape{DType::I8, 7, 2080}, Shape{DType::BF16, 33, 77},
+                        Shape{DType::BF16, 40, 256}, Shape{DType::BF16, 21, 4100}}) {
+    RandomWeight rw(s.dtype, s.rows, s.cols, 31u + uint32_t(s.rows), 100, 127);
+    if (s.dtype == DType::F8_E4M3 && s.rows == 260) rw.scale[2] = 31;  // block row 1: the scalar fallback
+    // FP8 takes quantised x (its path scales x by the block); FP4 and BF16 any BF16 numbers (FP4
+    // then leaves the integer path), a few of them subnormal.
+    auto x = quantised_x(21, s.cols, 13);
+    if (s.dtype != DType::F8_E4M3) {
+      std::mt19937 rng(17);
+      std::normal_distribution<float> normal(0.0f, 1.0f);
+      for (size_t k = 0; k < x.size(); ++k) {
+        float v = normal(rng) * std::ldexp(1.0f, int(k % 29) - 14);
+        if (k % 97 == 0) v = std::ldexp(normal(rng), -130);
+        uint32_t u;
+        std::memcpy(&u, &v, 4);
+        u &= 0xFFFF0000u;
+        std::memcpy(&x[k], &u, 4);
+      }
+    }
+    std::vector<float> out[2];
+    for (bf16dot::PairMode mode : {bf16dot::PairMode::dot, bf16dot::PairMode::fma}) {
+      bf16dot::set_pair_mode(mode);
+      SCOPED_TRACE(std::string(bf16dot::pair_mode_name(mode)) + " " + std::string(core::dtype_name(s.dtype)) + " " +
+                   std::to_string(s.rows) + "x" + std::to_string(s.cols));
+      check_fast_path(rw, x, 21, InputKind::kBf16Exact);
+      auto& o = out[mode == bf16dot::PairMode::fma ? 1 : 0];
+      o.resize(size_t(21 * s.rows));
+      linear(rw.w, x.data(), 21, o.data(), nullptr, InputKind::kBf16Exact);
+    }
+    ASSERT_EQ(0, std::memcmp(out[0].data(), out[1].data(), out[0].size() * 4))
+        << core::dtype_name(s.dtype) << " " << s.rows << "x" << s.cols;
   }
 }
 

@@ -28,6 +28,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/aligned_vector.h"
 #include "kernels/bf16_dot.h"
 #include "kernels/formats.h"
 
@@ -128,6 +129,39 @@ V4_INLINE __mmask16 float_mask(int64_t valid) {
 
 V4_INLINE __m512i to_bf16(__m512 hi16, __m512 lo16) { return (__m512i)_mm512_cvtne2ps_pbh(hi16, lo16); }
 
+// ---- BF16 pairs on fp32 FMAs (PairMode::fma, see bf16_dot.h) -------------------------------------
+// The odd element of each 32-bit lane (its high half) and the even one, as fp32 numbers.
+V4_INLINE __m512 odd_elements(__m512i v) {
+  return _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(int32_t(0xFFFF0000u))));
+}
+V4_INLINE __m512 even_elements(__m512i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)); }
+// 32 BF16 lanes split into dst[0..15] (odd elements) and dst[16..31] (even).
+V4_INLINE void store_pairs(float* dst, __m512i v) {
+  _mm512_storeu_ps(dst, odd_elements(v));
+  _mm512_storeu_ps(dst + 16, even_elements(v));
+}
+// vdpbf16ps(acc, w, x) with w split in registers and x split at xp: odd product first.
+V4_INLINE __m512 fma_pair(__m512 acc, __m512 w_odd, __m512 w_even, const float* xp) {
+  return _mm512_fmadd_ps(w_even, _mm512_loadu_ps(xp + 16), _mm512_fmadd_ps(w_odd, _mm512_loadu_ps(xp), acc));
+}
+void split_pairs(const uint16_t* src, int64_t lanes, float* dst) {  // lanes: a multiple of 32
+  for (int64_t i = 0; i < lanes; i += 32) store_pairs(dst + i, _mm512_loadu_si512(src + i));
+}
+
+// DAZ and FTZ for the scope (vdpbf16ps's own rules, for the FMAs and everything else rows() does).
+class FlushDenormals {
+ public:
+  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | kDazFtz); }
+  ~FlushDenormals() { _mm_setcsr(saved_); }
+  FlushDenormals(const FlushDenormals&) = delete;
+  FlushDenormals& operator=(const FlushDenormals&) = delete;
+  unsigned saved() const { return saved_; }
+  static constexpr unsigned kDazFtz = 0x8040;
+
+ private:
+  unsigned saved_;
+};
+
 // x row -> BF16 in FP8 lane order, times the block scales of one 128-row block (x is BF16-exact
 // and the scales are powers of two, so the products stay BF16 numbers). Part p of a step at lanes
 // p * 32.
@@ -186,21 +220,24 @@ struct Fp8Rows {
   int64_t cols, scale_cols;
   __m512i hi0, hi1, lo0, lo1, sign;
   const uint8_t* row[kRowTile] = {};
-  // The arranged x of the last (block, first x row) prepared on this thread.
-  std::vector<uint16_t>* xbuf;
+  // The arranged x of the last (block, first x row) prepared on this thread, and its split for the
+  // FMAs when want_pairs.
+  AlignedVector<uint16_t>* xbuf;
+  AlignedVector<float>* xpairs;
+  bool want_pairs = false;
   int64_t built_block = -1, built_i0 = -1;
   bool built_regular = false;
 
-  explicit Fp8Rows(const Weight& w, std::vector<uint16_t>* buf)
+  Fp8Rows(const Weight& w, AlignedVector<uint16_t>* buf, AlignedVector<float>* pairs_buf)
       : data(static_cast<const uint8_t*>(w.data)), scale(w.scale), cols(w.cols), scale_cols(ceil_div(w.cols, kFp8Block)),
-        xbuf(buf) {
+        xbuf(buf), xpairs(pairs_buf) {
     hi0 = _mm512_load_si512(kFp8Tables.hi.data());
     hi1 = _mm512_load_si512(kFp8Tables.hi.data() + 64);
     lo0 = _mm512_load_si512(kFp8Tables.lo.data());
     lo1 = _mm512_load_si512(kFp8Tables.lo.data() + 64);
     sign = _mm512_set1_epi8(char(0x80));
   }
-  bool prepare(const Input& in, int64_t r0, int, int64_t i0, int64_t nb, const uint16_t*& xs) {
+  bool prepare(const Input& in, int64_t r0, int, int64_t i0, int64_t nb, const uint16_t*& xs, const float*& xf) {
     const int64_t block = r0 / kFp8Block;
     if (block != built_block || i0 != built_i0) {
       const uint8_t* srow = scale + block * scale_cols;
@@ -209,11 +246,16 @@ struct Fp8Rows {
         const int64_t ldx = in.x_stride();
         xbuf->resize(size_t(nb * ldx));
         for (int64_t i = 0; i < nb; ++i) arrange_fp8(in.x() + (i0 + i) * cols, cols, srow, xbuf->data() + i * ldx);
+        if (want_pairs) {
+          xpairs->resize(size_t(nb * ldx));
+          split_pairs(xbuf->data(), nb * ldx, xpairs->data());
+        }
       }
       built_block = block;
       built_i0 = i0;
     }
     xs = xbuf->data();
+    xf = want_pairs ? xpairs->data() : nullptr;
     return built_regular;
   }
   V4_INLINE void select(int k, int64_t r) { row[k] = data + r * cols; }
@@ -265,8 +307,9 @@ struct Fp4Rows {
     idx = idx_base;
     for (auto& e : scales) e = _mm512_setzero_ps();
   }
-  bool prepare(const Input& in, int64_t r0, int R, int64_t i0, int64_t, const uint16_t*& xs) {
+  bool prepare(const Input& in, int64_t r0, int R, int64_t i0, int64_t, const uint16_t*& xs, const float*& xf) {
     xs = in.arranged() + i0 * in.x_stride();
+    xf = in.pairs() ? in.pairs() + i0 * in.x_stride() : nullptr;
     return bytes_within(scale + r0 * groups, R * groups, kFp4ScaleMin, kFp4ScaleMax);
   }
   V4_INLINE void select(int k, int64_t r) {
@@ -315,8 +358,9 @@ struct Bf16Rows {
   const uint16_t* row[kRowTile] = {};
 
   explicit Bf16Rows(const Weight& w) : data(static_cast<const uint16_t*>(w.data)), cols(w.cols) {}
-  bool prepare(const Input& in, int64_t, int, int64_t i0, int64_t, const uint16_t*& xs) {
+  bool prepare(const Input& in, int64_t, int, int64_t i0, int64_t, const uint16_t*& xs, const float*& xf) {
     xs = in.arranged() + i0 * in.x_stride();
+    xf = in.pairs() ? in.pairs() + i0 * in.x_stride() : nullptr;
     return true;
   }
   V4_INLINE void select(int k, int64_t r) { row[k] = data + r * cols; }
@@ -359,9 +403,10 @@ V4_INLINE void decode_step(const Rows& rw, int k, int64_t s, int64_t full, int64
 // fused_tile for BF16 weights: the same dot products in the same order, with the row pointers in
 // registers and the full steps in a loop of their own (the generic tile's per-step decoder
 // dispatch and reloads of the row pointers cost more than the dot products on short rows).
-template <int R, int T>
-void bf16_tile(const Bf16Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_t* xs, int64_t ldx, float* out,
-               int64_t ldo) {
+// Fma: the same pair products on FMAs, x split at xf (Input::pairs()).
+template <int R, int T, bool Fma>
+void bf16_tile(const Bf16Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_t* xs, const float* xf,
+               int64_t ldx, float* out, int64_t ldo) {
   const uint16_t* wr[R];
 #pragma GCC unroll 4
   for (int k = 0; k < R; ++k) wr[k] = rw.data + (r0 + k) * cols;
@@ -372,13 +417,29 @@ void bf16_tile(const Bf16Rows& rw, int64_t r0, int64_t ahead, int64_t cols, cons
     for (int t = 0; t < T; ++t) acc[k][t] = _mm512_setzero_ps();
   auto step = [&](int64_t c, const __m512i (&w)[R][2]) V4_INLINE_LAMBDA {
 #pragma GCC unroll 2
-    for (int p = 0; p < 2; ++p)
+    for (int p = 0; p < 2; ++p) {
+      if constexpr (Fma) {
+        __m512 w_odd[R], w_even[R];
 #pragma GCC unroll 4
-      for (int t = 0; t < T; ++t) {
-        const __m512i xv = _mm512_loadu_si512(xs + t * ldx + c + 32 * p);
+        for (int k = 0; k < R; ++k) {
+          w_odd[k] = odd_elements(w[k][p]);
+          w_even[k] = even_elements(w[k][p]);
+        }
 #pragma GCC unroll 4
-        for (int k = 0; k < R; ++k) acc[k][t] = _mm512_dpbf16_ps(acc[k][t], (__m512bh)w[k][p], (__m512bh)xv);
+        for (int t = 0; t < T; ++t) {
+          const float* xp = xf + t * ldx + c + 32 * p;
+#pragma GCC unroll 4
+          for (int k = 0; k < R; ++k) acc[k][t] = fma_pair(acc[k][t], w_odd[k], w_even[k], xp);
+        }
+      } else {
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) {
+          const __m512i xv = _mm512_loadu_si512(xs + t * ldx + c + 32 * p);
+#pragma GCC unroll 4
+          for (int k = 0; k < R; ++k) acc[k][t] = _mm512_dpbf16_ps(acc[k][t], (__m512bh)w[k][p], (__m512bh)xv);
+        }
       }
+    }
   };
   const int64_t full = cols / Bf16Rows::kCols * Bf16Rows::kCols;
   for (int64_t c = 0; c < full; c += Bf16Rows::kCols) {
@@ -408,12 +469,13 @@ void bf16_tile(const Bf16Rows& rw, int64_t r0, int64_t ahead, int64_t cols, cons
   detail::store_tile_sums<R, T>(acc, out, ldo);
 }
 
-template <int R, int T, class Rows>
-void fused_tile(Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_t* xs, int64_t ldx, float* out,
-                int64_t ldo) {
+// FP8/FP4 decode tiles stay on dot products in either mode (same bits; they wait on memory).
+template <int R, int T, bool Fma, class Rows>
+void fused_tile(Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_t* xs, const float* xf, int64_t ldx,
+                float* out, int64_t ldo) {
   if constexpr (std::is_same_v<Rows, Bf16Rows>) {
     for (int k = 0; k < R; ++k) rw.row[k] = rw.data + (r0 + k) * cols + cols / Bf16Rows::kCols * Bf16Rows::kCols;
-    return bf16_tile<R, T>(rw, r0, ahead, cols, xs, ldx, out, ldo);
+    return bf16_tile<R, T, Fma>(rw, r0, ahead, cols, xs, xf, ldx, out, ldo);
   }
   constexpr int P = Rows::kParts, Q = Rows::kTerms;
   constexpr int64_t C = Rows::kCols;
@@ -512,39 +574,103 @@ void panel_tile(const uint16_t* wp, const float* sp, int64_t steps_max, int64_t 
     for (int t = 0; t < T; ++t) _mm512_storeu_ps(acc_io + (t * R + k) * 16, acc[k][t]);
 }
 
-template <int R, class Rows>
-void fused_rows(Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_t* xs, int64_t ldx, int64_t n,
-                float* out, int64_t ldo) {
+// panel_tile's pair products on FMAs: the panel and x already split (store_pairs, Input::pairs()),
+// so a step is loads and FMAs only. Same order per accumulator as panel_tile. The x rows of a part
+// are held in registers and each weight row's pair is loaded once for them.
+template <int R, int T, int P, int Q, int64_t C, bool kStepScale>
+void panel_tile_fma(const float* wp, const float* sp, int64_t steps_max, int64_t steps, const float* xs, int64_t ldx,
+                    float* acc_io) {
+  __m512 acc[R][T];
+#pragma GCC unroll 4
+  for (int k = 0; k < R; ++k)
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) acc[k][t] = _mm512_loadu_ps(acc_io + (t * R + k) * 16);
+  for (int64_t s = 0; s < steps; ++s) {
+    __m512 part[R][T];
+    if constexpr (kStepScale) {
+#pragma GCC unroll 4
+      for (int k = 0; k < R; ++k)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) part[k][t] = _mm512_setzero_ps();
+    }
+    __m512(&sums)[R][T] = kStepScale ? part : acc;
+#pragma GCC unroll 4
+    for (int p = 0; p < P; ++p)
+#pragma GCC unroll 3
+      for (int q = 0; q < Q; ++q) {
+        __m512 x_odd[T], x_even[T];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) {
+          const float* xp = xs + t * ldx + (s * C + 32 * p) * Q + 32 * q;
+          x_odd[t] = _mm512_loadu_ps(xp);
+          x_even[t] = _mm512_loadu_ps(xp + 16);
+        }
+#pragma GCC unroll 4
+        for (int k = 0; k < R; ++k) {
+          const float* wk = wp + ((s * P + p) * R + k) * 32;
+          const __m512 w_odd = _mm512_loadu_ps(wk), w_even = _mm512_loadu_ps(wk + 16);
+#pragma GCC unroll 4
+          for (int t = 0; t < T; ++t)
+            sums[k][t] = _mm512_fmadd_ps(w_even, x_even[t], _mm512_fmadd_ps(w_odd, x_odd[t], sums[k][t]));
+        }
+      }
+    if constexpr (kStepScale) {
+#pragma GCC unroll 4
+      for (int k = 0; k < R; ++k) {
+        const __m512 sv = _mm512_loadu_ps(sp + (k * steps_max + s) * 16);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) acc[k][t] = _mm512_fmadd_ps(part[k][t], sv, acc[k][t]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int k = 0; k < R; ++k)
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) _mm512_storeu_ps(acc_io + (t * R + k) * 16, acc[k][t]);
+}
+
+template <int R, bool Fma, class Rows>
+void fused_rows(Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_t* xs, const float* xf, int64_t ldx,
+                int64_t n, float* out, int64_t ldo) {
   switch (n) {
-    case 1: fused_tile<R, 1>(rw, r0, ahead, cols, xs, ldx, out, ldo); break;
-    case 2: fused_tile<R, 2>(rw, r0, ahead, cols, xs, ldx, out, ldo); break;
-    case 3: fused_tile<R, 3>(rw, r0, ahead, cols, xs, ldx, out, ldo); break;
-    default: fused_tile<R, 4>(rw, r0, ahead, cols, xs, ldx, out, ldo); break;
+    case 1: fused_tile<R, 1, Fma>(rw, r0, ahead, cols, xs, xf, ldx, out, ldo); break;
+    case 2: fused_tile<R, 2, Fma>(rw, r0, ahead, cols, xs, xf, ldx, out, ldo); break;
+    case 3: fused_tile<R, 3, Fma>(rw, r0, ahead, cols, xs, xf, ldx, out, ldo); break;
+    default: fused_tile<R, 4, Fma>(rw, r0, ahead, cols, xs, xf, ldx, out, ldo); break;
   }
 }
 
-template <int R, int P, int Q, int64_t C, bool S>
-void panel_rows(const uint16_t* wp, const float* sp, int64_t steps_max, int64_t steps, const uint16_t* xs,
-                int64_t ldx, int64_t t, float* acc) {
+// W: the panel's element type, uint16_t (BF16 lanes, dot products) or float (split, FMAs).
+template <int R, int P, int Q, int64_t C, bool S, class W>
+void panel_rows(const W* wp, const float* sp, int64_t steps_max, int64_t steps, const W* xs, int64_t ldx, int64_t t,
+                float* acc) {
+  constexpr bool kFma = std::is_same_v<W, float>;
+  auto tile = [&]<int T>() {
+    if constexpr (kFma)
+      panel_tile_fma<R, T, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc);
+    else
+      panel_tile<R, T, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc);
+  };
   if constexpr (S) {
     switch (t) {
-      case 1: panel_tile<R, 1, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc); break;
-      default: panel_tile<R, 2, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc); break;
+      case 1: tile.template operator()<1>(); break;
+      default: tile.template operator()<2>(); break;
     }
   } else {
     switch (t) {
-      case 1: panel_tile<R, 1, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc); break;
-      case 2: panel_tile<R, 2, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc); break;
-      case 3: panel_tile<R, 3, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc); break;
-      default: panel_tile<R, 4, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc); break;
+      case 1: tile.template operator()<1>(); break;
+      case 2: tile.template operator()<2>(); break;
+      case 3: tile.template operator()<3>(); break;
+      default: tile.template operator()<4>(); break;
     }
   }
 }
 
-constexpr int64_t kPanelCols = 1024;  // decoded panel row: 2 KiB of BF16; R rows stay in L1
+constexpr int64_t kPanelCols = 1024;  // decoded panel row: 2 KiB of BF16 (4 KiB split); R rows stay in L1
 
-template <int R, class Rows>
-void matrix_tile(Rows& rw, int64_t r0, int64_t cols, const uint16_t* xs, int64_t ldx, int64_t nb, uint16_t* panel,
+// W: as panel_rows; the decoded panel is stored split when W is float.
+template <int R, class W, class Rows>
+void matrix_tile(Rows& rw, int64_t r0, int64_t cols, const W* xs, int64_t ldx, int64_t nb, W* panel,
                  float* panel_scales, float* accs) {
   constexpr int P = Rows::kParts, Q = Rows::kTerms;
   constexpr int64_t C = Rows::kCols, panel_steps = kPanelCols / C;
@@ -561,22 +687,30 @@ void matrix_tile(Rows& rw, int64_t r0, int64_t cols, const uint16_t* xs, int64_t
         __m512i w[P];
         decode_step(rw, k, s, full, cols, w);
 #pragma GCC unroll 4
-        for (int p = 0; p < P; ++p) _mm512_storeu_si512(panel + (((s - p0) * P + p) * R + k) * 32, w[p]);
+        for (int p = 0; p < P; ++p) {
+          W* dst = panel + (((s - p0) * P + p) * R + k) * 32;
+          if constexpr (std::is_same_v<W, float>)
+            store_pairs(dst, w[p]);
+          else
+            _mm512_storeu_si512(dst, w[p]);
+        }
         if constexpr (Rows::kStepScale) _mm512_storeu_ps(panel_scales + (k * panel_steps + (s - p0)) * 16, rw.step_scale(k));
       }
     }
-    constexpr int64_t x_tile = Rows::kStepScale ? 2 : kXTile;  // see panel_tile's registers
+    constexpr int64_t x_tile = Rows::kStepScale ? 2 : kXTile;  // see the tiles' registers
     for (int64_t t0 = 0; t0 < nb; t0 += x_tile)
-      panel_rows<R, P, Q, C, Rows::kStepScale>(panel, panel_scales, panel_steps, p1 - p0,
+      panel_rows<R, P, Q, C, Rows::kStepScale, W>(panel, panel_scales, panel_steps, p1 - p0,
                                                xs + t0 * ldx + p0 * C * Q, ldx, std::min<int64_t>(x_tile, nb - t0),
                                                accs + t0 * R * 16);
   }
 }
 
-template <class Rows>
+// Fma: PairMode::fma (the matrix path and BF16 weights' tiles on FMAs).
+template <bool Fma, class Rows>
 void rows_impl(const Input& in, Rows rw, float* out, int64_t row_begin, int64_t row_end, const RowFallback& fallback) {
   const Weight& w = in.weight();
   const int64_t n = in.n(), rows = w.rows, cols = w.cols, ldx = in.x_stride();
+  if constexpr (std::is_same_v<Rows, Fp8Rows>) rw.want_pairs = Fma && n > kXTile;
   // BF16 weights need no decoding, so every x tile reads the tile's rows straight into its dot
   // products (L1/L2-resident after the first x tile) instead of copying them into a panel, which
   // cost more than the dot products on the demo's LM head (256 columns).
@@ -584,7 +718,8 @@ void rows_impl(const Input& in, Rows rw, float* out, int64_t row_begin, int64_t 
     for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowTile) {
       const int R = int(std::min<int64_t>(kRowTile, row_end - r0));
       const uint16_t* xs = nullptr;
-      if (!rw.prepare(in, r0, R, 0, n, xs)) {
+      const float* xf = nullptr;
+      if (!rw.prepare(in, r0, R, 0, n, xs, xf)) {
         fallback(r0, r0 + R);
         continue;
       }
@@ -592,39 +727,48 @@ void rows_impl(const Input& in, Rows rw, float* out, int64_t row_begin, int64_t 
         const int64_t t = std::min<int64_t>(kXTile, n - i);
         const int64_t ahead = i == 0 && r0 + 3 * kRowTile <= row_end ? 2 * kRowTile : 0;
         const uint16_t* xt = xs + i * ldx;
+        const float* xft = xf ? xf + i * ldx : nullptr;
         float* o = out + i * rows + r0;
         switch (R) {
-          case 1: fused_rows<1>(rw, r0, 0, cols, xt, ldx, t, o, rows); break;
-          case 2: fused_rows<2>(rw, r0, 0, cols, xt, ldx, t, o, rows); break;
-          case 3: fused_rows<3>(rw, r0, 0, cols, xt, ldx, t, o, rows); break;
-          default: fused_rows<4>(rw, r0, ahead, cols, xt, ldx, t, o, rows); break;
+          case 1: fused_rows<1, Fma>(rw, r0, 0, cols, xt, xft, ldx, t, o, rows); break;
+          case 2: fused_rows<2, Fma>(rw, r0, 0, cols, xt, xft, ldx, t, o, rows); break;
+          case 3: fused_rows<3, Fma>(rw, r0, 0, cols, xt, xft, ldx, t, o, rows); break;
+          default: fused_rows<4, Fma>(rw, r0, ahead, cols, xt, xft, ldx, t, o, rows); break;
         }
       }
     }
     return;
   }
-  thread_local std::vector<uint16_t> panel;
-  thread_local std::vector<float> panel_scales;
-  thread_local std::vector<float> accs;
-  const int64_t block = std::max<int64_t>(kXTile, kXBlockBytes / (ldx * 2) / kXTile * kXTile);
+  using W = std::conditional_t<Fma, float, uint16_t>;
+  thread_local AlignedVector<W> panel;
+  thread_local AlignedVector<float> panel_scales;
+  thread_local AlignedVector<float> accs;
+  const int64_t block = std::max<int64_t>(kXTile, kXBlockBytes / (ldx * int64_t(sizeof(W))) / kXTile * kXTile);
   panel.resize(size_t(kRowTile * kPanelCols));
   panel_scales.resize(size_t(kRowTile * kPanelCols / Rows::kCols * 16));
   accs.resize(size_t(block * kRowTile * 16));
   for (int64_t i0 = 0; i0 < n; i0 += block) {
     const int64_t nb = std::min(block, n - i0);
-    for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowTile) {
-      const int R = int(std::min<int64_t>(kRowTile, row_end - r0));
+    for (int64_t r0 = row_begin; r0 < row_end;) {
       const uint16_t* xs = nullptr;
-      if (!rw.prepare(in, r0, R, i0, nb, xs)) {
+      const float* xf = nullptr;
+      const int R = int(std::min<int64_t>(kRowTile, row_end - r0));
+      if (!rw.prepare(in, r0, R, i0, nb, xs, xf)) {
         if (i0 == 0) fallback(r0, r0 + R);
+        r0 += R;
         continue;
       }
+      const W* xw;
+      if constexpr (Fma)
+        xw = xf;
+      else
+        xw = xs;
       std::fill(accs.begin(), accs.begin() + nb * R * 16, 0.0f);
       switch (R) {
-        case 1: matrix_tile<1>(rw, r0, cols, xs, ldx, nb, panel.data(), panel_scales.data(), accs.data()); break;
-        case 2: matrix_tile<2>(rw, r0, cols, xs, ldx, nb, panel.data(), panel_scales.data(), accs.data()); break;
-        case 3: matrix_tile<3>(rw, r0, cols, xs, ldx, nb, panel.data(), panel_scales.data(), accs.data()); break;
-        default: matrix_tile<4>(rw, r0, cols, xs, ldx, nb, panel.data(), panel_scales.data(), accs.data()); break;
+        case 1: matrix_tile<1>(rw, r0, cols, xw, ldx, nb, panel.data(), panel_scales.data(), accs.data()); break;
+        case 2: matrix_tile<2>(rw, r0, cols, xw, ldx, nb, panel.data(), panel_scales.data(), accs.data()); break;
+        case 3: matrix_tile<3>(rw, r0, cols, xw, ldx, nb, panel.data(), panel_scales.data(), accs.data()); break;
+        default: matrix_tile<4>(rw, r0, cols, xw, ldx, nb, panel.data(), panel_scales.data(), accs.data()); break;
       }
       for (int64_t j0 = 0; j0 < nb * R; j0 += 16) {  // accumulator j = (i, k) at j * 16
         const int64_t m = std::min<int64_t>(16, nb * R - j0);
@@ -634,6 +778,7 @@ void rows_impl(const Input& in, Rows rw, float* out, int64_t row_begin, int64_t 
         detail::reduce16_add(all, sums);
         for (int64_t j = 0; j < m; ++j) out[(i0 + (j0 + j) / R) * rows + r0 + (j0 + j) % R] = sums[j];
       }
+      r0 += R;
     }
   }
 }
@@ -646,8 +791,10 @@ int64_t step_cols(DType t) {
 }
 }  // namespace
 
+// The split x for PairMode::fma goes with the call: every BF16 tile uses it, FP4 only on the
+// matrix path (n > kXTile); FP8 x is arranged per 128-row block by the threads (Fp8Rows).
 Input::Input(const Weight& w, const float* x, int64_t n)
-    : w_(w), x_(x), n_(n), padded_cols_(ceil_div(w.cols, step_cols(w.dtype)) * step_cols(w.dtype)) {
+    : w_(w), x_(x), n_(n), padded_cols_(ceil_div(w.cols, step_cols(w.dtype)) * step_cols(w.dtype)), mode_(pair_mode()) {
   if (w.dtype == DType::BF16) {
     arranged_.resize(size_t(n * padded_cols_));
     for (int64_t i = 0; i < n; ++i) arrange_bf16(x + i * w.cols, w.cols, padded_cols_, arranged_.data() + i * padded_cols_);
@@ -656,24 +803,86 @@ Input::Input(const Weight& w, const float* x, int64_t n)
     arranged_.resize(size_t(n * padded_cols_));
     for (int64_t i = 0; i < n; ++i) arrange_fp4(x + i * w.cols, w.cols, arranged_.data() + i * padded_cols_);
   }
+  if (mode_ == PairMode::fma && (w.dtype == DType::BF16 || (w.dtype == DType::I8 && n > kXTile))) {
+    pairs_.resize(arranged_.size());
+    split_pairs(arranged_.data(), int64_t(arranged_.size()), pairs_.data());
+  }
 }
 
-void rows(const Input& in, float* out, int64_t row_begin, int64_t row_end, const RowFallback& fallback) {
+template <bool Fma>
+void rows_in_mode(const Input& in, float* out, int64_t row_begin, int64_t row_end, const RowFallback& fallback) {
   switch (in.weight().dtype) {
     case DType::F8_E4M3: {
-      thread_local std::vector<uint16_t> xbuf;
-      rows_impl(in, Fp8Rows(in.weight(), &xbuf), out, row_begin, row_end, fallback);
+      thread_local AlignedVector<uint16_t> xbuf;
+      thread_local AlignedVector<float> xpairs;
+      rows_impl<Fma>(in, Fp8Rows(in.weight(), &xbuf, &xpairs), out, row_begin, row_end, fallback);
       return;
     }
     case DType::I8:
-      rows_impl(in, Fp4Rows(in.weight()), out, row_begin, row_end, fallback);
+      rows_impl<Fma>(in, Fp4Rows(in.weight()), out, row_begin, row_end, fallback);
       return;
     case DType::BF16:
-      rows_impl(in, Bf16Rows(in.weight()), out, row_begin, row_end, fallback);
+      rows_impl<Fma>(in, Bf16Rows(in.weight()), out, row_begin, row_end, fallback);
       return;
     default:
       fallback(row_begin, row_end);
   }
+}
+
+void rows(const Input& in, float* out, int64_t row_begin, int64_t row_end, const RowFallback& fallback) {
+  const FlushDenormals daz_ftz;
+  // The fallback (the scalar reference) runs under the caller's own MXCSR.
+  const RowFallback plain = [&](int64_t b, int64_t e) {
+    _mm_setcsr(daz_ftz.saved());
+    fallback(b, e);
+    _mm_setcsr(daz_ftz.saved() | FlushDenormals::kDazFtz);
+  };
+  if (in.mode() == PairMode::fma)
+    rows_in_mode<true>(in, out, row_begin, row_end, plain);
+  else
+    rows_in_mode<false>(in, out, row_begin, row_end, plain);
+}
+
+// Operands that show each rounding of vdpbf16ps: random BF16 pairs over the whole exponent range
+// (denormal inputs and results, overflow), accumulators that cancel the first product or
+// differ from it by a few units, so an FMA order, a fused pair or a missing flush would differ.
+bool pairs_match_dot() {
+  const FlushDenormals daz_ftz;
+  uint64_t state = 0x9E3779B97F4A7C15ull;
+  auto next = [&state] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  alignas(64) uint32_t a[16], b[16];
+  alignas(64) float c[16];
+  for (int round = 0; round < 4096; ++round) {
+    const bool wide = round % 2 == 1;
+    auto bf16 = [&] {
+      const uint64_t r = next();
+      const uint32_t exponent = wide ? uint32_t(r % 255) : uint32_t(100 + r % 55);
+      return uint32_t(((r >> 8) & 1) << 15 | exponent << 7 | ((r >> 16) & 0x7F));
+    };
+    for (int j = 0; j < 16; ++j) {
+      a[j] = bf16() | bf16() << 16;
+      b[j] = bf16() | bf16() << 16;
+      const uint32_t ah = a[j] & 0xFFFF0000u, bh = b[j] & 0xFFFF0000u;
+      float fa, fb;
+      std::memcpy(&fa, &ah, 4);
+      std::memcpy(&fb, &bh, 4);
+      const uint64_t r = next();
+      c[j] = r % 3 == 0 ? -fa * fb * (1.0f + float(r >> 60) * 0x1p-20f) : float(int32_t(r >> 40) - (1 << 23)) * 0x1p-22f;
+    }
+    const __m512i va = _mm512_load_si512(a), vb = _mm512_load_si512(b);
+    const __m512 acc = _mm512_load_ps(c);
+    const __m512 dot = _mm512_dpbf16_ps(acc, (__m512bh)va, (__m512bh)vb);
+    alignas(64) float bs[32];
+    store_pairs(bs, vb);
+    const __m512 fma = fma_pair(acc, odd_elements(va), even_elements(va), bs);
+    if (_mm512_cmpneq_epi32_mask(_mm512_castps_si512(dot), _mm512_castps_si512(fma))) return false;
+  }
+  return true;
 }
 
 }  // namespace v4::kernels::bf16dot

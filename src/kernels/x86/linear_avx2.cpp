@@ -17,6 +17,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/aligned_vector.h"
 #include "kernels/formats.h"
 #include "kernels/linear_internal.h"
 
@@ -329,7 +330,7 @@ void decode_panel_row(const Rows& proto, const Weight& w, int64_t r, int64_t c0,
 
 template <int R, class Rows>
 void matrix_tile(const Rows& proto, const Weight& w, int64_t r0, const float* x, int64_t n, float* out,
-                 std::vector<float>& panel, std::vector<float>& accs) {
+                 AlignedVector<float>& panel, AlignedVector<float>& accs) {
   const int64_t cols = w.cols, chunks = ceil_div(cols, kChunk);
   std::fill(accs.begin(), accs.begin() + n * R * kChunk, 0.0f);
   for (int64_t c0 = 0; c0 < chunks; c0 += kPanelChunks) {
@@ -357,7 +358,7 @@ bool tile_regular(const Rows& proto, int64_t r0) {
 
 template <int R, class Rows>
 void rows_tile(const Rows& proto, const Weight& w, int64_t r0, int64_t next_r0, const float* x, int64_t n, float* out,
-               std::vector<float>& panel, std::vector<float>& accs) {
+               AlignedVector<float>& panel, AlignedVector<float>& accs) {
   if (n <= kXTile && tile_regular<R>(proto, r0))
     fused_rows<R>(proto, r0, next_r0, w.cols, x, n, out + r0, w.rows);
   else
@@ -368,7 +369,7 @@ void rows_tile(const Rows& proto, const Weight& w, int64_t r0, int64_t next_r0, 
 template <class Rows>
 void fast_rows(const Rows& proto, const Weight& w, const float* x, int64_t n, float* out, int64_t row_begin,
                int64_t row_end) {
-  thread_local std::vector<float> panel, accs;
+  thread_local AlignedVector<float> panel, accs;
   const int64_t block = std::max<int64_t>(kXTile, (int64_t(256 * 1024) / (w.cols * 4)) / kXTile * kXTile);
   panel.resize(size_t(kRowTile * kPanelChunks * kChunk));
   accs.resize(size_t(std::min(block, n) * kRowTile * kChunk + kXTile * kRowTile * kChunk));

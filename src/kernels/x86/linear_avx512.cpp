@@ -22,6 +22,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/aligned_vector.h"
 #include "kernels/formats.h"
 #include "kernels/linear_internal.h"
 
@@ -416,9 +417,9 @@ void fast_rows(const Rows& proto, const Weight& weight, const float* x, int64_t 
     }
     return;
   }
-  thread_local std::vector<float> panel;  // R decoded rows, interleaved by chunk
-  thread_local std::vector<float> accs;   // [x tile][R x T] accumulator vectors between panels
-  thread_local std::vector<float> xpack;  // the block's x rows, packed by x tile
+  thread_local AlignedVector<float> panel;  // R decoded rows, interleaved by chunk
+  thread_local AlignedVector<float> accs;   // [x tile][R x T] accumulator vectors between panels
+  thread_local AlignedVector<float> xpack;  // the block's x rows, packed by x tile
   panel.resize(size_t(kPanelRows * kPanelChunks * kChunk));
   const int64_t block = std::max<int64_t>(kXTile, (int64_t(256 * 1024) / (cols * 4)) / kXTile * kXTile);
   accs.resize(size_t(block * kPanelRows * kChunk));

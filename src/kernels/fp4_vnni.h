@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "kernels/bf16_dot.h"
+#include "kernels/aligned_vector.h"
 #include "kernels/linear.h"
 
 namespace v4::kernels::fp4vnni {
@@ -50,8 +51,8 @@ class Input {
  private:
   Weight w_;
   int64_t n_, steps_;
-  std::vector<int8_t> digits_;
-  std::vector<int32_t> correction_;  // -12 x the lane's 8 x_int
+  AlignedVector<int8_t> digits_;
+  AlignedVector<int32_t> correction_;  // -12 x the lane's 8 x_int
   std::vector<float> scale_;         // 2^q / 2 (the weights are 2 e2m1)
   std::vector<uint8_t> ok_;
 };

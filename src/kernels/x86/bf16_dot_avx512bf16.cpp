@@ -475,7 +475,9 @@ void fused_tile(Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_
                 float* out, int64_t ldo) {
   if constexpr (std::is_same_v<Rows, Bf16Rows>) {
     for (int k = 0; k < R; ++k) rw.row[k] = rw.data + (r0 + k) * cols + cols / Bf16Rows::kCols * Bf16Rows::kCols;
-    return bf16_tile<R, T, Fma>(rw, r0, ahead, cols, xs, xf, ldx, out, ldo);
+    // one x row: the dot products (one instruction per 32 weights against five; the 1 GB head of
+    // V4-Flash at batch 1 waits on memory, and ran 10% slower on the FMAs on 2 threads)
+    return bf16_tile<R, T, Fma && (T >= 2)>(rw, r0, ahead, cols, xs, xf, ldx, out, ldo);
   }
   constexpr int P = Rows::kParts, Q = Rows::kTerms;
   constexpr int64_t C = Rows::kCols;

@@ -42,7 +42,9 @@ const char* kUsage =
     "+-input-range (a fraction), the first --prefix-ratio of them shared by every request; outputs ask\n"
     "for --output-len +-output-range tokens. Sampling uses the server's defaults unless --temperature or\n"
     "--top-p are given. Per level: requests/s, output tokens/s, TTFT and ITL (mean, p50, p90, p99 ms),\n"
-    "and from /metrics: tokens per step (batch), the sampling share of step time, prefix-cache hits.\n"
+    "and from /metrics: tokens per step (batch), the sampling share of step time, prefix-cache hits\n"
+    "(/metrics answers operator keys only, the --api-key the server was started with; with another key\n"
+    "the run says the server's view is not available, and JSON has \"server\":null with \"server_problem\").\n"
     "--model DIR (the server's checkpoint) adds: the `generate` baseline (one sequence, forward +\n"
     "sampling, default parameters, in this process, before the load) and per level the bound\n"
     "the lower of two, both measured in this run: read, batch x read bandwidth / bytes a step reads\n"
@@ -194,7 +196,9 @@ struct LevelReport {
   double seconds = 0, req_per_s = 0, out_tok_per_s = 0;
   int64_t output_tokens = 0;
   Percentiles ttft, itl;
-  // The server's view (deltas of /metrics over the level).
+  // The server's view (deltas of /metrics over the level); none when /metrics was not served.
+  bool server_seen = false;
+  std::string server_problem;  // why not (HTTP 403 for a key that is not an operator's)
   double server_tokens_per_s = 0, tokens_per_step = 0, sampling_share = 0, forward_share = 0;
   double prefix_hit_rate = 0, state_bytes = 0, prefix_cache_bytes = 0;
   double bound_tokens_per_s = 0, read_bound_tokens_per_s = 0, compute_bound_tokens_per_s = 0;
@@ -281,6 +285,8 @@ LevelReport run_level(const Options& o, double level, const std::string& prefix,
   rep.level = level;
   rep.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   const auto after = probe.metrics();
+  rep.server_seen = !before.empty() && !after.empty();
+  if (!rep.server_seen) rep.server_problem = probe.metrics_problem().empty() ? "no answer" : probe.metrics_problem();
   std::vector<double> ttft, itl;
   for (const auto& r : results) {
     rep.requests++;
@@ -331,10 +337,17 @@ void print_text(const Options& o, const std::vector<LevelReport>& reps, double b
     std::printf("%-10g %5d %4d %7.2f %7.1f %9.1f | %7.1f %7.1f %7.1f %7.1f | %7.1f %7.1f %7.1f %7.1f\n", r.level,
                 r.requests, r.errors, r.req_per_s, r.seconds, r.out_tok_per_s, r.ttft.mean * 1e3, r.ttft.p50 * 1e3,
                 r.ttft.p90 * 1e3, r.ttft.p99 * 1e3, r.itl.mean * 1e3, r.itl.p50 * 1e3, r.itl.p90 * 1e3, r.itl.p99 * 1e3);
-  std::printf("server (/metrics deltas):\n%-10s %12s %10s %10s %9s %9s %12s %12s\n", o.by_rate ? "rate/s" : "streams",
-              "gen tok/s", "tok/step", "sampling%", "forward%", "cache hit%", "state MiB", "cache MiB");
+  const bool seen = std::any_of(reps.begin(), reps.end(), [](const LevelReport& r) { return r.server_seen; });
+  if (!seen)
+    std::printf("server (/metrics): not available (%s); the server's figures and the bounds need an operator key "
+                "(one the server was started with --api-key)\n",
+                reps.empty() ? "no level ran" : reps.front().server_problem.c_str());
+  else
+    std::printf("server (/metrics deltas):\n%-10s %12s %10s %10s %9s %9s %12s %12s\n", o.by_rate ? "rate/s" : "streams",
+                "gen tok/s", "tok/step", "sampling%", "forward%", "cache hit%", "state MiB", "cache MiB");
   for (const auto& r : reps)
-    std::printf("%-10g %12.1f %10.2f %10.2f %9.1f %9.1f %12.1f %12.1f\n", r.level, r.server_tokens_per_s,
+    if (r.server_seen)
+      std::printf("%-10g %12.1f %10.2f %10.2f %9.1f %9.1f %12.1f %12.1f\n", r.level, r.server_tokens_per_s,
                 r.tokens_per_step, r.sampling_share * 100, r.forward_share * 100, r.prefix_hit_rate * 100,
                 r.state_bytes / 1048576, r.prefix_cache_bytes / 1048576);
   for (const auto& r : reps)
@@ -348,13 +361,14 @@ void print_text(const Options& o, const std::vector<LevelReport>& reps, double b
     std::printf("generate baseline (one sequence, default sampling, in this process): %.1f tok/s\n", baseline);
     if (!reps.empty()) std::printf("out tok/s at %g / generate: %.2f\n", reps.front().level, reps.front().out_tok_per_s / baseline);
   }
-  if (bounds) {
+  if (bounds && seen) {
     std::printf("read bandwidth %.2f GB/s, multiply peak %.1f GFLOP/s (%.1f MFLOP/token); decode bounds:\n"
                 "  read = tok/step x bandwidth / bytes per step; compute = peak / FLOPs per token\n",
                 bounds->bandwidth_gbs, bounds->peak_gflops, bounds->cost.decode_token_flops() / 1e6);
     auto ratio = [](double a, double b) { return b > 0 ? a / b : 0; };
     for (const auto& r : reps)
-      std::printf("  %g: server %.1f tok/s; read bound %.1f tok/s (ratio %.2f), compute bound %.1f tok/s (ratio %.2f); "
+      if (r.server_seen)
+        std::printf("  %g: server %.1f tok/s; read bound %.1f tok/s (ratio %.2f), compute bound %.1f tok/s (ratio %.2f); "
                   "the %s bound binds\n",
                   r.level, r.server_tokens_per_s, r.read_bound_tokens_per_s,
                   ratio(r.server_tokens_per_s, r.read_bound_tokens_per_s), r.compute_bound_tokens_per_s,
@@ -373,13 +387,22 @@ void print_json(const Options& o, const std::vector<LevelReport>& reps, double b
     char buf[1100];
     std::snprintf(buf, sizeof buf,
                   "%s{\"level\":%g,\"requests\":%d,\"errors\":%d,\"seconds\":%.3f,\"requests_per_s\":%.3f,"
-                  "\"output_tokens\":%lld,\"output_tokens_per_s\":%.2f,\"ttft\":%s,\"itl\":%s,"
+                  "\"output_tokens\":%lld,\"output_tokens_per_s\":%.2f,\"ttft\":%s,\"itl\":%s,",
+                  i ? "," : "", r.level, r.requests, r.errors, r.seconds, r.req_per_s, (long long)r.output_tokens,
+                  r.out_tok_per_s, json_percentiles(r.ttft).c_str(), json_percentiles(r.itl).c_str());
+    out += buf;
+    if (!r.server_seen) {  // the problem is "HTTP <code>" or a connection error: no quotes or backslashes to escape
+      std::string problem = r.server_problem;
+      for (char& c : problem)
+        if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) c = ' ';
+      out += "\"server\":null,\"server_problem\":\"" + problem + "\"}";
+      continue;
+    }
+    std::snprintf(buf, sizeof buf,
                   "\"server\":{\"generation_tokens_per_s\":%.2f,\"tokens_per_step\":%.3f,\"sampling_share\":%.4f,"
                   "\"forward_share\":%.4f,\"prefix_cache_hit_rate\":%.4f,\"state_memory_bytes\":%.0f,"
                   "\"prefix_cache_memory_bytes\":%.0f,\"bound_tokens_per_s\":%.2f,\"read_bound_tokens_per_s\":%.2f,"
                   "\"compute_bound_tokens_per_s\":%.2f}}",
-                  i ? "," : "", r.level, r.requests, r.errors, r.seconds, r.req_per_s, (long long)r.output_tokens,
-                  r.out_tok_per_s, json_percentiles(r.ttft).c_str(), json_percentiles(r.itl).c_str(),
                   r.server_tokens_per_s, r.tokens_per_step, r.sampling_share, r.forward_share, r.prefix_hit_rate,
                   r.state_bytes, r.prefix_cache_bytes, r.bound_tokens_per_s, r.read_bound_tokens_per_s,
                   r.compute_bound_tokens_per_s);
@@ -429,10 +452,13 @@ int run_bench_serve(const cli::Args& args) {
     index += uint64_t(reps.back().requests);
     const LevelReport& r = reps.back();
     if (!o.json) {  // as soon as the level ends: long runs show their figures before the summary
-      std::printf("level %g: %d requests, %d errors, %.2f req/s, %.1f out tok/s, TTFT p50 %.1f ms, ITL p50 %.1f ms; "
-                  "server %.1f tok/s, %.2f tok/step, sampling %.1f%%, bound %.1f tok/s\n",
-                  r.level, r.requests, r.errors, r.req_per_s, r.out_tok_per_s, r.ttft.p50 * 1e3, r.itl.p50 * 1e3,
-                  r.server_tokens_per_s, r.tokens_per_step, r.sampling_share * 100, r.bound_tokens_per_s);
+      std::printf("level %g: %d requests, %d errors, %.2f req/s, %.1f out tok/s, TTFT p50 %.1f ms, ITL p50 %.1f ms; ",
+                  r.level, r.requests, r.errors, r.req_per_s, r.out_tok_per_s, r.ttft.p50 * 1e3, r.itl.p50 * 1e3);
+      if (r.server_seen)
+        std::printf("server %.1f tok/s, %.2f tok/step, sampling %.1f%%, bound %.1f tok/s\n", r.server_tokens_per_s,
+                    r.tokens_per_step, r.sampling_share * 100, r.bound_tokens_per_s);
+      else
+        std::printf("server: no /metrics (%s)\n", r.server_problem.c_str());
       std::fflush(stdout);
     }
   }

@@ -220,7 +220,11 @@ std::map<std::string, double> ServeClient::metrics_once() {
     http::response<http::string_body> res;
     http::read(impl_->stream, buffer, res);
     if (!res.keep_alive()) impl_->reset();
-    if (res.result_int() != 200) return out;
+    if (res.result_int() != 200) {
+      metrics_problem_ = "HTTP " + std::to_string(res.result_int());
+      return out;
+    }
+    metrics_problem_.clear();
     std::istringstream lines(res.body());
     for (std::string line; std::getline(lines, line);) {
       if (line.empty() || line[0] == '#' || line.find('{') != std::string::npos) continue;
@@ -231,8 +235,9 @@ std::map<std::string, double> ServeClient::metrics_once() {
       } catch (const std::exception&) {
       }
     }
-  } catch (const std::exception&) {
+  } catch (const std::exception& e) {
     impl_->reset();
+    metrics_problem_ = e.what();
   }
   return out;
 }

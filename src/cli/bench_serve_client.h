@@ -42,13 +42,16 @@ class ServeClient {
   ServeClient(const ServeClient&) = delete;
   ServeClient& operator=(const ServeClient&) = delete;
   ServeResult generate(const ServeRequest& request);
-  // GET /metrics as name -> value (histogram buckets and labelled series left out).
+  // GET /metrics as name -> value (histogram buckets and labelled series left out); empty when the
+  // server did not serve it, and then metrics_problem() says why ("HTTP 403", a connection error).
   std::map<std::string, double> metrics();
+  const std::string& metrics_problem() const { return metrics_problem_; }
 
  private:
   std::map<std::string, double> metrics_once();
   struct Impl;
   Impl* impl_;
+  std::string metrics_problem_;
 };
 
 std::string request_body(const ServeTarget& target, const ServeRequest& request);

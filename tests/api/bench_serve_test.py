@@ -67,14 +67,28 @@ def main():
         subprocess.run([a.binary, "synth", "--out", model, "--shape", "tiny", "--tokenizer", a.tokenizer], check=True,
                        capture_output=True)
         operator = "bench-operator-" + os.urandom(8).hex()
+        customer = json.loads(subprocess.run([a.binary, "keys", "create", "--db", db, "--credit", "5", "--json"],
+                                             check=True, capture_output=True, text=True).stdout)["key"]
         server = ServerProcess([a.binary, "serve", "--model", model, "--db", db, "--api-key", operator], ready_seconds=120)
         try:
             out = subprocess.run([a.binary, "bench", "serve", "--port", str(server.port), "--api-key", operator,
                                   "--concurrency", "1,2", "--requests-per-stream", "1", "--input-len", "8",
                                   "--output-len", "6", "--model", model, "--threads", "1", "--buffer-mib", "64",
                                   "--json"], capture_output=True, text=True, timeout=300)
+            # A customer's key: /metrics answers 403, and the run says so instead of printing zeros.
+            cust = [a.binary, "bench", "serve", "--port", str(server.port), "--api-key", customer, "--concurrency",
+                    "1", "--requests-per-stream", "1", "--input-len", "4", "--output-len", "2"]
+            cust_json = subprocess.run(cust + ["--json"], capture_output=True, text=True, timeout=120)
+            cust_text = subprocess.run(cust, capture_output=True, text=True, timeout=120)
         finally:
             server.stop()
+        check(cust_json.returncode == 0, f"customer key: bench serve exited {cust_json.returncode}: {cust_json.stderr[-800:]}")
+        lv = json.loads(cust_json.stdout)["levels"][0] if cust_json.returncode == 0 else {}
+        check(lv.get("server", "missing") is None and lv.get("server_problem") == "HTTP 403",
+              f"customer key: server view {lv.get('server', 'missing')}, problem {lv.get('server_problem')}")
+        check(cust_text.returncode == 0 and "not available (HTTP 403)" in cust_text.stdout
+              and "operator key" in cust_text.stdout and "sampling%" not in cust_text.stdout,
+              f"customer key, text: {cust_text.stdout[-800:]}")
         check(out.returncode == 0, f"bench serve exited {out.returncode}: {out.stderr[-2000:]}")
         r = json.loads(out.stdout)
         bw, peak = r.get("read_bandwidth_bytes_per_s", 0), r.get("peak_flops_per_s", 0)

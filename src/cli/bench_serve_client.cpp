@@ -103,6 +103,7 @@ std::string request_body(const ServeTarget& target, const ServeRequest& r) {
 }
 
 struct ServeClient::Impl {
+  explicit Impl(ServeTarget t) : target(std::move(t)) {}
   ServeTarget target;
   asio::io_context ioc;
   beast::tcp_stream stream{ioc};
@@ -129,7 +130,7 @@ struct ServeClient::Impl {
   }
 };
 
-ServeClient::ServeClient(ServeTarget target) : impl_(new Impl{std::move(target)}) {}
+ServeClient::ServeClient(ServeTarget target) : impl_(new Impl(std::move(target))) {}
 ServeClient::~ServeClient() { delete impl_; }
 
 ServeResult ServeClient::generate(const ServeRequest& request) {

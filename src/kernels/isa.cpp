@@ -91,7 +91,8 @@ std::string isa_report() {
   const CpuFeatures& f = cpu_features();
   std::string pairs;
   if (active_isa() == Isa::avx512bf16)
-    pairs = std::string("; BF16 pairs on ") + (std::string(bf16_pairs()) == "fma" ? "fp32 FMAs" : "dot products");
+    pairs = std::string("; BF16 pairs on ") +
+            (bf16dot::pair_mode() == bf16dot::PairMode::fma ? "fp32 FMAs" : "dot products");
   return std::string("kernels: ") + isa_name(active_isa()) + " (best " + isa_name(best_isa()) + pairs + "; CPU " +
          f.name() + "; " + f.summary() + ")";
 }

@@ -525,13 +525,61 @@ void fused_tile(Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_
   detail::store_tile_sums<R, T>(acc, out, ldo);
 }
 
+// Step s of a decoded panel into sums[k][t]: every part (and term) of the step in order, one dot
+// product per (weight row, x row), as the decode tiles issue them.
+template <int R, int T, int P, int Q, int64_t C>
+V4_INLINE void panel_step(const uint16_t* wp, int64_t s, const uint16_t* xs, int64_t ldx, __m512 (&sums)[R][T]) {
+#pragma GCC unroll 4
+  for (int p = 0; p < P; ++p) {
+    __m512i w[R];
+#pragma GCC unroll 4
+    for (int k = 0; k < R; ++k) w[k] = _mm512_loadu_si512(wp + ((s * P + p) * R + k) * 32);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t)
+#pragma GCC unroll 3
+      for (int q = 0; q < Q; ++q) {
+        const __m512i xv = _mm512_loadu_si512(xs + t * ldx + (s * C + 32 * p) * Q + 32 * q);
+#pragma GCC unroll 4
+        for (int k = 0; k < R; ++k) sums[k][t] = _mm512_dpbf16_ps(sums[k][t], (__m512bh)w[k], (__m512bh)xv);
+      }
+  }
+}
+
+// The same pair products on FMAs (PairMode::fma): the panel and x already split (store_pairs,
+// Input::pairs()), so a step is loads and FMAs only; the x rows of a part are held in registers
+// and each weight row's pair is loaded once for them. Same order per accumulator as above.
+template <int R, int T, int P, int Q, int64_t C>
+V4_INLINE void panel_step(const float* wp, int64_t s, const float* xs, int64_t ldx, __m512 (&sums)[R][T]) {
+#pragma GCC unroll 4
+  for (int p = 0; p < P; ++p)
+#pragma GCC unroll 3
+    for (int q = 0; q < Q; ++q) {
+      __m512 x_odd[T], x_even[T];
+#pragma GCC unroll 4
+      for (int t = 0; t < T; ++t) {
+        const float* xp = xs + t * ldx + (s * C + 32 * p) * Q + 32 * q;
+        x_odd[t] = _mm512_loadu_ps(xp);
+        x_even[t] = _mm512_loadu_ps(xp + 16);
+      }
+#pragma GCC unroll 4
+      for (int k = 0; k < R; ++k) {
+        const float* wk = wp + ((s * P + p) * R + k) * 32;
+        const __m512 w_odd = _mm512_loadu_ps(wk), w_even = _mm512_loadu_ps(wk + 16);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t)
+          sums[k][t] = _mm512_fmadd_ps(w_even, x_even[t], _mm512_fmadd_ps(w_odd, x_odd[t], sums[k][t]));
+      }
+    }
+}
+
 // Matrix (n > 4): the same instructions per element over a decoded panel of `steps` steps of R
 // rows, interleaved so the loads stream (part p of step s of row k at ((s * P + p) * R + k) * 32;
 // with step scales, their vectors at sp + (k * steps_max + s) * 16), accumulators carried in
-// acc_io (element (t, k) at (t * R + k) * 16).
-template <int R, int T, int P, int Q, int64_t C, bool kStepScale>
-void panel_tile(const uint16_t* wp, const float* sp, int64_t steps_max, int64_t steps, const uint16_t* xs,
-                int64_t ldx, float* acc_io) {
+// acc_io (element (t, k) at (t * R + k) * 16). W: the panel's element type, uint16_t (BF16 lanes,
+// dot products) or float (split, FMAs).
+template <int R, int T, int P, int Q, int64_t C, bool kStepScale, class W>
+void panel_tile(const W* wp, const float* sp, int64_t steps_max, int64_t steps, const W* xs, int64_t ldx,
+                float* acc_io) {
   __m512 acc[R][T];
 #pragma GCC unroll 4
   for (int k = 0; k < R; ++k)
@@ -547,75 +595,7 @@ void panel_tile(const uint16_t* wp, const float* sp, int64_t steps_max, int64_t 
         for (int t = 0; t < T; ++t) part[k][t] = _mm512_setzero_ps();
     }
     __m512(&sums)[R][T] = kStepScale ? part : acc;
-#pragma GCC unroll 4
-    for (int p = 0; p < P; ++p) {
-      __m512i w[R];
-#pragma GCC unroll 4
-      for (int k = 0; k < R; ++k) w[k] = _mm512_loadu_si512(wp + ((s * P + p) * R + k) * 32);
-#pragma GCC unroll 4
-      for (int t = 0; t < T; ++t)
-#pragma GCC unroll 3
-        for (int q = 0; q < Q; ++q) {
-          const __m512i xv = _mm512_loadu_si512(xs + t * ldx + (s * C + 32 * p) * Q + 32 * q);
-#pragma GCC unroll 4
-          for (int k = 0; k < R; ++k) sums[k][t] = _mm512_dpbf16_ps(sums[k][t], (__m512bh)w[k], (__m512bh)xv);
-        }
-    }
-    if constexpr (kStepScale) {
-#pragma GCC unroll 4
-      for (int k = 0; k < R; ++k) {
-        const __m512 sv = _mm512_loadu_ps(sp + (k * steps_max + s) * 16);
-#pragma GCC unroll 4
-        for (int t = 0; t < T; ++t) acc[k][t] = _mm512_fmadd_ps(part[k][t], sv, acc[k][t]);
-      }
-    }
-  }
-#pragma GCC unroll 4
-  for (int k = 0; k < R; ++k)
-#pragma GCC unroll 4
-    for (int t = 0; t < T; ++t) _mm512_storeu_ps(acc_io + (t * R + k) * 16, acc[k][t]);
-}
-
-// panel_tile's pair products on FMAs: the panel and x already split (store_pairs, Input::pairs()),
-// so a step is loads and FMAs only. Same order per accumulator as panel_tile. The x rows of a part
-// are held in registers and each weight row's pair is loaded once for them.
-template <int R, int T, int P, int Q, int64_t C, bool kStepScale>
-void panel_tile_fma(const float* wp, const float* sp, int64_t steps_max, int64_t steps, const float* xs, int64_t ldx,
-                    float* acc_io) {
-  __m512 acc[R][T];
-#pragma GCC unroll 4
-  for (int k = 0; k < R; ++k)
-#pragma GCC unroll 4
-    for (int t = 0; t < T; ++t) acc[k][t] = _mm512_loadu_ps(acc_io + (t * R + k) * 16);
-  for (int64_t s = 0; s < steps; ++s) {
-    __m512 part[R][T];
-    if constexpr (kStepScale) {
-#pragma GCC unroll 4
-      for (int k = 0; k < R; ++k)
-#pragma GCC unroll 4
-        for (int t = 0; t < T; ++t) part[k][t] = _mm512_setzero_ps();
-    }
-    __m512(&sums)[R][T] = kStepScale ? part : acc;
-#pragma GCC unroll 4
-    for (int p = 0; p < P; ++p)
-#pragma GCC unroll 3
-      for (int q = 0; q < Q; ++q) {
-        __m512 x_odd[T], x_even[T];
-#pragma GCC unroll 4
-        for (int t = 0; t < T; ++t) {
-          const float* xp = xs + t * ldx + (s * C + 32 * p) * Q + 32 * q;
-          x_odd[t] = _mm512_loadu_ps(xp);
-          x_even[t] = _mm512_loadu_ps(xp + 16);
-        }
-#pragma GCC unroll 4
-        for (int k = 0; k < R; ++k) {
-          const float* wk = wp + ((s * P + p) * R + k) * 32;
-          const __m512 w_odd = _mm512_loadu_ps(wk), w_even = _mm512_loadu_ps(wk + 16);
-#pragma GCC unroll 4
-          for (int t = 0; t < T; ++t)
-            sums[k][t] = _mm512_fmadd_ps(w_even, x_even[t], _mm512_fmadd_ps(w_odd, x_odd[t], sums[k][t]));
-        }
-      }
+    panel_step<R, T, P, Q, C>(wp, s, xs, ldx, sums);
     if constexpr (kStepScale) {
 #pragma GCC unroll 4
       for (int k = 0; k < R; ++k) {
@@ -642,28 +622,20 @@ void fused_rows(Rows& rw, int64_t r0, int64_t ahead, int64_t cols, const uint16_
   }
 }
 
-// W: the panel's element type, uint16_t (BF16 lanes, dot products) or float (split, FMAs).
 template <int R, int P, int Q, int64_t C, bool S, class W>
 void panel_rows(const W* wp, const float* sp, int64_t steps_max, int64_t steps, const W* xs, int64_t ldx, int64_t t,
                 float* acc) {
-  constexpr bool kFma = std::is_same_v<W, float>;
-  auto tile = [&]<int T>() {
-    if constexpr (kFma)
-      panel_tile_fma<R, T, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc);
-    else
-      panel_tile<R, T, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc);
-  };
   if constexpr (S) {
     switch (t) {
-      case 1: tile.template operator()<1>(); break;
-      default: tile.template operator()<2>(); break;
+      case 1: panel_tile<R, 1, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc); break;
+      default: panel_tile<R, 2, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc); break;
     }
   } else {
     switch (t) {
-      case 1: tile.template operator()<1>(); break;
-      case 2: tile.template operator()<2>(); break;
-      case 3: tile.template operator()<3>(); break;
-      default: tile.template operator()<4>(); break;
+      case 1: panel_tile<R, 1, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc); break;
+      case 2: panel_tile<R, 2, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc); break;
+      case 3: panel_tile<R, 3, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc); break;
+      default: panel_tile<R, 4, P, Q, C, S>(wp, sp, steps_max, steps, xs, ldx, acc); break;
     }
   }
 }
@@ -751,13 +723,12 @@ void rows_impl(const Input& in, Rows rw, float* out, int64_t row_begin, int64_t 
   accs.resize(size_t(block * kRowTile * 16));
   for (int64_t i0 = 0; i0 < n; i0 += block) {
     const int64_t nb = std::min(block, n - i0);
-    for (int64_t r0 = row_begin; r0 < row_end;) {
+    for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowTile) {
+      const int R = int(std::min<int64_t>(kRowTile, row_end - r0));
       const uint16_t* xs = nullptr;
       const float* xf = nullptr;
-      const int R = int(std::min<int64_t>(kRowTile, row_end - r0));
       if (!rw.prepare(in, r0, R, i0, nb, xs, xf)) {
         if (i0 == 0) fallback(r0, r0 + R);
-        r0 += R;
         continue;
       }
       const W* xw;
@@ -780,7 +751,6 @@ void rows_impl(const Input& in, Rows rw, float* out, int64_t row_begin, int64_t 
         detail::reduce16_add(all, sums);
         for (int64_t j = 0; j < m; ++j) out[(i0 + (j0 + j) / R) * rows + r0 + (j0 + j) % R] = sums[j];
       }
-      r0 += R;
     }
   }
 }

@@ -763,8 +763,9 @@ int64_t step_cols(DType t) {
 }
 }  // namespace
 
-// The split x for PairMode::fma goes with the call: every BF16 tile uses it, FP4 only on the
-// matrix path (n > kXTile); FP8 x is arranged per 128-row block by the threads (Fp8Rows).
+// The split x for PairMode::fma goes with the call: the BF16 tiles of two or more x rows use it
+// (so a single row, the head at batch 1, is not split), FP4 only on the matrix path (n > kXTile);
+// FP8 x is arranged per 128-row block by the threads (Fp8Rows).
 Input::Input(const Weight& w, const float* x, int64_t n)
     : w_(w), x_(x), n_(n), padded_cols_(ceil_div(w.cols, step_cols(w.dtype)) * step_cols(w.dtype)), mode_(pair_mode()) {
   if (w.dtype == DType::BF16) {
@@ -775,7 +776,7 @@ Input::Input(const Weight& w, const float* x, int64_t n)
     arranged_.resize(size_t(n * padded_cols_));
     for (int64_t i = 0; i < n; ++i) arrange_fp4(x + i * w.cols, w.cols, arranged_.data() + i * padded_cols_);
   }
-  if (mode_ == PairMode::fma && (w.dtype == DType::BF16 || (w.dtype == DType::I8 && n > kXTile))) {
+  if (mode_ == PairMode::fma && ((w.dtype == DType::BF16 && n >= 2) || (w.dtype == DType::I8 && n > kXTile))) {
     pairs_.resize(arranged_.size());
     split_pairs(arranged_.data(), int64_t(arranged_.size()), pairs_.data());
   }

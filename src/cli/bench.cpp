@@ -91,7 +91,7 @@ std::vector<int> parse_int_list(const std::string& s, const char* what) {
 // numbers: random bit patterns would make 1 in 64 a subnormal, and subnormal operands cost a
 // microcode assist per FMA on Intel cores (the BF16 / F32 rows measured 5-10x slow on a Xeon),
 // which says nothing about a real model.
-void fill_weight_bytes(core::DType t, std::vector<uint8_t>& d, std::mt19937& rng) {
+void fill_weight_bytes(core::DType t, std::span<uint8_t> d, std::mt19937& rng) {
   if (t == core::DType::BF16 || t == core::DType::F32) {
     std::normal_distribution<float> normal(0.0f, 0.02f);
     const bool bf16 = t == core::DType::BF16;
@@ -115,16 +115,18 @@ void fill_weight_bytes(core::DType t, std::vector<uint8_t>& d, std::mt19937& rng
 }
 
 // One weight format at one shape, replicated so the working set is far larger than L3 and every
-// call streams its weight from memory.
+// call streams its weight from memory; in 2 MiB pages, like the bandwidth buffer and the mapped
+// weights (core/huge_pages.h).
 struct WeightSet {
   core::DType dtype;
   int64_t rows, cols;
-  std::vector<std::vector<uint8_t>> data, scale;
+  uint64_t data_bytes = 0, scale_bytes = 0, stride = 0;  // stride: one copy, cache-line rounded
   uint64_t bytes_per_weight = 0;
+  size_t n_copies = 0;
+  core::HugePageBuffer arena;
 
   WeightSet(core::DType t, int64_t r, int64_t c, uint64_t working_set_bytes, uint32_t seed)
       : dtype(t), rows(r), cols(c) {
-    uint64_t data_bytes = 0, scale_bytes = 0;
     switch (t) {
       case core::DType::F8_E4M3:
         data_bytes = uint64_t(r * c);
@@ -142,20 +144,19 @@ struct WeightSet {
         break;
     }
     bytes_per_weight = data_bytes + scale_bytes;
-    const uint64_t copies = std::max<uint64_t>(2, (working_set_bytes + bytes_per_weight - 1) / bytes_per_weight);
+    n_copies = size_t(std::max<uint64_t>(2, (working_set_bytes + bytes_per_weight - 1) / bytes_per_weight));
+    stride = (data_bytes + 63) / 64 * 64 + (scale_bytes + 63) / 64 * 64;
+    arena = core::HugePageBuffer(size_t(stride * n_copies));
     std::mt19937 rng(seed);
-    for (uint64_t k = 0; k < copies; ++k) {
-      std::vector<uint8_t> d(data_bytes), s(scale_bytes);
-      fill_weight_bytes(t, d, rng);
-      for (auto& b : s) b = uint8_t(120 + (rng() % 8));
-      data.push_back(std::move(d));
-      scale.push_back(std::move(s));
+    for (size_t k = 0; k < n_copies; ++k) {
+      fill_weight_bytes(t, std::span<uint8_t>(data(k), data_bytes), rng);
+      for (uint64_t i = 0; i < scale_bytes; ++i) scale(k)[i] = uint8_t(120 + (rng() % 8));
     }
   }
-  size_t copies() const { return data.size(); }
-  Weight weight(size_t k) const {
-    return Weight{dtype, data[k].data(), scale[k].empty() ? nullptr : scale[k].data(), rows, cols};
-  }
+  uint8_t* data(size_t k) const { return arena.data() + k * stride; }
+  uint8_t* scale(size_t k) const { return data(k) + (data_bytes + 63) / 64 * 64; }
+  size_t copies() const { return n_copies; }
+  Weight weight(size_t k) const { return Weight{dtype, data(k), scale_bytes ? scale(k) : nullptr, rows, cols}; }
 };
 
 struct LinearResult {
@@ -209,9 +210,11 @@ const char* kKernelsUsage =
     "software prefetch, the faster counts) and linear() throughput for FP8 e4m3 [4096x4096] (128x128\n"
     "block scales), packed FP4 [2048x4096] (one MoE expert matrix), both with quantised (BF16-exact)\n"
     "and fp32 activations, BF16 and F32 [4096x4096]. Each weight is replicated to --working-set-mib\n"
-    "so it streams from memory. GB/s = weight bytes (data + scales) / time per call; ratio = that\n"
-    "over the read bandwidth measured with the same thread count before and after the kernels (the\n"
-    "higher; best of --repeats runs; median also shown).\n";
+    "so it streams from memory. The buffer and the weights are in 2 MiB pages where the kernel gives\n"
+    "them (the share is printed; JSON read_bw_huge_share): 4 KiB pages read 15-20% slower.\n"
+    "GB/s = weight bytes (data + scales) / time per call; ratio = that over the read bandwidth\n"
+    "measured with the same thread count before and after the kernels (the higher; best of\n"
+    "--repeats runs; median also shown).\n";
 
 int bench_kernels(const Args& args) {
   ArgParser p(args);
@@ -247,12 +250,12 @@ int bench_kernels(const Args& args) {
   std::vector<LinearResult> results;
   // The bandwidth is measured before and after the kernels and the higher figure is the bound:
   // on a shared host it drifts by tens of percent within minutes.
-  std::vector<float> buffer(size_t(buffer_mib << 20) / 4, 1.0f);  // touched: pages are resident
+  const auto buffer = bandwidth_buffer(buffer_mib);
   auto measure_bandwidth_rows = [&] {
     for (size_t ti = 0; ti < threads_list.size(); ++ti) {
       ThreadPool pool(threads_list[ti]);
-      measure_read_bandwidth(buffer, pool, 1);  // warm-up
-      const Rate st = measure_read_bandwidth(buffer, pool, repeats);
+      measure_read_bandwidth(buffer.as<const float>(), pool, 1);  // warm-up
+      const Rate st = measure_read_bandwidth(buffer.as<const float>(), pool, repeats);
       if (ti >= bw_rows.size())
         bw_rows.push_back({threads_list[ti], st});
       else if (st.best > bw_rows[ti].gbs.best)
@@ -281,7 +284,7 @@ int bench_kernels(const Args& args) {
     for (size_t i = 0; i < bw_rows.size(); ++i)
       std::printf("%s{\"threads\":%d,\"gbs_best\":%.3f,\"gbs_median\":%.3f}", i ? "," : "", bw_rows[i].threads,
                   bw_rows[i].gbs.best, bw_rows[i].gbs.median);
-    std::printf("],\"repeats\":%d,\"linear\":[", repeats);
+    std::printf("],\"read_bw_huge_share\":%.3f,\"repeats\":%d,\"linear\":[", huge_share(buffer), repeats);
     for (size_t i = 0; i < results.size(); ++i) {
       const auto& r = results[i];
       std::printf("%s{\"dtype\":\"%s\",\"input\":\"%s\",\"rows\":%lld,\"cols\":%lld,\"n\":%lld,\"threads\":%d,\"bytes\":%llu,"
@@ -295,11 +298,12 @@ int bench_kernels(const Args& args) {
     return 0;
   }
   std::printf("%s\n", kernels::isa_report().c_str());
-  std::printf("read bandwidth (streaming sums over %llu MiB, best of plain and prefetched, %d repeats):\n", (unsigned long long)buffer_mib, repeats);
+  std::printf("read bandwidth (streaming sums over %llu MiB, %.0f%% of it in 2 MiB pages, best of plain and prefetched, %d repeats):\n",
+              (unsigned long long)buffer_mib, 100 * huge_share(buffer), repeats);
   for (const auto& b : bw_rows)
     std::printf("  %d thread%s: best %.2f GB/s, median %.2f GB/s\n", b.threads, b.threads > 1 ? "s" : "", b.gbs.best,
                 b.gbs.median);
-  std::printf("\nlinear() (weights streamed from a %llu MiB working set; ratio = GB/s / read bandwidth):\n",
+  std::printf("\nlinear() (weights streamed from a %llu MiB working set in 2 MiB pages; ratio = GB/s / read bandwidth):\n",
               (unsigned long long)ws_mib);
   std::printf("  %-8s %-5s %-11s %4s %3s %9s %9s %9s %8s %8s\n", "dtype", "x", "shape", "n", "thr", "ms min", "ms med",
               "GB/s", "ratio", "ratio md");
@@ -387,13 +391,13 @@ int bench_model(const Args& args, bool decode) {
     ThreadPool probe(threads);
     double bound = 0;  // GB/s (decode) or GFLOP/s (prefill), best of repeats
     // Decode: read bandwidth before and after the runs, the higher one (it drifts on shared hosts).
-    std::vector<float> buffer(decode ? size_t(o.buffer_mib << 20) / 4 : 0, 1.0f);
+    const auto buffer = bandwidth_buffer(decode ? o.buffer_mib : 0);
     // Decode also measures the compute peak (the best multiply instruction the variant has): a
     // batch's step is bound by whichever of reading and multiplying takes longer.
     double peak = 0;
     if (decode) {
-      measure_read_bandwidth(buffer, probe, 1);
-      bound = measure_read_bandwidth(buffer, probe, o.repeats).best;
+      measure_read_bandwidth(buffer.as<const float>(), probe, 1);
+      bound = measure_read_bandwidth(buffer.as<const float>(), probe, o.repeats).best;
       peak = measure_best_peak_gflops(probe, o.repeats);
     } else {
       for (int r = 0; r < o.repeats; ++r) bound = std::max(bound, measure_peak_gflops(probe, peak_kind));
@@ -473,7 +477,7 @@ int bench_model(const Args& args, bool decode) {
     }
     const Stats t = stats_of(secs);
     // The stage times reported are those of the best (fastest) run, like tokens_per_s.
-    if (decode) bound = std::max(bound, measure_read_bandwidth(buffer, probe, o.repeats).best);
+    if (decode) bound = std::max(bound, measure_read_bandwidth(buffer.as<const float>(), probe, o.repeats).best);
     if (decode) peak = std::max(peak, measure_best_peak_gflops(probe, o.repeats));
     const size_t best_run = size_t(std::min_element(secs.begin(), secs.end()) - secs.begin());
     const int64_t tokens_per_run = decode ? o.tokens * batch : o.tokens;
@@ -565,6 +569,17 @@ int bench_model(const Args& args, bool decode) {
                     mm[1] / double(o.tokens), mm_gf / bound, mm[0] / t.min);
     }
     std::string row_json(row);
+    // Where the weights and the bandwidth buffer sit: 4 KiB pages read 15-20% slower, and mapped
+    // weights come in 2 MiB pages only where the page cache read them so (core/safetensors.cpp).
+    const core::PageResidency weights = m->weight_residency();
+    const double buffer_huge = decode ? huge_share(buffer) : 0.0;
+    char pages_json[160];
+    std::snprintf(pages_json, sizeof pages_json,
+                  ",\"weights\":\"%s\",\"weights_resident_bytes\":%llu,\"weights_huge_share\":%.3f%s",
+                  o.weights == core::WeightMemory::hugepages ? "hugepages" : "mapped",
+                  (unsigned long long)weights.resident_bytes, weights.huge_share(),
+                  decode ? (",\"read_bw_huge_share\":" + std::to_string(buffer_huge).substr(0, 5)).c_str() : "");
+    parts_json += pages_json;
     const auto& ops = run_op_secs[best_run];
     if (o.profile) parts_json += ops_json(ops, double(tokens_per_run), t.min);
     row_json.insert(row_json.size() - 1, parts_json + machine_json());  // before the closing brace
@@ -591,6 +606,10 @@ int bench_model(const Args& args, bool decode) {
         std::printf("  matrix products: %.1f%% of the run, %.1f GFLOP/s = %.4f of the peak\n", 100.0 * mm[0] / t.min, mm_gf,
                     mm_gf / bound);
       }
+      std::printf("  pages: weights (%s) %.2f GB resident, %.0f%% in 2 MiB pages", o.weights == core::WeightMemory::hugepages ? "hugepages" : "mapped",
+                  double(weights.resident_bytes) / 1e9, 100 * weights.huge_share());
+      if (decode) std::printf("; bandwidth buffer %.0f%% in 2 MiB pages", 100 * buffer_huge);
+      std::printf("\n");
       std::printf("  %-6s %-4s %12s %12s %10s %8s %12s %10s %8s\n", "part", "type", "ms/token", "MB/token", "GB/s",
                   "bw ratio", "MFLOP/token", "GFLOP/s", "fl ratio");
       for (const Part& pt : parts) {
@@ -641,6 +660,8 @@ const char* kModelUsage =
     "(JSON: \"layers\":[...], \"head\":{...}, \"state_bytes_per_token\"; layers + head + state =\n"
     "bytes_per_token).\n"
     "--weights hugepages reads the model's weights into transparent huge pages (see `serve --help`).\n"
+    "The pages line says how much of the weights (resident in this process) and of the bandwidth buffer\n"
+    "sit in 2 MiB pages (JSON weights, weights_resident_bytes, weights_huge_share, read_bw_huge_share).\n"
     "--profile adds the layers' time by operation (hc mixes, attention q/kv/compressor/indexer/core/\n"
     "output, MoE gate/routed/shared; JSON \"ops\"), summed over the layers, per token and as a share\n"
     "of the run: where a step's time goes inside the layers.\n"

@@ -27,7 +27,17 @@ int64_t layer_of(const std::string& name) {
 
 }  // namespace
 
-Rate measure_read_bandwidth(const std::vector<float>& buffer, kernels::ThreadPool& pool, int repeats) {
+core::HugePageBuffer bandwidth_buffer(uint64_t mib) {
+  core::HugePageBuffer buffer(size_t(mib) << 20);
+  for (float& v : buffer.as<float>()) v = 1.0f;  // touched: pages are resident
+  return buffer;
+}
+
+double huge_share(const core::HugePageBuffer& buffer) {
+  return core::page_residency(buffer.data(), buffer.size()).huge_share();
+}
+
+Rate measure_read_bandwidth(std::span<const float> buffer, kernels::ThreadPool& pool, int repeats) {
   const int64_t n = int64_t(buffer.size());
   const int64_t pieces = 64 * pool.size();  // contiguous slices per thread, static split
   std::vector<double> gbs;

@@ -2,9 +2,11 @@
 // The machine's limits and a checkpoint's cost per token, shared by the model benchmarks (bench
 // decode / prefill in bench.cpp, bench serve): a figure is a ratio to the bound that binds it.
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "core/checkpoint.h"
+#include "core/huge_pages.h"
 #include "kernels/probes.h"
 #include "kernels/thread_pool.h"
 
@@ -17,7 +19,14 @@ struct Rate {
 // Read bandwidth in GB/s (1e9 bytes/s) of the pool's threads streaming over `buffer`: each repeat
 // takes the faster of a plain streaming sum and one with software prefetching (8 and 32 KiB
 // ahead), so the bound is the best this machine's cores read, not one access pattern's.
-Rate measure_read_bandwidth(const std::vector<float>& buffer, kernels::ThreadPool& pool, int repeats);
+Rate measure_read_bandwidth(std::span<const float> buffer, kernels::ThreadPool& pool, int repeats);
+
+// The buffer the read bandwidth streams over: `mib` MiB of 1.0f in 2 MiB pages where the kernel
+// gives them (over 4 KiB pages the same cores read 15-20% slower on the Xeon measured, and the
+// weights are mapped in 2 MiB pages too: core/huge_pages.h). huge_share() of its residency says
+// what it got; the benchmarks print it.
+core::HugePageBuffer bandwidth_buffer(uint64_t mib);
+double huge_share(const core::HugePageBuffer& buffer);
 
 // Matrix-instruction peak of the pool's threads in GFLOP/s on the kernel variant in use
 // (kernels/probes.h): FP32 FMAs or, where the variant has them, BF16 dot products (32 products +

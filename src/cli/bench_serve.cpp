@@ -362,9 +362,9 @@ void print_text(const Options& o, const std::vector<LevelReport>& reps, double b
     if (!reps.empty()) std::printf("out tok/s at %g / generate: %.2f\n", reps.front().level, reps.front().out_tok_per_s / baseline);
   }
   if (bounds && seen) {
-    std::printf("read bandwidth %.2f GB/s, multiply peak %.1f GFLOP/s (%.1f MFLOP/token); decode bounds:\n"
+    std::printf("read bandwidth %.2f GB/s (%.0f%% of its buffer in 2 MiB pages), multiply peak %.1f GFLOP/s (%.1f MFLOP/token); decode bounds:\n"
                 "  read = tok/step x bandwidth / bytes per step; compute = peak / FLOPs per token\n",
-                bounds->bandwidth_gbs, bounds->peak_gflops, bounds->cost.decode_token_flops() / 1e6);
+                bounds->bandwidth_gbs, 100 * bounds->bandwidth_huge_share, bounds->peak_gflops, bounds->cost.decode_token_flops() / 1e6);
     auto ratio = [](double a, double b) { return b > 0 ? a / b : 0; };
     for (const auto& r : reps)
       if (r.server_seen)
@@ -408,10 +408,10 @@ void print_json(const Options& o, const std::vector<LevelReport>& reps, double b
                   r.compute_bound_tokens_per_s);
     out += buf;
   }
-  char tail[256];
+  char tail[320];
   std::snprintf(tail, sizeof tail,
-                "],\"generate_tokens_per_s\":%.2f,\"read_bandwidth_bytes_per_s\":%.0f,\"peak_flops_per_s\":%.0f}", baseline,
-                bounds ? bounds->bandwidth_gbs * 1e9 : 0.0, bounds ? bounds->peak_gflops * 1e9 : 0.0);
+                "],\"generate_tokens_per_s\":%.2f,\"read_bandwidth_bytes_per_s\":%.0f,\"read_bandwidth_huge_share\":%.3f,\"peak_flops_per_s\":%.0f}", baseline,
+                bounds ? bounds->bandwidth_gbs * 1e9 : 0.0, bounds ? bounds->bandwidth_huge_share : 0.0, bounds ? bounds->peak_gflops * 1e9 : 0.0);
   std::puts((out + tail).c_str());
 }
 

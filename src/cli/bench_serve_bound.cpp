@@ -58,9 +58,10 @@ ServeBounds measure_serve_bounds(const std::string& model_dir, int threads, int6
   ServeBounds b;
   b.cost = token_cost(*core::Checkpoint::open(model_dir));
   kernels::ThreadPool pool(std::max(1, threads));
-  std::vector<float> buffer(size_t(buffer_mib << 20) / sizeof(float), 1.0f);
-  measure_read_bandwidth(buffer, pool, 1);  // warm-up
-  b.bandwidth_gbs = measure_read_bandwidth(buffer, pool, 3).best;
+  const auto buffer = bandwidth_buffer(uint64_t(buffer_mib));
+  measure_read_bandwidth(buffer.as<const float>(), pool, 1);  // warm-up
+  b.bandwidth_gbs = measure_read_bandwidth(buffer.as<const float>(), pool, 3).best;
+  b.bandwidth_huge_share = huge_share(buffer);
   b.peak_gflops = measure_best_peak_gflops(pool, 3);
   return b;
 }

@@ -20,6 +20,7 @@ double generate_tokens_per_second(const std::string& model_dir, int threads, int
 struct ServeBounds {
   TokenCost cost;
   double bandwidth_gbs = 0, peak_gflops = 0;
+  double bandwidth_huge_share = 0;  // of the buffer it streamed over, in 2 MiB pages
   double read_tokens_per_s(double batch) const;
   double compute_tokens_per_s(double batch) const;
   double tokens_per_s(double batch) const;  // the lower of the two

@@ -264,4 +264,10 @@ const TensorView& Checkpoint::get(const std::string& name) const {
   return *t;
 }
 
+PageResidency Checkpoint::residency() const {
+  PageResidency r;
+  for (const auto& f : files_) r += f->residency();
+  return r;
+}
+
 }  // namespace v4::core

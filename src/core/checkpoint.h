@@ -36,6 +36,8 @@ class Checkpoint {
   const TensorView* find(const std::string& name) const;  // nullptr if absent
   const TensorView& get(const std::string& name) const;   // throws CheckpointError if absent
   const std::map<std::string, const TensorView*>& tensors() const { return index_; }
+  // The weights' memory, all files: resident bytes and those in 2 MiB pages.
+  PageResidency residency() const;
 
  private:
   std::string dir_;

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/huge_pages.h"
 #include "fmt/format.h"
 
 namespace v4::core {
@@ -44,8 +45,7 @@ class MappedFile {
     if (size_ > 0 && memory == WeightMemory::hugepages) {
       try {
         read_into_hugepages(fd, path);
-      } catch (...) {  // no destructor runs for a constructor that throws
-        if (data_) ::munmap(const_cast<uint8_t*>(data_), mapped_len_);
+      } catch (...) {  // no destructor runs for a constructor that throws (copy_'s does)
         ::close(fd);
         throw;
       }
@@ -60,43 +60,47 @@ class MappedFile {
         throw CheckpointError(fmt::format("{}: mmap failed: {}", path, std::strerror(err)));
       }
       data_ = static_cast<const uint8_t*>(p);
+      // File pages read in from now on come in 2 MiB folios mapped whole, where the kernel's page
+      // cache has large folios for the filesystem (ext4 on 6.x does): decode streams the weights,
+      // and 4 KiB pages cost it a TLB miss every 4 KiB (core/huge_pages.h). Pages already cached
+      // in smaller folios stay so until evicted; bench decode prints the share.
+      ::madvise(p, size_, MADV_HUGEPAGE);
     }
     ::close(fd);  // the mapping stays valid
   }
   ~MappedFile() {
-    if (data_) ::munmap(const_cast<uint8_t*>(data_), mapped_len_ ? mapped_len_ : size_);
+    if (data_ && !copy_.data()) ::munmap(const_cast<uint8_t*>(data_), size_);
   }
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
 
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
+  PageResidency residency() const { return page_residency(data_, size_); }
 
  private:
   // Anonymous memory in whole 2 MiB pages, huge pages asked for before the first touch, then the
   // file read in; a line on stderr per file, as a 150 GB checkpoint takes minutes.
   void read_into_hugepages(int fd, const std::string& path) {
-    const size_t huge = size_t(2) << 20;
-    mapped_len_ = (size_ + huge - 1) / huge * huge;
-    void* p = ::mmap(nullptr, mapped_len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-      mapped_len_ = 0;
+    try {
+      copy_ = HugePageBuffer(size_);
+    } catch (const std::bad_alloc&) {
       throw CheckpointError(fmt::format("{}: cannot allocate {} bytes for its weights: {}", path, size_, std::strerror(errno)));
     }
-    data_ = static_cast<const uint8_t*>(p);
-    ::madvise(p, mapped_len_, MADV_HUGEPAGE);  // a hint: without THP the copy still works, in 4 KiB pages
+    uint8_t* p = copy_.data();
     std::fprintf(stderr, "weights: reading %s (%.2f GB) into huge pages\n", path.c_str(), double(size_) / 1e9);
     for (size_t done = 0; done < size_;) {
-      const ssize_t r = ::pread(fd, static_cast<uint8_t*>(p) + done, std::min(size_ - done, size_t(64) << 20), off_t(done));
+      const ssize_t r = ::pread(fd, p + done, std::min(size_ - done, size_t(64) << 20), off_t(done));
       if (r < 0 && errno == EINTR) continue;
       if (r <= 0) throw CheckpointError(fmt::format("{}: read failed at byte {}: {}", path, done, r < 0 ? std::strerror(errno) : "end of file"));
       done += size_t(r);
     }
-    ::mprotect(p, mapped_len_, PROT_READ);  // weights are never written, as with the mapping
+    copy_.seal();  // weights are never written, as with the mapping
+    data_ = p;
   }
 
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
-  size_t mapped_len_ = 0;  // hugepages: the anonymous mapping's length
+  HugePageBuffer copy_;  // hugepages: the weights' anonymous copy
 };
 
 namespace {
@@ -310,5 +314,7 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path, 
 }
 
 SafetensorsFile::~SafetensorsFile() = default;
+
+PageResidency SafetensorsFile::residency() const { return map_ ? map_->residency() : PageResidency{}; }
 
 }  // namespace v4::core

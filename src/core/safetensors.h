@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/huge_pages.h"
 
 namespace v4::core {
 
@@ -31,10 +32,12 @@ struct TensorView {
 };
 
 // Where tensor data lives. `mapped`: the file mapped read-only (shared with the page cache and other
-// processes, 4 KiB pages, no load time). `hugepages`: read into private anonymous memory with
-// transparent huge pages asked for (madvise), so the decode's weight streams take fewer TLB misses
-// and page walks: a few percent faster and steadier decode on the Xeon measured (docs/
-// performance.md), for a load that reads every byte first and memory no other process shares.
+// processes, no load time), huge pages asked for: file pages read in from then on come in 2 MiB
+// folios where the kernel's page cache has them (ext4 on Linux 6.x), pages already cached stay in
+// what they were read in. `hugepages`: read into private anonymous memory with transparent huge
+// pages asked for, so every page is huge whatever the page cache holds, for a load that reads every
+// byte first and memory no other process shares. 4 KiB pages cost decode's weight streams a TLB
+// miss every 4 KiB (docs/performance.md).
 enum class WeightMemory { mapped, hugepages };
 // "mapped" or "hugepages"; throws std::invalid_argument naming `option` otherwise.
 WeightMemory parse_weight_memory(const std::string& text, const std::string& option);
@@ -50,6 +53,8 @@ class SafetensorsFile {
 
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // The file's memory: resident bytes and those in 2 MiB pages (core/huge_pages.h).
+  PageResidency residency() const;
   ~SafetensorsFile();
 
  private:

@@ -103,6 +103,9 @@ class Model {
   // Whether its states keep compressed entries and indexer keys as the quantisers' FP8/FP4 codes
   // (the model as trained) rather than fp32 (exact mode): model/state_rows.h, runtime/state_memory.h.
   virtual bool packed_state() const { return false; }
+  // Where its weights sit: resident bytes and those in 2 MiB pages (core/huge_pages.h); zeros for
+  // test doubles, which have none.
+  virtual core::PageResidency weight_residency() const { return {}; }
   // Returns, per item, logits rows of vocab_size floats (one row, or one per new token when
   // all_logits), concatenated in item order.
   virtual std::vector<float> forward(std::span<const BatchItem> batch) = 0;

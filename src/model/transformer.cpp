@@ -69,6 +69,7 @@ class ModelImpl final : public Model {
     if (threads > 1) pool_ = std::make_unique<kernels::ThreadPool>(threads);
   }
 
+  core::PageResidency weight_residency() const override { return checkpoint_->residency(); }
   const core::ModelConfig& config() const override { return cfg_; }
 
   bool packed_state() const override { return !opts_.exact; }

@@ -43,12 +43,17 @@ TEST(TinyFixture, WeightsInHugePagesHoldTheFilesBytes) {
   auto mapped = Checkpoint::open(kTiny);
   auto huge = Checkpoint::open(kTiny, WeightMemory::hugepages);
   ASSERT_EQ(huge->tensors().size(), mapped->tensors().size());
+  uint64_t total = 0;
   for (const auto& [name, view] : mapped->tensors()) {
     const TensorView& h = huge->get(name);
     ASSERT_EQ(h.nbytes, view->nbytes) << name;
     EXPECT_NE(h.data, view->data) << name;  // a copy, not the mapping
     EXPECT_EQ(std::memcmp(h.data, view->data, view->nbytes), 0) << name;
+    total += view->nbytes;
   }
+  // Every byte compared is resident, in both (the copy read whole at open).
+  EXPECT_GE(huge->residency().resident_bytes, total);
+  EXPECT_GE(mapped->residency().resident_bytes, total);
   EXPECT_EQ(parse_weight_memory("hugepages", "--weights"), WeightMemory::hugepages);
   EXPECT_EQ(parse_weight_memory("mapped", "--weights"), WeightMemory::mapped);
   try {

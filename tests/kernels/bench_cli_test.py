@@ -32,6 +32,7 @@ def check(cond, what):
 k = run("kernels", "--threads", "1", "--batch", "1,2", "--repeats", "1", "--buffer-mib", "16",
         "--working-set-mib", "16", "--json")
 check(len(k["read_bw"]) == 1 and k["read_bw"][0]["threads"] == 1 and k["read_bw"][0]["gbs_best"] > 0, "read_bw")
+check(0 <= k.get("read_bw_huge_share", -1) <= 1, "kernels read_bw_huge_share")
 expected_bytes = {  # data + E8M0 scales, from the format definitions
     ("F8_E4M3", 4096, 4096): 4096 * 4096 + 32 * 32,
     ("I8", 2048, 4096): 2048 * 4096 // 2 + 2048 * (4096 // 32),
@@ -99,6 +100,11 @@ d = run("decode", "--model", ckpt, "--threads", "1", "--tokens", "2", "--prompt"
 for key in ("tokens_per_s", "bytes_per_token", "read_bw_gbs", "bw_ratio"):
     check(key in d and d[key] > 0, f"decode {key}")
 state = d["bytes_per_token"] - weights_per_token
+# Where the weights and the bandwidth buffer sit (core/huge_pages.h): the model's mapping holds at
+# least the bytes a step reads, and the shares are fractions.
+check(d.get("weights") == "mapped", "decode weights")
+check(d.get("weights_resident_bytes", 0) >= dense_b, f"decode weights_resident_bytes {d.get('weights_resident_bytes')}")
+check(0 <= d.get("weights_huge_share", -1) <= 1 and 0 <= d.get("read_bw_huge_share", -1) <= 1, "decode huge shares")
 check(0 <= state < 4e6, f"decode bytes_per_token {d['bytes_per_token']} vs weights {weights_per_token}")
 check(close(d["flops_per_token"], flops_decode, rel=1e-6), f"decode flops {d['flops_per_token']} vs {flops_decode}")
 check(close(d["bw_ratio"], d["bytes_per_token"] * d["tokens_per_s"] / 1e9 / d["read_bw_gbs"], rel=2e-2),

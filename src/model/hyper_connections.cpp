@@ -15,13 +15,13 @@ std::vector<float> hc_mixes(const ForwardContext& ctx, const HyperConnectionWeig
   std::vector<float> m(size_t(n * mix));
   ctx.matmul(w.fn, X, n, m.data(), false);
   const float eps = float(ctx.cfg->rms_norm_eps);
-  for (int64_t i = 0; i < n; ++i) {
+  ctx.parallel(n, width * 2, [&](int64_t i) {
     const float* v = X + i * width;
     float sum = 0;
     for (int64_t k = 0; k < width; ++k) sum += v[k] * v[k];
     const float r = 1.0f / std::sqrt(sum / float(width) + eps);
     for (int64_t k = 0; k < mix; ++k) m[size_t(i * mix + k)] *= r;
-  }
+  });
   return m;
 }
 
@@ -79,7 +79,9 @@ HcMix hc_pre(const ForwardContext& ctx, const HyperConnectionWeights& w, const f
   r.pre.resize(size_t(n * hc));
   r.post.resize(size_t(n * hc));
   r.comb.resize(size_t(n * hc * hc));
-  for (int64_t i = 0; i < n; ++i) {
+  // Tokens are independent: a prefill chunk's spread over the pool (serial, the mixes were a
+  // quarter of a 2-thread prefill's time outside the matrix products).
+  ctx.parallel(n, hc * D * 2, [&](int64_t i) {
     const float* mi = m.data() + i * mix;
     float* pre = r.pre.data() + i * hc;
     float* post = r.post.data() + i * hc;
@@ -91,7 +93,7 @@ HcMix hc_pre(const ForwardContext& ctx, const HyperConnectionWeights& w, const f
     for (int64_t k = 0; k < hc * hc; ++k) C[k] = mi[2 * hc + k] * w.scale[2] + w.base[size_t(2 * hc + k)];
     sinkhorn(C, hc, c.hc_sinkhorn_iters, eps);
     weighted_sum(pre, X + i * hc * D, hc, D, y + i * D);
-  }
+  });
   return r;
 }
 
@@ -117,11 +119,12 @@ void hc_post_row(int64_t hc, int64_t D, const float* post, const float* C, const
 }
 }  // namespace
 
-void hc_post(const core::ModelConfig& c, const HcMix& mix, const float* h, const float* R, int64_t n, float* out) {
-  const int64_t hc = c.hc_mult, D = c.hidden_size;
-  for (int64_t i = 0; i < n; ++i)
+void hc_post(const ForwardContext& ctx, const HcMix& mix, const float* h, const float* R, int64_t n, float* out) {
+  const int64_t hc = ctx.cfg->hc_mult, D = ctx.cfg->hidden_size;
+  ctx.parallel(n, hc * hc * D * 2, [&](int64_t i) {
     hc_post_row(hc, D, mix.post.data() + i * hc, mix.comb.data() + i * hc * hc, R + i * hc * D, h + i * D,
                 out + i * hc * D);
+  });
 }
 
 void hc_head(const ForwardContext& ctx, const HyperConnectionWeights& w, const float* X, int64_t n, float* y) {

@@ -52,6 +52,10 @@ struct ForwardContext {
   // out[n, w.rows] = x . W^T; with quantize_input (and quantisation on) x is first rounded to
   // FP8 per 128-element block, as the reference does before its FP8/FP4 GEMMs.
   void matmul(const kernels::Weight& w, const float* x, int64_t n, float* out, bool quantize_input) const;
+  // matmul(a, x, n, out_a, true) and matmul(b, x, n, out_b, true) with x quantised once (the
+  // SwiGLU experts' w1 and w3 read the same input).
+  void matmul_pair(const kernels::Weight& a, const kernels::Weight& b, const float* x, int64_t n, float* out_a,
+                   float* out_b) const;
   // out = x . W^T for a weight the reference multiplies with a bf16 activation (the LM head: its
   // bf16 norm output, upcast): with quantisation on, x is rounded to BF16 first, so BF16 weights
   // run on BF16 dot products (exact products, fp32 sums); off, fp32 x as matmul().
@@ -80,7 +84,7 @@ struct HcMix {
 // y[n, D] = sum_j pre_j X_j with the Sinkhorn-normalised mixing for hc_post.
 HcMix hc_pre(const ForwardContext& ctx, const HyperConnectionWeights& w, const float* X, int64_t n, float* y);
 // X'[k] = post_k * h + sum_j C[j, k] * R[j]   (X' may not alias R)
-void hc_post(const core::ModelConfig& cfg, const HcMix& mix, const float* h, const float* R, int64_t n, float* out);
+void hc_post(const ForwardContext& ctx, const HcMix& mix, const float* h, const float* R, int64_t n, float* out);
 // The final collapse of the streams: y[n, D].
 void hc_head(const ForwardContext& ctx, const HyperConnectionWeights& w, const float* X, int64_t n, float* y);
 

@@ -20,9 +20,8 @@ void expert_forward(const ForwardContext& ctx, const ExpertWeights& e, const flo
   const int64_t I = e.w1.rows;
   const float limit = float(ctx.cfg->swiglu_limit);
   std::vector<float> g(size_t(m * I)), u(size_t(m * I));
-  ctx.matmul(e.w1, x, m, g.data(), true);
-  ctx.matmul(e.w3, x, m, u.data(), true);
-  for (int64_t i = 0; i < m; ++i) {
+  ctx.matmul_pair(e.w1, e.w3, x, m, g.data(), u.data());
+  ctx.parallel(m, I * 32, [&](int64_t i) {
     for (int64_t k = 0; k < I; ++k) {
       float gv = g[size_t(i * I + k)], uv = u[size_t(i * I + k)];
       if (limit > 0) {
@@ -33,7 +32,7 @@ void expert_forward(const ForwardContext& ctx, const ExpertWeights& e, const flo
       if (weights) a = weights[i] * a;
       g[size_t(i * I + k)] = a;
     }
-  }
+  });
   ctx.matmul(e.w2, g.data(), m, y, true);
 }
 

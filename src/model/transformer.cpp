@@ -22,19 +22,19 @@ void block_forward(const ForwardContext& ctx, const BlockWeights& b, size_t stat
   using Op = ForwardTrace::Op;
   OpTimer timer(ctx.trace, Op::hc);
   HcMix mix = hc_pre(ctx, b.hc_attn, X.data(), N, y.data());
-  for (int64_t i = 0; i < N; ++i) rms_norm(y.data() + i * D, b.attn_norm.data(), D, eps, y.data() + i * D);
+  ctx.parallel(N, D * 4, [&](int64_t i) { rms_norm(y.data() + i * D, b.attn_norm.data(), D, eps, y.data() + i * D); });
   timer.stop();
   attention_forward(ctx, b.attn, b.layer, state_index, segments, y.data(), N, h.data());
   OpTimer between(ctx.trace, Op::hc);
-  hc_post(c, mix, h.data(), X.data(), N, next.data());
+  hc_post(ctx, mix, h.data(), X.data(), N, next.data());
   X.swap(next);
 
   mix = hc_pre(ctx, b.hc_ffn, X.data(), N, y.data());
-  for (int64_t i = 0; i < N; ++i) rms_norm(y.data() + i * D, b.ffn_norm.data(), D, eps, y.data() + i * D);
+  ctx.parallel(N, D * 4, [&](int64_t i) { rms_norm(y.data() + i * D, b.ffn_norm.data(), D, eps, y.data() + i * D); });
   between.stop();
   moe_forward(ctx, b.ffn, b.layer, y.data(), tokens, N, h.data());
   OpTimer after(ctx.trace, Op::hc);
-  hc_post(c, mix, h.data(), X.data(), N, next.data());
+  hc_post(ctx, mix, h.data(), X.data(), N, next.data());
   X.swap(next);
 }
 
@@ -304,17 +304,43 @@ class ModelImpl final : public Model {
 
 }  // namespace
 
+namespace {
+
+// x rounded to FP8 per 128-element block, row by row on the pool (a prefill chunk quantises
+// thousands of rows per layer: serial, it was a tenth of a 2-thread prefill).
+std::vector<float> quantized_rows(const ForwardContext& ctx, const float* x, int64_t n, int64_t cols) {
+  std::vector<float> q(x, x + n * cols);
+  ctx.parallel(n, cols * 8, [&](int64_t i) { fp8_quant_dequant(q.data() + i * cols, cols, 128); });
+  return q;
+}
+
+}  // namespace
+
 void ForwardContext::matmul(const kernels::Weight& w, const float* x, int64_t n, float* out, bool quantize_input) const {
   if (n == 0) return;
   // Small products are not worth waking the pool (results are identical either way).
   kernels::ThreadPool* pool = n * w.rows * w.cols >= (int64_t(1) << 21) ? this->pool : nullptr;
   if (quantize && quantize_input) {
-    std::vector<float> q(x, x + n * w.cols);
-    for (int64_t i = 0; i < n; ++i) fp8_quant_dequant(q.data() + i * w.cols, w.cols, 128);
+    const std::vector<float> q = quantized_rows(*this, x, n, w.cols);
     linear(w, q.data(), n, out, pool, kernels::InputKind::kBf16Exact);
   } else {
     linear(w, x, n, out, pool, kernels::InputKind::kFp32);
   }
+}
+
+void ForwardContext::matmul_pair(const kernels::Weight& a, const kernels::Weight& b, const float* x, int64_t n,
+                                 float* out_a, float* out_b) const {
+  if (n == 0) return;
+  if (!quantize || a.cols != b.cols) {
+    matmul(a, x, n, out_a, true);
+    matmul(b, x, n, out_b, true);
+    return;
+  }
+  const std::vector<float> q = quantized_rows(*this, x, n, a.cols);
+  kernels::ThreadPool* pool_a = n * a.rows * a.cols >= (int64_t(1) << 21) ? this->pool : nullptr;
+  kernels::ThreadPool* pool_b = n * b.rows * b.cols >= (int64_t(1) << 21) ? this->pool : nullptr;
+  linear(a, q.data(), n, out_a, pool_a, kernels::InputKind::kBf16Exact);
+  linear(b, q.data(), n, out_b, pool_b, kernels::InputKind::kBf16Exact);
 }
 
 void ForwardContext::linear(const kernels::Weight& w, const float* x, int64_t n, float* out, kernels::ThreadPool* pool,

@@ -124,26 +124,27 @@ void attention_forward(const ForwardContext& ctx, const AttentionWeights& w, int
   OpTimer q_timer(ctx.trace, Op::attn_q);
   std::vector<float> qr(size_t(N * QL)), q(size_t(N * H * dh));
   ctx.matmul(w.wq_a, x, N, qr.data(), true);
-  for (int64_t i = 0; i < N; ++i) rms_norm(qr.data() + i * QL, w.q_norm.data(), QL, eps, qr.data() + i * QL);
+  // The per-token norms and rotations below are independent per row: spread over the pool.
+  ctx.parallel(N, QL * 4, [&](int64_t i) { rms_norm(qr.data() + i * QL, w.q_norm.data(), QL, eps, qr.data() + i * QL); });
   ctx.matmul(w.wq_b, qr.data(), N, q.data(), true);
-  for (int64_t i = 0; i < N; ++i) {
+  ctx.parallel(N, H * dh * 4, [&](int64_t i) {
     for (int64_t h = 0; h < H; ++h) {
       float* qh = q.data() + (i * H + h) * dh;
       rms_norm(qh, nullptr, dh, eps, qh);
       rope.apply(qh + dh - rd, pos[size_t(i)]);
     }
-  }
+  });
   q_timer.stop();
   // window kv (K = V)
   OpTimer kv_timer(ctx.trace, Op::attn_kv);
   std::vector<float> kv(size_t(N * dh));
   ctx.matmul(w.wkv, x, N, kv.data(), true);
-  for (int64_t i = 0; i < N; ++i) {
+  ctx.parallel(N, dh * 8, [&](int64_t i) {
     float* k = kv.data() + i * dh;
     rms_norm(k, w.kv_norm.data(), dh, eps, k);
     rope.apply(k + dh - rd, pos[size_t(i)]);
     if (ctx.quantize) fp8_quant_dequant(k, dh - rd, 64);
-  }
+  });
   kv_timer.stop();
   // per sequence: compressed entries completed by its new tokens, then the indexer's choice; the
   // row-wise projections for all sequences at once (bitwise the same as per sequence)

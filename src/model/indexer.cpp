@@ -18,22 +18,22 @@ IndexerQueries indexer_queries(const ForwardContext& ctx, const IndexerWeights& 
   IndexerQueries iq;
   iq.q.resize(size_t(n * IH * Id));
   ctx.matmul(w.wq_b, qr, n, iq.q.data(), true);
-  for (int64_t i = 0; i < n; ++i) {
+  const bool packed_fp4 = ctx.quantize && Id % 32 == 0 && Id <= kernels::Fp4Vector::kMaxDims;  // else the fp32 dots
+  if (packed_fp4) iq.fp4.resize(size_t(n * IH));
+  // Per token and head, independent: a prefill chunk's tokens spread over the pool.
+  ctx.parallel(n, IH * Id * 32, [&](int64_t i) {
+    std::vector<std::byte> packed(packed_fp4 ? size_t(StateRows::row_bytes(RowFormat::fp4, Id, 0)) : 0);
     for (int64_t h = 0; h < IH; ++h) {
       float* qh = iq.q.data() + (i * IH + h) * Id;
       rope.apply(qh + Id - rd, pos[size_t(i)]);
       hadamard_rotate(qh, Id);
       if (ctx.quantize) fp4_quant_dequant(qh, Id, 32);
+      if (packed_fp4) {
+        StateRows::pack(RowFormat::fp4, Id, 0, qh, packed.data());
+        iq.fp4[size_t(i * IH + h)].load(reinterpret_cast<const uint8_t*>(packed.data()), Id);
+      }
     }
-  }
-  if (ctx.quantize && Id % 32 == 0 && Id <= kernels::Fp4Vector::kMaxDims) {  // else the fp32 dots
-    std::vector<std::byte> packed(size_t(StateRows::row_bytes(RowFormat::fp4, Id, 0)));
-    iq.fp4.resize(size_t(n * IH));
-    for (int64_t r = 0; r < n * IH; ++r) {
-      StateRows::pack(RowFormat::fp4, Id, 0, iq.q.data() + r * Id, packed.data());
-      iq.fp4[size_t(r)].load(reinterpret_cast<const uint8_t*>(packed.data()), Id);
-    }
-  }
+  });
   iq.weights.resize(size_t(n * IH));
   ctx.matmul(w.weights_proj, x, n, iq.weights.data(), false);
   const float wscale = float(std::pow(double(Id), -0.5) * std::pow(double(IH), -0.5));

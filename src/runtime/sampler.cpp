@@ -238,7 +238,27 @@ Cut find_cut(std::span<const float> w, Goal goal) {
     group_size = int64_t(group.size());
     whole_row = false;
   }
-  // The ties (key == prefix), in id order.
+  // The ties (key == prefix), in id order. They all weigh the same float w, so the count that
+  // reaches the goal has a closed form where the walk's sums are exact: for top_k always; for
+  // top_p when nothing lies above the ties (each sum is then r * w, exact in double for r < 2^29:
+  // w has 24 significant bits). A flat row no longer walks its 128K ids one add at a time.
+  const int64_t n_ties = whole_row ? int64_t(w.size()) : int64_t(group.size());
+  if (n_ties > 0 && (goal.k > 0 || mass_above == 0)) {
+    const double wt = double(std::bit_cast<float>(prefix));
+    int64_t need = 0;
+    if (goal.k > 0) {
+      need = std::max<int64_t>(1, goal.k - count_above);
+    } else if (wt > 0) {
+      const double q = std::ceil(target / wt);
+      need = q < 1 ? 1 : q > double(n_ties) + 1 ? n_ties + 1 : int64_t(q);
+      while (need > 1 && double(need - 1) * wt >= target) --need;  // the division may round either way
+      while (need <= n_ties && double(need) * wt < target) ++need;
+    } else {
+      need = 0 >= target ? 1 : n_ties + 1;  // zero weights reach only a target of zero
+    }
+    if (need <= n_ties) return Cut{prefix, need};
+    return Cut{prefix, std::numeric_limits<int64_t>::max()};
+  }
   double m = mass_above;
   int64_t r = 0;
   auto tie = [&](size_t i) {

@@ -124,6 +124,43 @@ TEST(SamplerReference, TopPCutsInsideATieByLowestIds) {
   EXPECT_EQ(highest, 499);
 }
 
+// Ties of one weight: how many the cut keeps, against the full-sort definition's count (its sums in
+// sorted order), with and without tokens above the tie (the closed form and the walk).
+TEST(SamplerReference, TiedWeightsKeepTheDefinitionsCount) {
+  for (size_t vocab : {size_t(1), size_t(7), size_t(1000), size_t(128846)})
+    for (int raised : {0, 3})
+      for (double top_p : {0.1, 0.333, 0.5, 0.9, 0.99, 0.999, 1.0})
+        for (int top_k : {0, 1, 5, 777}) {
+          std::vector<float> row(vocab, 0.0f);
+          for (int r = 0; r < raised && size_t(r) < vocab; ++r) row[vocab - 1 - size_t(r)] = 0.5f;
+          const auto p = params(0.7, top_p, top_k);
+          // the definition: sort (ids ascending among equals), top_k, then top_p's shortest head
+          std::vector<float> w = sampling_weights(row, p);
+          std::vector<int32_t> ids(w.size());
+          std::iota(ids.begin(), ids.end(), 0);
+          std::stable_sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) { return w[size_t(a)] > w[size_t(b)]; });
+          size_t kept = ids.size();
+          if (top_k > 0) kept = std::min(kept, size_t(top_k));
+          if (top_p < 1) {
+            double total = 0, cumulative = 0;
+            for (size_t i = 0; i < kept; ++i) total += double(w[size_t(ids[i])]);
+            for (size_t i = 0; i < kept; ++i) {
+              cumulative += double(w[size_t(ids[i])]);
+              if (cumulative >= top_p * total) {
+                kept = i + 1;
+                break;
+              }
+            }
+          }
+          std::vector<float> got;
+          draw_weights(row, p, {}, got);
+          const size_t nonzero = size_t(std::count_if(got.begin(), got.end(), [](float v) { return v > 0; }));
+          ASSERT_EQ(nonzero, kept) << "vocab " << vocab << " raised " << raised << " top_p " << top_p << " top_k "
+                                   << top_k;
+          for (size_t i = 0; i < kept; ++i) ASSERT_GT(got[size_t(ids[i])], 0.0f) << "id " << ids[i];
+        }
+}
+
 TEST(SamplerReference, NanAndPositiveInfinityAreRefused) {
   RequestRng rng(1);
   for (double t : {0.0, 0.7}) {

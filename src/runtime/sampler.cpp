@@ -146,12 +146,49 @@ struct Goal {
   double top_p = 0;
 };
 
-// Radix selection of the cut: up to three histogram passes over the float bits (11, 11 and 10
-// bits), each over the ids still in the boundary bucket (a pass that leaves them all in one bucket
-// gathers nothing; a group of equal weights stops the passes), then the exact ties left, in id order.
+// The smallest and largest key of the row (the float bits: their order is the weights' order).
+V4_SAMPLER_LOOP void key_range(std::span<const float> w, uint32_t& kmin, uint32_t& kmax) {
+  uint32_t lo[kLanes], hi[kLanes];
+  std::fill(lo, lo + kLanes, UINT32_MAX);
+  std::fill(hi, hi + kLanes, 0u);
+  size_t i = 0;
+  for (; i + kLanes <= w.size(); i += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const uint32_t k = key_of(w[i + size_t(l)]);
+      lo[l] = lo[l] < k ? lo[l] : k;
+      hi[l] = hi[l] > k ? hi[l] : k;
+    }
+  kmin = UINT32_MAX, kmax = 0;
+  for (; i < w.size(); ++i) kmin = std::min(kmin, key_of(w[i])), kmax = std::max(kmax, key_of(w[i]));
+  for (int l = 0; l < kLanes; ++l) kmin = std::min(kmin, lo[l]), kmax = std::max(kmax, hi[l]);
+}
+
+// Radix selection of the cut: histogram passes over the float bits, each over the ids still in the
+// boundary bucket (a pass that leaves them all in one bucket gathers nothing; a group of equal
+// weights stops the passes), then the exact ties left, in id order. The first pass buckets the
+// row's own key range (at most 2048 buckets from its smallest key: a near-flat row, all weights
+// within a factor of two, spreads over them instead of filling two or three fixed buckets); the
+// rest take the bits below it, 11 at a time. A row holding zeros buckets fixed bit fields
+// (21-31, 10-20, 0-9), which hold every key of [0, 1].
 Cut find_cut(std::span<const float> w, Goal goal) {
-  struct Level { int shift, bits; };
-  constexpr std::array<Level, 3> levels{{{21, 11}, {10, 11}, {0, 10}}};
+  struct Level { int shift, bits; uint32_t offset; };
+  std::array<Level, 3> levels{{{21, 11, 0}, {10, 11, 0}, {0, 10, 0}}};
+  size_t n_levels = levels.size();
+  {
+    uint32_t lo = 0, hi = 0;
+    key_range(w, lo, hi);
+    int s1 = 0;
+    while (s1 < 32 && (hi >> s1) - (lo >> s1) >= 2048) ++s1;
+    if (lo > 0 && lo <= hi && s1 <= 22) {  // 22: three passes reach bit 0 (always so for w <= 1)
+      levels[0] = {s1, 11, lo >> s1};
+      n_levels = 1;
+      for (int shift = s1; shift > 0;) {
+        const int next = std::max(0, shift - 11);
+        levels[n_levels++] = {next, shift - next, 0};
+        shift = next;
+      }
+    }
+  }
   thread_local std::vector<int32_t> group, next;
   // kCopies interleaved histograms (id i counts into copy i % kCopies), summed in copy order: runs
   // of ids in one bucket (a flat row puts almost all of them in one) would otherwise chain every
@@ -167,7 +204,7 @@ Cut find_cut(std::span<const float> w, Goal goal) {
   auto enough = [&](int64_t c, double m) { return goal.k > 0 ? c >= goal.k : m >= target; };
   uint32_t prefix = 0;
   bool identical = false;
-  for (size_t li = 0; li < levels.size() && !identical; ++li) {
+  for (size_t li = 0; li < n_levels && !identical; ++li) {
     const Level level = levels[li];
     const uint32_t mask = (1u << level.bits) - 1;
     for (size_t c = 0; c < kCopies; ++c) {
@@ -179,8 +216,9 @@ Cut find_cut(std::span<const float> w, Goal goal) {
       const uint32_t k = key_of(w[i]);
       kmin = std::min(kmin, k);
       kmax = std::max(kmax, k);
-      counts[c][(k >> level.shift) & mask]++;
-      masses[c][(k >> level.shift) & mask] += double(w[i]);
+      const uint32_t b = ((k >> level.shift) - level.offset) & mask;
+      counts[c][b]++;
+      masses[c][b] += double(w[i]);
     };
     const size_t n_ids = whole_row ? w.size() : group.size();
     auto id_at = [&](size_t j) { return whole_row ? j : size_t(group[j]); };
@@ -214,7 +252,7 @@ Cut find_cut(std::span<const float> w, Goal goal) {
     // Never enough: at the top level the whole row is kept; below, rounding made the parts of a
     // bucket sum short of the bucket, and its whole group is kept.
     if (boundary < 0) return Cut{prefix, std::numeric_limits<int64_t>::max()};
-    prefix |= uint32_t(boundary) << level.shift;
+    prefix |= (uint32_t(boundary) + level.offset) << level.shift;
     if (count[size_t(boundary)] == group_size) {  // the group stays whole
       identical = kmin == kmax;
       if (identical) prefix = kmin;

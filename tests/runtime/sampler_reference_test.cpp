@@ -63,7 +63,9 @@ std::vector<std::vector<float>> distributions(size_t vocab, uint64_t seed) {
   std::vector<float> ties(vocab);  // three levels repeated: ties everywhere
   for (size_t i = 0; i < vocab; ++i) ties[i] = float(i % 3);
   rows.push_back(ties);
-  for (float scale : {0.5f, 3.0f, 12.0f}) {
+  // 0.01 and 0.05: near flat, every weight within a factor of two of the largest (the demo's
+  // random-weight logits; the cut's first pass spreads them over the row's own key range)
+  for (float scale : {0.01f, 0.05f, 0.5f, 3.0f, 12.0f}) {
     std::vector<float> r(vocab);
     for (auto& x : r) x = normal(gen) * scale;
     rows.push_back(r);

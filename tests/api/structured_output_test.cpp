@@ -166,7 +166,9 @@ TEST(ForcedToolCalls, RequiredAndNamedGiveValidCallsOnTheDemoModel) {
     EXPECT_EQ(outcome.stop, StopKind::tool_calls) << i;
     for (const auto& c : turn.tool_calls) std::printf("[forced] %s %s\n", c.name.c_str(), c.arguments.c_str());
     expect_valid_calls(turn, tools, 1);
-    if (i % 2 == 1 && !turn.tool_calls.empty()) EXPECT_EQ(turn.tool_calls[0].name, "search");
+    if (i % 2 == 1 && !turn.tool_calls.empty()) {
+      EXPECT_EQ(turn.tool_calls[0].name, "search");
+    }
   }
 }
 

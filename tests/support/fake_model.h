@@ -168,7 +168,8 @@ struct Collector {
               finish = f;
               finish_calls++;
               cv.notify_all();
-            }};
+            },
+            nullptr};  // on_admitted: not collected
   }
   bool wait(std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
     std::unique_lock lock(mutex);

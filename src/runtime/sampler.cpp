@@ -174,9 +174,9 @@ Cut find_cut(std::span<const float> w, Goal goal) {
   struct Level { int shift, bits; uint32_t offset; };
   std::array<Level, 3> levels{{{21, 11, 0}, {10, 11, 0}, {0, 10, 0}}};
   size_t n_levels = levels.size();
+  uint32_t lo = 0, hi = 0;  // the row's key range
+  key_range(w, lo, hi);
   {
-    uint32_t lo = 0, hi = 0;
-    key_range(w, lo, hi);
     int s1 = 0;
     while (s1 < 32 && (hi >> s1) - (lo >> s1) >= 2048) ++s1;
     if (lo > 0 && lo <= hi && s1 <= 22) {  // 22: three passes reach bit 0 (always so for w <= 1)
@@ -211,21 +211,31 @@ Cut find_cut(std::span<const float> w, Goal goal) {
       std::fill(counts[c].begin(), counts[c].begin() + mask + 1, 0);
       std::fill(masses[c].begin(), masses[c].begin() + mask + 1, 0.0);
     }
-    uint32_t kmin = UINT32_MAX, kmax = 0;
-    auto visit = [&](size_t c, size_t i) {
-      const uint32_t k = key_of(w[i]);
-      kmin = std::min(kmin, k);
-      kmax = std::max(kmax, k);
+    auto add = [&](size_t c, uint32_t k, float v) {
       const uint32_t b = ((k >> level.shift) - level.offset) & mask;
       counts[c][b]++;
-      masses[c][b] += double(w[i]);
+      masses[c][b] += double(v);
     };
+    // The whole row (the first pass): its key range is known, so the loop only counts.
+    uint32_t kmin = lo, kmax = hi;
     const size_t n_ids = whole_row ? w.size() : group.size();
-    auto id_at = [&](size_t j) { return whole_row ? j : size_t(group[j]); };
     size_t j = 0;
-    for (; j + kCopies <= n_ids; j += kCopies)
-      for (size_t c = 0; c < kCopies; ++c) visit(c, id_at(j + c));
-    for (size_t c = 0; j < n_ids; ++j, ++c) visit(c, id_at(j));
+    if (whole_row) {
+      for (; j + kCopies <= n_ids; j += kCopies)
+        for (size_t c = 0; c < kCopies; ++c) add(c, key_of(w[j + c]), w[j + c]);
+      for (size_t c = 0; j < n_ids; ++j, ++c) add(c, key_of(w[j]), w[j]);
+    } else {
+      kmin = UINT32_MAX, kmax = 0;
+      auto visit = [&](size_t c, size_t i) {
+        const uint32_t k = key_of(w[i]);
+        kmin = std::min(kmin, k);
+        kmax = std::max(kmax, k);
+        add(c, k, w[i]);
+      };
+      for (; j + kCopies <= n_ids; j += kCopies)
+        for (size_t c = 0; c < kCopies; ++c) visit(c, size_t(group[j + c]));
+      for (size_t c = 0; j < n_ids; ++j, ++c) visit(c, size_t(group[j]));
+    }
     for (uint32_t b = 0; b <= mask; ++b) {
       count[b] = counts[0][b];
       mass[b] = masses[0][b];

@@ -307,18 +307,13 @@ Cut find_cut(std::span<const float> w, Goal goal) {
     if (need <= n_ties) return Cut{prefix, need};
     return Cut{prefix, std::numeric_limits<int64_t>::max()};
   }
+  // Left: top_p ties below heavier tokens. They are a gathered group (ties of the whole row have
+  // nothing above them and took the closed form).
   double m = mass_above;
   int64_t r = 0;
-  auto tie = [&](size_t i) {
-    m += double(w[i]);
-    return enough(count_above + ++r, m);
-  };
-  if (whole_row) {
-    for (size_t i = 0; i < w.size(); ++i)
-      if (tie(i)) return Cut{prefix, r};
-  } else {
-    for (int32_t i : group)
-      if (tie(size_t(i))) return Cut{prefix, r};
+  for (int32_t i : group) {
+    m += double(w[size_t(i)]);
+    if (enough(count_above + ++r, m)) return Cut{prefix, r};
   }
   return Cut{prefix, std::numeric_limits<int64_t>::max()};
 }

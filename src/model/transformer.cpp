@@ -314,17 +314,20 @@ std::vector<float> quantized_rows(const ForwardContext& ctx, const float* x, int
   return q;
 }
 
+// Small products are not worth waking the pool (results are identical either way).
+kernels::ThreadPool* pool_for(const ForwardContext& ctx, const kernels::Weight& w, int64_t n) {
+  return n * w.rows * w.cols >= (int64_t(1) << 21) ? ctx.pool : nullptr;
+}
+
 }  // namespace
 
 void ForwardContext::matmul(const kernels::Weight& w, const float* x, int64_t n, float* out, bool quantize_input) const {
   if (n == 0) return;
-  // Small products are not worth waking the pool (results are identical either way).
-  kernels::ThreadPool* pool = n * w.rows * w.cols >= (int64_t(1) << 21) ? this->pool : nullptr;
   if (quantize && quantize_input) {
     const std::vector<float> q = quantized_rows(*this, x, n, w.cols);
-    linear(w, q.data(), n, out, pool, kernels::InputKind::kBf16Exact);
+    linear(w, q.data(), n, out, pool_for(*this, w, n), kernels::InputKind::kBf16Exact);
   } else {
-    linear(w, x, n, out, pool, kernels::InputKind::kFp32);
+    linear(w, x, n, out, pool_for(*this, w, n), kernels::InputKind::kFp32);
   }
 }
 
@@ -337,10 +340,8 @@ void ForwardContext::matmul_pair(const kernels::Weight& a, const kernels::Weight
     return;
   }
   const std::vector<float> q = quantized_rows(*this, x, n, a.cols);
-  kernels::ThreadPool* pool_a = n * a.rows * a.cols >= (int64_t(1) << 21) ? this->pool : nullptr;
-  kernels::ThreadPool* pool_b = n * b.rows * b.cols >= (int64_t(1) << 21) ? this->pool : nullptr;
-  linear(a, q.data(), n, out_a, pool_a, kernels::InputKind::kBf16Exact);
-  linear(b, q.data(), n, out_b, pool_b, kernels::InputKind::kBf16Exact);
+  linear(a, q.data(), n, out_a, pool_for(*this, a, n), kernels::InputKind::kBf16Exact);
+  linear(b, q.data(), n, out_b, pool_for(*this, b, n), kernels::InputKind::kBf16Exact);
 }
 
 void ForwardContext::linear(const kernels::Weight& w, const float* x, int64_t n, float* out, kernels::ThreadPool* pool,
@@ -355,10 +356,9 @@ void ForwardContext::linear(const kernels::Weight& w, const float* x, int64_t n,
 void ForwardContext::matmul_bf16_input(const kernels::Weight& w, const float* x, int64_t n, float* out) const {
   if (!quantize) return matmul(w, x, n, out, false);
   if (n == 0) return;
-  kernels::ThreadPool* pool = n * w.rows * w.cols >= (int64_t(1) << 21) ? this->pool : nullptr;
   std::vector<float> b(x, x + n * w.cols);
   for (float& v : b) v = core::round_bf16(v);
-  linear(w, b.data(), n, out, pool, kernels::InputKind::kBf16Exact);
+  linear(w, b.data(), n, out, pool_for(*this, w, n), kernels::InputKind::kBf16Exact);
 }
 
 std::unique_ptr<Model> Model::load(const core::Checkpoint& ckpt, const ModelOptions& opts) {

@@ -572,14 +572,17 @@ int bench_model(const Args& args, bool decode) {
     // Where the weights and the bandwidth buffer sit: 4 KiB pages read 15-20% slower, and mapped
     // weights come in 2 MiB pages only where the page cache read them so (core/safetensors.cpp).
     const core::PageResidency weights = m->weight_residency();
+    const char* weights_kind = o.weights == core::WeightMemory::hugepages ? "hugepages" : "mapped";
     const double buffer_huge = decode ? huge_share(buffer) : 0.0;
-    char pages_json[160];
+    char pages_json[192];
     std::snprintf(pages_json, sizeof pages_json,
-                  ",\"weights\":\"%s\",\"weights_resident_bytes\":%llu,\"weights_huge_share\":%.3f%s",
-                  o.weights == core::WeightMemory::hugepages ? "hugepages" : "mapped",
-                  (unsigned long long)weights.resident_bytes, weights.huge_share(),
-                  decode ? (",\"read_bw_huge_share\":" + std::to_string(buffer_huge).substr(0, 5)).c_str() : "");
+                  ",\"weights\":\"%s\",\"weights_resident_bytes\":%llu,\"weights_huge_share\":%.3f", weights_kind,
+                  (unsigned long long)weights.resident_bytes, weights.huge_share());
     parts_json += pages_json;
+    if (decode) {
+      std::snprintf(pages_json, sizeof pages_json, ",\"read_bw_huge_share\":%.3f", buffer_huge);
+      parts_json += pages_json;
+    }
     const auto& ops = run_op_secs[best_run];
     if (o.profile) parts_json += ops_json(ops, double(tokens_per_run), t.min);
     row_json.insert(row_json.size() - 1, parts_json + machine_json());  // before the closing brace
@@ -606,7 +609,7 @@ int bench_model(const Args& args, bool decode) {
         std::printf("  matrix products: %.1f%% of the run, %.1f GFLOP/s = %.4f of the peak\n", 100.0 * mm[0] / t.min, mm_gf,
                     mm_gf / bound);
       }
-      std::printf("  pages: weights (%s) %.2f GB resident, %.0f%% in 2 MiB pages", o.weights == core::WeightMemory::hugepages ? "hugepages" : "mapped",
+      std::printf("  pages: weights (%s) %.2f GB resident, %.0f%% in 2 MiB pages", weights_kind,
                   double(weights.resident_bytes) / 1e9, 100 * weights.huge_share());
       if (decode) std::printf("; bandwidth buffer %.0f%% in 2 MiB pages", 100 * buffer_huge);
       std::printf("\n");

@@ -23,9 +23,10 @@ int cpu(const Args& args) {
     for (kernels::Isa isa : kernels::supported_isas())
       list += std::string(list.empty() ? "\"" : ",\"") + kernels::isa_name(isa) + "\"";
     std::printf("{\"cpu\":\"%s\",\"vendor\":\"%s\",\"features\":\"%s\",\"supported\":[%s],\"best\":\"%s\",\"active\":\"%s\","
-                "\"bf16_pairs\":\"%s\"}\n",
+                "\"bf16_pairs\":\"%s\",\"fp8_placement\":\"%s\"}\n",
                 f.model.c_str(), f.vendor.c_str(), f.summary().c_str(), list.c_str(),
-                kernels::isa_name(kernels::best_isa()), kernels::isa_name(kernels::active_isa()), kernels::bf16_pairs());
+                kernels::isa_name(kernels::best_isa()), kernels::isa_name(kernels::active_isa()), kernels::bf16_pairs(),
+                kernels::fp8_placement());
     return 0;
   }
   std::printf("cpu:       %s (%s)\nfeatures:  %s\nvariants:  %s\nbest:      %s\nactive:    %s%s\n", f.model.c_str(),
@@ -36,6 +37,10 @@ int cpu(const Args& args) {
     std::printf("bf16 pairs: %s (avx512bf16: %s; V4FLASH_BF16_PAIRS=dot|fma to choose)\n", kernels::bf16_pairs(),
                 std::string(kernels::bf16_pairs()) == "fma" ? "two fp32 FMAs per pair, the dot product's bits"
                                                             : "vdpbf16ps");
+  if (std::string(kernels::fp8_placement()) != "none")
+    std::printf("fp8 placement: %s (avx2 decode tiles: %s)\n", kernels::fp8_placement(),
+                std::string(kernels::fp8_placement()) == "fp32" ? "codes as fp32 numbers, subnormal FMA operands at full speed here"
+                                                                : "codes through F16C, subnormal FMA operands slow here");
   return 0;
 }
 

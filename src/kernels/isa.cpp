@@ -6,6 +6,7 @@
 
 #include "kernels/bf16_dot.h"
 #include "kernels/cpu_features.h"
+#include "kernels/linear_internal.h"
 
 namespace v4::kernels {
 
@@ -87,12 +88,18 @@ const char* bf16_pairs() {
   return bf16dot::pair_mode_name(bf16dot::pair_mode());
 }
 
+const char* fp8_placement() {
+  if (!isa_supported(Isa::avx2)) return "none";
+  return detail::fp8_fp32_placement() ? "fp32" : "f16c";
+}
+
 std::string isa_report() {
   const CpuFeatures& f = cpu_features();
   std::string pairs;
   if (active_isa() == Isa::avx512bf16)
     pairs = std::string("; BF16 pairs on ") +
             (bf16dot::pair_mode() == bf16dot::PairMode::fma ? "fp32 FMAs" : "dot products");
+  if (active_isa() == Isa::avx2) pairs = std::string("; FP8 decode placed as ") + fp8_placement();
   return std::string("kernels: ") + isa_name(active_isa()) + " (best " + isa_name(best_isa()) + pairs + "; CPU " +
          f.name() + "; " + f.summary() + ")";
 }

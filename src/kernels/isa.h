@@ -39,6 +39,10 @@ void set_isa(Isa isa);
 // rate); V4FLASH_BF16_PAIRS=dot|fma overrides the choice. "none" on a CPU without AVX-512 BF16.
 const char* bf16_pairs();
 
+// How the avx2 variant places FP8 codes in its decode tiles: "fp32" (where subnormal FMA operands
+// run at full speed, probed at first use) or "f16c"; the same bits either way. "none" without AVX2.
+const char* fp8_placement();
+
 // One line for logs: "kernels: avx512bf16 (best avx512bf16; CPU AMD EPYC ...; avx2 fma ...)".
 std::string isa_report();
 

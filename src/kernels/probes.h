@@ -29,6 +29,9 @@ namespace detail {
 float stream_sum_avx2(const float* p, int64_t n, int64_t ahead_bytes);
 float stream_sum_avx512(const float* p, int64_t n, int64_t ahead_bytes);
 double peak_loop_avx2(int64_t iters);
+// Seconds for `iters` rounds of 10 independent FMAs whose multiplicand is a subnormal number
+// (or, with subnormal false, a normal one), the products and sums normal.
+double fma_operand_loop_avx2(bool subnormal, int64_t iters);
 double peak_loop_avx512(PeakKind kind, int64_t iters);
 }  // namespace detail
 

@@ -17,6 +17,7 @@
 #include "kernels/formats.h"
 #include "kernels/isa.h"
 #include "kernels/linear.h"
+#include "kernels/linear_internal.h"
 #include "kernels/thread_pool.h"
 
 namespace v4::kernels {
@@ -281,6 +282,37 @@ std::vector<float> quantised_x(int64_t n, int64_t cols, uint32_t seed) {
   return x;
 }
 
+// The avx2 variant's FP8 decode tiles (n <= 2) move each block's scale onto x and place the codes
+// unscaled, as fp32 numbers or through F16C (kernels/linear_internal.h): both placements must give
+// the bits of the scaled path (the matrix path, n > 2), also when a block's scaled x overflows
+// (every other row here is 2^20 times larger: those blocks keep the scaled path, and a row that
+// fits keeps its bits in a tile with one that does not).
+TEST(LinearAvx2, Fp8DecodePlacementsKeepTheScaledBits) {
+  V4_USE_ISA_OR_SKIP(Isa::avx2);
+  const bool initial = detail::fp8_fp32_placement();
+  for (const Shape s : {Shape{DType::F8_E4M3, 200, 300}, Shape{DType::F8_E4M3, 260, 4100}, Shape{DType::F8_E4M3, 3, 77}}) {
+    RandomWeight rw(s.dtype, s.rows, s.cols, 77u + uint32_t(s.rows), 110, 134);
+    auto x = random_x(21, s.cols, 5);
+    for (int64_t i = 1; i < 21; i += 2)
+      for (int64_t k = 0; k < s.cols; ++k) x[size_t(i * s.cols + k)] *= 0x1p20f;
+    std::vector<float> outs[2];
+    for (const bool fp32 : {false, true}) {
+      detail::set_fp8_fp32_placement(fp32);
+      check_fast_path(rw, x, 21, InputKind::kFp32);
+      auto& out = outs[fp32 ? 1 : 0];
+      out.resize(size_t(2 * s.rows));
+      for (int64_t i = 0; i < 21; i += 2) {  // n = 2: a row that fits with one that does not
+        linear(rw.w, x.data() + i * s.cols, std::min<int64_t>(2, 21 - i), out.data(), nullptr);
+        std::vector<float> one(size_t(s.rows));
+        linear(rw.w, x.data() + i * s.cols, 1, one.data(), nullptr);
+        ASSERT_EQ(0, std::memcmp(one.data(), out.data(), one.size() * 4)) << "row " << i;
+      }
+    }
+    EXPECT_EQ(0, std::memcmp(outs[0].data(), outs[1].data(), outs[0].size() * 4));
+  }
+  detail::set_fp8_fp32_placement(initial);
+}
+
 class LinearBf16Input : public ::testing::TestWithParam<IsaShape> {};
 
 // The BF16 dot-product path (FP8 / FP4 / BF16 weights, BF16-exact x): within the summation-order bound of
@@ -369,9 +401,10 @@ std::string isa_param_name(const ::testing::TestParamInfo<Isa>& info) { return i
 // hand-made rows whose products are exact in fp32, so the fast result must equal the reference.
 TEST_P(LinearIsa, EdgeCodesAndScalesAreExact) {
   V4_USE_ISA_OR_SKIP(GetParam());
-  // FP8: one row per code 0x00..0xFE except NaNs, each times x = 1 in its own column, block scale
-  // 2^(32-127) (the smallest the path takes) and 2^(227-127) (the largest) and 2^0.
-  for (uint8_t e : {uint8_t(32), uint8_t(127), uint8_t(227)}) {
+  // FP8: one row per code 0x00..0xFE except NaNs, each times x = 1 in its own column, block scales
+  // 2^(9-127) and 2^(10-127) (either side of where avx2 takes the vector decode), 2^(32-127),
+  // 2^0 and 2^(227-127).
+  for (uint8_t e : {uint8_t(9), uint8_t(10), uint8_t(32), uint8_t(127), uint8_t(227)}) {
     const int64_t cols = 128;
     std::vector<uint8_t> w(size_t(2 * cols), 0);
     for (int64_t k = 0; k < cols; ++k) w[size_t(k)] = uint8_t(k == 0x7F ? 0 : k);             // positive codes
@@ -389,8 +422,9 @@ TEST_P(LinearIsa, EdgeCodesAndScalesAreExact) {
       }
     }
   }
-  // FP4: all 16 codes in a row of 32 (second half zero), group scales 2^(1-127), 2^-10, 2^0, 2^73.
-  for (uint8_t e : {uint8_t(1), uint8_t(117), uint8_t(127), uint8_t(200)}) {
+  // FP4: all 16 codes in a row of 32 (second half zero), group scales 2^(1-127), 2^(2-127), 2^-10,
+  // 2^0, 2^73 and 2^125 (avx2's tables take 2..252: above, 6 x 2^126 overflows).
+  for (uint8_t e : {uint8_t(1), uint8_t(2), uint8_t(117), uint8_t(127), uint8_t(200), uint8_t(252)}) {
     std::vector<uint8_t> w(16, 0);
     for (int k = 0; k < 16; k += 2) w[size_t(k / 2)] = uint8_t(k | ((k + 1) << 4));
     const uint8_t scale[1] = {e};

@@ -1,6 +1,8 @@
 // kernels/probes.h on the avx2 variant (target pragma: see x86/linear_avx512.cpp).
 #include <immintrin.h>
 
+#include <chrono>
+
 #include "kernels/probes.h"
 
 #if defined(__clang__)
@@ -44,6 +46,23 @@ double peak_loop_avx2(int64_t iters) {
   volatile float keep = _mm256_cvtss_f32(s);
   (void)keep;
   return double(iters) * 10 * 16;  // 8 lanes x 2 FLOPs
+}
+
+double fma_operand_loop_avx2(bool subnormal, int64_t iters) {
+  __m256 a[10];
+  for (int k = 0; k < 10; ++k) a[k] = _mm256_set1_ps(1e-10f * float(k + 1));
+  // x86 keeps subnormals unless MXCSR's DAZ/FTZ are set, which nothing here does
+  const __m256 w = _mm256_set1_ps(subnormal ? 1e-40f : 1e-30f), x = _mm256_set1_ps(subnormal ? 1e30f : 1e20f);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < iters; ++i)
+#pragma GCC unroll 10
+    for (int k = 0; k < 10; ++k) a[k] = _mm256_fmadd_ps(w, x, a[k]);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  __m256 sum = a[0];
+  for (int k = 1; k < 10; ++k) sum = _mm256_add_ps(sum, a[k]);
+  volatile float keep = _mm256_cvtss_f32(sum);
+  (void)keep;
+  return s;
 }
 
 }  // namespace v4::kernels::detail

@@ -649,14 +649,23 @@ void f8_decode_rows(const F8Rows& proto, const Weight& w, const float* x, int64_
 // x rows in F4Rows' chunk order: column F4Rows::column(q, l) of block b at b * 64 + 8 q + l, zero
 // past the row's end; rows ceil(cols / 64) * 64 apart.
 std::vector<float> arrange_fp4_x(const float* x, int64_t n, int64_t cols, int64_t xcols) {
+  static const std::array<int, F4Rows::kBlockCols> kColumn = [] {
+    std::array<int, F4Rows::kBlockCols> c{};
+    for (int64_t p = 0; p < F4Rows::kBlockCols; ++p) c[size_t(p)] = int(F4Rows::column(p / kChunk, p % kChunk));
+    return c;
+  }();
   std::vector<float> a(size_t(n * xcols), 0.0f);
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t b = 0; b < xcols / F4Rows::kBlockCols; ++b)
-      for (int64_t q = 0; q < F4Rows::kBlockChunks; ++q)
-        for (int64_t l = 0; l < kChunk; ++l) {
-          const int64_t col = b * F4Rows::kBlockCols + F4Rows::column(q, l);
-          if (col < cols) a[size_t(i * xcols + b * F4Rows::kBlockCols + q * kChunk + l)] = x[i * cols + col];
-        }
+    for (int64_t b = 0; b < xcols; b += F4Rows::kBlockCols) {
+      const float* src = x + i * cols + b;
+      float* dst = a.data() + i * xcols + b;
+      if (b + F4Rows::kBlockCols <= cols) {
+        for (int64_t p = 0; p < F4Rows::kBlockCols; ++p) dst[p] = src[kColumn[size_t(p)]];
+      } else {
+        for (int64_t p = 0; p < F4Rows::kBlockCols; ++p)
+          if (b + kColumn[size_t(p)] < cols) dst[p] = src[kColumn[size_t(p)]];
+      }
+    }
   return a;
 }
 

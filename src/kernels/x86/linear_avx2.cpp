@@ -445,19 +445,17 @@ void panel_tile(const float* panel, int64_t c0, int64_t c1, const float* x, int6
 template <int R, class Rows>
 void fused_rows(const Rows& proto, int64_t r0, int64_t next_r0, int64_t xcols, const float* x, int64_t n, float* out,
                 int64_t ldo) {
+  const auto run = [&](auto t_tag) {
+    constexpr int T = decltype(t_tag)::value;
+    if constexpr (std::is_same_v<Rows, F4Rows>)  // its own tile: a block's vectors per row
+      f4_fused_tile<R, T>(proto, r0, next_r0, x, xcols, out, ldo);
+    else
+      fused_tile<R, T>(proto, r0, next_r0, xcols, x, out, ldo);
+  };
   if (n == 1)
-    fused_tile<R, 1>(proto, r0, next_r0, xcols, x, out, ldo);
+    run(std::integral_constant<int, 1>{});
   else
-    fused_tile<R, 2>(proto, r0, next_r0, xcols, x, out, ldo);
-}
-
-template <int R>
-void fused_rows(const F4Rows& proto, int64_t r0, int64_t next_r0, int64_t xcols, const float* x, int64_t n, float* out,
-                int64_t ldo) {
-  if (n == 1)
-    f4_fused_tile<R, 1>(proto, r0, next_r0, x, xcols, out, ldo);
-  else
-    f4_fused_tile<R, 2>(proto, r0, next_r0, x, xcols, out, ldo);
+    run(std::integral_constant<int, 2>{});
 }
 
 template <int R>

@@ -95,12 +95,12 @@ const char* fp8_placement() {
 
 std::string isa_report() {
   const CpuFeatures& f = cpu_features();
-  std::string pairs;
+  std::string choice;  // the variant's own run-time choice, if it has one
   if (active_isa() == Isa::avx512bf16)
-    pairs = std::string("; BF16 pairs on ") +
-            (bf16dot::pair_mode() == bf16dot::PairMode::fma ? "fp32 FMAs" : "dot products");
-  if (active_isa() == Isa::avx2) pairs = std::string("; FP8 decode placed as ") + fp8_placement();
-  return std::string("kernels: ") + isa_name(active_isa()) + " (best " + isa_name(best_isa()) + pairs + "; CPU " +
+    choice = std::string("; BF16 pairs on ") +
+             (bf16dot::pair_mode() == bf16dot::PairMode::fma ? "fp32 FMAs" : "dot products");
+  if (active_isa() == Isa::avx2) choice = std::string("; FP8 decode placed as ") + fp8_placement();
+  return std::string("kernels: ") + isa_name(active_isa()) + " (best " + isa_name(best_isa()) + choice + "; CPU " +
          f.name() + "; " + f.summary() + ")";
 }
 

@@ -81,7 +81,6 @@ std::atomic<bool>& fp32_placement() {
 bool fp8_fp32_placement() { return fp32_placement().load(std::memory_order_relaxed); }
 void set_fp8_fp32_placement(bool on) { fp32_placement().store(on, std::memory_order_relaxed); }
 
-
 float reference_weight(const Weight& w, int64_t r, int64_t k) {
   switch (w.dtype) {
     case DType::F32:

@@ -32,12 +32,12 @@ void for_row_ranges(int64_t rows, ThreadPool* pool, const Fn& fn) {
 // The variants' entry points (x86/linear_avx2.cpp, x86/linear_avx512.cpp): every weight dtype with
 // fp32 FMAs on decoded weights, split over `pool` by output rows.
 void linear_avx2(const Weight& w, const float* x, int64_t n, float* out, ThreadPool* pool);
+void linear_avx512(const Weight& w, const float* x, int64_t n, float* out, ThreadPool* pool);
 
 // How the avx2 variant's FP8 decode tiles place the codes (x86/linear_avx2.cpp): as fp32 numbers
 // (subnormal ones among them) or through F16C. The same bits either way; fp32 is chosen where an
 // FMA on subnormal operands runs at full speed (probed once: Intel cores take a microcode assist).
 bool fp8_fp32_placement();
 void set_fp8_fp32_placement(bool on);
-void linear_avx512(const Weight& w, const float* x, int64_t n, float* out, ThreadPool* pool);
 
 }  // namespace v4::kernels::detail

@@ -199,11 +199,15 @@ struct F8Rows {
                                           : load_partial(row + c * kChunk, valid, 1);
     return _mm256_mul_ps(placed(bytes), group(c));
   }
-  // Chunks c0 + q and c0 + (q ^ 1) share one 16-byte load, widened and placed together.
-  V4_INLINE __m256 full(__m256 multiplier, int64_t c0, int q) const {
-    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + (c0 + (q & ~1)) * kChunk));
+  // Chunk q & 1 of the 16 codes at p, placed: chunks c0 + q and c0 + (q ^ 1) share one 16-byte
+  // load, widened and placed together.
+  static V4_INLINE __m256 placed_of_pair(const uint8_t* p, int q) {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     const __m256i h = _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(bytes), 7), _mm256_set1_epi16(int16_t(0xBF80)));
-    return _mm256_mul_ps(_mm256_cvtph_ps(q & 1 ? _mm256_extracti128_si256(h, 1) : _mm256_castsi256_si128(h)), multiplier);
+    return _mm256_cvtph_ps(q & 1 ? _mm256_extracti128_si256(h, 1) : _mm256_castsi256_si128(h));
+  }
+  V4_INLINE __m256 full(__m256 multiplier, int64_t c0, int q) const {
+    return _mm256_mul_ps(placed_of_pair(row + (c0 + (q & ~1)) * kChunk, q), multiplier);
   }
 };
 
@@ -237,10 +241,8 @@ struct F8PlacedRows {
   V4_INLINE __m256 full(NoGroup, int64_t c0, int q) const {
     if constexpr (P == Placement::kFp32) {
       return placed(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + (c0 + q) * kChunk)));
-    } else {  // chunks c0 and c0 + 1 share one 16-byte load, as in F8Rows::full
-      const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c0 * kChunk));
-      const __m256i h = _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(bytes), 7), _mm256_set1_epi16(int16_t(0xBF80)));
-      return _mm256_cvtph_ps(q ? _mm256_extracti128_si256(h, 1) : _mm256_castsi256_si128(h));
+    } else {  // c0 is even (kGroupChunks 2)
+      return F8Rows::placed_of_pair(row + c0 * kChunk, q);
     }
   }
   V4_INLINE __m256 chunk(int64_t c) const {
@@ -298,12 +300,21 @@ struct F4Rows {
   static V4_INLINE __m256 odd(__m256i v) {
     return _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(int32_t(0xFFFF0000u))));
   }
-  // The column lane l of chunk q of a block holds (relative to the block), or -1 past the row.
+  // The column lane l of chunk q of a block holds, relative to the block (at or past the row's
+  // end for the upper lanes of a lone last group).
   static int64_t column(int64_t q, int64_t l) {
     static constexpr int64_t kBase[4] = {0, 16, 1, 17};
     return (l >= 4 ? kFp4Group : 0) + kBase[q / 2] + 2 * (q % 2) + 4 * (l % 4);
   }
 };
+
+template <int R, int T>
+V4_INLINE void zero(__m256 (&acc)[R][T]) {
+#pragma GCC unroll 16
+  for (int k = 0; k < R; ++k)
+#pragma GCC unroll 16
+    for (int i = 0; i < T; ++i) acc[k][i] = _mm256_setzero_ps();
+}
 
 // Keeps a loaded x chunk in a register: without it GCC re-loads it for every FMA (as a memory
 // operand), one load per weight row instead of one per chunk.
@@ -321,10 +332,7 @@ void fused_tile(const Rows& proto, int64_t r0, int64_t next_r0, int64_t cols, co
   const RowSet<R, Rows> set(proto, r0);
   const RowSet<R, Rows> next(proto, next_r0 >= 0 ? next_r0 : r0);
   __m256 acc[R][T];
-#pragma GCC unroll 16
-  for (int k = 0; k < R; ++k)
-#pragma GCC unroll 16
-    for (int i = 0; i < T; ++i) acc[k][i] = _mm256_setzero_ps();
+  zero(acc);
   const int64_t chunks = ceil_div(cols, kChunk), step_end = (cols / kChunk) / kStep * kStep;
   for (int64_t c0 = 0; c0 < step_end; c0 += kStep) {
     if (next_r0 >= 0) {
@@ -381,10 +389,7 @@ void f4_fused_tile(const F4Rows& proto, int64_t r0, int64_t next_r0, const float
   const RowSet<R, F4Rows> set(proto, r0);
   const RowSet<R, F4Rows> next(proto, next_r0 >= 0 ? next_r0 : r0);
   __m256 acc[R][T];
-#pragma GCC unroll 16
-  for (int k = 0; k < R; ++k)
-#pragma GCC unroll 16
-    for (int i = 0; i < T; ++i) acc[k][i] = _mm256_setzero_ps();
+  zero(acc);
   const int64_t blocks = xcols / F4Rows::kBlockCols;
   for (int64_t b = 0; b < blocks; ++b) {
     if (next_r0 >= 0 && b % kLineBlocks == 0) {
@@ -552,12 +557,13 @@ void rows_tile(const Rows& proto, const Weight& w, int64_t r0, int64_t next_r0, 
 }
 
 // Rows [row_begin, row_end) for every x row of the block: tiles of kRowTile rows, the rest in one
-// smaller tile. `tile(R-tag, r0, next_r0)` runs one.
+// smaller tile. `tile(R-tag, r0, next_r0)` runs one; next_r0 is the tile to prefetch, while it
+// ends before prefetch_end (-1 past it).
 template <class Tile>
-void row_tiles(int64_t row_begin, int64_t row_end, const Tile& tile) {
+void row_tiles(int64_t row_begin, int64_t row_end, int64_t prefetch_end, const Tile& tile) {
   int64_t r0 = row_begin;
   for (; r0 + kRowTile <= row_end; r0 += kRowTile) {
-    const int64_t next = r0 + (kPrefetchTiles + 1) * kRowTile <= row_end ? r0 + kPrefetchTiles * kRowTile : -1;
+    const int64_t next = r0 + (kPrefetchTiles + 1) * kRowTile <= prefetch_end ? r0 + kPrefetchTiles * kRowTile : -1;
     tile(std::integral_constant<int, kRowTile>{}, r0, next);
   }
   switch (row_end - r0) {
@@ -581,7 +587,7 @@ void fast_rows(const Rows& proto, const Weight& w, const float* x, int64_t xcols
     const int64_t nb = std::min(block, n - i0);
     const float* xb = x + i0 * xcols;
     float* ob = out + i0 * w.rows;
-    row_tiles(row_begin, row_end, [&](auto r_tag, int64_t r0, int64_t next) {
+    row_tiles(row_begin, row_end, row_end, [&](auto r_tag, int64_t r0, int64_t next) {
       rows_tile<decltype(r_tag)::value>(proto, w, r0, next, xb, xcols, nb, ob, panel, accs);
     });
   }
@@ -632,9 +638,8 @@ void f8_decode_rows(const F8Rows& proto, const Weight& w, const float* x, int64_
     const int64_t b1 = std::min(row_end, (b0 / kFp8Block + 1) * kFp8Block);
     const bool scaled = prescale_x(x, n, cols, proto.scale + (b0 / kFp8Block) * proto.scale_cols,
                                    F8PlacedRows<P>::kExponent, xs.data());
-    row_tiles(b0, b1, [&](auto r_tag, int64_t r0, int64_t next) {
+    row_tiles(b0, b1, row_end, [&](auto r_tag, int64_t r0, int64_t next) {  // prefetching across blocks
       constexpr int R = decltype(r_tag)::value;
-      if (next < 0 && r0 + (kPrefetchTiles + 1) * kRowTile <= row_end) next = r0 + kPrefetchTiles * kRowTile;
       if (scaled && tile_regular<R>(proto, r0))
         fused_rows<R>(placed, r0, next, cols, xs.data(), n, out + r0, w.rows);
       else
